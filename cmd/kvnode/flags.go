@@ -1,0 +1,122 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/quorumkv/quorumkv/store"
+)
+
+// options is everything kvnode reads from its command line and environment.
+type options struct {
+	id                string
+	httpAddr          string
+	peerAddr          string
+	advertisePeerAddr string
+	dataDir           string
+	peers             string
+	apiKey            string
+	apiKeyFile        string
+	maxValueBytes     int64
+	requestTimeout    time.Duration
+	shutdownTimeout   time.Duration
+	heartbeatTimeout  time.Duration
+	electionTimeout   time.Duration
+	snapshotThreshold uint64
+	logLevel          string
+	logFormat         string
+}
+
+// parseFlags reads args, then fills every flag not given on the command line
+// from the environment variable KV_<NAME> (upper case, dashes as underscores).
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("kvnode", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.id, "id", "n1", "this node's unique, stable raft ID")
+	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "address the HTTP API listens on")
+	fs.StringVar(&o.peerAddr, "peer-addr", "127.0.0.1:9080", "address the peer port (raft + forwarding) listens on")
+	fs.StringVar(&o.advertisePeerAddr, "advertise-peer-addr", "", "peer address other nodes dial (default: --peer-addr)")
+	fs.StringVar(&o.dataDir, "data-dir", "data", "directory for the raft log, snapshots and the generated API key")
+	fs.StringVar(&o.peers, "peers", "", "initial voters `id=host:port,...` (this node included); used only to bootstrap a data dir with no raft state; empty = single-node cluster")
+	fs.StringVar(&o.apiKey, "api-key", "", "API key clients must send as 'Authorization: Bearer KEY' (prefer --api-key-file or KV_API_KEY: flags show in ps)")
+	fs.StringVar(&o.apiKeyFile, "api-key-file", "", "file whose first line is the API key")
+	fs.Int64Var(&o.maxValueBytes, "max-value-bytes", 1<<20, "largest accepted value (compact JSON bytes)")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "deadline for one API request, including waiting for a leader")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful stop (SIGTERM) may take")
+	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", time.Second, "raft: follower waits this long without a leader before an election")
+	fs.DurationVar(&o.electionTimeout, "election-timeout", time.Second, "raft: candidate waits this long for votes")
+	fs.Uint64Var(&o.snapshotThreshold, "snapshot-threshold", store.DefaultConfig().SnapshotThreshold, "raft: log entries between snapshots")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: kvnode [flags]\n\nRuns one quorumkv node. Every flag can also be set with the environment\nvariable KV_<FLAG> (e.g. KV_HTTP_ADDR, KV_API_KEY); a flag given on the\ncommand line wins.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q (see kvnode --help)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		name := "KV_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("environment %s=%q: %w", name, v, err)
+			}
+		}
+	})
+	return o, envErr
+}
+
+// parsePeers parses "id=host:port,id=host:port".
+func parsePeers(s string) ([]store.Peer, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var peers []store.Peer
+	for _, part := range strings.Split(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("--peers: %q is not id=host:port", part)
+		}
+		peers = append(peers, store.Peer{ID: id, Addr: addr})
+	}
+	return peers, nil
+}
+
+// resolveAPIKey returns the configured key, or the key kept in the data dir,
+// generating it on first start. generated is true when a new key was created.
+func resolveAPIKey(o options) (key string, generated bool, err error) {
+	if o.apiKey != "" && o.apiKeyFile != "" {
+		return "", false, errors.New("set only one of --api-key and --api-key-file")
+	}
+	if o.apiKey != "" {
+		return o.apiKey, false, nil
+	}
+	if o.apiKeyFile != "" {
+		b, err := os.ReadFile(o.apiKeyFile)
+		if err != nil {
+			return "", false, fmt.Errorf("read --api-key-file: %w", err)
+		}
+		key, _, _ = strings.Cut(string(b), "\n")
+		key = strings.TrimSpace(key)
+		if key == "" {
+			return "", false, fmt.Errorf("--api-key-file %s: first line is empty", o.apiKeyFile)
+		}
+		return key, false, nil
+	}
+	return loadOrCreateKey(o.dataDir)
+}

@@ -1,0 +1,152 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Config configures one node's store. Zero durations take the values of DefaultConfig.
+type Config struct {
+	// NodeID is this server's raft ID; unique and stable for the life of the node.
+	NodeID string
+	// DataDir holds the raft log, stable store and snapshots. Created if missing.
+	DataDir string
+	// Bootstrap lists the voters of a new cluster, this node included. The
+	// cluster is bootstrapped only when DataDir has no raft state; an empty list
+	// bootstraps a single-node cluster of this node alone.
+	Bootstrap []Peer
+
+	// HeartbeatTimeout and ElectionTimeout: how long a follower waits without
+	// hearing from a leader before it starts an election. They bound failover time.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	// LeaderLeaseTimeout: how long a leader stays leader without contact with a
+	// quorum. Must not exceed HeartbeatTimeout. Not used to serve reads.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout: the longest a follower waits for a heartbeat-carried commit index.
+	CommitTimeout time.Duration
+	// MaxAppendEntries bounds the entries sent in one AppendEntries and the applies
+	// the leader groups into one disk write (group commit).
+	MaxAppendEntries int
+	// SnapshotThreshold (log entries since the last snapshot) and SnapshotInterval
+	// (how often the threshold is checked) control when snapshots are taken.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	// TrailingLogs is how many log entries stay after a snapshot, so slightly
+	// lagging followers catch up from the log instead of a snapshot.
+	TrailingLogs uint64
+
+	// ExpireInterval: the longest the leader's expiry loop sleeps between scans.
+	// An expired key is physically deleted within about this long (plus a commit).
+	ExpireInterval time.Duration
+	// ExpireBatch: the most keys one expire command removes.
+	ExpireBatch int
+
+	// Clock returns the current time. The leader stamps expiry times and evaluates
+	// expiry with it. nil means time.Now. Tests use it to skew one node's clock.
+	Clock func() time.Time
+
+	// Logger receives the store's and raft's logs. nil means slog.Default().
+	Logger *slog.Logger
+
+	// WrapRaftLayer, when set, wraps the raft stream layer. Tests use it to cut
+	// raft traffic between nodes; production leaves it nil.
+	WrapRaftLayer func(raft.StreamLayer) raft.StreamLayer
+}
+
+// DefaultConfig returns the settings used when a field is left zero.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		MaxAppendEntries:   256,
+		SnapshotThreshold:  16384,
+		SnapshotInterval:   30 * time.Second,
+		TrailingLogs:       10240,
+		ExpireInterval:     100 * time.Millisecond,
+		ExpireBatch:        1000,
+	}
+}
+
+// withDefaults returns c with zero fields filled from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = d.HeartbeatTimeout
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = d.ElectionTimeout
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = min(d.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = d.CommitTimeout
+	}
+	if c.MaxAppendEntries == 0 {
+		c.MaxAppendEntries = d.MaxAppendEntries
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = d.SnapshotInterval
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = d.TrailingLogs
+	}
+	if c.ExpireInterval == 0 {
+		c.ExpireInterval = d.ExpireInterval
+	}
+	if c.ExpireBatch == 0 {
+		c.ExpireBatch = d.ExpireBatch
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first problem with c (after defaults are applied).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.NodeID == "":
+		return errors.New("store: NodeID is required")
+	case c.DataDir == "":
+		return errors.New("store: DataDir is required")
+	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return fmt.Errorf("store: LeaderLeaseTimeout (%s) must not exceed HeartbeatTimeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	case c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024:
+		return fmt.Errorf("store: MaxAppendEntries must be 1..1024, got %d", c.MaxAppendEntries)
+	case c.ExpireBatch < 1:
+		return fmt.Errorf("store: ExpireBatch must be positive, got %d", c.ExpireBatch)
+	}
+	seen := map[string]bool{}
+	self := len(c.Bootstrap) == 0
+	for _, p := range c.Bootstrap {
+		if p.ID == "" || p.Addr == "" {
+			return fmt.Errorf("store: bootstrap peer %q=%q needs an id and an address", p.ID, p.Addr)
+		}
+		if seen[p.ID] {
+			return fmt.Errorf("store: bootstrap peer %q listed twice", p.ID)
+		}
+		seen[p.ID] = true
+		if p.ID == c.NodeID {
+			self = true
+		}
+	}
+	if !self {
+		return fmt.Errorf("store: bootstrap peers must include this node %q", c.NodeID)
+	}
+	return nil
+}

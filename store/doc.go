@@ -1,0 +1,11 @@
+// Package store owns the replicated key-value store of one node: the hashicorp/raft
+// instance with its raft-boltdb log and stable store and file snapshots, the write path
+// (the leader stamps absolute expiry times and proposes commands; followers forward
+// writes to the leader over the peer port), linearizable reads (a batched ReadIndex
+// served by the leader, followers waiting for their own state machine to catch up),
+// the leader's expiry loop, and this node's status.
+//
+// Every method is safe for concurrent use. Errors wrap the sentinels in types.go;
+// the HTTP layer maps them to status codes. See DESIGN.md in this directory for the
+// reasoning behind the read path, the barrier command and error meanings.
+package store

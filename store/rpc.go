@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/quorumkv/quorumkv/fsm"
+)
+
+// Forwarding RPC methods served on the peer port (transport's RPC protocol).
+const (
+	// methodWrite: a follower forwards a client write to the leader.
+	methodWrite uint8 = 1
+	// methodReadIndex: a follower asks the leader for a linearizable read index
+	// and the leader's clock at that point.
+	methodReadIndex uint8 = 2
+)
+
+// rpcStatus is the outcome class of a forwarded call; it carries the meaning of
+// the store's sentinel errors across the wire.
+type rpcStatus uint8
+
+const (
+	statusOK             rpcStatus = 0
+	statusNotCommitted   rpcStatus = 1 // not leader / not enqueued: retry at the leader
+	statusOutcomeUnknown rpcStatus = 2
+	statusShuttingDown   rpcStatus = 3 // the leader is stopping; nothing committed by this call
+	statusFailed         rpcStatus = 4 // any other error; message says what
+)
+
+func statusOf(err error) rpcStatus {
+	switch {
+	case err == nil:
+		return statusOK
+	case errors.Is(err, errNotCommitted), errors.Is(err, errNotReadyLeader):
+		return statusNotCommitted
+	case errors.Is(err, ErrOutcomeUnknown):
+		return statusOutcomeUnknown
+	case errors.Is(err, ErrShuttingDown):
+		return statusShuttingDown
+	default:
+		return statusFailed
+	}
+}
+
+// statusError turns a remote status back into this node's error values.
+// A leader that is shutting down did not commit: the caller retries elsewhere.
+func statusError(st rpcStatus, msg string) error {
+	switch st {
+	case statusOK:
+		return nil
+	case statusNotCommitted, statusShuttingDown:
+		return fmt.Errorf("%w: leader: %s", errNotCommitted, msg)
+	case statusOutcomeUnknown:
+		return fmt.Errorf("%w: leader: %s", ErrOutcomeUnknown, msg)
+	default:
+		return fmt.Errorf("store: leader: %s", msg)
+	}
+}
+
+// handleRPC serves forwarded requests. It acts only as the leader: a node that
+// is not leader answers statusNotCommitted so the caller looks for the leader
+// again, which rules out forwarding loops.
+func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte, error) {
+	switch method {
+	case methodWrite:
+		wr, err := decodeWriteRequest(req)
+		if err != nil {
+			return nil, fmt.Errorf("store: bad write request: %w", err)
+		}
+		var res writeResult
+		if s.raft.State() != raft.Leader {
+			err = fmt.Errorf("%w: %s is not the leader", errNotCommitted, s.cfg.NodeID)
+		} else {
+			res, err = s.writeAsLeader(ctx, wr)
+		}
+		return encodeWriteResponse(res, statusOf(err), errString(err)), nil
+	case methodReadIndex:
+		idx, now, err := s.leaderReadIndex(ctx)
+		return encodeReadIndexResponse(idx, now, statusOf(err), errString(err)), nil
+	default:
+		return nil, fmt.Errorf("store: unknown rpc method %d", method)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// Wire formats are uvarint/varint fields after a one-byte format version, so a
+// mixed-version cluster fails loudly instead of misreading.
+const rpcFormat = 1
+
+func encodeWriteRequest(r writeRequest) []byte {
+	b := make([]byte, 0, 16+len(r.key)+len(r.value))
+	b = append(b, rpcFormat, byte(r.op))
+	b = binary.AppendUvarint(b, uint64(len(r.key)))
+	b = append(b, r.key...)
+	b = binary.AppendUvarint(b, uint64(len(r.value)))
+	b = append(b, r.value...)
+	b = binary.AppendVarint(b, r.ttlMs)
+	return b
+}
+
+func decodeWriteRequest(b []byte) (writeRequest, error) {
+	d := decoder{b: b}
+	var r writeRequest
+	if v := d.byte(); v != rpcFormat {
+		return r, fmt.Errorf("unsupported format %d", v)
+	}
+	r.op = fsm.Op(d.byte())
+	r.key = string(d.bytes())
+	r.value = d.bytes()
+	r.ttlMs = d.varint()
+	if d.err != nil {
+		return writeRequest{}, d.err
+	}
+	if r.op != fsm.OpSet && r.op != fsm.OpDelete {
+		return writeRequest{}, fmt.Errorf("unsupported op %d", r.op)
+	}
+	if len(d.b) != 0 {
+		return writeRequest{}, errors.New("trailing bytes")
+	}
+	return r, nil
+}
+
+func encodeWriteResponse(r writeResult, st rpcStatus, msg string) []byte {
+	b := []byte{rpcFormat, byte(st), flag(r.created) | flag(r.deleted)<<1}
+	b = binary.AppendUvarint(b, r.revision)
+	b = binary.AppendVarint(b, r.expiresAt)
+	b = binary.AppendUvarint(b, uint64(len(msg)))
+	return append(b, msg...)
+}
+
+func decodeWriteResponse(b []byte) (writeResult, rpcStatus, string, error) {
+	d := decoder{b: b}
+	var r writeResult
+	if v := d.byte(); v != rpcFormat {
+		return r, 0, "", fmt.Errorf("unsupported format %d", v)
+	}
+	st := rpcStatus(d.byte())
+	flags := d.byte()
+	r.created, r.deleted = flags&1 != 0, flags&2 != 0
+	r.revision = d.uvarint()
+	r.expiresAt = d.varint()
+	msg := string(d.bytes())
+	return r, st, msg, d.err
+}
+
+func encodeReadIndexResponse(idx uint64, nowMs int64, st rpcStatus, msg string) []byte {
+	b := []byte{rpcFormat, byte(st)}
+	b = binary.AppendUvarint(b, idx)
+	b = binary.AppendVarint(b, nowMs)
+	b = binary.AppendUvarint(b, uint64(len(msg)))
+	return append(b, msg...)
+}
+
+func decodeReadIndexResponse(b []byte) (uint64, int64, rpcStatus, string, error) {
+	d := decoder{b: b}
+	if v := d.byte(); v != rpcFormat {
+		return 0, 0, 0, "", fmt.Errorf("unsupported format %d", v)
+	}
+	st := rpcStatus(d.byte())
+	idx := d.uvarint()
+	now := d.varint()
+	msg := string(d.bytes())
+	return idx, now, st, msg, d.err
+}
+
+func flag(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// decoder reads the fields above, remembering the first error; lengths are
+// checked against the remaining input before any allocation.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+var errShort = errors.New("truncated message")
+
+func (d *decoder) byte() byte {
+	if d.err != nil || len(d.b) < 1 {
+		d.err = errShort
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errShort
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}

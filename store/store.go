@@ -1,0 +1,326 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/quorumkv/quorumkv/fsm"
+	"github.com/quorumkv/quorumkv/transport"
+)
+
+// Store is one node of the replicated key-value store.
+type Store struct {
+	cfg  Config
+	log  *slog.Logger
+	fsm  *fsm.FSM
+	raft *raft.Raft
+	mux  *transport.Mux
+	rpc  *transport.Client
+
+	bolt     *raftboltdb.BoltStore
+	netTrans *raft.NetworkTransport
+
+	// reads carries linearizable read-index requests to readLoop (leader only).
+	reads chan *readIndexRequest
+
+	// readyTerm is the term in which this node, as leader, has committed its
+	// barrier command; 0 when it is not a ready leader. Read by readLoop.
+	readyTerm atomic.Uint64
+
+	// leaderChanged is closed and replaced whenever raft observes a leader change,
+	// waking requests that wait for a leader.
+	changeMu      sync.Mutex
+	leaderChanged chan struct{}
+
+	observerCh chan raft.Observation
+	observer   *raft.Observer
+	notifyCh   chan bool
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup
+}
+
+// Open starts the node: it opens (or creates) the data directory, bootstraps a
+// new cluster when the directory holds no raft state and cfg.Bootstrap says so,
+// starts raft on mux's raft layer, and serves forwarding RPCs on mux.
+func Open(cfg Config, mux *transport.Mux) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Store{
+		cfg:           cfg,
+		log:           cfg.Logger.With("component", "store", "node", cfg.NodeID),
+		fsm:           fsm.New(),
+		mux:           mux,
+		rpc:           transport.NewClient(transport.ClientConfig{Logger: cfg.Logger}),
+		reads:         make(chan *readIndexRequest, 1024),
+		leaderChanged: make(chan struct{}),
+		observerCh:    make(chan raft.Observation, 64),
+		notifyCh:      make(chan bool, 16),
+		closing:       make(chan struct{}),
+	}
+	if err := s.openRaft(); err != nil {
+		s.rpc.Close()
+		return nil, err
+	}
+	mux.SetRPCHandler(s.handleRPC)
+
+	s.wg.Add(3)
+	go s.watchLeadership()
+	go s.watchObservations()
+	go s.readLoop()
+	return s, nil
+}
+
+func (s *Store) openRaft() error {
+	dir := filepath.Join(s.cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("store: create data dir: %w", err)
+	}
+	hlog := newRaftLogger(s.cfg.Logger.With("node", s.cfg.NodeID))
+
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("store: open raft log %s: %w", dir, err)
+	}
+	logs, err := raft.NewLogCache(1024, bolt)
+	if err != nil {
+		bolt.Close()
+		return fmt.Errorf("store: log cache: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog.Named("snapshot"))
+	if err != nil {
+		bolt.Close()
+		return fmt.Errorf("store: open snapshot store: %w", err)
+	}
+	// MaxRPCsInFlight 1 disables raft's pipelined replication, which can stall a
+	// follower while heartbeats keep it from noticing (hashicorp/raft#612).
+	// Group commit still batches up to MaxAppendEntries entries per round trip.
+	layer := s.mux.RaftLayer()
+	if s.cfg.WrapRaftLayer != nil {
+		layer = s.cfg.WrapRaftLayer(layer)
+	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:          layer,
+		MaxPool:         3,
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          hlog.Named("transport"),
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(s.cfg.NodeID)
+	rc.HeartbeatTimeout = s.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = s.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = s.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = s.cfg.CommitTimeout
+	rc.MaxAppendEntries = s.cfg.MaxAppendEntries
+	rc.BatchApplyCh = true
+	rc.SnapshotThreshold = s.cfg.SnapshotThreshold
+	rc.SnapshotInterval = s.cfg.SnapshotInterval
+	rc.TrailingLogs = s.cfg.TrailingLogs
+	rc.ShutdownOnRemove = false
+	rc.NotifyCh = s.notifyCh
+	rc.Logger = hlog
+	rc.NoLegacyTelemetry = true
+
+	existing, err := raft.HasExistingState(logs, bolt, snaps)
+	if err != nil {
+		bolt.Close()
+		return fmt.Errorf("store: inspect raft state: %w", err)
+	}
+	r, err := raft.NewRaft(rc, s.fsm, logs, bolt, snaps, trans)
+	if err != nil {
+		trans.Close()
+		bolt.Close()
+		return fmt.Errorf("store: start raft: %w", err)
+	}
+	if !existing {
+		servers := []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr()}}
+		if len(s.cfg.Bootstrap) > 0 {
+			servers = servers[:0]
+			for _, p := range s.cfg.Bootstrap {
+				servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
+			}
+		}
+		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			r.Shutdown()
+			trans.Close()
+			bolt.Close()
+			return fmt.Errorf("store: bootstrap cluster: %w", err)
+		}
+		s.log.Info("bootstrapped new cluster", "voters", len(servers))
+	} else {
+		s.log.Info("found existing raft state; rejoining", "dir", dir)
+	}
+	s.raft, s.bolt, s.netTrans = r, bolt, trans
+	s.observer = raft.NewObserver(s.observerCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.RegisterObserver(s.observer)
+	return nil
+}
+
+// watchObservations wakes waiters whenever raft reports a new (or no) leader.
+func (s *Store) watchObservations() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case o := <-s.observerCh:
+			if lo, ok := o.Data.(raft.LeaderObservation); ok {
+				s.log.Info("leader changed", "leader", string(lo.LeaderID), "addr", string(lo.LeaderAddr))
+			}
+			s.changeMu.Lock()
+			close(s.leaderChanged)
+			s.leaderChanged = make(chan struct{})
+			s.changeMu.Unlock()
+		}
+	}
+}
+
+// changed returns a channel closed at the next leader change.
+func (s *Store) changed() <-chan struct{} {
+	s.changeMu.Lock()
+	defer s.changeMu.Unlock()
+	return s.leaderChanged
+}
+
+// watchLeadership runs the leader's duties (barrier, expiry loop) for exactly the
+// time this node is leader. raft's NotifyCh is buffered and must be drained.
+func (s *Store) watchLeadership() {
+	defer s.wg.Done()
+	stopLeading := func() {}
+	defer func() { stopLeading() }()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case leader := <-s.notifyCh:
+			stopLeading()
+			stopLeading = func() {}
+			if !leader {
+				s.log.Info("lost leadership")
+				continue
+			}
+			stopLeading = s.startLeading()
+		}
+	}
+}
+
+// startLeading runs lead in a goroutine and returns the function that stops it
+// and waits for it to return.
+func (s *Store) startLeading() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.lead(ctx)
+	}()
+	return func() {
+		s.readyTerm.Store(0)
+		cancel()
+		<-done
+	}
+}
+
+// lead runs while this node is leader: it commits a barrier command in its
+// term, which makes every entry of earlier terms applied here and marks the term
+// in every replica's state machine, then serves reads and runs the expiry loop.
+func (s *Store) lead(ctx context.Context) {
+	term := s.raft.CurrentTerm()
+	s.log.Info("became leader", "term", term)
+	for {
+		_, err := s.applyLocal(ctx, fsm.Command{Op: fsm.OpBarrier, Now: s.nowMs()})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || s.raft.State() != raft.Leader {
+			return
+		}
+		s.log.Warn("leader barrier failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if s.raft.CurrentTerm() != term || s.raft.State() != raft.Leader {
+		return
+	}
+	s.readyTerm.Store(term)
+	s.log.Info("leader ready", "term", term, "applied", s.fsm.AppliedIndex())
+	s.expireLoop(ctx)
+}
+
+func (s *Store) nowMs() int64 { return s.cfg.Clock().UnixMilli() }
+
+// TransferLeadership hands leadership to another voter if this node leads, so a
+// graceful stop does not leave the cluster without a leader for an election
+// timeout. It returns once the transfer finished or ctx ended.
+func (s *Store) TransferLeadership(ctx context.Context) error {
+	if s.raft.State() != raft.Leader {
+		return nil
+	}
+	f := s.raft.LeadershipTransfer()
+	if _, err := waitFuture(ctx, f); err != nil {
+		return fmt.Errorf("store: leadership transfer: %w", err)
+	}
+	s.log.Info("leadership transferred")
+	return nil
+}
+
+// Close stops the node: background loops, raft (waiting for it to finish), the
+// forwarding client and the log store. The transport Mux is the caller's to close.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.raft.DeregisterObserver(s.observer)
+		err := s.raft.Shutdown().Error()
+		s.wg.Wait()
+		s.rpc.Close()
+		if cerr := s.netTrans.Close(); err == nil {
+			err = cerr
+		}
+		if cerr := s.bolt.Close(); err == nil {
+			err = cerr
+		}
+		s.closeErr = err
+		s.log.Info("store closed")
+	})
+	return s.closeErr
+}
+
+// waitFuture waits for a raft future or ctx, whichever comes first. A future
+// left behind resolves on its own (raft answers every future eventually).
+func waitFuture(ctx context.Context, f raft.Future) (interface{}, error) {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, err
+		}
+		if af, ok := f.(raft.ApplyFuture); ok {
+			return af.Response(), nil
+		}
+		return nil, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
