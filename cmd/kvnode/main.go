@@ -91,6 +91,8 @@ type node struct {
 	store   *store.Store
 	http    *http.Server
 	httpErr chan error
+	// httpAddr is the address the API listens on (resolved when --http-addr has port 0).
+	httpAddr string
 }
 
 func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
@@ -160,7 +162,8 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
-		httpErr: make(chan error, 1),
+		httpErr:  make(chan error, 1),
+		httpAddr: ln.Addr().String(),
 	}
 	go func() {
 		if err := n.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
