@@ -1,0 +1,156 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var roundTripCases = []struct {
+	name string
+	cmd  Command
+}{
+	{"set", setCmd("k", `{"a":1}`, 0, 1700000000000)},
+	{"set with expiry", setCmd("user/42", `"v"`, 1700000060000, 1700000000000)},
+	{"set extremes", Command{Op: OpSet, Key: strings.Repeat("k", 300), Value: bytes.Repeat([]byte("x"), 70000), ExpiresAt: math.MaxInt64, Now: math.MinInt64}},
+	{"set negative times", setCmd("k", "1", -5, -1)},
+	{"set empty key nil value", Command{Op: OpSet, Now: 1}},
+	{"set binary key", setCmd("\x00\xff\u00e9", "null", 9, 8)},
+	{"delete", deleteCmd("k", 1700000000000)},
+	{"delete empty key", deleteCmd("", 0)},
+	{"expire", expireCmd(2000, ExpireItem{"a", 5}, ExpireItem{"", 0}, ExpireItem{"b", math.MaxUint64})},
+	{"expire no items", expireCmd(2000)},
+	{"barrier", Command{Op: OpBarrier, Now: 1700000000000}},
+	{"barrier zero", Command{Op: OpBarrier}},
+}
+
+func TestCommandRoundTrip(t *testing.T) {
+	for _, tc := range roundTripCases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := tc.cmd.Encode()
+			if b[0] != CodecVersion || Op(b[1]) != tc.cmd.Op {
+				t.Fatalf("header = %d %d, want %d %d", b[0], b[1], CodecVersion, tc.cmd.Op)
+			}
+			if len(b) != tc.cmd.encodedSize() {
+				t.Fatalf("len = %d, encodedSize = %d", len(b), tc.cmd.encodedSize())
+			}
+			got, err := Decode(b)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if !reflect.DeepEqual(got, tc.cmd) {
+				t.Fatalf("round trip:\n got  %+v\n want %+v", got, tc.cmd)
+			}
+			if again := got.Encode(); !bytes.Equal(again, b) {
+				t.Fatalf("re-encoding differs")
+			}
+			// Decode must not alias its input.
+			for i := range b {
+				b[i] = 0xAA
+			}
+			if !reflect.DeepEqual(got, tc.cmd) {
+				t.Fatalf("decoded command changed when input was overwritten")
+			}
+		})
+	}
+}
+
+func TestEncodeDropsFieldsTheOpDoesNotUse(t *testing.T) {
+	c := Command{Op: OpDelete, Key: "k", Value: []byte("v"), ExpiresAt: 9, Now: 3, Items: []ExpireItem{{"x", 1}}}
+	got, err := Decode(c.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := deleteCmd("k", 3); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	huge := binary.AppendUvarint(nil, 1<<62)
+	overflow := bytes.Repeat([]byte{0xff}, 11)
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"nil", nil, ErrMalformed},
+		{"version only", []byte{CodecVersion}, ErrMalformed},
+		{"version 0", []byte{0, byte(OpSet), 0}, ErrUnsupportedVersion},
+		{"version 2", append([]byte{2}, setCmd("k", "v", 0, 0).Encode()[1:]...), ErrUnsupportedVersion},
+		{"op 0", []byte{CodecVersion, 0, 0}, ErrUnknownOp},
+		{"op 5", []byte{CodecVersion, 5, 0}, ErrUnknownOp},
+		{"op 255", []byte{CodecVersion, 255, 0}, ErrUnknownOp},
+		{"barrier missing now", []byte{CodecVersion, byte(OpBarrier)}, ErrMalformed},
+		{"barrier trailing byte", append(Command{Op: OpBarrier}.Encode(), 0), ErrMalformed},
+		{"set trailing byte", append(setCmd("k", "v", 1, 2).Encode(), 0), ErrMalformed},
+		{"now overflows", append([]byte{CodecVersion, byte(OpBarrier)}, overflow...), ErrMalformed},
+		{"huge key length", append([]byte{CodecVersion, byte(OpSet), 0}, huge...), ErrMalformed},
+		{"huge value length", append([]byte{CodecVersion, byte(OpSet), 0, 1, 'k'}, huge...), ErrMalformed},
+		{"huge item count", append([]byte{CodecVersion, byte(OpExpire), 0}, huge...), ErrMalformed},
+		{"item count beyond input", []byte{CodecVersion, byte(OpExpire), 0, 3, 0, 0, 0, 0}, ErrMalformed},
+		{"max uvarint key length", append([]byte{CodecVersion, byte(OpDelete), 0}, binary.AppendUvarint(nil, math.MaxUint64)...), ErrMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Decode(tc.in)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Decode err = %v, want %v", err, tc.want)
+			}
+			if !reflect.DeepEqual(c, Command{}) {
+				t.Fatalf("Decode returned %+v with an error, want zero Command", c)
+			}
+		})
+	}
+}
+
+// Every strict prefix of a valid encoding is truncated and must be rejected.
+func TestDecodeRejectsEveryTruncation(t *testing.T) {
+	for _, tc := range roundTripCases {
+		b := tc.cmd.Encode()
+		for n := 0; n < len(b); n++ {
+			if _, err := Decode(b[:n]); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("%s: Decode(prefix %d of %d) err = %v, want ErrMalformed", tc.name, n, len(b), err)
+			}
+		}
+	}
+}
+
+func TestOpString(t *testing.T) {
+	for op, want := range map[Op]string{OpSet: "set", OpDelete: "delete", OpExpire: "expire", OpBarrier: "barrier", 9: "op(9)"} {
+		if got := op.String(); got != want {
+			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, tc := range roundTripCases {
+		// Large seeds make the fuzzer spend its time minimising, not exploring.
+		if b := tc.cmd.Encode(); len(b) <= 1024 {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte{})
+	f.Add([]byte{CodecVersion, byte(OpExpire), 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Decode(b)
+		if err != nil {
+			if !errors.Is(err, ErrUnsupportedVersion) && !errors.Is(err, ErrUnknownOp) && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Decode error %v wraps none of the sentinels", err)
+			}
+			return
+		}
+		again, err := Decode(c.Encode())
+		if err != nil {
+			t.Fatalf("re-encoded command does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(again, c) {
+			t.Fatalf("re-encode round trip:\n got  %+v\n want %+v", again, c)
+		}
+	})
+}

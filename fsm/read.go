@@ -1,0 +1,129 @@
+package fsm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"io"
+)
+
+// The methods in this file are safe from any goroutine, concurrently with
+// Apply, ApplyBatch, Restore and Persist.
+
+// Get returns the entry for key, or false if it is missing or Expired(nowMs).
+// The returned Value must not be mutated.
+func (f *FSM) Get(key string, nowMs int64) (Entry, bool) {
+	f.mu.RLock()
+	it, ok := f.data.Get(item{key: key})
+	f.mu.RUnlock()
+	if !ok || it.Expired(nowMs) {
+		return Entry{}, false
+	}
+	return it.Entry, true
+}
+
+// Len returns the number of physical entries, including expired entries that
+// no Expire command has removed yet.
+func (f *FSM) Len() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.data.Len()
+}
+
+// AppliedIndex returns the index of the last log this FSM processed (of any
+// type it received, including LogConfiguration), or the applied index recorded
+// in the last restored snapshot, whichever came last. Once it returns i, reads
+// observe every effect of the logs up to i.
+func (f *FSM) AppliedIndex() uint64 {
+	return f.applied.Load()
+}
+
+// WaitApplied blocks until AppliedIndex() >= index and returns nil, or returns
+// ctx.Err() if ctx ends first. If the index is already reached it returns nil
+// without looking at ctx.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		if f.applied.Load() >= index {
+			return nil
+		}
+		f.waitMu.Lock()
+		if f.waitCh == nil {
+			f.waitCh = make(chan struct{})
+		}
+		ch := f.waitCh
+		f.waitMu.Unlock()
+		// An advance between the check above and taking ch closed a channel we
+		// did not hold; re-check so that wake-up is not lost.
+		if f.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ExpiredItems returns up to max entries with ExpiresAt <= nowMs, earliest
+// expiry first (ties by key), each with its current revision, ready to be
+// proposed as an Expire command. It walks the expiry index only, so its cost is
+// proportional to the result, not to the number of entries.
+func (f *FSM) ExpiredItems(nowMs int64, max int) []ExpireItem {
+	if max <= 0 {
+		return nil
+	}
+	var out []ExpireItem
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	f.expiry.Scan(func(k expiryKey) bool {
+		if k.at > nowMs {
+			return false
+		}
+		if out == nil {
+			out = make([]ExpireItem, 0, min(max, 64))
+		}
+		out = append(out, ExpireItem{Key: k.key, Revision: k.rev})
+		return len(out) < max
+	})
+	return out
+}
+
+// NextExpiry returns the earliest ExpiresAt in the expiry index, or false if no
+// entry expires. The entry may already be expired.
+func (f *FSM) NextExpiry() (int64, bool) {
+	f.mu.RLock()
+	k, ok := f.expiry.Min()
+	f.mu.RUnlock()
+	return k.at, ok
+}
+
+// Hash returns the hex SHA-256 of every entry in key order: for each entry,
+// uvarint len(key), key, uvarint len(value), value, then revision and expiresAt
+// as 8 big-endian bytes each. Replicas with equal state have equal hashes. The
+// applied index is not included.
+//
+// Hash holds the write lock only for an O(1) copy-on-write copy of the tree and
+// hashes the copy without a lock, so it does not stall Apply for long.
+func (f *FSM) Hash() string {
+	f.mu.Lock()
+	data := f.data.Copy()
+	f.mu.Unlock()
+
+	h := sha256.New()
+	var scratch [2*binary.MaxVarintLen64 + 16]byte
+	data.Scan(func(it item) bool {
+		b := binary.AppendUvarint(scratch[:0], uint64(len(it.key)))
+		h.Write(b)
+		io.WriteString(h, it.key)
+		b = binary.AppendUvarint(scratch[:0], uint64(len(it.Value)))
+		h.Write(b)
+		h.Write(it.Value)
+		b = binary.BigEndian.AppendUint64(scratch[:0], it.Revision)
+		b = binary.BigEndian.AppendUint64(b, uint64(it.ExpiresAt))
+		h.Write(b)
+		return true
+	})
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,362 @@
+package fsm
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/hashicorp/raft"
+	"github.com/tidwall/btree"
+)
+
+// Snapshot format, version 1 (all fixed-width integers big-endian):
+//
+//	header   magic "qkvsnap\x00" (8 bytes), format version uint32,
+//	         applied index uint64, entry count uint64
+//	records  entry count times, in strictly ascending key order:
+//	         uvarint len(key), key, uvarint len(value), value,
+//	         uvarint revision, varint expiresAt
+//	trailer  CRC-32C (Castagnoli) uint32 of every byte before it
+//
+// Nothing may follow the trailer.
+const (
+	snapshotMagic         = "qkvsnap\x00"
+	snapshotFormatVersion = 1
+	snapshotHeaderSize    = len(snapshotMagic) + 4 + 8 + 8
+
+	// maxSnapshotField rejects absurd key and value lengths outright. Below it,
+	// allocation is still bounded by the bytes actually present: fields are read
+	// in chunks of at most snapshotChunk, so a lying length prefix in a short
+	// stream costs little.
+	maxSnapshotField = 1 << 30
+	snapshotChunk    = 1 << 20
+
+	snapshotBufSize = 64 << 10
+)
+
+// ErrBadSnapshot is wrapped by every error Restore returns for a snapshot that
+// is not a well-formed quorumkv snapshot (bad magic or version, truncation,
+// checksum mismatch, trailing bytes, absurd lengths, unsorted keys). I/O errors
+// from the reader itself are returned wrapped as they are.
+var ErrBadSnapshot = errors.New("fsm: bad snapshot")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Snapshot captures the current state in O(1): it takes a copy-on-write copy of
+// the primary index under the write lock. Later applies copy the tree nodes they
+// touch instead of mutating shared ones, so Persist can stream the copy without
+// a lock while Apply continues. The expiry index is not captured; Restore
+// rebuilds it from the entries.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	s := &snapshot{
+		data:    f.data.Copy(),
+		applied: f.applied.Load(),
+	}
+	f.mu.Unlock()
+	return s, nil
+}
+
+// snapshot is a frozen view of the state. Nothing writes to data after
+// Snapshot returns.
+type snapshot struct {
+	data    *btree.BTreeG[item]
+	applied uint64
+}
+
+// Persist streams the snapshot to sink in the format above, then closes sink,
+// or cancels it on error. Raft runs it on its snapshot goroutine.
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.write(sink); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("fsm: persist snapshot: %w", err)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("fsm: persist snapshot: close sink: %w", err)
+	}
+	return nil
+}
+
+// Release drops the reference to the frozen tree so it can be collected.
+func (s *snapshot) Release() { s.data = nil }
+
+// write encodes the snapshot to w; it is Persist without the sink protocol.
+func (s *snapshot) write(w io.Writer) error {
+	cw := &crcWriter{w: w}
+	bw := bufio.NewWriterSize(cw, snapshotBufSize)
+
+	var hdr [snapshotHeaderSize]byte
+	copy(hdr[:], snapshotMagic)
+	b := hdr[len(snapshotMagic):len(snapshotMagic)]
+	b = binary.BigEndian.AppendUint32(b, snapshotFormatVersion)
+	b = binary.BigEndian.AppendUint64(b, s.applied)
+	binary.BigEndian.AppendUint64(b, uint64(s.data.Len()))
+	if _, err := bw.Write(hdr[:]); err != nil {
+		return err
+	}
+
+	var err error
+	var scratch [2 * binary.MaxVarintLen64]byte
+	s.data.Scan(func(it item) bool {
+		b := binary.AppendUvarint(scratch[:0], uint64(len(it.key)))
+		if _, err = bw.Write(b); err != nil {
+			return false
+		}
+		if _, err = bw.WriteString(it.key); err != nil {
+			return false
+		}
+		b = binary.AppendUvarint(scratch[:0], uint64(len(it.Value)))
+		if _, err = bw.Write(b); err != nil {
+			return false
+		}
+		if _, err = bw.Write(it.Value); err != nil {
+			return false
+		}
+		b = binary.AppendUvarint(scratch[:0], it.Revision)
+		b = binary.AppendVarint(b, it.ExpiresAt)
+		_, err = bw.Write(b)
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	var trailer [4]byte
+	binary.BigEndian.PutUint32(trailer[:], cw.crc)
+	_, err = w.Write(trailer[:])
+	return err
+}
+
+// crcWriter checksums everything written through it. It sits below the
+// bufio.Writer so the checksum is updated in large blocks.
+type crcWriter struct {
+	w   io.Writer
+	crc uint32
+}
+
+func (c *crcWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.crc = crc32.Update(c.crc, castagnoli, p[:n])
+	return n, err
+}
+
+// Restore replaces the state with the snapshot read from rc, and closes rc.
+//
+// It decodes into new trees and verifies the whole stream (header, ordering,
+// lengths, checksum, end of stream) before taking the write lock to swap them
+// in, so on any error the FSM is unchanged and readers never see a partial
+// state. On success AppliedIndex() becomes the snapshot's applied index and
+// waiters are woken.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	data, expiry, applied, err := readSnapshot(rc)
+	if err != nil {
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	f.mu.Lock()
+	f.data, f.expiry = data, expiry
+	f.mu.Unlock()
+	f.advance(applied)
+	return nil
+}
+
+func readSnapshot(r io.Reader) (data *btree.BTreeG[item], expiry *btree.BTreeG[expiryKey], applied uint64, err error) {
+	sr := &snapReader{r: r, buf: make([]byte, snapshotBufSize)}
+	var hdr [snapshotHeaderSize]byte
+	if err := sr.readFull(hdr[:]); err != nil {
+		return nil, nil, 0, sr.wrap(err, "header")
+	}
+	if string(hdr[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, nil, 0, fmt.Errorf("%w: bad magic %q", ErrBadSnapshot, hdr[:len(snapshotMagic)])
+	}
+	rest := hdr[len(snapshotMagic):]
+	if v := binary.BigEndian.Uint32(rest); v != snapshotFormatVersion {
+		return nil, nil, 0, fmt.Errorf("%w: unsupported format version %d, want %d", ErrBadSnapshot, v, snapshotFormatVersion)
+	}
+	applied = binary.BigEndian.Uint64(rest[4:])
+	count := binary.BigEndian.Uint64(rest[12:])
+
+	data, expiry = newDataTree(), newExpiryTree()
+	var prevKey string
+	// count is not trusted for allocation: records are read one by one and a
+	// short stream fails on truncation, however large count claims to be.
+	for i := uint64(0); i < count; i++ {
+		it, err := sr.readRecord(i)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		if i > 0 && it.key <= prevKey {
+			return nil, nil, 0, fmt.Errorf("%w: record %d: key %q not after previous key %q", ErrBadSnapshot, i, it.key, prevKey)
+		}
+		if it.Revision > applied {
+			return nil, nil, 0, fmt.Errorf("%w: record %d: revision %d beyond applied index %d", ErrBadSnapshot, i, it.Revision, applied)
+		}
+		prevKey = it.key
+		// Keys arrive in order, so Load appends to the rightmost leaf.
+		data.Load(it)
+		if it.ExpiresAt != 0 {
+			expiry.Set(expiryKey{at: it.ExpiresAt, key: it.key, rev: it.Revision})
+		}
+	}
+
+	want := sr.sum()
+	var trailer [4]byte
+	if err := sr.readFull(trailer[:]); err != nil {
+		return nil, nil, 0, sr.wrap(err, "checksum trailer")
+	}
+	if got := binary.BigEndian.Uint32(trailer[:]); got != want {
+		return nil, nil, 0, fmt.Errorf("%w: checksum mismatch: trailer %08x, computed %08x", ErrBadSnapshot, got, want)
+	}
+	switch err := sr.fill(); {
+	case err == nil:
+		return nil, nil, 0, fmt.Errorf("%w: trailing bytes after checksum at offset %d", ErrBadSnapshot, sr.off)
+	case !errors.Is(err, io.EOF):
+		return nil, nil, 0, sr.wrap(err, "end of stream")
+	}
+	return data, expiry, applied, nil
+}
+
+// snapReader is a buffered reader that keeps a CRC-32C of the bytes consumed so
+// far (not of bytes merely buffered), so the trailer can be checked against
+// exactly the bytes before it.
+type snapReader struct {
+	r        io.Reader
+	buf      []byte
+	pos, end int    // buf[pos:end] is buffered and unread
+	crc      uint32 // checksum of consumed bytes before buf[0]
+	off      int64  // bytes consumed, for error messages
+	err      error  // sticky error from r
+}
+
+// fill makes at least one unread byte available, or returns r's error
+// (io.EOF at a clean end of stream).
+func (s *snapReader) fill() error {
+	if s.pos < s.end {
+		return nil
+	}
+	s.crc = crc32.Update(s.crc, castagnoli, s.buf[:s.pos])
+	s.pos, s.end = 0, 0
+	for empty := 0; s.err == nil; empty++ {
+		n, err := s.r.Read(s.buf)
+		s.end = n
+		s.err = err
+		if n > 0 {
+			return nil
+		}
+		if empty >= 100 {
+			s.err = io.ErrNoProgress
+		}
+	}
+	return s.err
+}
+
+func (s *snapReader) sum() uint32 {
+	return crc32.Update(s.crc, castagnoli, s.buf[:s.pos])
+}
+
+func (s *snapReader) ReadByte() (byte, error) {
+	if err := s.fill(); err != nil {
+		return 0, err
+	}
+	c := s.buf[s.pos]
+	s.pos++
+	s.off++
+	return c, nil
+}
+
+func (s *snapReader) readFull(p []byte) error {
+	for len(p) > 0 {
+		if err := s.fill(); err != nil {
+			return err
+		}
+		n := copy(p, s.buf[s.pos:s.end])
+		p = p[n:]
+		s.pos += n
+		s.off += int64(n)
+	}
+	return nil
+}
+
+// readBytes reads n bytes into a new slice that grows in chunks as data
+// arrives, so a false length costs at most about twice the bytes present.
+func (s *snapReader) readBytes(n uint64) ([]byte, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]byte, 0, min(n, snapshotChunk))
+	for uint64(len(out)) < n {
+		if err := s.fill(); err != nil {
+			return nil, err
+		}
+		take := min(n-uint64(len(out)), uint64(s.end-s.pos))
+		out = append(out, s.buf[s.pos:s.pos+int(take)]...)
+		s.pos += int(take)
+		s.off += int64(take)
+	}
+	return out, nil
+}
+
+// readString is readBytes for keys, avoiding the intermediate slice when the key
+// is already buffered.
+func (s *snapReader) readString(n uint64) (string, error) {
+	if n <= uint64(s.end-s.pos) {
+		k := string(s.buf[s.pos : s.pos+int(n)])
+		s.pos += int(n)
+		s.off += int64(n)
+		return k, nil
+	}
+	b, err := s.readBytes(n)
+	return string(b), err
+}
+
+func (s *snapReader) readRecord(i uint64) (item, error) {
+	var it item
+	what := func(field string) string { return fmt.Sprintf("record %d %s", i, field) }
+	n, err := binary.ReadUvarint(s)
+	if err != nil {
+		return it, s.wrap(err, what("key length"))
+	}
+	if n > maxSnapshotField {
+		return it, fmt.Errorf("%w: %s: key length %d exceeds limit %d", ErrBadSnapshot, what("key"), n, maxSnapshotField)
+	}
+	if it.key, err = s.readString(n); err != nil {
+		return it, s.wrap(err, what("key"))
+	}
+	if n, err = binary.ReadUvarint(s); err != nil {
+		return it, s.wrap(err, what("value length"))
+	}
+	if n > maxSnapshotField {
+		return it, fmt.Errorf("%w: %s: value length %d exceeds limit %d", ErrBadSnapshot, what("value"), n, maxSnapshotField)
+	}
+	if it.Value, err = s.readBytes(n); err != nil {
+		return it, s.wrap(err, what("value"))
+	}
+	if it.Revision, err = binary.ReadUvarint(s); err != nil {
+		return it, s.wrap(err, what("revision"))
+	}
+	if it.ExpiresAt, err = binary.ReadVarint(s); err != nil {
+		return it, s.wrap(err, what("expiresAt"))
+	}
+	return it, nil
+}
+
+// wrap describes a failure to read field: end of stream means truncation (a bad
+// snapshot); a varint overflow is a bad snapshot; anything else is an I/O error
+// from the reader and is passed through.
+func (s *snapReader) wrap(err error, field string) error {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: truncated at offset %d reading %s", ErrBadSnapshot, s.off, field)
+	case errors.Is(err, io.ErrNoProgress):
+		return fmt.Errorf("reading %s at offset %d: %w", field, s.off, err)
+	case s.err == nil || !errors.Is(err, s.err):
+		// Not from r: a decoding error such as a varint overflow.
+		return fmt.Errorf("%w: reading %s at offset %d: %v", ErrBadSnapshot, field, s.off, err)
+	}
+	return fmt.Errorf("reading %s at offset %d: %w", field, s.off, err)
+}

@@ -1,0 +1,80 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultMaxValueBytes  int64 = 1 << 20
+	DefaultRequestTimeout       = 10 * time.Second
+)
+
+// maxMaxValueBytes bounds MaxValueBytes so that the body limit (value plus
+// envelope allowance) cannot overflow and a misconfiguration cannot let one
+// request buffer gigabytes. Values this large do not belong in a raft log.
+const maxMaxValueBytes int64 = 1 << 30
+
+// Config configures the HTTP API. The zero value of every field except APIKey
+// selects a default; call Validate (New does) before use.
+type Config struct {
+	// APIKey is the shared secret every request except GET /healthz must
+	// present as "Authorization: Bearer <APIKey>". Required: the node never
+	// serves data unauthenticated. It may not contain whitespace or control
+	// characters, since those cannot travel in a bearer token.
+	APIKey string
+
+	// MaxValueBytes is the largest value accepted by PUT, measured after the
+	// value is compacted. Request bodies are cut off while being read at
+	// MaxValueBytes plus a small allowance for the envelope. Zero means
+	// DefaultMaxValueBytes (1 MiB); at most 1 GiB.
+	MaxValueBytes int64
+
+	// RequestTimeout is the deadline put on the context passed to Store for
+	// each request. Zero means DefaultRequestTimeout (10s). Server-level
+	// read/write timeouts belong to the http.Server that serves this handler.
+	RequestTimeout time.Duration
+
+	// Logger receives request logs (debug) and internal errors (error). New
+	// adds component=httpapi. Nil discards logs.
+	Logger *slog.Logger
+}
+
+// Validate reports whether c is usable. Zero fields that have defaults are valid.
+func (c Config) Validate() error {
+	var errs []error
+	switch {
+	case c.APIKey == "":
+		errs = append(errs, errors.New("httpapi: APIKey is required"))
+	case strings.IndexFunc(c.APIKey, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		errs = append(errs, errors.New("httpapi: APIKey must not contain whitespace or control characters"))
+	}
+	if c.MaxValueBytes < 0 || c.MaxValueBytes > maxMaxValueBytes {
+		errs = append(errs, fmt.Errorf("httpapi: MaxValueBytes must be between 0 (default %d) and %d, got %d",
+			DefaultMaxValueBytes, maxMaxValueBytes, c.MaxValueBytes))
+	}
+	if c.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("httpapi: RequestTimeout must not be negative, got %v", c.RequestTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Logger = c.Logger.With("component", "httpapi")
+	return c
+}

@@ -1,0 +1,122 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/quorumkv/quorumkv/store"
+)
+
+// apiError is a failure with a fixed HTTP meaning. Request validation returns
+// one directly; store errors are translated by storeErrors; anything else
+// becomes errInternal. Its fields become the JSON error body and headers.
+type apiError struct {
+	status    int
+	code      string // stable snake_case identifier clients switch on
+	message   string // a sentence: what happened and what to do
+	retryable bool   // repeating the same request may succeed
+
+	retryAfter bool   // send "Retry-After: 1"
+	allow      string // Allow header value, for 405
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.message }
+
+// storeErrors is the one table mapping errors from Store (matched with
+// errors.Is, first match wins) to responses. ErrOutcomeUnknown comes first: if
+// an error carries it alongside another sentinel, "the write may have
+// happened" is the fact the client must not miss.
+var storeErrors = []struct {
+	target error
+	resp   apiError
+}{
+	{store.ErrOutcomeUnknown, apiError{
+		status: http.StatusServiceUnavailable, code: "outcome_unknown", retryable: true,
+		message: "The write may or may not have been applied; read the key to find out. PUT and DELETE are safe to repeat.",
+	}},
+	{store.ErrNotFound, apiError{
+		status: http.StatusNotFound, code: "not_found",
+		message: "No item exists at this key (it was never written, was deleted, or has expired).",
+	}},
+	{store.ErrNoLeader, apiError{
+		status: http.StatusServiceUnavailable, code: "no_leader", retryable: true, retryAfter: true,
+		message: "The cluster has no reachable leader right now and nothing was changed; retry after a short delay.",
+	}},
+	{store.ErrShuttingDown, apiError{
+		status: http.StatusServiceUnavailable, code: "shutting_down", retryable: true, retryAfter: true,
+		message: "This node is shutting down and did not process the request; retry, preferably against another node.",
+	}},
+	{store.ErrTimeout, errTimeout},
+	{context.DeadlineExceeded, errTimeout},
+	// The client went away (or the server is closing the connection); nobody is
+	// likely to read this, but it is not an internal failure worth an error log.
+	{context.Canceled, apiError{
+		status: http.StatusServiceUnavailable, code: "canceled", retryable: true,
+		message: "The request was canceled before it completed; send it again if you still need it.",
+	}},
+}
+
+var errTimeout = apiError{
+	status: http.StatusServiceUnavailable, code: "timeout", retryable: true, retryAfter: true,
+	message: "The request did not complete before its deadline; retry after a short delay.",
+}
+
+var errInternal = apiError{
+	status: http.StatusInternalServerError, code: "internal",
+	message: "The server hit an unexpected error; the request may or may not have taken effect. Retry later and report it to the operator if it persists.",
+}
+
+// resolveError turns any error a handler returned into the response to send.
+// internal is true when err matched nothing and must be logged.
+func resolveError(err error) (resp *apiError, internal bool) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae, false
+	}
+	for i := range storeErrors {
+		if errors.Is(err, storeErrors[i].target) {
+			return &storeErrors[i].resp, false
+		}
+	}
+	return &errInternal, true
+}
+
+// Request validation errors. Each constructor names the code it produces.
+
+func errInvalidKey(msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: "invalid_key", message: msg}
+}
+
+func errInvalidJSON(msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: "invalid_json", message: msg}
+}
+
+func errInvalidTTL(msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: "invalid_ttl", message: msg}
+}
+
+func errTooLarge(msg string) *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, code: "too_large", message: msg}
+}
+
+var errMissingValue = &apiError{
+	status: http.StatusBadRequest, code: "missing_value",
+	message: `The request body has no "value" field; send {"value": <any JSON value>} (use "value": null to store null).`,
+}
+
+var errRouteNotFound = &apiError{
+	status: http.StatusNotFound, code: "not_found",
+	message: "No API route matches this path; the routes are /healthz, /cluster/status and /kv/items/{key} (encode a \"/\" inside a key as %2F).",
+}
+
+func errUnauthorized(msg string) *apiError {
+	return &apiError{status: http.StatusUnauthorized, code: "unauthorized", message: msg}
+}
+
+func errMethodNotAllowed(method, allow string) *apiError {
+	return &apiError{
+		status: http.StatusMethodNotAllowed, code: "method_not_allowed", allow: allow,
+		message: "Method " + method + " is not supported on this route; use one of: " + allow + ".",
+	}
+}

@@ -1,0 +1,151 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/store"
+)
+
+// storeCalls is one request per Store method.
+var storeCalls = []struct{ method, path, body string }{
+	{"GET", "/kv/items/k", ""},
+	{"PUT", "/kv/items/k", `{"value": 1}`},
+	{"DELETE", "/kv/items/k", ""},
+	{"GET", "/cluster/status", ""},
+}
+
+func TestStoreErrorMapping(t *testing.T) {
+	e := newTestEnv(t, nil)
+	tests := []struct {
+		err        error
+		status     int
+		code       string
+		retryable  bool
+		retryAfter bool
+	}{
+		{store.ErrNotFound, 404, "not_found", false, false},
+		{store.ErrNoLeader, 503, "no_leader", true, true},
+		{store.ErrOutcomeUnknown, 503, "outcome_unknown", true, false},
+		{store.ErrShuttingDown, 503, "shutting_down", true, true},
+		{store.ErrTimeout, 503, "timeout", true, true},
+		{context.DeadlineExceeded, 503, "timeout", true, true},
+		{context.Canceled, 503, "canceled", true, false},
+		// Outcome unknown wins over a deadline carried alongside it.
+		{errors.Join(context.DeadlineExceeded, store.ErrOutcomeUnknown), 503, "outcome_unknown", true, false},
+		{errors.New("disk on fire"), 500, "internal", false, false},
+	}
+	for _, tt := range tests {
+		for _, c := range storeCalls {
+			t.Run(fmt.Sprintf("%v/%s %s", tt.err, c.method, c.path), func(t *testing.T) {
+				e.st.setErr(fmt.Errorf("store: forwarding to n2: %w", tt.err))
+				res := e.do(c.method, c.path, c.body, bearer)
+				eb := wantError(t, res, tt.status, tt.code)
+				if eb.Retryable != tt.retryable {
+					t.Errorf("retryable = %v, want %v", eb.Retryable, tt.retryable)
+				}
+				if got := res.header.Get("Retry-After"); (got == "1") != tt.retryAfter || (got != "" && got != "1") {
+					t.Errorf("Retry-After = %q, want set=%v", got, tt.retryAfter)
+				}
+				if strings.Contains(eb.Message, "fire") || strings.Contains(eb.Message, "n2") {
+					t.Errorf("message leaks the internal error: %q", eb.Message)
+				}
+			})
+		}
+	}
+	e.st.setErr(nil)
+
+	outcome := wantError(t, func() result {
+		e.st.setErr(store.ErrOutcomeUnknown)
+		defer e.st.setErr(nil)
+		return e.do("PUT", "/kv/items/k", `{"value": 1}`, bearer)
+	}(), 503, "outcome_unknown")
+	for _, want := range []string{"may or may not have been applied", "read the key", "safe to repeat"} {
+		if !strings.Contains(outcome.Message, want) {
+			t.Errorf("outcome_unknown message %q lacks %q", outcome.Message, want)
+		}
+	}
+
+	e.srv.Close()
+	logs := e.logs.String()
+	if !strings.Contains(logs, `level=ERROR msg="request failed" component=httpapi method=PUT path=/kv/items/k err="store: forwarding to n2: disk on fire"`) {
+		t.Errorf("internal error not logged with method and path:\n%s", logs)
+	}
+	if strings.Contains(logs, "level=ERROR msg=\"request failed\" component=httpapi method=GET path=/kv/items/k err=\"store: forwarding to n2: key not found\"") {
+		t.Error("a mapped error was logged as internal")
+	}
+}
+
+func TestRequestTimeout(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.RequestTimeout = 50 * time.Millisecond })
+	e.st.block = true
+	for _, c := range storeCalls {
+		start := time.Now()
+		res := e.do(c.method, c.path, c.body, bearer)
+		wantError(t, res, http.StatusServiceUnavailable, "timeout")
+		if res.header.Get("Retry-After") != "1" {
+			t.Error("no Retry-After")
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s %s took %v", c.method, c.path, d)
+		}
+	}
+	if !e.st.lastHadDDL {
+		t.Error("store context had no deadline")
+	}
+}
+
+func TestDefaultDeadlinePassed(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.do("GET", "/kv/items/k", "", bearer)
+	if !e.st.lastHadDDL {
+		t.Error("store context had no deadline")
+	}
+}
+
+// panicStore panics in Get, standing in for a bug anywhere below the handler.
+type panicStore struct{ *fakeStore }
+
+func (panicStore) Get(context.Context, string, store.ReadLevel) (store.Item, error) {
+	panic("boom")
+}
+
+func TestPanicBecomesInternal(t *testing.T) {
+	logs := &lockedBuffer{}
+	h, err := New(Config{APIKey: testAPIKey, Logger: testLogger(logs)}, panicStore{newFakeStore()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	e := &testEnv{t: t, srv: srv}
+	wantError(t, e.do("GET", "/kv/items/k", "", bearer), http.StatusInternalServerError, "internal")
+	srv.Close()
+	if !strings.Contains(logs.String(), "panic serving request") {
+		t.Errorf("panic not logged: %s", logs)
+	}
+}
+
+// emptyValueStore returns an item without a value, breaking the Store contract.
+type emptyValueStore struct{ *fakeStore }
+
+func (emptyValueStore) Get(_ context.Context, key string, _ store.ReadLevel) (store.Item, error) {
+	return store.Item{Key: key, Version: 1}, nil
+}
+
+func TestEmptyStoredValueIsInternal(t *testing.T) {
+	h, err := New(Config{APIKey: testAPIKey}, emptyValueStore{newFakeStore()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	e := &testEnv{t: t, srv: srv}
+	wantError(t, e.do("GET", "/kv/items/k", "", bearer), http.StatusInternalServerError, "internal")
+}

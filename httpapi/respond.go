@@ -1,0 +1,106 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// reply is a complete successful response, computed before anything is written.
+type reply struct {
+	status int
+	body   []byte // a whole JSON document
+}
+
+// dataReply wraps data in the success envelope {"data": data}.
+func dataReply(status int, data any) (reply, error) {
+	body, err := encodeJSON(struct {
+		Data any `json:"data"`
+	}{data})
+	if err != nil {
+		return reply{}, err
+	}
+	return reply{status: status, body: body}, nil
+}
+
+// encodeJSON marshals v followed by a newline. HTML escaping is off: responses
+// are never embedded in HTML, and it would rewrite "<", ">" and "&" in strings.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(dst []byte, s string) []byte {
+	b, err := encodeJSON(s)
+	if err != nil { // unreachable: every Go string encodes (invalid UTF-8 becomes U+FFFD)
+		panic(err)
+	}
+	return append(dst, bytes.TrimSuffix(b, []byte("\n"))...)
+}
+
+// expiresAtLayout is RFC 3339 in UTC with exactly three fractional digits,
+// e.g. 2026-11-26T06:30:00.123Z. Expiry is stamped in whole milliseconds.
+const expiresAtLayout = "2006-01-02T15:04:05.000Z"
+
+// expiry marshals an absolute expiry time: null for the zero Time (no
+// expiry), otherwise an expiresAtLayout string.
+type expiry time.Time
+
+func (e expiry) MarshalJSON() ([]byte, error) {
+	return appendExpiry(nil, time.Time(e)), nil
+}
+
+func appendExpiry(dst []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '"')
+	dst = t.UTC().AppendFormat(dst, expiresAtLayout)
+	return append(dst, '"')
+}
+
+// writeReply sends a computed reply. It is the only place a success status is written.
+func writeReply(w http.ResponseWriter, rep reply) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(rep.body)))
+	h.Set("Cache-Control", "no-store") // responses carry data behind a credential
+	w.WriteHeader(rep.status)
+	_, _ = w.Write(rep.body) // a write error means the client left; nothing to do
+}
+
+// writeError sends e as {"error": {...}} with its headers. It is the only
+// place an error status is written.
+func writeError(w http.ResponseWriter, e *apiError) {
+	body, err := encodeJSON(struct {
+		Error errorBody `json:"error"`
+	}{errorBody{Code: e.code, Message: e.message, Retryable: e.retryable}})
+	if err != nil { // unreachable: three plain fields
+		panic(err)
+	}
+	h := w.Header()
+	if e.retryAfter {
+		h.Set("Retry-After", "1")
+	}
+	if e.allow != "" {
+		h.Set("Allow", e.allow)
+	}
+	if e.status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer realm="quorumkv"`)
+	}
+	writeReply(w, reply{status: e.status, body: body})
+}
+
+type errorBody struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Retryable bool   `json:"retryable"`
+}

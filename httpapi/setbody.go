@@ -1,0 +1,167 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+	"unicode/utf8"
+)
+
+// envelopeAllowance is how many bytes a PUT body may carry beyond
+// MaxValueBytes: room for {"value": ..., "ttlSeconds": ...} and modest
+// whitespace. A value pretty-printed with more whitespace than this must be
+// compacted by the client.
+const envelopeAllowance = 16 << 10
+
+// setRequest is a validated PUT body.
+type setRequest struct {
+	value []byte        // the client's value with insignificant whitespace removed, otherwise byte-for-byte
+	ttl   time.Duration // 0: no expiry
+}
+
+// readBody reads the whole request body, which the dispatcher has already
+// bounded with http.MaxBytesReader. A declared Content-Length over the limit
+// is refused before reading a byte.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, errBodyTooLarge(limit)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errBodyTooLarge(limit)
+		}
+		return nil, errInvalidJSON("The request body could not be read completely; send it again.")
+	}
+	return body, nil
+}
+
+func errBodyTooLarge(limit int64) *apiError {
+	return errTooLarge(fmt.Sprintf("The request body is larger than %d bytes; values may be at most %d bytes of compact JSON.",
+		limit, limit-envelopeAllowance))
+}
+
+// parseSetBody validates a PUT body: exactly one JSON object whose only fields
+// are "value" (required, any JSON value, including null) and "ttlSeconds"
+// (optional number or null), with nothing after it. Field names match exactly
+// (encoding/json's case-insensitive matching would accept "VALUE") and a field
+// may appear once.
+//
+// The value is kept as raw bytes and only compacted, never decoded, so big
+// integers, long decimals and string escapes survive exactly.
+func parseSetBody(body []byte, maxValueBytes int64) (setRequest, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return setRequest{}, errInvalidJSON(`The request body is empty; send a JSON object such as {"value": 42, "ttlSeconds": 60}.`)
+	}
+	if !utf8.Valid(body) {
+		return setRequest{}, errInvalidJSON("The request body is not valid UTF-8; JSON must be UTF-8 encoded.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // a top-level number like 1e400 is then "not an object", not a float overflow
+	if tok, err := dec.Token(); err != nil {
+		return setRequest{}, jsonSyntaxError(err)
+	} else if tok != json.Delim('{') {
+		return setRequest{}, errInvalidJSON(fmt.Sprintf(`The request body is %s; it must be a JSON object such as {"value": 42}.`, tokenKind(tok)))
+	}
+	var value, ttl json.RawMessage
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return setRequest{}, jsonSyntaxError(err)
+		}
+		name, _ := tok.(string) // inside an object the decoder only yields string keys here
+		var dst *json.RawMessage
+		switch name {
+		case "value":
+			dst = &value
+		case "ttlSeconds":
+			dst = &ttl
+		default:
+			return setRequest{}, errInvalidJSON(fmt.Sprintf(`The request body has unknown field %q; the only fields are "value" and "ttlSeconds".`, clip(name)))
+		}
+		if *dst != nil {
+			return setRequest{}, errInvalidJSON(fmt.Sprintf("The request body has field %q more than once; send it once.", name))
+		}
+		if err := dec.Decode(dst); err != nil {
+			return setRequest{}, jsonSyntaxError(err)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return setRequest{}, jsonSyntaxError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return setRequest{}, errInvalidJSON("The request body has data after the JSON object; send exactly one object.")
+	}
+
+	if value == nil {
+		return setRequest{}, errMissingValue
+	}
+	var req setRequest
+	if ttl != nil {
+		d, err := parseTTL(ttl)
+		if err != nil {
+			return setRequest{}, err
+		}
+		req.ttl = d
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, value); err != nil { // unreachable: the decoder validated it
+		return setRequest{}, errInvalidJSON("The value is not valid JSON: " + err.Error() + ".")
+	}
+	if int64(buf.Len()) > maxValueBytes {
+		return setRequest{}, errTooLarge(fmt.Sprintf("The value is %d bytes as compact JSON; values may be at most %d bytes.", buf.Len(), maxValueBytes))
+	}
+	req.value = buf.Bytes()
+	return req, nil
+}
+
+// jsonSyntaxError describes a decoder error to the client.
+func jsonSyntaxError(err error) *apiError {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return errInvalidJSON(fmt.Sprintf("The request body is not valid JSON: %s at byte %d.", se.Error(), se.Offset))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errInvalidJSON("The request body ends before its JSON object is complete; send a whole object.")
+	default:
+		return errInvalidJSON("The request body is not valid JSON: " + err.Error() + ".")
+	}
+}
+
+// tokenKind names the JSON type of a top-level token that is not '{'.
+func tokenKind(tok json.Token) string {
+	switch t := tok.(type) {
+	case json.Delim:
+		if t == '[' {
+			return "an array"
+		}
+		return "not a JSON value"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+// clip shortens client-supplied text echoed in an error message, so a huge
+// field name is not sent back whole.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

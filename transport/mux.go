@@ -1,0 +1,222 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Protocol bytes: the first byte a dialer writes on a new peer connection.
+const (
+	ProtoRaft byte = 0x01
+	ProtoRPC  byte = 0x02
+)
+
+// Handler serves one RPC. It runs on its own goroutine, concurrently with
+// other requests from the same connection. ctx carries the caller's remaining
+// deadline (propagated in the frame) and is cancelled if the connection
+// closes or the Mux is closed; Mux.Close waits for handlers to return, so a
+// handler must honour ctx. req is owned by the handler. A non-nil error is
+// sent to the caller as a RemoteError carrying only err.Error(); otherwise
+// the returned bytes are the response and must not be modified afterwards.
+type Handler func(ctx context.Context, method uint8, req []byte) ([]byte, error)
+
+// Mux owns a node's peer port. It accepts TCP connections, reads each one's
+// protocol byte, and hands raft connections to RaftLayer().Accept and RPC
+// connections to the handler set by SetRPCHandler.
+//
+// Goroutines: one accept loop; one per accepted connection (handshake, then
+// serving RPC or waiting for raft to accept it); one per in-flight RPC
+// request. Close stops and waits for all of them.
+type Mux struct {
+	cfg     Config
+	log     *slog.Logger
+	ln      net.Listener
+	addr    string
+	raft    *raftLayer
+	handler atomic.Pointer[Handler]
+
+	ctx    context.Context // cancelled by Close; parent of every handler context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{} // every open connection, accepted or raft-dialed
+	wg     sync.WaitGroup
+}
+
+// Listen binds cfg.BindAddr and starts accepting peer connections.
+func Listen(cfg Config) (*Mux, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	ln, err := net.Listen("tcp", cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen: %w", err)
+	}
+	addr := cfg.AdvertiseAddr
+	if addr == "" {
+		addr = ln.Addr().String()
+		if err := checkAdvertisable(addr); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("transport: set AdvertiseAddr: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Mux{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		ln:     ln,
+		addr:   addr,
+		ctx:    ctx,
+		cancel: cancel,
+		conns:  make(map[net.Conn]struct{}),
+	}
+	m.raft = newRaftLayer(m)
+	m.wg.Add(1)
+	go m.acceptLoop()
+	m.log.Info("peer port listening", "bind", ln.Addr().String(), "advertise", addr)
+	return m, nil
+}
+
+// Addr returns the advertised address: the one peers dial and raft records.
+func (m *Mux) Addr() string { return m.addr }
+
+// SetRPCHandler installs the handler for RPC requests. It may be called at
+// any time, including after Listen and while requests are arriving; until it
+// is called, every request is answered with RemoteError{MsgNotReady}.
+func (m *Mux) SetRPCHandler(h Handler) {
+	if h == nil {
+		m.handler.Store(nil)
+		return
+	}
+	m.handler.Store(&h)
+}
+
+// Close stops accepting, closes the listener and every connection the Mux
+// accepted or dialed for raft (cancelling in-flight handler contexts), and
+// waits for every goroutine it started, including running handlers. It is
+// safe to call more than once.
+func (m *Mux) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	conns := make([]net.Conn, 0, len(m.conns))
+	for c := range m.conns {
+		conns = append(conns, c)
+	}
+	m.mu.Unlock()
+
+	// Connections close before handler contexts are cancelled, so a handler
+	// that returns because of the cancellation cannot answer: its caller sees
+	// ErrConnLost, which is the truth (it may have done its work).
+	err := m.ln.Close()
+	for _, c := range conns {
+		c.Close()
+	}
+	m.cancel()
+	m.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// track registers an open connection so Close can close it, and when
+// withGoroutine is set, accounts for the goroutine about to serve it. It
+// returns false (and the caller must close conn) once the Mux is closed.
+func (m *Mux) track(conn net.Conn, withGoroutine bool) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.conns[conn] = struct{}{}
+	if withGoroutine {
+		m.wg.Add(1)
+	}
+	return true
+}
+
+func (m *Mux) untrack(conn net.Conn) {
+	m.mu.Lock()
+	delete(m.conns, conn)
+	m.mu.Unlock()
+}
+
+func (m *Mux) isClosed() bool {
+	return m.ctx.Err() != nil
+}
+
+func (m *Mux) acceptLoop() {
+	defer m.wg.Done()
+	const minDelay, maxDelay = 5 * time.Millisecond, time.Second
+	var delay time.Duration
+	for {
+		conn, err := m.ln.Accept()
+		if err != nil {
+			if m.isClosed() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Resource exhaustion (EMFILE and the like): back off and retry.
+			delay = min(max(2*delay, minDelay), maxDelay)
+			m.log.Warn("accept failed", "error", err, "retry_in", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-m.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		delay = 0
+		if !m.track(conn, true) {
+			conn.Close()
+			return
+		}
+		go m.handshake(conn)
+	}
+}
+
+// handshake reads the protocol byte under HandshakeTimeout and dispatches.
+func (m *Mux) handshake(conn net.Conn) {
+	defer m.wg.Done()
+	remote := conn.RemoteAddr().String()
+	var proto [1]byte
+	conn.SetReadDeadline(time.Now().Add(m.cfg.HandshakeTimeout))
+	if _, err := io.ReadFull(conn, proto[:]); err != nil {
+		if !m.isClosed() {
+			m.log.Debug("connection closed before protocol byte", "remote", remote, "error", err)
+		}
+		m.closeConn(conn)
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+
+	switch proto[0] {
+	case ProtoRaft:
+		m.raft.handoff(&trackedConn{Conn: conn, m: m})
+	case ProtoRPC:
+		m.serveRPC(conn)
+		m.closeConn(conn)
+	default:
+		m.log.Warn("unknown protocol byte, closing connection", "remote", remote, "byte", fmt.Sprintf("%#02x", proto[0]))
+		m.closeConn(conn)
+	}
+}
+
+func (m *Mux) closeConn(conn net.Conn) {
+	m.untrack(conn)
+	conn.Close()
+}

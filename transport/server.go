@@ -1,0 +1,109 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// maxInFlightPerConn bounds concurrently running handlers per connection.
+// When it is reached the connection's reader stops reading, so a pipelining
+// peer is slowed by TCP flow control instead of growing goroutines without
+// bound.
+const maxInFlightPerConn = 1024
+
+// serveRPC serves the RPC protocol on conn until it fails or the Mux closes.
+// It returns only after every handler it started has returned.
+func (m *Mux) serveRPC(conn net.Conn) {
+	ctx, cancel := context.WithCancel(m.ctx)
+	var handlers sync.WaitGroup
+	defer func() {
+		cancel()
+		conn.Close()
+		handlers.Wait()
+	}()
+
+	remote := conn.RemoteAddr().String()
+	br := bufio.NewReaderSize(conn, bufferBytes)
+	w := newFrameWriter(conn, m.cfg.WriteTimeout)
+	slots := make(chan struct{}, maxInFlightPerConn)
+	for {
+		h, req, err := readFrame(br, m.cfg.MaxFrameBytes)
+		if err != nil {
+			switch {
+			case errors.Is(err, ErrFrameTooLarge) || errors.Is(err, errBadFrame):
+				m.log.Warn("closing rpc connection: bad frame", "remote", remote, "error", err)
+			case errors.Is(err, io.EOF) || m.isClosed():
+			default:
+				m.log.Debug("rpc connection read failed", "remote", remote, "error", err)
+			}
+			return
+		}
+		hp := m.handler.Load()
+		if hp == nil {
+			m.respond(w, remote, h.id, nil, &RemoteError{Message: MsgNotReady})
+			continue
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		handlers.Add(1)
+		go func() {
+			defer func() {
+				<-slots
+				handlers.Done()
+			}()
+			resp, err := m.runHandler(ctx, *hp, h, req)
+			m.respond(w, remote, h.id, resp, err)
+		}()
+	}
+}
+
+func (m *Mux) runHandler(connCtx context.Context, handler Handler, h frameHeader, req []byte) (resp []byte, err error) {
+	ctx := connCtx
+	if h.timeout != 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(connCtx, time.Duration(h.timeout))
+		defer cancel()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			m.log.Error("rpc handler panicked", "method", h.kind, "panic", p, "stack", string(debug.Stack()))
+			resp, err = nil, fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return handler(ctx, h.kind, req)
+}
+
+// respond writes the response frame for request id. A response that would
+// exceed MaxFrameBytes is replaced by an error response.
+func (m *Mux) respond(w *frameWriter, remote string, id uint64, resp []byte, herr error) {
+	status := statusOK
+	if herr != nil {
+		status = statusError
+		if re, ok := herr.(*RemoteError); ok {
+			resp = []byte(re.Message) // relayed as is, without another prefix
+		} else {
+			resp = []byte(herr.Error())
+		}
+	}
+	if limit := m.cfg.MaxFrameBytes - headerLen; len(resp) > limit {
+		if status == statusOK {
+			m.log.Warn("rpc response exceeds frame limit", "remote", remote, "bytes", len(resp), "limit", limit)
+			resp = []byte(fmt.Sprintf("response of %d bytes exceeds the frame limit", len(resp)))
+			status = statusError
+		}
+		resp = resp[:min(len(resp), limit)]
+	}
+	if err := w.write(frameHeader{id: id, kind: status}, resp); err != nil && err != errNotWritten && !m.isClosed() {
+		m.log.Debug("rpc response write failed", "remote", remote, "error", err)
+	}
+}
