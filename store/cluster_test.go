@@ -7,13 +7,21 @@ import (
 	"time"
 )
 
+// mustSet writes through nd, repeating the (idempotent) write like a client
+// would when its outcome is unknown or no leader is available yet.
 func mustSet(t *testing.T, nd *testNode, key, value string, ttl time.Duration) SetResult {
 	t.Helper()
-	res, err := nd.store.Set(ctxTimeout(t, 10*time.Second), key, []byte(value), ttl)
-	if err != nil {
-		t.Fatalf("set %s on %s: %v", key, nd.id, err)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		res, err := nd.store.Set(ctxTimeout(t, 5*time.Second), key, []byte(value), ttl)
+		if err == nil {
+			return res
+		}
+		if !errors.Is(err, ErrOutcomeUnknown) && !errors.Is(err, ErrNoLeader) || time.Now().After(deadline) {
+			t.Fatalf("set %s on %s: %v", key, nd.id, err)
+		}
+		t.Logf("set %s on %s: %v; retrying", key, nd.id, err)
 	}
-	return res
 }
 
 func mustGet(t *testing.T, nd *testNode, key string) Item {

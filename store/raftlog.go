@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -41,6 +44,12 @@ func (r *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off {
 		return
 	}
+	args = formatArgs(args)
+	// raft's transport reports a connection this node closed while shutting
+	// down as a decode error; that is expected, not an error.
+	if level >= hclog.Warn && closedConnErr(args) {
+		level = hclog.Debug
+	}
 	lv := slogLevel(level)
 	if !r.l.Enabled(context.Background(), lv) {
 		return
@@ -49,6 +58,28 @@ func (r *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 		args = append(args, "logger", r.name)
 	}
 	r.l.Log(context.Background(), lv, msg, args...)
+}
+
+// formatArgs renders hclog.Format values (a format string and its operands),
+// which slog would print as a raw slice.
+func formatArgs(args []any) []any {
+	for i, a := range args {
+		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				args[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+	}
+	return args
+}
+
+func closedConnErr(args []any) bool {
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, net.ErrClosed) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *raftLogger) Trace(msg string, args ...any) { r.Log(hclog.Trace, msg, args...) }

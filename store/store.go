@@ -62,7 +62,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 	cfg = cfg.withDefaults()
 	s := &Store{
 		cfg:           cfg,
-		log:           cfg.Logger.With("component", "store", "node", cfg.NodeID),
+		log:           cfg.Logger.With("component", "store"),
 		fsm:           fsm.New(),
 		mux:           mux,
 		rpc:           transport.NewClient(transport.ClientConfig{Logger: cfg.Logger}),
@@ -90,7 +90,7 @@ func (s *Store) openRaft() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("store: create data dir: %w", err)
 	}
-	hlog := newRaftLogger(s.cfg.Logger.With("node", s.cfg.NodeID))
+	hlog := newRaftLogger(s.cfg.Logger)
 
 	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
 	if err != nil {

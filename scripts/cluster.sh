@@ -1,0 +1,551 @@
+#!/usr/bin/env bash
+# cluster.sh runs a local three-node quorumkv cluster for development and for
+# scripts/cluster-smoke.sh. Run it with no arguments for usage.
+#
+# Node N (1..3) has raft id nN, HTTP on 127.0.0.1:808N and raft/forwarding on
+# 127.0.0.1:908N. All state lives under .cluster/ at the repository root, or
+# under $KV_CLUSTER_DIR when set:
+#
+#   bin/kvnode      the binary every node runs; built by start
+#   api-key         the bearer key, mode 0600: $KV_API_KEY when set, else generated once
+#   nN/data         node N's raft log, snapshots and store; survives stop and start
+#   nN/kvnode.log   node N's stdout and stderr (JSON log lines), appended across runs
+#   nN/pid          node N's pid while cluster.sh believes it runs
+#
+# A pid file is trusted only while /proc/PID/cmdline is our kvnode binary with
+# this node's data dir, so a stale file or a recycled pid is never signalled.
+#
+# Environment:
+#   KV_CLUSTER_DIR         state directory (default: <repo>/.cluster)
+#   KV_API_KEY             API key to use instead of a generated one
+#   KV_CLUSTER_HTTP_BASE   node N listens for HTTP on 127.0.0.1:$((BASE+N)) (default 8080)
+#   KV_CLUSTER_PEER_BASE   node N listens for raft on 127.0.0.1:$((BASE+N)) (default 9080)
+#   KV_CLUSTER_TIMEOUT     seconds start and restart wait for a leader (default 30)
+#   KV_LOG_LEVEL and other KV_* settings of kvnode pass through to the nodes.
+set -euo pipefail
+
+readonly NODES=(1 2 3)
+readonly STOP_TIMEOUT=20 # seconds a node gets to shut down gracefully before SIGKILL
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+# Absolute and normalised, because pid verification compares it with the
+# --data-dir a node was started with.
+cluster_dir=$(realpath -m -- "${KV_CLUSTER_DIR:-$repo_root/.cluster}")
+http_base=${KV_CLUSTER_HTTP_BASE:-8080}
+peer_base=${KV_CLUSTER_PEER_BASE:-9080}
+wait_timeout=${KV_CLUSTER_TIMEOUT:-30}
+bin=$cluster_dir/bin/kvnode
+key_file=$cluster_dir/api-key
+
+die() {
+	printf 'cluster.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+usage() {
+	local rc=${1:-2}
+	cat >&2 <<'EOF'
+usage: scripts/cluster.sh COMMAND
+
+  start        build kvnode, start every node not running, wait for one agreed leader
+  stop         stop all nodes (SIGTERM, SIGKILL after 20s); resumes paused nodes first
+  status       show each node's raft state, term, applied index and leader;
+               exits 1 when a node does not answer
+  restart N    gracefully stop node N (1-3), start it on the same data, wait for a leader
+  kill N       SIGKILL node N
+  pause N      SIGSTOP node N
+  resume N     SIGCONT node N
+  logs N [-f]  print the last 100 lines of node N's log; -f follows it
+EOF
+	exit "$rc"
+}
+
+http_addr() { printf '127.0.0.1:%d' $((http_base + $1)); }
+peer_addr() { printf '127.0.0.1:%d' $((peer_base + $1)); }
+node_dir() { printf '%s/n%d' "$cluster_dir" "$1"; }
+
+peers_flag() {
+	local n out=()
+	for n in "${NODES[@]}"; do
+		out+=("n$n=$(peer_addr "$n")")
+	done
+	local IFS=,
+	printf '%s' "${out[*]}"
+}
+
+# ensure_commands installs, with apt-get, the Debian packages of the same name
+# as any missing command. Only root (or sudo) can do that; anyone else gets told.
+ensure_commands() {
+	local missing=() c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+	done
+	((${#missing[@]} == 0)) || install_packages "${missing[@]}"
+}
+
+install_packages() {
+	local missing=("$@")
+	command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]}: install them (no apt-get on this machine)"
+	local sudo=()
+	if ((EUID != 0)); then
+		command -v sudo >/dev/null 2>&1 || die "missing ${missing[*]}: install them or run as root"
+		sudo=(sudo)
+	fi
+	printf 'cluster.sh: installing %s with apt-get\n' "${missing[*]}" >&2
+	if ! { "${sudo[@]}" apt-get update -qq &&
+		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >&2; then
+		die "apt-get install ${missing[*]} failed"
+	fi
+}
+
+ensure_go() {
+	command -v go >/dev/null 2>&1 && return 0
+	[[ -x /usr/local/go/bin/go ]] || die "go is not on PATH and not at /usr/local/go/bin/go"
+	PATH=/usr/local/go/bin:$PATH
+}
+
+# ensure_ca_certificates: go build downloads modules over HTTPS, which fails on
+# a minimal image without a CA bundle.
+ensure_ca_certificates() {
+	[[ -s /etc/ssl/certs/ca-certificates.crt ]] && return 0
+	if command -v apt-get >/dev/null 2>&1 && { ((EUID == 0)) || command -v sudo >/dev/null 2>&1; }; then
+		install_packages ca-certificates
+	else
+		echo "cluster.sh: warning: no CA bundle; go build can only use modules already cached" >&2
+	fi
+}
+
+build() {
+	ensure_go
+	ensure_ca_certificates
+	mkdir -p "$cluster_dir/bin"
+	echo "building kvnode ($(go version | cut -d' ' -f3))"
+	# Build beside the target and rename: running nodes keep their (unlinked)
+	# binary, and writing over an executing file would fail with ETXTBSY.
+	local tmp=$bin.tmp.$$
+	if ! (cd "$repo_root" && go build -o "$tmp" ./cmd/kvnode); then
+		rm -f "$tmp"
+		die "go build ./cmd/kvnode failed"
+	fi
+	mv -f "$tmp" "$bin"
+}
+
+# take_lock serialises commands that change the cluster, so two concurrent
+# starts cannot launch a node twice. Nodes are started with fd 9 closed.
+take_lock() {
+	command -v flock >/dev/null 2>&1 || return 0
+	mkdir -p "$cluster_dir"
+	exec 9>"$cluster_dir/.lock"
+	flock -w 120 9 || die "another cluster.sh holds $cluster_dir/.lock"
+}
+
+api_key() {
+	[[ -s $key_file ]] || die "no API key at $key_file (has the cluster been started?)"
+	head -n 1 "$key_file"
+}
+
+write_key_file() {
+	local tmp=$key_file.tmp.$$
+	(
+		umask 077
+		printf '%s\n' "$1" >"$tmp"
+	)
+	chmod 600 "$tmp"
+	mv -f "$tmp" "$key_file"
+}
+
+# ensure_api_key makes $key_file hold the key the nodes will read at startup.
+ensure_api_key() {
+	mkdir -p "$cluster_dir"
+	if [[ -n ${KV_API_KEY:-} ]]; then
+		[[ $KV_API_KEY != *$'\n'* ]] || die "KV_API_KEY must be a single line"
+		if [[ -s $key_file && $(head -n 1 "$key_file") == "$KV_API_KEY" ]]; then
+			chmod 600 "$key_file"
+			return 0
+		fi
+		local n
+		for n in "${NODES[@]}"; do
+			if node_pid "$n" >/dev/null; then
+				die "KV_API_KEY differs from the key running nodes use ($key_file); stop the cluster first"
+			fi
+		done
+		write_key_file "$KV_API_KEY"
+	elif [[ ! -s $key_file ]]; then
+		command -v od >/dev/null 2>&1 || die "od (coreutils) is needed to generate an API key"
+		write_key_file "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+	else
+		chmod 600 "$key_file"
+	fi
+}
+
+# is_our_node N PID succeeds when PID is a live kvnode started for node N of
+# this cluster dir. A zombie has an empty cmdline and so does not count.
+is_our_node() {
+	local n=$1 pid=$2 cmdline want
+	cmdline=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+	[[ ${cmdline%%$'\n'*} == "$bin" ]] || return 1
+	want=$'\n'"--data-dir"$'\n'"$(node_dir "$n")/data"$'\n'
+	[[ $'\n'$cmdline$'\n' == *"$want"* ]]
+}
+
+# node_pid N prints node N's pid when it runs; fails otherwise.
+node_pid() {
+	local pid_file pid
+	pid_file="$(node_dir "$1")/pid"
+	[[ -f $pid_file ]] || return 1
+	pid=$(<"$pid_file") || return 1
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	is_our_node "$1" "$pid" || return 1
+	printf '%s\n' "$pid"
+}
+
+is_paused() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) } # the command name in parentheses may contain spaces
+	[[ ${stat%% *} == [Tt] ]]
+}
+
+port_in_use() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# api_get N PATH prints the body of an authenticated GET; fails on any error.
+# The key goes to curl on stdin as config, not as an argument visible in ps.
+api_get() {
+	local key
+	key=$(api_key)
+	key=${key//\\/\\\\}
+	key=${key//\"/\\\"}
+	curl -fsS --max-time 2 -K - "http://$(http_addr "$1")$2" <<<"header = \"Authorization: Bearer $key\""
+}
+
+# leader_seen_by N prints the leaderId node N reports (empty when it knows none).
+leader_seen_by() {
+	api_get "$1" /cluster/status | jq -r '.data.leaderId // ""'
+}
+
+log_tail() {
+	local log
+	log="$(node_dir "$1")/kvnode.log"
+	echo "----- n$1: last 40 lines of $log -----" >&2
+	if [[ -f $log ]]; then
+		tail -n 40 "$log" >&2
+	else
+		echo "(no log)" >&2
+	fi
+}
+
+start_node() {
+	local n=$1 dir pid_file
+	dir=$(node_dir "$n")
+	pid_file=$dir/pid
+	local port
+	for port in $((http_base + n)) $((peer_base + n)); do
+		if port_in_use "$port"; then
+			die "n$n cannot start: 127.0.0.1:$port is already in use by another process"
+		fi
+	done
+	mkdir -p "$dir/data"
+	rm -f "$pid_file"
+	local args=(
+		--id "n$n"
+		--http-addr "$(http_addr "$n")"
+		--peer-addr "$(peer_addr "$n")"
+		--data-dir "$dir/data"
+		--peers "$(peers_flag)"
+		--api-key-file "$key_file"
+	)
+	local launcher=(nohup)
+	command -v setsid >/dev/null 2>&1 && launcher=(setsid)
+	# The inner bash writes its own pid and then execs kvnode, so the pid file
+	# is right whether or not setsid had to fork. KV_API_KEY is dropped because
+	# kvnode would read it as --api-key; the key file is the only key source.
+	(
+		cd "$dir"
+		# shellcheck disable=SC2016 # $$, $1 and $@ belong to the inner bash
+		exec env -u KV_API_KEY "${launcher[@]}" bash -c \
+			'printf "%s\n" "$$" >"$1.tmp" && mv -f "$1.tmp" "$1" && shift && exec "$@"' \
+			launch "$pid_file" "$bin" "${args[@]}"
+	) </dev/null >>"$dir/kvnode.log" 2>&1 9>&- &
+
+	local deadline=$((SECONDS + 5)) pid
+	until node_pid "$n" >/dev/null; do
+		if [[ -s $pid_file ]]; then
+			pid=$(<"$pid_file")
+			if [[ ! -e /proc/$pid ]]; then
+				log_tail "$n"
+				die "n$n exited right after starting"
+			fi
+		fi
+		if ((SECONDS >= deadline)); then
+			log_tail "$n"
+			die "n$n did not start within 5s"
+		fi
+		sleep 0.1
+	done
+	echo "started n$n (pid $(node_pid "$n"), http $(http_addr "$n"))"
+}
+
+# wait_for_leader N... waits until every listed node answers /cluster/status
+# with the same non-empty leaderId and prints that id. On timeout, or when a
+# listed node's process dies, it prints the failing nodes' log tails and fails.
+wait_for_leader() {
+	local nodes=("$@") deadline=$((SECONDS + wait_timeout))
+	local -A seen
+	local n first agreed
+	while :; do
+		agreed=1
+		first=""
+		for n in "${nodes[@]}"; do
+			if ! node_pid "$n" >/dev/null; then
+				log_tail "$n"
+				die "n$n is not running (it may have exited; see its log above)"
+			fi
+			seen[$n]=$(leader_seen_by "$n" 2>/dev/null) || seen[$n]=""
+			[[ -n $first ]] || first=${seen[$n]}
+			[[ -n ${seen[$n]} && ${seen[$n]} == "$first" ]] || agreed=0
+		done
+		if ((agreed)); then
+			printf '%s\n' "$first"
+			return 0
+		fi
+		if ((SECONDS >= deadline)); then
+			for n in "${nodes[@]}"; do
+				echo "n$n sees leader: ${seen[$n]:-(none or not answering)}" >&2
+			done
+			for n in "${nodes[@]}"; do
+				local others=0 m
+				for m in "${nodes[@]}"; do
+					[[ $m != "$n" && -n ${seen[$n]} && ${seen[$m]} == "${seen[$n]}" ]] && others=$((others + 1))
+				done
+				# A node counts as failing unless a majority of the listed nodes agree with it.
+				((2 * (others + 1) > ${#nodes[@]})) || log_tail "$n"
+			done
+			die "no agreed leader after ${wait_timeout}s"
+		fi
+		sleep 0.25
+	done
+}
+
+print_endpoints() {
+	local leader=$1 n mark
+	echo "cluster is up (state in $cluster_dir)"
+	for n in "${NODES[@]}"; do
+		mark=""
+		[[ $leader == "n$n" ]] && mark="  (leader)"
+		echo "  n$n  http://$(http_addr "$n")$mark"
+	done
+	echo "leader:  $leader"
+	echo "api key: $(api_key)  (file: $key_file)"
+}
+
+cmd_start() {
+	take_lock
+	ensure_commands curl jq
+	local n down=()
+	for n in "${NODES[@]}"; do
+		node_pid "$n" >/dev/null || down+=("$n")
+	done
+	ensure_api_key
+	if ((${#down[@]} == 0)); then
+		echo "cluster is already running"
+	else
+		build
+		for n in "${down[@]}"; do
+			start_node "$n"
+		done
+	fi
+	local leader
+	leader=$(wait_for_leader "${NODES[@]}")
+	print_endpoints "$leader"
+}
+
+# stop_nodes N... resumes, SIGTERMs and waits for the listed nodes, then
+# SIGKILLs any still running after STOP_TIMEOUT seconds.
+stop_nodes() {
+	local n pid running=()
+	for n in "$@"; do
+		if pid=$(node_pid "$n"); then
+			kill -CONT "$pid" 2>/dev/null || true
+			kill -TERM "$pid" 2>/dev/null || true
+			running+=("$n")
+			echo "stopping n$n (pid $pid)"
+		fi
+		rm -f "$(node_dir "$n")/pid.tmp"
+	done
+	local deadline=$((SECONDS + STOP_TIMEOUT)) left
+	while ((${#running[@]} > 0)); do
+		left=()
+		for n in "${running[@]}"; do
+			node_pid "$n" >/dev/null && left+=("$n")
+		done
+		running=("${left[@]+"${left[@]}"}")
+		((${#running[@]} > 0)) || break
+		if ((SECONDS >= deadline)); then
+			for n in "${running[@]}"; do
+				if pid=$(node_pid "$n"); then
+					echo "n$n did not stop within ${STOP_TIMEOUT}s; sending SIGKILL" >&2
+					kill -KILL "$pid" 2>/dev/null || true
+				fi
+			done
+			wait_gone "${running[@]}"
+			break
+		fi
+		sleep 0.1
+	done
+	for n in "$@"; do
+		rm -f "$(node_dir "$n")/pid"
+	done
+}
+
+# wait_gone N... waits (bounded) until the listed nodes' processes are gone.
+wait_gone() {
+	local deadline=$((SECONDS + 5)) n
+	for n in "$@"; do
+		while node_pid "$n" >/dev/null; do
+			((SECONDS < deadline)) || die "n$n is still running after SIGKILL"
+			sleep 0.05
+		done
+	done
+}
+
+cmd_stop() {
+	take_lock
+	local n any=0
+	for n in "${NODES[@]}"; do
+		node_pid "$n" >/dev/null && any=1
+	done
+	if ((!any)); then
+		for n in "${NODES[@]}"; do
+			rm -f "$(node_dir "$n")/pid"
+		done
+		echo "cluster is not running"
+		return 0
+	fi
+	stop_nodes "${NODES[@]}"
+	echo "cluster stopped"
+}
+
+cmd_status() {
+	ensure_commands curl jq
+	local n pid proc state term applied leader body rc=0 leaders=()
+	printf '%-4s %-8s %-7s %-10s %-6s %-8s %-7s %s\n' NODE PID PROCESS STATE TERM APPLIED LEADER HTTP
+	for n in "${NODES[@]}"; do
+		state=- term=- applied=- leader=-
+		if ! pid=$(node_pid "$n"); then
+			pid=- proc=down rc=1
+		elif is_paused "$pid"; then
+			proc=paused rc=1
+		else
+			proc=running
+			if body=$(api_get "$n" /cluster/status 2>/dev/null) &&
+				IFS=$'\t' read -r state term applied leader < <(jq -r '.data | [.state, .term, .appliedIndex, (.leaderId // "")] | @tsv' <<<"$body"); then
+				if [[ -n $leader ]]; then
+					leaders+=("$leader")
+				else
+					leader="(none)"
+				fi
+			else
+				state=unreachable rc=1
+			fi
+		fi
+		printf '%-4s %-8s %-7s %-10s %-6s %-8s %-7s %s\n' "n$n" "$pid" "$proc" "$state" "$term" "$applied" "$leader" "$(http_addr "$n")"
+	done
+	if ((${#leaders[@]} == 0)); then
+		echo "leader: none known"
+	elif [[ $(printf '%s\n' "${leaders[@]}" | sort -u | wc -l) -eq 1 ]]; then
+		local note=""
+		if [[ ${leaders[0]} =~ ^n([1-3])$ ]] && ! node_pid "${BASH_REMATCH[1]}" >/dev/null; then
+			note=" (reported by the others, but not running: an election is due)"
+		fi
+		echo "leader: ${leaders[0]}$note"
+	else
+		echo "leader: nodes disagree ($(printf '%s\n' "${leaders[@]}" | sort -u | tr '\n' ' '))"
+	fi
+	return "$rc"
+}
+
+cmd_restart() {
+	local n=$1
+	take_lock
+	ensure_commands curl jq
+	node_pid "$n" >/dev/null && stop_nodes "$n"
+	ensure_api_key
+	[[ -x $bin ]] || build
+	start_node "$n"
+	local leader
+	leader=$(wait_for_leader "$n")
+	echo "n$n is back on http://$(http_addr "$n") and sees leader $leader"
+}
+
+# signal_node SIGNAL N VERB sends SIGNAL to running node N.
+signal_node() {
+	local sig=$1 n=$2 verb=$3 pid
+	pid=$(node_pid "$n") || die "n$n is not running"
+	kill "-$sig" "$pid"
+	echo "$verb n$n (pid $pid)"
+}
+
+cmd_kill() {
+	take_lock
+	signal_node KILL "$1" killed
+	wait_gone "$1"
+	rm -f "$(node_dir "$1")/pid"
+}
+
+cmd_logs() {
+	local log
+	log="$(node_dir "$1")/kvnode.log"
+	[[ -f $log ]] || die "no log for n$1 at $log"
+	case ${2-} in
+	"") exec tail -n 100 "$log" ;;
+	-f | --follow) exec tail -n 100 -f "$log" ;;
+	*) usage ;;
+	esac
+}
+
+# node_arg validates a node number argument.
+node_arg() {
+	[[ ${1-} =~ ^[1-3]$ ]] || {
+		echo "cluster.sh: expected a node number 1-3, got '${1-}'" >&2
+		usage
+	}
+	printf '%s' "$1"
+}
+
+main() {
+	local cmd=${1-}
+	[[ -n $cmd ]] || usage
+	shift
+	case $cmd in
+	start | stop | status)
+		(($# == 0)) || usage
+		"cmd_$cmd"
+		;;
+	restart | kill | pause | resume)
+		(($# == 1)) || usage
+		local n
+		n=$(node_arg "$1")
+		case $cmd in
+		restart) cmd_restart "$n" ;;
+		kill) cmd_kill "$n" ;;
+		pause) signal_node STOP "$n" paused ;;
+		resume) signal_node CONT "$n" resumed ;;
+		esac
+		;;
+	logs)
+		(($# == 1 || $# == 2)) || usage
+		local n
+		n=$(node_arg "$1")
+		cmd_logs "$n" "${2-}"
+		;;
+	-h | --help | help) usage 0 ;;
+	*)
+		echo "cluster.sh: unknown command '$cmd'" >&2
+		usage
+		;;
+	esac
+}
+
+main "$@"
