@@ -65,7 +65,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		log:           cfg.Logger.With("component", "store"),
 		fsm:           fsm.New(),
 		mux:           mux,
-		rpc:           transport.NewClient(transport.ClientConfig{Logger: cfg.Logger}),
+		rpc:           transport.NewClient(transport.ClientConfig{Logger: cfg.Logger, TLS: mux.PeerTLS()}),
 		reads:         make(chan *readIndexRequest, 1024),
 		leaderChanged: make(chan struct{}),
 		observerCh:    make(chan raft.Observation, 64),

@@ -198,6 +198,14 @@ func (c *Client) dial(addr string) (*clientConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: dial %s: %w", ErrNotSent, addr, err)
 	}
+	if c.cfg.TLS != nil {
+		hctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
+		conn, err = c.cfg.TLS.clientHandshake(hctx, conn, addr)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
+	}
 	cc := &clientConn{
 		c:       c,
 		addr:    addr,

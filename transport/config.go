@@ -43,6 +43,12 @@ type Config struct {
 	// stopped reading; the connection is closed when it passes. Default 10s.
 	WriteTimeout time.Duration
 
+	// TLS, when set, makes the peer port mutual TLS: an accepted connection
+	// must complete the handshake, with a certificate from the cluster CA,
+	// within HandshakeTimeout before its protocol byte is read, and raft dials
+	// use TLS too. Nil means plain TCP (unauthenticated; say so in the logs).
+	TLS *PeerTLS
+
 	// Logger receives transport logs with the attribute component=transport.
 	// Nil means slog.Default().
 	Logger *slog.Logger
@@ -109,6 +115,9 @@ type ClientConfig struct {
 	// connection is closed (and its requests fail with ErrConnLost) when it
 	// passes. Default 10s.
 	WriteTimeout time.Duration
+
+	// TLS, when set, dials peers with mutual TLS (PeerTLS.Client).
+	TLS *PeerTLS
 
 	// Logger receives client logs with component=transport. Nil means slog.Default().
 	Logger *slog.Logger

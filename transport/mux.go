@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -82,7 +83,10 @@ func Listen(cfg Config) (*Mux, error) {
 	m.raft = newRaftLayer(m)
 	m.wg.Add(1)
 	go m.acceptLoop()
-	m.log.Info("peer port listening", "bind", ln.Addr().String(), "advertise", addr)
+	if cfg.TLS == nil {
+		m.log.Warn("peer port is NOT authenticated: anyone who can reach it can join raft and append to the log; configure peer mutual TLS", "bind", ln.Addr().String())
+	}
+	m.log.Info("peer port listening", "bind", ln.Addr().String(), "advertise", addr, "mtls", cfg.TLS != nil)
 	return m, nil
 }
 
@@ -181,6 +185,9 @@ func (m *Mux) acceptLoop() {
 			continue
 		}
 		delay = 0
+		if m.cfg.TLS != nil {
+			conn = tls.Server(conn, m.cfg.TLS.Server)
+		}
 		if !m.track(conn, true) {
 			conn.Close()
 			return
@@ -193,6 +200,17 @@ func (m *Mux) acceptLoop() {
 func (m *Mux) handshake(conn net.Conn) {
 	defer m.wg.Done()
 	remote := conn.RemoteAddr().String()
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn.SetDeadline(time.Now().Add(m.cfg.HandshakeTimeout))
+		if err := tc.HandshakeContext(m.ctx); err != nil {
+			if !m.isClosed() {
+				m.log.Warn("rejected peer connection: TLS handshake failed", "remote", remote, "error", err)
+			}
+			m.closeConn(conn)
+			return
+		}
+		conn.SetDeadline(time.Time{})
+	}
 	var proto [1]byte
 	conn.SetReadDeadline(time.Now().Add(m.cfg.HandshakeTimeout))
 	if _, err := io.ReadFull(conn, proto[:]); err != nil {
@@ -220,3 +238,7 @@ func (m *Mux) closeConn(conn net.Conn) {
 	m.untrack(conn)
 	conn.Close()
 }
+
+// PeerTLS returns the peer TLS configuration (nil for plain TCP), so the
+// node's RPC client dials peers the same way raft does.
+func (m *Mux) PeerTLS() *PeerTLS { return m.cfg.TLS }

@@ -89,6 +89,11 @@ func (l *raftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net
 	if err != nil {
 		return nil, err
 	}
+	if l.m.cfg.TLS != nil {
+		if conn, err = l.m.cfg.TLS.clientHandshake(ctx, conn, string(address)); err != nil {
+			return nil, err
+		}
+	}
 	if timeout > 0 {
 		conn.SetWriteDeadline(time.Now().Add(timeout))
 	}

@@ -30,6 +30,12 @@ type options struct {
 	snapshotThreshold uint64
 	logLevel          string
 	logFormat         string
+	peerCA            string
+	peerCert          string
+	peerKey           string
+	tlsCert           string
+	tlsKey            string
+	maxConcurrent     int
 }
 
 // parseFlags reads args, then fills every flag not given on the command line
@@ -52,10 +58,16 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", time.Second, "raft: follower waits this long without a leader before an election")
 	fs.DurationVar(&o.electionTimeout, "election-timeout", time.Second, "raft: candidate waits this long for votes")
 	fs.Uint64Var(&o.snapshotThreshold, "snapshot-threshold", store.DefaultConfig().SnapshotThreshold, "raft: log entries between snapshots")
+	fs.StringVar(&o.peerCA, "peer-ca", "", "cluster CA certificate (PEM): with --peer-cert and --peer-key, the peer port runs mutual TLS 1.3")
+	fs.StringVar(&o.peerCert, "peer-cert", "", "this node's certificate (PEM) for the peer port, signed by --peer-ca")
+	fs.StringVar(&o.peerKey, "peer-key", "", "the key of --peer-cert (PEM)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "certificate (PEM) for HTTPS on --http-addr; reloaded when the file changes")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent-requests", 4096, "requests served at once; more are answered 503 overloaded with Retry-After (0 = no limit)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kvnode [flags]\n\nRuns one quorumkv node. Every flag can also be set with the environment\nvariable KV_<FLAG> (e.g. KV_HTTP_ADDR, KV_API_KEY); a flag given on the\ncommand line wins.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: kvnode [flags]\n       kvnode certs --help\n\nRuns one quorumkv node. Every flag can also be set with the environment\nvariable KV_<FLAG> (e.g. KV_HTTP_ADDR, KV_API_KEY); a flag given on the\ncommand line wins.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "certs" {
+		os.Exit(runCerts(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
 
@@ -109,7 +113,22 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		logger.Warn("generated a new API key", "file", o.dataDir+"/"+apiKeyFileName)
 	}
 
+	peerTLS, err := loadPeerTLS(o)
+	if err != nil {
+		return nil, err
+	}
+	var certs *certReloader
+	if o.tlsCert != "" || o.tlsKey != "" {
+		if o.tlsCert == "" || o.tlsKey == "" {
+			return nil, errors.New("HTTPS needs both --tls-cert and --tls-key")
+		}
+		if certs, err = newCertReloader(o.tlsCert, o.tlsKey, logger); err != nil {
+			return nil, err
+		}
+	}
+
 	mux, err := transport.Listen(transport.Config{
+		TLS:           peerTLS,
 		BindAddr:      o.peerAddr,
 		AdvertiseAddr: o.advertisePeerAddr,
 		MaxFrameBytes: int(max(64<<20, 2*o.maxValueBytes+(1<<20))),
@@ -154,7 +173,7 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		mux:   mux,
 		store: st,
 		http: &http.Server{
-			Handler:           api,
+			Handler:           httpapi.LimitConcurrency(api, o.maxConcurrent),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       o.requestTimeout + 30*time.Second,
 			WriteTimeout:      o.requestTimeout + 30*time.Second,
@@ -165,13 +184,29 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		httpErr:  make(chan error, 1),
 		httpAddr: ln.Addr().String(),
 	}
+	if certs != nil {
+		n.http.TLSConfig = httpsConfig(certs)
+		ln = tls.NewListener(ln, n.http.TLSConfig)
+	}
 	go func() {
 		if err := n.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			n.httpErr <- err
 		}
 	}()
-	logger.Info("kvnode started", "http", ln.Addr().String(), "peer", mux.Addr(), "data_dir", o.dataDir)
+	logger.Info("kvnode started", "http", ln.Addr().String(), "https", certs != nil, "peer", mux.Addr(), "peer_mtls", peerTLS != nil, "data_dir", o.dataDir)
 	return n, nil
+}
+
+// loadPeerTLS returns the peer port's mutual TLS, or nil when none of the
+// three files is configured (plain TCP; the transport logs a warning).
+func loadPeerTLS(o options) (*transport.PeerTLS, error) {
+	if o.peerCA == "" && o.peerCert == "" && o.peerKey == "" {
+		return nil, nil
+	}
+	if o.peerCA == "" || o.peerCert == "" || o.peerKey == "" {
+		return nil, errors.New("peer mutual TLS needs all of --peer-ca, --peer-cert and --peer-key")
+	}
+	return transport.LoadPeerTLS(o.peerCA, o.peerCert, o.peerKey)
 }
 
 // stop shuts down in reverse order of start. A leader first hands leadership
