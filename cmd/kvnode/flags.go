@@ -36,6 +36,7 @@ type options struct {
 	tlsCert           string
 	tlsKey            string
 	maxConcurrent     int
+	headerTimeout     time.Duration
 }
 
 // parseFlags reads args, then fills every flag not given on the command line
@@ -64,6 +65,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "certificate (PEM) for HTTPS on --http-addr; reloaded when the file changes")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-requests", 4096, "requests served at once; more are answered 503 overloaded with Retry-After (0 = no limit)")
+	fs.DurationVar(&o.headerTimeout, "http-header-timeout", 5*time.Second, "a client must send its request headers (and finish the TLS handshake) within this time")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	fs.Usage = func() {

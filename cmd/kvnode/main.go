@@ -174,7 +174,7 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		store: st,
 		http: &http.Server{
 			Handler:           httpapi.LimitConcurrency(api, o.maxConcurrent),
-			ReadHeaderTimeout: 5 * time.Second,
+			ReadHeaderTimeout: o.headerTimeout,
 			ReadTimeout:       o.requestTimeout + 30*time.Second,
 			WriteTimeout:      o.requestTimeout + 30*time.Second,
 			IdleTimeout:       2 * time.Minute,
