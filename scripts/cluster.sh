@@ -47,7 +47,9 @@ usage() {
 	cat >&2 <<'EOF'
 usage: scripts/cluster.sh COMMAND
 
-  start        build kvnode, start every node not running, wait for one agreed leader
+  start [--tls] build kvnode, start every node not running, wait for one agreed leader;
+               --tls (remembered for this cluster dir) generates a dev CA and node
+               certificates in <cluster dir>/certs and runs HTTPS plus peer mutual TLS
   stop         stop all nodes (SIGTERM, SIGKILL after 20s); resumes paused nodes first
   status       show each node's raft state, term, applied index and leader;
                exits 1 when a node does not answer
@@ -61,6 +63,16 @@ EOF
 }
 
 http_addr() { printf '127.0.0.1:%d' $((http_base + $1)); }
+certs_dir=$cluster_dir/certs
+tls_on() { [[ -f $cluster_dir/tls ]]; }
+scheme() { if tls_on; then printf https; else printf http; fi; }
+
+# ensure_certs generates the dev CA and node certificates once per cluster dir.
+ensure_certs() {
+	[[ -f $certs_dir/ca.pem ]] && return 0
+	"$bin" certs --out "$certs_dir" --nodes "$(printf 'n%s,' "${NODES[@]}" | sed 's/,$//')" >/dev/null ||
+		die "could not generate certificates in $certs_dir"
+}
 peer_addr() { printf '127.0.0.1:%d' $((peer_base + $1)); }
 node_dir() { printf '%s/n%d' "$cluster_dir" "$1"; }
 
@@ -217,7 +229,9 @@ api_get() {
 	key=$(api_key)
 	key=${key//\\/\\\\}
 	key=${key//\"/\\\"}
-	curl -fsS --max-time 2 -K - "http://$(http_addr "$1")$2" <<<"header = \"Authorization: Bearer $key\""
+	local tls_args=()
+	tls_on && tls_args=(--cacert "$certs_dir/ca.pem")
+	curl -fsS --max-time 2 "${tls_args[@]}" -K - "$(scheme)://$(http_addr "$1")$2" <<<"header = \"Authorization: Bearer $key\""
 }
 
 # leader_seen_by N prints the leaderId node N reports (empty when it knows none).
@@ -256,6 +270,12 @@ start_node() {
 		--peers "$(peers_flag)"
 		--api-key-file "$key_file"
 	)
+	if tls_on; then
+		args+=(
+			--peer-ca "$certs_dir/ca.pem" --peer-cert "$certs_dir/n$n.pem" --peer-key "$certs_dir/n$n-key.pem"
+			--tls-cert "$certs_dir/n$n.pem" --tls-key "$certs_dir/n$n-key.pem"
+		)
+	fi
 	local launcher=(nohup)
 	command -v setsid >/dev/null 2>&1 && launcher=(setsid)
 	# The inner bash writes its own pid and then execs kvnode, so the pid file
@@ -334,15 +354,22 @@ print_endpoints() {
 	for n in "${NODES[@]}"; do
 		mark=""
 		[[ $leader == "n$n" ]] && mark="  (leader)"
-		echo "  n$n  http://$(http_addr "$n")$mark"
+		echo "  n$n  $(scheme)://$(http_addr "$n")$mark"
 	done
 	echo "leader:  $leader"
 	echo "api key: $(api_key)  (file: $key_file)"
+	if tls_on; then
+		echo "tls:     HTTPS and peer mutual TLS; CA certificate $certs_dir/ca.pem (curl --cacert)"
+	fi
 }
 
 cmd_start() {
 	take_lock
 	ensure_commands curl jq
+	if [[ ${1-} == --tls ]]; then
+		mkdir -p "$cluster_dir"
+		touch "$cluster_dir/tls"
+	fi
 	local n down=()
 	for n in "${NODES[@]}"; do
 		node_pid "$n" >/dev/null || down+=("$n")
@@ -352,6 +379,7 @@ cmd_start() {
 		echo "cluster is already running"
 	else
 		build
+		tls_on && ensure_certs
 		for n in "${down[@]}"; do
 			start_node "$n"
 		done
@@ -476,7 +504,7 @@ cmd_restart() {
 	start_node "$n"
 	local leader
 	leader=$(wait_for_leader "$n")
-	echo "n$n is back on http://$(http_addr "$n") and sees leader $leader"
+	echo "n$n is back on $(scheme)://$(http_addr "$n") and sees leader $leader"
 }
 
 # signal_node SIGNAL N VERB sends SIGNAL to running node N.
@@ -519,7 +547,11 @@ main() {
 	[[ -n $cmd ]] || usage
 	shift
 	case $cmd in
-	start | stop | status)
+	start)
+		(($# == 0)) || { (($# == 1)) && [[ $1 == --tls ]]; } || usage
+		cmd_start "$@"
+		;;
+	stop | status)
 		(($# == 0)) || usage
 		"cmd_$cmd"
 		;;
