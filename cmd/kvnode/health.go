@@ -183,6 +183,10 @@ func probe(o healthOptions) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		var ue *url.Error // says "Get URL: ..." again; keep only the cause
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("GET %s: %w", u, err)
 	}
 	defer resp.Body.Close()
