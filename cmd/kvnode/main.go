@@ -24,8 +24,13 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "certs" {
-		os.Exit(runCerts(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "certs":
+			os.Exit(runCerts(os.Args[2:], os.Stdout, os.Stderr))
+		case "health":
+			os.Exit(runHealth(os.Args[2:], os.Getenv, os.Stderr))
+		}
 	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
