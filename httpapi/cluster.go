@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
+	"time"
 )
 
 // healthz serves GET /healthz: the process is up and serving HTTP. It says
@@ -10,6 +12,27 @@ func (a *api) healthz(*http.Request) (reply, error) {
 	return dataReply(http.StatusOK, struct {
 		Status string `json:"status"`
 	}{"ok"})
+}
+
+// readyTimeout bounds a readiness probe: a node that cannot confirm a
+// linearizable read and catch up within it is not ready.
+const readyTimeout = 2 * time.Second
+
+// readyz serves GET /readyz (unauthenticated, no data in the body): 200 when
+// this node knows a leader, has caught up with it and can serve linearizable
+// reads; otherwise 503 not_ready with the reason.
+func (a *api) readyz(r *http.Request) (reply, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := a.st.Ready(ctx); err != nil {
+		return reply{}, &apiError{
+			status: http.StatusServiceUnavailable, code: "not_ready", retryable: true, retryAfter: true,
+			message: "This node cannot serve linearizable reads yet: " + err.Error() + ". Send traffic to another node until it is ready.",
+		}
+	}
+	return dataReply(http.StatusOK, struct {
+		Status string `json:"status"`
+	}{"ready"})
 }
 
 type statusData struct {

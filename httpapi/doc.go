@@ -10,6 +10,7 @@
 // Routes:
 //
 //	GET    /healthz          liveness, unauthenticated
+//	GET    /readyz           readiness (leader known, caught up), unauthenticated
 //	GET    /cluster/status   this node's view of the cluster
 //	GET    /kv/items/{key}   linearizable read
 //	PUT    /kv/items/{key}   set {"value": <JSON>, "ttlSeconds": <number>}

@@ -107,7 +107,7 @@ var errMissingValue = &apiError{
 
 var errRouteNotFound = &apiError{
 	status: http.StatusNotFound, code: "not_found",
-	message: "No API route matches this path; the routes are /healthz, /cluster/status and /kv/items/{key} (encode a \"/\" inside a key as %2F).",
+	message: "No API route matches this path; the routes are /healthz, /readyz, /cluster/status and /kv/items/{key} (encode a \"/\" inside a key as %2F).",
 }
 
 func errUnauthorized(msg string) *apiError {

@@ -102,6 +102,10 @@ func (f *fakeStore) Status(ctx context.Context) (store.Status, error) {
 	return f.status, nil
 }
 
+func (f *fakeStore) Ready(ctx context.Context) error {
+	return f.enter(ctx, "")
+}
+
 func (f *fakeStore) setErr(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -36,6 +36,10 @@ type Store interface {
 
 	// Status describes this node and the cluster as this node sees it.
 	Status(ctx context.Context) (store.Status, error)
+
+	// Ready returns nil when this node can serve linearizable reads now, or an
+	// error wrapping store.ErrNoLeader or store.ErrTimeout saying why not.
+	Ready(ctx context.Context) error
 }
 
 // endpoint computes the complete response to one request, or an error that
@@ -77,6 +81,9 @@ func New(cfg Config, st Store) (http.Handler, error) {
 	routes := []route{
 		{template: "/healthz", public: true, methods: []routeMethod{
 			{http.MethodGet, a.healthz},
+		}},
+		{template: "/readyz", public: true, methods: []routeMethod{
+			{http.MethodGet, a.readyz},
 		}},
 		{template: "/cluster/status", methods: []routeMethod{
 			{http.MethodGet, a.clusterStatus},

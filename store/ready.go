@@ -1,0 +1,23 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// Ready reports whether this node can serve a linearizable read now: it knows
+// a leader, the leader confirms a read index, and this node's state machine
+// reaches that index before ctx ends (the lag bound is the caller's
+// deadline). It returns nil when ready, otherwise an error wrapping
+// ErrNoLeader or ErrTimeout that says why. Load balancers and Kubernetes
+// readiness probes call it through GET /readyz.
+func (s *Store) Ready(ctx context.Context) error {
+	idx, _, err := s.readIndex(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.fsm.WaitApplied(ctx, idx); err != nil {
+		return fmt.Errorf("%w: this node has applied index %d, behind the leader's %d", ErrTimeout, s.fsm.AppliedIndex(), idx)
+	}
+	return nil
+}
