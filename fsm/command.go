@@ -15,6 +15,11 @@ const (
 	OpDelete  Op = 2
 	OpExpire  Op = 3
 	OpBarrier Op = 4 // no state change; proposed by a new leader to mark its term. Only advances the applied index.
+
+	// Ops added with codec version 2; they are only ever encoded as version 2.
+	OpTouch        Op = 5 // replace a live key's expiry (ExpiresAt, 0 = none), keeping its value
+	OpIncr         Op = 6 // add By to a live integer value, or create it as By (with ExpiresAt)
+	OpDeletePrefix Op = 7 // delete every key starting with Key, atomically
 )
 
 // String returns a lower-case name for known ops and "op(N)" otherwise.
@@ -28,13 +33,65 @@ func (o Op) String() string {
 		return "expire"
 	case OpBarrier:
 		return "barrier"
+	case OpTouch:
+		return "touch"
+	case OpIncr:
+		return "incr"
+	case OpDeletePrefix:
+		return "delete-prefix"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
-// CodecVersion is the first byte of every encoded command. A replica refuses
-// (Decode fails, Apply panics) any other version rather than guess at its layout.
-const CodecVersion = 1
+// CodecVersion is the newest command layout this build writes. The first byte
+// of every encoded command is its layout version: Decode accepts exactly
+// codecV1 and codecV2 and refuses (Decode fails, Apply panics) anything else
+// rather than guess at its layout.
+//
+// Encode writes version 1 whenever the command fits it (a set, delete, expire
+// or barrier with no condition, keepTtl or idempotency key), so the commands of
+// the original API stay readable by replicas that only know version 1 during a
+// rolling upgrade; anything else is version 2. See DESIGN.md.
+const CodecVersion = codecV2
+
+const (
+	codecV1 = 1
+	codecV2 = 2
+)
+
+// Cond is the precondition a write checks against the key's state at the
+// command's Now, inside Apply.
+type Cond uint8
+
+const (
+	CondNone     Cond = 0
+	CondIfMatch  Cond = 1 // the key is live and its revision equals CondVersion
+	CondIfAbsent Cond = 2 // the key is missing or expired
+)
+
+// FingerprintSize is the length of an idempotency fingerprint (a SHA-256).
+const FingerprintSize = 32
+
+// Version 2 flag bits, a uvarint after Now. A bit the op does not use, or an
+// unknown bit, makes Decode fail.
+const (
+	flagIfMatch  = 1 << 0 // followed by uvarint CondVersion
+	flagIfAbsent = 1 << 1
+	flagKeepTTL  = 1 << 2
+	flagIdem     = 1 << 3 // followed by uvarint len(IdemKey), IdemKey, FingerprintSize bytes
+	flagsKnown   = flagIfMatch | flagIfAbsent | flagKeepTTL | flagIdem
+)
+
+// opFlags lists the flags each op may carry.
+var opFlags = map[Op]uint64{
+	OpSet:          flagIfMatch | flagIfAbsent | flagKeepTTL | flagIdem,
+	OpDelete:       flagIfMatch | flagIdem,
+	OpExpire:       0,
+	OpBarrier:      0,
+	OpTouch:        flagIfMatch | flagIdem,
+	OpIncr:         flagIfMatch | flagIdem,
+	OpDeletePrefix: flagIdem,
+}
 
 // Decode errors. Every error returned by Decode wraps exactly one of these.
 var (
@@ -61,24 +118,71 @@ type ExpireItem struct {
 // leaves them zero. An empty Value or an empty Items list decodes as nil.
 type Command struct {
 	Op        Op
-	Key       string       // set, delete
+	Key       string       // set, delete, touch, incr; delete-prefix: the prefix
 	Value     []byte       // set
-	ExpiresAt int64        // set: absolute Unix ms, 0 = never
+	ExpiresAt int64        // set, touch: absolute Unix ms, 0 = never; incr: applied only when the key is created
 	Now       int64        // every op: the proposer's clock in Unix ms when proposing; used to decide whether an existing entry is live
 	Items     []ExpireItem // expire
+
+	// Version 2 fields.
+	Cond        Cond   // set: any; delete, touch, incr: CondNone or CondIfMatch
+	CondVersion uint64 // CondIfMatch: the revision the key must have
+	KeepTTL     bool   // set: keep the live entry's expiry (ExpiresAt is ignored)
+	By          int64  // incr: the amount to add
+	// IdemKey, when not empty, makes the command idempotent: Apply records its
+	// result under IdemKey with Fingerprint and answers a later command with the
+	// same key and fingerprint with that result instead of applying it again.
+	IdemKey     string
+	Fingerprint [FingerprintSize]byte
+}
+
+// flags returns the version 2 flag bits c needs.
+func (c Command) flags() uint64 {
+	var f uint64
+	switch c.Cond {
+	case CondIfMatch:
+		f |= flagIfMatch
+	case CondIfAbsent:
+		f |= flagIfAbsent
+	}
+	if c.KeepTTL {
+		f |= flagKeepTTL
+	}
+	if c.IdemKey != "" {
+		f |= flagIdem
+	}
+	return f & opFlags[c.Op]
+}
+
+// version returns the layout Encode uses for c.
+func (c Command) version() byte {
+	switch c.Op {
+	case OpSet, OpDelete, OpExpire, OpBarrier:
+		if c.flags() == 0 {
+			return codecV1
+		}
+	}
+	return codecV2
 }
 
 // Encode returns the binary form of c:
 //
-//	byte 0   CodecVersion
+//	byte 0   layout version (1 or 2, see CodecVersion)
 //	byte 1   Op
 //	varint   Now
+//	version 2 only:
+//	  uvarint flags; then if flagIfMatch: uvarint CondVersion;
+//	  if flagIdem: uvarint len(IdemKey), IdemKey, 32-byte Fingerprint
 //	set:     uvarint len(Key), Key, uvarint len(Value), Value, varint ExpiresAt
 //	delete:  uvarint len(Key), Key
 //	expire:  uvarint len(Items), then per item: uvarint len(Key), Key, uvarint Revision
 //	barrier: nothing more
+//	touch:   uvarint len(Key), Key, varint ExpiresAt
+//	incr:    uvarint len(Key), Key, varint By, varint ExpiresAt
+//	delete-prefix: uvarint len(Key), Key
 //
-// An unknown Op is encoded as version, op and Now; Decode rejects it.
+// Fields the op does not use are dropped. An unknown Op is encoded as version,
+// op and Now; Decode rejects it.
 func (c Command) Encode() []byte {
 	return c.AppendEncode(make([]byte, 0, c.encodedSize()))
 }
@@ -86,8 +190,20 @@ func (c Command) Encode() []byte {
 // AppendEncode appends the encoding of c (see Encode) to dst and returns the
 // extended slice.
 func (c Command) AppendEncode(dst []byte) []byte {
-	dst = append(dst, CodecVersion, byte(c.Op))
+	v := c.version()
+	dst = append(dst, v, byte(c.Op))
 	dst = binary.AppendVarint(dst, c.Now)
+	if v == codecV2 {
+		f := c.flags()
+		dst = binary.AppendUvarint(dst, f)
+		if f&flagIfMatch != 0 {
+			dst = binary.AppendUvarint(dst, c.CondVersion)
+		}
+		if f&flagIdem != 0 {
+			dst = appendString(dst, c.IdemKey)
+			dst = append(dst, c.Fingerprint[:]...)
+		}
+	}
 	switch c.Op {
 	case OpSet:
 		dst = appendString(dst, c.Key)
@@ -102,12 +218,31 @@ func (c Command) AppendEncode(dst []byte) []byte {
 			dst = appendString(dst, it.Key)
 			dst = binary.AppendUvarint(dst, it.Revision)
 		}
+	case OpTouch:
+		dst = appendString(dst, c.Key)
+		dst = binary.AppendVarint(dst, c.ExpiresAt)
+	case OpIncr:
+		dst = appendString(dst, c.Key)
+		dst = binary.AppendVarint(dst, c.By)
+		dst = binary.AppendVarint(dst, c.ExpiresAt)
+	case OpDeletePrefix:
+		dst = appendString(dst, c.Key)
 	}
 	return dst
 }
 
 func (c Command) encodedSize() int {
 	n := 2 + varintLen(c.Now)
+	if c.version() == codecV2 {
+		f := c.flags()
+		n += uvarintLen(f)
+		if f&flagIfMatch != 0 {
+			n += uvarintLen(c.CondVersion)
+		}
+		if f&flagIdem != 0 {
+			n += uvarintLen(uint64(len(c.IdemKey))) + len(c.IdemKey) + FingerprintSize
+		}
+	}
 	switch c.Op {
 	case OpSet:
 		n += uvarintLen(uint64(len(c.Key))) + len(c.Key)
@@ -120,6 +255,12 @@ func (c Command) encodedSize() int {
 		for _, it := range c.Items {
 			n += uvarintLen(uint64(len(it.Key))) + len(it.Key) + uvarintLen(it.Revision)
 		}
+	case OpTouch:
+		n += uvarintLen(uint64(len(c.Key))) + len(c.Key) + varintLen(c.ExpiresAt)
+	case OpIncr:
+		n += uvarintLen(uint64(len(c.Key))) + len(c.Key) + varintLen(c.By) + varintLen(c.ExpiresAt)
+	case OpDeletePrefix:
+		n += uvarintLen(uint64(len(c.Key))) + len(c.Key)
 	}
 	return n
 }
@@ -160,8 +301,9 @@ func Decode(b []byte) (Command, error) {
 	if len(b) == 0 {
 		return c, fmt.Errorf("%w: empty input", ErrMalformed)
 	}
-	if b[0] != CodecVersion {
-		return c, fmt.Errorf("%w: version %d, want %d", ErrUnsupportedVersion, b[0], CodecVersion)
+	version := b[0]
+	if version != codecV1 && version != codecV2 {
+		return c, fmt.Errorf("%w: version %d, want %d or %d", ErrUnsupportedVersion, b[0], codecV1, codecV2)
 	}
 	if len(b) < 2 {
 		return c, fmt.Errorf("%w: missing op byte", ErrMalformed)
@@ -169,11 +311,18 @@ func Decode(b []byte) (Command, error) {
 	c.Op = Op(b[1])
 	switch c.Op {
 	case OpSet, OpDelete, OpExpire, OpBarrier:
+	case OpTouch, OpIncr, OpDeletePrefix:
+		if version == codecV1 {
+			return Command{}, fmt.Errorf("%w: %d in a version 1 command", ErrUnknownOp, b[1])
+		}
 	default:
 		return Command{}, fmt.Errorf("%w: %d", ErrUnknownOp, b[1])
 	}
 	d := decoder{b: b, off: 2}
 	c.Now = d.varint("now")
+	if version == codecV2 {
+		d.flags(&c)
+	}
 	switch c.Op {
 	case OpSet:
 		c.Key = d.string("key")
@@ -196,6 +345,20 @@ func Decode(b []byte) (Command, error) {
 				}
 			}
 		}
+	case OpTouch:
+		c.Key = d.string("key")
+		c.ExpiresAt = d.varint("expiresAt")
+	case OpIncr:
+		c.Key = d.string("key")
+		c.By = d.varint("by")
+		c.ExpiresAt = d.varint("expiresAt")
+	case OpDeletePrefix:
+		c.Key = d.string("prefix")
+	}
+	if d.err == nil && version == codecV2 && c.version() != codecV2 {
+		// Exactly one encoding per command: a command that fits version 1
+		// must be written as version 1.
+		d.fail("%s command without version 2 fields in version 2 layout", c.Op)
 	}
 	if d.err == nil && d.remaining() != 0 {
 		d.fail("%d trailing bytes after %s command", d.remaining(), c.Op)
@@ -204,6 +367,43 @@ func Decode(b []byte) (Command, error) {
 		return Command{}, d.err
 	}
 	return c, nil
+}
+
+// flags reads the version 2 flags and the fields they announce into c.
+func (d *decoder) flags(c *Command) {
+	f := d.uvarint("flags")
+	if d.err != nil {
+		return
+	}
+	if f&^flagsKnown != 0 || f&^opFlags[c.Op] != 0 {
+		d.fail("flags %#x not valid for %s", f, c.Op)
+		return
+	}
+	if f&flagIfMatch != 0 && f&flagIfAbsent != 0 {
+		d.fail("both if-match and if-absent")
+		return
+	}
+	if f&flagIfMatch != 0 {
+		c.Cond = CondIfMatch
+		c.CondVersion = d.uvarint("condition version")
+	}
+	if f&flagIfAbsent != 0 {
+		c.Cond = CondIfAbsent
+	}
+	c.KeepTTL = f&flagKeepTTL != 0
+	if f&flagIdem != 0 {
+		c.IdemKey = d.string("idempotency key")
+		if d.err == nil && c.IdemKey == "" {
+			d.fail("empty idempotency key")
+		}
+		if d.err == nil && d.remaining() < FingerprintSize {
+			d.fail("truncated fingerprint")
+		}
+		if d.err == nil {
+			copy(c.Fingerprint[:], d.b[d.off:])
+			d.off += FingerprintSize
+		}
+	}
 }
 
 // decoder reads fields from b; after the first failure every read returns a zero

@@ -26,14 +26,27 @@ var roundTripCases = []struct {
 	{"expire no items", expireCmd(2000)},
 	{"barrier", Command{Op: OpBarrier, Now: 1700000000000}},
 	{"barrier zero", Command{Op: OpBarrier}},
+	{"set if-match", Command{Op: OpSet, Key: "k", Value: []byte("1"), Now: 5, Cond: CondIfMatch, CondVersion: 7}},
+	{"set if-match zero", Command{Op: OpSet, Key: "k", Value: []byte("1"), Now: 5, Cond: CondIfMatch}},
+	{"set if-absent with ttl", Command{Op: OpSet, Key: "k", Value: []byte("1"), ExpiresAt: 99, Now: 5, Cond: CondIfAbsent}},
+	{"set keep ttl", Command{Op: OpSet, Key: "k", Value: []byte(`"x"`), Now: 5, KeepTTL: true}},
+	{"set idempotent", Command{Op: OpSet, Key: "k", Value: []byte("1"), Now: 5, IdemKey: "req-1", Fingerprint: [32]byte{1, 2, 3, 31: 9}}},
+	{"delete if-match", Command{Op: OpDelete, Key: "k", Now: 5, Cond: CondIfMatch, CondVersion: math.MaxUint64}},
+	{"delete idempotent", Command{Op: OpDelete, Key: "k", Now: 5, IdemKey: "x"}},
+	{"touch", Command{Op: OpTouch, Key: "s", ExpiresAt: 1700000060000, Now: 1700000000000}},
+	{"touch remove expiry if-match", Command{Op: OpTouch, Key: "s", Now: 1, Cond: CondIfMatch, CondVersion: 3}},
+	{"incr", Command{Op: OpIncr, Key: "c", By: 1, Now: 1}},
+	{"incr extremes", Command{Op: OpIncr, Key: "c", By: math.MinInt64, ExpiresAt: math.MaxInt64, Now: 1, IdemKey: strings.Repeat("i", 128), Fingerprint: [32]byte{0xff}}},
+	{"delete prefix", Command{Op: OpDeletePrefix, Key: "user/42/", Now: 9}},
+	{"delete prefix idempotent", Command{Op: OpDeletePrefix, Key: "p", Now: 9, IdemKey: "k"}},
 }
 
 func TestCommandRoundTrip(t *testing.T) {
 	for _, tc := range roundTripCases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := tc.cmd.Encode()
-			if b[0] != CodecVersion || Op(b[1]) != tc.cmd.Op {
-				t.Fatalf("header = %d %d, want %d %d", b[0], b[1], CodecVersion, tc.cmd.Op)
+			if b[0] != tc.cmd.version() || Op(b[1]) != tc.cmd.Op {
+				t.Fatalf("header = %d %d, want %d %d", b[0], b[1], tc.cmd.version(), tc.cmd.Op)
 			}
 			if len(b) != tc.cmd.encodedSize() {
 				t.Fatalf("len = %d, encodedSize = %d", len(b), tc.cmd.encodedSize())
@@ -81,9 +94,16 @@ func TestDecodeRejects(t *testing.T) {
 		{"nil", nil, ErrMalformed},
 		{"version only", []byte{CodecVersion}, ErrMalformed},
 		{"version 0", []byte{0, byte(OpSet), 0}, ErrUnsupportedVersion},
-		{"version 2", append([]byte{2}, setCmd("k", "v", 0, 0).Encode()[1:]...), ErrUnsupportedVersion},
+		{"version 3", append([]byte{3}, setCmd("k", "v", 0, 0).Encode()[1:]...), ErrUnsupportedVersion},
 		{"op 0", []byte{CodecVersion, 0, 0}, ErrUnknownOp},
-		{"op 5", []byte{CodecVersion, 5, 0}, ErrUnknownOp},
+		{"op 8", []byte{CodecVersion, 8, 0, 0}, ErrUnknownOp},
+		{"v2 op in version 1", []byte{1, byte(OpIncr), 0, 1, 'k', 2, 0}, ErrUnknownOp},
+		{"v1 command in version 2 layout", []byte{2, byte(OpSet), 0, 0, 1, 'k', 1, '1', 0}, ErrMalformed},
+		{"unknown flag", []byte{2, byte(OpSet), 0, 0x10, 1, 'k', 1, '1', 0}, ErrMalformed},
+		{"flag not valid for op", []byte{2, byte(OpDelete), 0, flagKeepTTL, 1, 'k'}, ErrMalformed},
+		{"if-match and if-absent", []byte{2, byte(OpSet), 0, flagIfMatch | flagIfAbsent, 1, 1, 'k', 1, '1', 0}, ErrMalformed},
+		{"empty idempotency key", append([]byte{2, byte(OpDeletePrefix), 0, flagIdem, 0}, make([]byte, 32+2)...), ErrMalformed},
+		{"short fingerprint", []byte{2, byte(OpDeletePrefix), 0, flagIdem, 1, 'i', 1, 2, 3}, ErrMalformed},
 		{"op 255", []byte{CodecVersion, 255, 0}, ErrUnknownOp},
 		{"barrier missing now", []byte{CodecVersion, byte(OpBarrier)}, ErrMalformed},
 		{"barrier trailing byte", append(Command{Op: OpBarrier}.Encode(), 0), ErrMalformed},
@@ -121,7 +141,7 @@ func TestDecodeRejectsEveryTruncation(t *testing.T) {
 }
 
 func TestOpString(t *testing.T) {
-	for op, want := range map[Op]string{OpSet: "set", OpDelete: "delete", OpExpire: "expire", OpBarrier: "barrier", 9: "op(9)"} {
+	for op, want := range map[Op]string{OpSet: "set", OpDelete: "delete", OpExpire: "expire", OpBarrier: "barrier", OpTouch: "touch", OpIncr: "incr", OpDeletePrefix: "delete-prefix", 9: "op(9)"} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)
 		}

@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"fmt"
+	"math"
+	"math/big"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -15,16 +17,108 @@ import (
 // semantics: a map and linear scans.
 type model map[string]Entry
 
+// idemRecord is the model's dedup entry; the model never prunes, it only
+// ignores aged entries, which must be indistinguishable in every response.
+type idemRec struct {
+	fp  [FingerprintSize]byte
+	res interface{}
+	at  int64
+}
+
+func (m model) applyIdem(table map[string]idemRec, index uint64, c Command) interface{} {
+	if c.IdemKey != "" {
+		if r, ok := table[c.IdemKey]; ok && !(c.Now-r.at >= IdempotencyWindowMs) {
+			if r.fp == c.Fingerprint {
+				return r.res
+			}
+			return reusedResult(c.Op)
+		}
+	}
+	res := m.apply(index, c)
+	if c.IdemKey != "" {
+		table[c.IdemKey] = idemRec{c.Fingerprint, res, c.Now}
+	}
+	return res
+}
+
+// cond returns the failure status for c against the key's state, if any.
+func (m model) cond(c Command) (Status, uint64) {
+	old, ok := m[c.Key]
+	live := ok && !old.Expired(c.Now)
+	var cur uint64
+	if live {
+		cur = old.Revision
+	}
+	if c.Cond == CondIfMatch && (!live || old.Revision != c.CondVersion) {
+		return StatusVersionMismatch, cur
+	}
+	if c.Cond == CondIfAbsent && live {
+		return StatusAlreadyExists, cur
+	}
+	return StatusOK, cur
+}
+
 func (m model) apply(index uint64, c Command) interface{} {
+	old, ok := m[c.Key]
+	live := ok && !old.Expired(c.Now)
 	switch c.Op {
 	case OpSet:
-		old, ok := m[c.Key]
-		m[c.Key] = Entry{Value: c.Value, Revision: index, ExpiresAt: c.ExpiresAt}
-		return SetResult{Created: !ok || old.Expired(c.Now), Revision: index, ExpiresAt: c.ExpiresAt}
+		if st, cur := m.cond(c); st != StatusOK {
+			return SetResult{Status: st, Current: cur}
+		}
+		exp := c.ExpiresAt
+		if c.KeepTTL {
+			exp = 0
+			if live {
+				exp = old.ExpiresAt
+			}
+		}
+		m[c.Key] = Entry{Value: c.Value, Revision: index, ExpiresAt: exp}
+		return SetResult{Created: !live, Revision: index, ExpiresAt: exp}
 	case OpDelete:
-		old, ok := m[c.Key]
+		if st, cur := m.cond(c); st != StatusOK {
+			return DeleteResult{Status: st, Current: cur}
+		}
 		delete(m, c.Key)
-		return DeleteResult{Deleted: ok && !old.Expired(c.Now), Revision: index}
+		return DeleteResult{Deleted: live, Revision: index}
+	case OpTouch:
+		if !live {
+			return SetResult{Status: StatusNotFound}
+		}
+		if st, cur := m.cond(c); st != StatusOK {
+			return SetResult{Status: st, Current: cur}
+		}
+		m[c.Key] = Entry{Value: old.Value, Revision: index, ExpiresAt: c.ExpiresAt}
+		return SetResult{Revision: index, ExpiresAt: c.ExpiresAt}
+	case OpIncr:
+		if st, cur := m.cond(c); st != StatusOK {
+			return IncrResult{Status: st, Current: cur}
+		}
+		n, exp := big.NewInt(c.By), c.ExpiresAt
+		if live {
+			v, ok := new(big.Int).SetString(string(old.Value), 10)
+			if !ok || !v.IsInt64() || strings.HasPrefix(string(old.Value), "+") || (len(old.Value) > 1 && old.Value[0] == '0') || strings.HasPrefix(string(old.Value), "-0") && len(old.Value) > 2 {
+				return IncrResult{Status: StatusNotAnInteger, Current: old.Revision}
+			}
+			n.Add(n, v)
+			if !n.IsInt64() {
+				return IncrResult{Status: StatusOverflow, Current: old.Revision}
+			}
+			exp = old.ExpiresAt
+		}
+		m[c.Key] = Entry{Value: []byte(n.String()), Revision: index, ExpiresAt: exp}
+		return IncrResult{Created: !live, Value: n.Int64(), Revision: index, ExpiresAt: exp}
+	case OpDeletePrefix:
+		n := 0
+		for k, e := range m {
+			if strings.HasPrefix(k, c.Key) {
+				if !e.Expired(c.Now) {
+					n++
+				}
+				delete(m, k)
+			}
+		}
+		return DeletePrefixResult{Deleted: n, Revision: index}
 	case OpExpire:
 		n := 0
 		for _, it := range c.Items {
@@ -65,13 +159,26 @@ func (m model) expired(now int64) []ExpireItem {
 func genLog(seed uint64, n int) (logs []*raft.Log, want []interface{}, final model) {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	m := model{}
+	table := map[string]idemRec{}
 	now := int64(1_700_000_000_000)
 	key := func() string { return fmt.Sprintf("k%03d", r.IntN(200)) }
 	for i := 1; i <= n; i++ {
 		idx := uint64(i)
 		now += int64(r.IntN(50)) - 10 // proposers' clocks are not monotonic
+		if r.IntN(500) == 0 {
+			now += IdempotencyWindowMs / 3 // let dedup entries age out
+		}
 		var c Command
-		switch p := r.IntN(100); {
+		switch p := r.IntN(130); {
+		case p >= 100:
+			c = genV2Command(r, m, key, now, idx)
+			if r.IntN(3) == 0 {
+				c.IdemKey = fmt.Sprintf("req-%d", r.IntN(40))
+				c.Fingerprint[0] = byte(r.IntN(2))
+			}
+			logs = append(logs, cmdLog(idx, c))
+			want = append(want, m.applyIdem(table, idx, c))
+			continue
 		case p < 3:
 			logs = append(logs, configLog(idx))
 			want = append(want, nil)
@@ -97,15 +204,76 @@ func genLog(seed uint64, n int) (logs []*raft.Log, want []interface{}, final mod
 			c = Command{Op: OpBarrier, Now: now}
 		}
 		logs = append(logs, cmdLog(idx, c))
-		want = append(want, m.apply(idx, c))
+		want = append(want, m.applyIdem(table, idx, c))
 	}
 	return logs, want, m
 }
 
+// genV2Command returns a random command using the version 2 ops and fields.
+func genV2Command(r *rand.Rand, m model, key func() string, now int64, idx uint64) Command {
+	k := key()
+	var ver uint64
+	if e, ok := m[k]; ok && r.IntN(2) == 0 {
+		ver = e.Revision
+	} else {
+		ver = uint64(r.IntN(int(idx) + 1))
+	}
+	exp := func() int64 {
+		if r.IntN(2) == 0 {
+			return 0
+		}
+		return now + int64(r.IntN(400)) - 50
+	}
+	var c Command
+	switch r.IntN(8) {
+	case 0:
+		c = Command{Op: OpSet, Key: k, Value: []byte(fmt.Sprint(r.IntN(100) - 50)), ExpiresAt: exp(), Cond: CondIfMatch, CondVersion: ver}
+	case 1:
+		c = Command{Op: OpSet, Key: k, Value: []byte("1"), ExpiresAt: exp(), Cond: CondIfAbsent}
+	case 2:
+		c = Command{Op: OpSet, Key: k, Value: []byte(`"s"`), ExpiresAt: exp(), KeepTTL: true}
+	case 3:
+		c = Command{Op: OpDelete, Key: k, Cond: CondIfMatch, CondVersion: ver}
+	case 4:
+		c = Command{Op: OpTouch, Key: k, ExpiresAt: exp()}
+		if r.IntN(2) == 0 {
+			c.Cond, c.CondVersion = CondIfMatch, ver
+		}
+	case 5, 6:
+		by := int64(r.IntN(10)) - 3
+		switch r.IntN(8) {
+		case 0:
+			by = math.MaxInt64 - int64(r.IntN(3))
+		case 1:
+			by = math.MinInt64 + int64(r.IntN(3))
+		}
+		k = fmt.Sprintf("k%03d", r.IntN(5)) // few counters, so they grow and overflow
+		c = Command{Op: OpIncr, Key: k, By: by, ExpiresAt: exp()}
+	default:
+		c = Command{Op: OpDeletePrefix, Key: k[:3+r.IntN(2)]}
+	}
+	c.Now = now
+	return c
+}
+
 func TestDeterminism(t *testing.T) {
+	seen := map[string]bool{}
+	t.Cleanup(func() {
+		// The generator must reach every outcome, or the test proves little.
+		for st := StatusOK; st <= StatusIdempotencyKeyReused; st++ {
+			if !seen[st.String()] {
+				t.Errorf("no generated command produced %s", st)
+			}
+		}
+	})
 	for _, seed := range []uint64{1, 2, 3} {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			logs, want, m := genLog(seed, 4000)
+			for _, w := range want {
+				if v := reflect.ValueOf(w); v.IsValid() && v.Kind() == reflect.Struct && v.FieldByName("Status").IsValid() {
+					seen[Status(v.FieldByName("Status").Uint()).String()] = true
+				}
+			}
 			batched, single := New(), New()
 
 			r := rand.New(rand.NewPCG(seed, 7))

@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -23,6 +25,11 @@ type FSM struct {
 	mu     sync.RWMutex
 	data   *btree.BTreeG[item]
 	expiry *btree.BTreeG[expiryKey]
+	// idem is the replicated dedup table of idempotent commands, by key, and
+	// idemAge the same entries ordered by (createdAt, key) for pruning. Both are
+	// guarded by mu like the data trees. See idempotency.go.
+	idem    *btree.BTreeG[idemEntry]
+	idemAge *btree.BTreeG[idemAgeKey]
 
 	// applied is the index of the last log processed. It is stored after the
 	// state it describes is in place and mu is released, so a reader that sees
@@ -51,7 +58,7 @@ func newExpiryTree() *btree.BTreeG[expiryKey] {
 
 // New returns an empty FSM with applied index 0.
 func New() *FSM {
-	return &FSM{data: newDataTree(), expiry: newExpiryTree()}
+	return &FSM{data: newDataTree(), expiry: newExpiryTree(), idem: newIdemTree(), idemAge: newIdemAgeTree()}
 }
 
 var (
@@ -59,8 +66,9 @@ var (
 	_ raft.BatchingFSM = (*FSM)(nil)
 )
 
-// Apply applies one committed log. A raft.LogCommand returns one of SetResult,
-// DeleteResult, ExpireResult or BarrierResult; any other log type returns nil.
+// Apply applies one committed log. A raft.LogCommand returns one of SetResult
+// (set, touch), DeleteResult, IncrResult, DeletePrefixResult, ExpireResult or
+// BarrierResult; any other log type returns nil.
 // Either way the applied index becomes l.Index.
 //
 // A LogCommand that does not decode panics: the entry is committed, so skipping
@@ -112,46 +120,200 @@ func mustDecode(l *raft.Log) Command {
 
 // applyLocked applies one log; f.mu must be held for writing. cmd is the decoded
 // command for a LogCommand and ignored otherwise.
+//
+// Every command first prunes aged idempotency entries (bounded work, judged at
+// cmd.Now). A command with an idempotency key is then answered from the dedup
+// table when its key is recorded within the window: the recorded result when
+// the fingerprint matches, StatusIdempotencyKeyReused when it does not; only
+// otherwise is it applied, and its result recorded.
 func (f *FSM) applyLocked(l *raft.Log, cmd *Command) interface{} {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	f.pruneIdem(cmd.Now)
+	if cmd.IdemKey != "" {
+		if res, ok := f.lookupIdem(cmd); ok {
+			return res
+		}
+	}
+	res := f.applyOp(l.Index, cmd)
+	if cmd.IdemKey != "" {
+		f.recordIdem(cmd, res)
+	}
+	return res
+}
+
+func (f *FSM) applyOp(index uint64, cmd *Command) interface{} {
 	switch cmd.Op {
 	case OpSet:
-		return f.set(l.Index, cmd)
+		return f.set(index, cmd)
 	case OpDelete:
-		return f.delete(l.Index, cmd)
+		return f.delete(index, cmd)
 	case OpExpire:
 		return f.expire(cmd)
 	case OpBarrier:
 		return BarrierResult{}
+	case OpTouch:
+		return f.touch(index, cmd)
+	case OpIncr:
+		return f.incr(index, cmd)
+	case OpDeletePrefix:
+		return f.deletePrefix(index, cmd)
 	}
 	// Decode only returns known ops; reaching here is a programming error.
-	panic(fmt.Sprintf("fsm: log %d: decoded command has unhandled op %s", l.Index, cmd.Op))
+	panic(fmt.Sprintf("fsm: log %d: decoded command has unhandled op %s", index, cmd.Op))
 }
 
-func (f *FSM) set(index uint64, cmd *Command) SetResult {
-	next := item{key: cmd.Key, Entry: Entry{Value: cmd.Value, Revision: index, ExpiresAt: cmd.ExpiresAt}}
-	prev, replaced := f.data.Set(next)
+// live returns the entry at key if it exists and is not expired at now.
+func (f *FSM) live(key string, now int64) (item, bool) {
+	cur, ok := f.data.Get(item{key: key})
+	if !ok || cur.Expired(now) {
+		return item{}, false
+	}
+	return cur, true
+}
+
+// checkCond evaluates cmd's precondition against the key's state at cmd.Now.
+// current is the live revision (0 when absent), reported with a failure.
+func checkCond(cmd *Command, cur item, live bool) (st Status, current uint64) {
+	if live {
+		current = cur.Revision
+	}
+	switch cmd.Cond {
+	case CondIfMatch:
+		if !live || cur.Revision != cmd.CondVersion {
+			return StatusVersionMismatch, current
+		}
+	case CondIfAbsent:
+		if live {
+			return StatusAlreadyExists, current
+		}
+	}
+	return StatusOK, current
+}
+
+// put stores value at key with revision index and expiry exp, keeping the
+// expiry index in step. It returns the replaced item, if any.
+func (f *FSM) put(index uint64, key string, value []byte, exp int64) (prev item, replaced bool) {
+	prev, replaced = f.data.Set(item{key: key, Entry: Entry{Value: value, Revision: index, ExpiresAt: exp}})
 	if replaced && prev.ExpiresAt != 0 {
 		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key})
 	}
-	if cmd.ExpiresAt != 0 {
-		f.expiry.Set(expiryKey{at: cmd.ExpiresAt, key: cmd.Key, rev: index})
+	if exp != 0 {
+		f.expiry.Set(expiryKey{at: exp, key: key, rev: index})
 	}
-	return SetResult{
-		Created:   !replaced || prev.Expired(cmd.Now),
-		Revision:  index,
-		ExpiresAt: cmd.ExpiresAt,
-	}
+	return prev, replaced
 }
 
-func (f *FSM) delete(index uint64, cmd *Command) DeleteResult {
-	prev, found := f.data.Delete(item{key: cmd.Key})
+// remove deletes key from both indexes and reports the removed item.
+func (f *FSM) remove(key string) (item, bool) {
+	prev, found := f.data.Delete(item{key: key})
 	if found && prev.ExpiresAt != 0 {
 		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key})
 	}
+	return prev, found
+}
+
+func (f *FSM) set(index uint64, cmd *Command) SetResult {
+	cur, live := f.live(cmd.Key, cmd.Now)
+	if st, current := checkCond(cmd, cur, live); st != StatusOK {
+		return SetResult{Status: st, Current: current}
+	}
+	exp := cmd.ExpiresAt
+	if cmd.KeepTTL {
+		exp = 0
+		if live {
+			exp = cur.ExpiresAt
+		}
+	}
+	f.put(index, cmd.Key, cmd.Value, exp)
+	return SetResult{Created: !live, Revision: index, ExpiresAt: exp}
+}
+
+func (f *FSM) delete(index uint64, cmd *Command) DeleteResult {
+	if cmd.Cond != CondNone {
+		cur, live := f.live(cmd.Key, cmd.Now)
+		if st, current := checkCond(cmd, cur, live); st != StatusOK {
+			return DeleteResult{Status: st, Current: current}
+		}
+	}
+	prev, found := f.remove(cmd.Key)
 	return DeleteResult{Deleted: found && !prev.Expired(cmd.Now), Revision: index}
+}
+
+// touch replaces the expiry of a live key, keeping its value; the key gets a
+// new revision.
+func (f *FSM) touch(index uint64, cmd *Command) SetResult {
+	cur, live := f.live(cmd.Key, cmd.Now)
+	if !live {
+		return SetResult{Status: StatusNotFound}
+	}
+	if st, current := checkCond(cmd, cur, live); st != StatusOK {
+		return SetResult{Status: st, Current: current}
+	}
+	f.put(index, cmd.Key, cur.Value, cmd.ExpiresAt)
+	return SetResult{Revision: index, ExpiresAt: cmd.ExpiresAt}
+}
+
+// incr adds cmd.By to a live integer value, keeping its expiry, or creates the
+// key holding cmd.By with expiry cmd.ExpiresAt.
+func (f *FSM) incr(index uint64, cmd *Command) IncrResult {
+	cur, live := f.live(cmd.Key, cmd.Now)
+	if st, current := checkCond(cmd, cur, live); st != StatusOK {
+		return IncrResult{Status: st, Current: current}
+	}
+	n, exp := cmd.By, cmd.ExpiresAt
+	if live {
+		old, ok := parseInt64(cur.Value)
+		if !ok {
+			return IncrResult{Status: StatusNotAnInteger, Current: cur.Revision}
+		}
+		sum := old + cmd.By
+		if (cmd.By > 0 && sum < old) || (cmd.By < 0 && sum > old) {
+			return IncrResult{Status: StatusOverflow, Current: cur.Revision}
+		}
+		n, exp = sum, cur.ExpiresAt
+	}
+	f.put(index, cmd.Key, strconv.AppendInt(nil, n, 10), exp)
+	return IncrResult{Created: !live, Value: n, Revision: index, ExpiresAt: exp}
+}
+
+// parseInt64 parses b as JSON integer text, -?(0|[1-9][0-9]*), within int64:
+// no fraction, exponent, sign "+", leading zeros or surrounding space.
+func parseInt64(b []byte) (int64, bool) {
+	s := string(b)
+	digits := strings.TrimPrefix(s, "-")
+	if digits == "" || (digits[0] == '0' && len(digits) > 1) {
+		return 0, false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// deletePrefix removes every entry whose key starts with cmd.Key, counting the
+// live ones. It costs time proportional to the number of matching entries.
+func (f *FSM) deletePrefix(index uint64, cmd *Command) DeletePrefixResult {
+	var doomed []item
+	f.data.Ascend(item{key: cmd.Key}, func(it item) bool {
+		if !strings.HasPrefix(it.key, cmd.Key) {
+			return false
+		}
+		doomed = append(doomed, it)
+		return true
+	})
+	n := 0
+	for _, it := range doomed {
+		f.remove(it.key)
+		if !it.Expired(cmd.Now) {
+			n++
+		}
+	}
+	return DeletePrefixResult{Deleted: n, Revision: index}
 }
 
 // expire removes each item whose entry still has the proposed revision and is

@@ -101,14 +101,18 @@ func (f *FSM) NextExpiry() (int64, bool) {
 
 // Hash returns the hex SHA-256 of every entry in key order: for each entry,
 // uvarint len(key), key, uvarint len(value), value, then revision and expiresAt
-// as 8 big-endian bytes each. Replicas with equal state have equal hashes. The
-// applied index is not included.
+// as 8 big-endian bytes each; then, if the dedup table is not empty, the byte
+// 0xff and for each idempotency entry in key order: uvarint len(key), key, the
+// fingerprint, uvarint len(result), result, createdAt as 8 big-endian bytes.
+// Replicas with equal state have equal hashes. The applied index is not
+// included.
 //
-// Hash holds the write lock only for an O(1) copy-on-write copy of the tree and
-// hashes the copy without a lock, so it does not stall Apply for long.
+// Hash holds the write lock only for O(1) copy-on-write copies of the trees and
+// hashes the copies without a lock, so it does not stall Apply for long.
 func (f *FSM) Hash() string {
 	f.mu.Lock()
 	data := f.data.Copy()
+	idem := f.idem.Copy()
 	f.mu.Unlock()
 
 	h := sha256.New()
@@ -122,6 +126,21 @@ func (f *FSM) Hash() string {
 		h.Write(it.Value)
 		b = binary.BigEndian.AppendUint64(scratch[:0], it.Revision)
 		b = binary.BigEndian.AppendUint64(b, uint64(it.ExpiresAt))
+		h.Write(b)
+		return true
+	})
+	if idem.Len() > 0 {
+		h.Write([]byte{0xff})
+	}
+	idem.Scan(func(e idemEntry) bool {
+		b := binary.AppendUvarint(scratch[:0], uint64(len(e.key)))
+		h.Write(b)
+		io.WriteString(h, e.key)
+		h.Write(e.fingerprint[:])
+		b = binary.AppendUvarint(scratch[:0], uint64(len(e.result)))
+		h.Write(b)
+		h.Write(e.result)
+		b = binary.BigEndian.AppendUint64(scratch[:0], uint64(e.createdAt))
 		h.Write(b)
 		return true
 	})

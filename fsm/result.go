@@ -4,23 +4,102 @@ package fsm
 // (never a pointer). Business outcomes are results, not errors or panics: the
 // only panic is a committed entry that cannot be decoded.
 
-// SetResult is the outcome of OpSet.
+// Status is the business outcome of a client write. A write whose Status is not
+// StatusOK changed nothing (except that the dedup table remembers its result
+// when it carried an idempotency key).
+type Status uint8
+
+const (
+	StatusOK Status = iota
+	// StatusVersionMismatch: CondIfMatch and the key is missing, expired or at
+	// another revision. Current holds the live revision (0 when absent).
+	StatusVersionMismatch
+	// StatusAlreadyExists: CondIfAbsent and the key is live. Current holds its revision.
+	StatusAlreadyExists
+	// StatusNotFound: touch of a missing or expired key.
+	StatusNotFound
+	// StatusNotAnInteger: incr of a live value that is not JSON integer text
+	// within int64.
+	StatusNotAnInteger
+	// StatusOverflow: incr whose result does not fit in int64.
+	StatusOverflow
+	// StatusIdempotencyKeyReused: the command's idempotency key is recorded
+	// with a different fingerprint, within the window. Nothing was applied.
+	StatusIdempotencyKeyReused
+)
+
+// String returns the snake_case name of s.
+func (s Status) String() string {
+	switch s {
+	case StatusOK:
+		return "ok"
+	case StatusVersionMismatch:
+		return "version_mismatch"
+	case StatusAlreadyExists:
+		return "already_exists"
+	case StatusNotFound:
+		return "not_found"
+	case StatusNotAnInteger:
+		return "not_an_integer"
+	case StatusOverflow:
+		return "overflow"
+	case StatusIdempotencyKeyReused:
+		return "idempotency_key_reused"
+	}
+	return "status(?)"
+}
+
+// SetResult is the outcome of OpSet and OpTouch.
 type SetResult struct {
+	Status Status
 	// Created: no live entry existed at cmd.Now (missing or expired counts as created).
 	Created bool
-	// Revision is the new revision of the key: the log index of this command.
+	// Revision is the new revision of the key: the log index of this command
+	// (0 when Status is not OK).
 	Revision uint64
-	// ExpiresAt is the stored expiry, as proposed (0 = never).
+	// ExpiresAt is the stored expiry (0 = never).
 	ExpiresAt int64
+	// Current is the key's live revision when a condition failed (0 = absent).
+	Current uint64
 }
 
 // DeleteResult is the outcome of OpDelete.
 type DeleteResult struct {
+	Status Status
 	// Deleted: a live entry (at cmd.Now) was removed. A present-but-expired entry
 	// is physically removed too but Deleted is false.
 	Deleted bool
 	// Revision is the log index of this delete command (not the revision of the
-	// removed entry); it is set whether or not anything was deleted.
+	// removed entry); it is set whether or not anything was deleted, and 0 when
+	// Status is not OK.
+	Revision uint64
+	// Current is the key's live revision when a condition failed (0 = absent).
+	Current uint64
+}
+
+// IncrResult is the outcome of OpIncr.
+type IncrResult struct {
+	Status Status
+	// Created: the key was missing or expired and now holds By.
+	Created bool
+	// Value is the new integer value.
+	Value int64
+	// Revision is the new revision (the log index of this command); 0 when
+	// Status is not OK.
+	Revision  uint64
+	ExpiresAt int64
+	// Current is the key's live revision when a condition failed or the value
+	// is not an integer (0 = absent).
+	Current uint64
+}
+
+// DeletePrefixResult is the outcome of OpDeletePrefix.
+type DeletePrefixResult struct {
+	Status Status
+	// Deleted counts the live entries removed (expired ones are removed too
+	// but not counted).
+	Deleted int
+	// Revision is the log index of this command; 0 when Status is not OK.
 	Revision uint64
 }
 

@@ -12,19 +12,24 @@ import (
 	"github.com/tidwall/btree"
 )
 
-// Snapshot format, version 1 (all fixed-width integers big-endian):
+// Snapshot format, version 2 (all fixed-width integers big-endian):
 //
 //	header   magic "qkvsnap\x00" (8 bytes), format version uint32,
 //	         applied index uint64, entry count uint64
 //	records  entry count times, in strictly ascending key order:
 //	         uvarint len(key), key, uvarint len(value), value,
 //	         uvarint revision, varint expiresAt
+//	dedup    (version 2 only) idempotency entry count uint64, then that many
+//	         in strictly ascending key order: uvarint len(key), key,
+//	         32-byte fingerprint, uvarint len(result), result, varint createdAt
 //	trailer  CRC-32C (Castagnoli) uint32 of every byte before it
 //
-// Nothing may follow the trailer.
+// Nothing may follow the trailer. Restore reads versions 1 (no dedup section,
+// written before idempotency existed) and 2; Persist writes version 2.
 const (
 	snapshotMagic         = "qkvsnap\x00"
-	snapshotFormatVersion = 1
+	snapshotFormatVersion = 2
+	snapshotFormatV1      = 1
 	snapshotHeaderSize    = len(snapshotMagic) + 4 + 8 + 8
 
 	// maxSnapshotField rejects absurd key and value lengths outright. Below it,
@@ -54,6 +59,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	s := &snapshot{
 		data:    f.data.Copy(),
+		idem:    f.idem.Copy(),
 		applied: f.applied.Load(),
 	}
 	f.mu.Unlock()
@@ -64,6 +70,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // Snapshot returns.
 type snapshot struct {
 	data    *btree.BTreeG[item]
+	idem    *btree.BTreeG[idemEntry]
 	applied uint64
 }
 
@@ -81,7 +88,7 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 // Release drops the reference to the frozen tree so it can be collected.
-func (s *snapshot) Release() { s.data = nil }
+func (s *snapshot) Release() { s.data, s.idem = nil, nil }
 
 // write encodes the snapshot to w; it is Persist without the sink protocol.
 func (s *snapshot) write(w io.Writer) error {
@@ -123,12 +130,43 @@ func (s *snapshot) write(w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := writeIdem(bw, s.idem); err != nil {
+		return err
+	}
 	if err := bw.Flush(); err != nil {
 		return err
 	}
 	var trailer [4]byte
 	binary.BigEndian.PutUint32(trailer[:], cw.crc)
 	_, err = w.Write(trailer[:])
+	return err
+}
+
+func writeIdem(bw *bufio.Writer, idem *btree.BTreeG[idemEntry]) error {
+	var scratch [binary.MaxVarintLen64]byte
+	if _, err := bw.Write(binary.BigEndian.AppendUint64(scratch[:0], uint64(idem.Len()))); err != nil {
+		return err
+	}
+	var err error
+	idem.Scan(func(e idemEntry) bool {
+		if _, err = bw.Write(binary.AppendUvarint(scratch[:0], uint64(len(e.key)))); err != nil {
+			return false
+		}
+		if _, err = bw.WriteString(e.key); err != nil {
+			return false
+		}
+		if _, err = bw.Write(e.fingerprint[:]); err != nil {
+			return false
+		}
+		if _, err = bw.Write(binary.AppendUvarint(scratch[:0], uint64(len(e.result)))); err != nil {
+			return false
+		}
+		if _, err = bw.Write(e.result); err != nil {
+			return false
+		}
+		_, err = bw.Write(binary.AppendVarint(scratch[:0], e.createdAt))
+		return err == nil
+	})
 	return err
 }
 
@@ -154,29 +192,43 @@ func (c *crcWriter) Write(p []byte) (int, error) {
 // waiters are woken.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	data, expiry, applied, err := readSnapshot(rc)
+	st, err := readSnapshot(rc)
 	if err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	f.mu.Lock()
-	f.data, f.expiry = data, expiry
+	f.data, f.expiry, f.idem, f.idemAge = st.data, st.expiry, st.idem, st.idemAge
 	f.mu.Unlock()
+	applied := st.applied
 	f.advance(applied)
 	return nil
 }
 
-func readSnapshot(r io.Reader) (data *btree.BTreeG[item], expiry *btree.BTreeG[expiryKey], applied uint64, err error) {
+// restored is the state decoded from a snapshot, ready to be swapped in.
+type restored struct {
+	data    *btree.BTreeG[item]
+	expiry  *btree.BTreeG[expiryKey]
+	idem    *btree.BTreeG[idemEntry]
+	idemAge *btree.BTreeG[idemAgeKey]
+	applied uint64
+}
+
+func readSnapshot(r io.Reader) (*restored, error) {
+	var data *btree.BTreeG[item]
+	var expiry *btree.BTreeG[expiryKey]
+	var applied uint64
 	sr := &snapReader{r: r, buf: make([]byte, snapshotBufSize)}
 	var hdr [snapshotHeaderSize]byte
 	if err := sr.readFull(hdr[:]); err != nil {
-		return nil, nil, 0, sr.wrap(err, "header")
+		return nil, sr.wrap(err, "header")
 	}
 	if string(hdr[:len(snapshotMagic)]) != snapshotMagic {
-		return nil, nil, 0, fmt.Errorf("%w: bad magic %q", ErrBadSnapshot, hdr[:len(snapshotMagic)])
+		return nil, fmt.Errorf("%w: bad magic %q", ErrBadSnapshot, hdr[:len(snapshotMagic)])
 	}
 	rest := hdr[len(snapshotMagic):]
-	if v := binary.BigEndian.Uint32(rest); v != snapshotFormatVersion {
-		return nil, nil, 0, fmt.Errorf("%w: unsupported format version %d, want %d", ErrBadSnapshot, v, snapshotFormatVersion)
+	version := binary.BigEndian.Uint32(rest)
+	if version != snapshotFormatVersion && version != snapshotFormatV1 {
+		return nil, fmt.Errorf("%w: unsupported format version %d, want %d or %d", ErrBadSnapshot, version, snapshotFormatV1, snapshotFormatVersion)
 	}
 	applied = binary.BigEndian.Uint64(rest[4:])
 	count := binary.BigEndian.Uint64(rest[12:])
@@ -188,13 +240,13 @@ func readSnapshot(r io.Reader) (data *btree.BTreeG[item], expiry *btree.BTreeG[e
 	for i := uint64(0); i < count; i++ {
 		it, err := sr.readRecord(i)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, err
 		}
 		if i > 0 && it.key <= prevKey {
-			return nil, nil, 0, fmt.Errorf("%w: record %d: key %q not after previous key %q", ErrBadSnapshot, i, it.key, prevKey)
+			return nil, fmt.Errorf("%w: record %d: key %q not after previous key %q", ErrBadSnapshot, i, it.key, prevKey)
 		}
 		if it.Revision > applied {
-			return nil, nil, 0, fmt.Errorf("%w: record %d: revision %d beyond applied index %d", ErrBadSnapshot, i, it.Revision, applied)
+			return nil, fmt.Errorf("%w: record %d: revision %d beyond applied index %d", ErrBadSnapshot, i, it.Revision, applied)
 		}
 		prevKey = it.key
 		// Keys arrive in order, so Load appends to the rightmost leaf.
@@ -204,21 +256,78 @@ func readSnapshot(r io.Reader) (data *btree.BTreeG[item], expiry *btree.BTreeG[e
 		}
 	}
 
+	idem, idemAge := newIdemTree(), newIdemAgeTree()
+	if version >= 2 {
+		if err := sr.readIdem(idem, idemAge); err != nil {
+			return nil, err
+		}
+	}
+
 	want := sr.sum()
 	var trailer [4]byte
 	if err := sr.readFull(trailer[:]); err != nil {
-		return nil, nil, 0, sr.wrap(err, "checksum trailer")
+		return nil, sr.wrap(err, "checksum trailer")
 	}
 	if got := binary.BigEndian.Uint32(trailer[:]); got != want {
-		return nil, nil, 0, fmt.Errorf("%w: checksum mismatch: trailer %08x, computed %08x", ErrBadSnapshot, got, want)
+		return nil, fmt.Errorf("%w: checksum mismatch: trailer %08x, computed %08x", ErrBadSnapshot, got, want)
 	}
 	switch err := sr.fill(); {
 	case err == nil:
-		return nil, nil, 0, fmt.Errorf("%w: trailing bytes after checksum at offset %d", ErrBadSnapshot, sr.off)
+		return nil, fmt.Errorf("%w: trailing bytes after checksum at offset %d", ErrBadSnapshot, sr.off)
 	case !errors.Is(err, io.EOF):
-		return nil, nil, 0, sr.wrap(err, "end of stream")
+		return nil, sr.wrap(err, "end of stream")
 	}
-	return data, expiry, applied, nil
+	return &restored{data: data, expiry: expiry, idem: idem, idemAge: idemAge, applied: applied}, nil
+}
+
+// readIdem reads the dedup section into idem and idemAge, checking key order
+// and that every recorded result decodes.
+func (s *snapReader) readIdem(idem *btree.BTreeG[idemEntry], idemAge *btree.BTreeG[idemAgeKey]) error {
+	var cnt [8]byte
+	if err := s.readFull(cnt[:]); err != nil {
+		return s.wrap(err, "idempotency entry count")
+	}
+	count := binary.BigEndian.Uint64(cnt[:])
+	var prevKey string
+	for i := uint64(0); i < count; i++ {
+		what := func(field string) string { return fmt.Sprintf("idempotency entry %d %s", i, field) }
+		var e idemEntry
+		n, err := binary.ReadUvarint(s)
+		if err != nil {
+			return s.wrap(err, what("key length"))
+		}
+		if n == 0 || n > maxSnapshotField {
+			return fmt.Errorf("%w: %s: bad key length %d", ErrBadSnapshot, what("key"), n)
+		}
+		if e.key, err = s.readString(n); err != nil {
+			return s.wrap(err, what("key"))
+		}
+		if i > 0 && e.key <= prevKey {
+			return fmt.Errorf("%w: %s: key %q not after previous key %q", ErrBadSnapshot, what("key"), e.key, prevKey)
+		}
+		prevKey = e.key
+		if err := s.readFull(e.fingerprint[:]); err != nil {
+			return s.wrap(err, what("fingerprint"))
+		}
+		if n, err = binary.ReadUvarint(s); err != nil {
+			return s.wrap(err, what("result length"))
+		}
+		if n > maxSnapshotField {
+			return fmt.Errorf("%w: %s: result length %d exceeds limit %d", ErrBadSnapshot, what("result"), n, maxSnapshotField)
+		}
+		if e.result, err = s.readBytes(n); err != nil {
+			return s.wrap(err, what("result"))
+		}
+		if _, err := decodeResult(e.result); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrBadSnapshot, what("result"), err)
+		}
+		if e.createdAt, err = binary.ReadVarint(s); err != nil {
+			return s.wrap(err, what("createdAt"))
+		}
+		idem.Load(e)
+		idemAge.Set(idemAgeKey{at: e.createdAt, key: e.key})
+	}
+	return nil
 }
 
 // snapReader is a buffered reader that keeps a CRC-32C of the bytes consumed so

@@ -113,7 +113,8 @@ func snapshotRecord(key, value string, rev uint64, exp int64) []byte {
 }
 
 // craftSnapshot assembles a snapshot with a valid checksum from raw parts, so
-// that tests can reach the checks behind the checksum.
+// that tests can reach the checks behind the checksum. For version 2 the
+// records must include the dedup section (see idemSection).
 func craftSnapshot(magic string, version uint32, applied, count uint64, records ...[]byte) []byte {
 	b := []byte(magic)
 	b = binary.BigEndian.AppendUint32(b, version)
@@ -125,14 +126,51 @@ func craftSnapshot(magic string, version uint32, applied, count uint64, records 
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
 
+// idemRecord encodes one dedup entry as Persist does.
+func idemRecord(key string, fp byte, result []byte, createdAt int64) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(key)))
+	b = append(b, key...)
+	var f [FingerprintSize]byte
+	f[0] = fp
+	b = append(b, f[:]...)
+	b = binary.AppendUvarint(b, uint64(len(result)))
+	b = append(b, result...)
+	return binary.AppendVarint(b, createdAt)
+}
+
+// idemSection is the dedup section: a count and the records.
+func idemSection(records ...[]byte) []byte {
+	b := binary.BigEndian.AppendUint64(nil, uint64(len(records)))
+	for _, r := range records {
+		b = append(b, r...)
+	}
+	return b
+}
+
 func TestCraftSnapshotMatchesPersist(t *testing.T) {
 	f := New()
 	apply(t, f, 1, setCmd("a", "1", 0, 0))
 	apply(t, f, 2, setCmd("b", "22", -7, 0))
 	want := craftSnapshot(snapshotMagic, snapshotFormatVersion, 2, 2,
-		snapshotRecord("a", "1", 1, 0), snapshotRecord("b", "22", 2, -7))
+		snapshotRecord("a", "1", 1, 0), snapshotRecord("b", "22", 2, -7), idemSection())
 	if got := persist(t, f); !bytes.Equal(got, want) {
 		t.Fatalf("format drifted from the documented layout:\n got  %x\n want %x", got, want)
+	}
+	apply(t, f, 3, Command{Op: OpIncr, Key: "c", By: 5, Now: 40, IdemKey: "r1", Fingerprint: [32]byte{7}})
+	want = craftSnapshot(snapshotMagic, snapshotFormatVersion, 3, 3,
+		snapshotRecord("a", "1", 1, 0), snapshotRecord("b", "22", 2, -7), snapshotRecord("c", "5", 3, 0),
+		idemSection(idemRecord("r1", 7, encodeResult(IncrResult{Created: true, Value: 5, Revision: 3}), 40)))
+	if got := persist(t, f); !bytes.Equal(got, want) {
+		t.Fatalf("format with dedup entry drifted from the documented layout:\n got  %x\n want %x", got, want)
+	}
+	// A version 1 snapshot (no dedup section) still restores.
+	v1 := craftSnapshot(snapshotMagic, 1, 2, 2, snapshotRecord("a", "1", 1, 0), snapshotRecord("b", "22", 2, -7))
+	g := New()
+	if err := restoreBytes(g, v1); err != nil {
+		t.Fatalf("restore version 1: %v", err)
+	}
+	if e, ok := g.Get("a", 0); !ok || string(e.Value) != "1" || g.IdempotencyEntries() != 0 {
+		t.Fatalf("version 1 restore: %+v %v", e, ok)
 	}
 }
 
@@ -160,7 +198,14 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 		{"flipped trailer", flip(valid, len(valid)-1), "checksum mismatch"},
 		{"flipped record byte", flip(valid, len(valid)/2), ""},
 		{"bad magic", craftSnapshot("notsnap\x00", snapshotFormatVersion, 1, 0), "bad magic"},
-		{"future version", craftSnapshot(snapshotMagic, 2, 1, 0), "unsupported format version 2"},
+		{"future version", craftSnapshot(snapshotMagic, 3, 1, 0), "unsupported format version 3"},
+		{"v2 without dedup section", craftSnapshot(snapshotMagic, 2, 5, 1, rec("a", 1)), "truncated"},
+		{"v2 dedup unsorted", craftSnapshot(snapshotMagic, 2, 5, 0, idemSection(
+			idemRecord("b", 1, encodeResult(SetResult{Revision: 1}), 0),
+			idemRecord("a", 1, encodeResult(SetResult{Revision: 1}), 0))), "not after previous key"},
+		{"v2 dedup bad result", craftSnapshot(snapshotMagic, 2, 5, 0, idemSection(idemRecord("a", 1, []byte{9, 0}, 0))), "malformed recorded result"},
+		{"v2 dedup empty key", craftSnapshot(snapshotMagic, 2, 5, 0, idemSection(idemRecord("", 1, encodeResult(SetResult{}), 0))), "bad key length"},
+		{"v2 dedup count beyond records", craftSnapshot(snapshotMagic, 2, 5, 0, binary.BigEndian.AppendUint64(nil, 2)), "truncated"},
 		{"count beyond records", craftSnapshot(snapshotMagic, 1, 5, 3, rec("a", 1), rec("b", 2)), ""},
 		{"huge count", craftSnapshot(snapshotMagic, 1, 5, 1<<62, rec("a", 1)), ""},
 		{"count below records", craftSnapshot(snapshotMagic, 1, 5, 1, rec("a", 1), rec("b", 2)), ""},
@@ -378,6 +423,10 @@ func FuzzRestore(f *testing.F) {
 	f.Add(valid)
 	f.Add(persist(f, New()))
 	f.Add(valid[:len(valid)-3])
+	withDedup := New()
+	withDedup.Apply(cmdLog(1, Command{Op: OpIncr, Key: "c", By: 2, Now: 9, IdemKey: "r", Fingerprint: [32]byte{1}}))
+	withDedup.Apply(cmdLog(2, Command{Op: OpDeletePrefix, Key: "x", Now: 9, IdemKey: "s"}))
+	f.Add(persist(f, withDedup))
 	f.Add(craftSnapshot(snapshotMagic, 1, 5, 1<<40, snapshotRecord("a", "v", 1, 0)))
 	f.Add(craftSnapshot(snapshotMagic, 1, 5, 1, append(binary.AppendUvarint(nil, 1<<40), 'k')))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -98,10 +98,13 @@ func TestMethodNotAllowed(t *testing.T) {
 	tests := []struct {
 		method, path, auth, allow string
 	}{
-		{"POST", "/kv/items/k", bearer, "GET, PUT, DELETE"},
-		{"PATCH", "/kv/items/k", bearer, "GET, PUT, DELETE"},
-		{"HEAD", "/kv/items/k", bearer, "GET, PUT, DELETE"},
-		{"OPTIONS", "/kv/items/k", bearer, "GET, PUT, DELETE"},
+		{"POST", "/kv/items/k", bearer, "GET, PUT, PATCH, DELETE"},
+		{"HEAD", "/kv/items/k", bearer, "GET, PUT, PATCH, DELETE"},
+		{"OPTIONS", "/kv/items/k", bearer, "GET, PUT, PATCH, DELETE"},
+		{"GET", "/kv/items/k/incr", bearer, "POST"},
+		{"PUT", "/kv/items/k/incr", bearer, "POST"},
+		{"PUT", "/kv/items", bearer, "GET, DELETE"},
+		{"POST", "/kv/items", bearer, "GET, DELETE"},
 		{"POST", "/kv/items/", bearer, "GET, PUT, DELETE"},
 		{"PUT", "/cluster/status", bearer, "GET"},
 		{"DELETE", "/cluster/status", bearer, "GET"},
@@ -130,7 +133,7 @@ func TestMethodNotAllowed(t *testing.T) {
 
 func TestUnknownRoute(t *testing.T) {
 	e := newTestEnv(t, nil)
-	for _, p := range []string{"/", "/nope", "/kv", "/kv/items", "/kv/items/a/b", "/kv/items//a", "/healthz/", "/cluster/status/", "/KV/items/a", "//kv/items/a"} {
+	for _, p := range []string{"/", "/nope", "/kv", "/kv/items/a/b", "/kv/items/a/incr/x", "/kv/items//a", "/healthz/", "/cluster/status/", "/KV/items/a", "//kv/items/a"} {
 		for _, auth := range []string{"", bearer} {
 			res := e.do("GET", p, "", auth)
 			wantError(t, res, http.StatusNotFound, "not_found")

@@ -40,6 +40,10 @@ type Config struct {
 	// read/write timeouts belong to the http.Server that serves this handler.
 	RequestTimeout time.Duration
 
+	// Clock is the node's clock, used only to compute ttlRemainingMs in read
+	// responses. Nil means time.Now.
+	Clock func() time.Time
+
 	// Logger receives request logs (debug) and internal errors (error). New
 	// adds component=httpapi. Nil discards logs.
 	Logger *slog.Logger
@@ -74,6 +78,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
 	c.Logger = c.Logger.With("component", "httpapi")
 	return c

@@ -9,12 +9,21 @@
 //
 // Routes:
 //
-//	GET    /healthz          liveness, unauthenticated
-//	GET    /readyz           readiness (leader known, caught up), unauthenticated
-//	GET    /cluster/status   this node's view of the cluster
-//	GET    /kv/items/{key}   linearizable read
-//	PUT    /kv/items/{key}   set {"value": <JSON>, "ttlSeconds": <number>}
-//	DELETE /kv/items/{key}   delete
+//	GET    /healthz               liveness, unauthenticated
+//	GET    /readyz                readiness (leader known, caught up), unauthenticated
+//	GET    /cluster/status        this node's view of the cluster
+//	GET    /kv/items/{key}        read (linearizable; ?consistency=stale, ?minIndex=n)
+//	PUT    /kv/items/{key}        set {"value": <JSON>, "ttlSeconds": <number>, "keepTtl": <bool>}
+//	PATCH  /kv/items/{key}        refresh the expiry {"ttlSeconds": <number>|null}
+//	DELETE /kv/items/{key}        delete
+//	POST   /kv/items/{key}/incr   counter {"by": <integer>, "ttlSeconds": <number>}
+//	GET    /kv/items              list ?prefix=&limit=&cursor=&values=
+//	DELETE /kv/items?prefix=P     delete every key starting with P, atomically
+//
+// Writes honour If-Match (a version, as the ETag sends it), If-None-Match: *
+// (PUT only) and Idempotency-Key; every condition is checked by the state
+// machine, never here. Writes answer X-KV-Index, reads X-KV-Index and, on
+// followers, X-KV-Last-Contact-Ms.
 //
 // {key} is one path segment, percent-decoded; a "/" inside a key is sent as %2F.
 //

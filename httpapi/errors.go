@@ -19,6 +19,11 @@ type apiError struct {
 
 	retryAfter bool   // send "Retry-After: 1"
 	allow      string // Allow header value, for 405
+
+	// withVersion adds "currentVersion" to the body: current, or null when
+	// current is 0 (the key is missing or expired). Used by 412 responses.
+	withVersion bool
+	current     uint64
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -46,6 +51,30 @@ var storeErrors = []struct {
 	{store.ErrShuttingDown, apiError{
 		status: http.StatusServiceUnavailable, code: "shutting_down", retryable: true, retryAfter: true,
 		message: "This node is shutting down and did not process the request; retry, preferably against another node.",
+	}},
+	{store.ErrVersionMismatch, apiError{
+		status: http.StatusPreconditionFailed, code: "version_mismatch", withVersion: true,
+		message: "The key's current version does not match If-Match (or the key does not exist); nothing was written. Read the key, then retry with its current version.",
+	}},
+	{store.ErrAlreadyExists, apiError{
+		status: http.StatusPreconditionFailed, code: "already_exists", withVersion: true,
+		message: "The key already exists and If-None-Match: * allows only creating it; nothing was written.",
+	}},
+	{store.ErrNotAnInteger, apiError{
+		status: http.StatusConflict, code: "not_an_integer",
+		message: "The key holds a value that is not a JSON integer within the signed 64-bit range; nothing was written.",
+	}},
+	{store.ErrOverflow, apiError{
+		status: http.StatusConflict, code: "overflow",
+		message: "The increment would take the counter outside the signed 64-bit range; nothing was written.",
+	}},
+	{store.ErrIdempotencyKeyReused, apiError{
+		status: 422, code: "idempotency_key_reused",
+		message: "This Idempotency-Key was already used for a different request in the last 10 minutes; nothing was written. Use a new key for a new request.",
+	}},
+	{store.ErrIndexNotReached, apiError{
+		status: http.StatusServiceUnavailable, code: "index_not_reached", retryable: true, retryAfter: true,
+		message: "This node had not applied the requested minIndex before the deadline; retry, or read from another node.",
 	}},
 	{store.ErrTimeout, errTimeout},
 	{context.DeadlineExceeded, errTimeout},
@@ -76,7 +105,14 @@ func resolveError(err error) (resp *apiError, internal bool) {
 	}
 	for i := range storeErrors {
 		if errors.Is(err, storeErrors[i].target) {
-			return &storeErrors[i].resp, false
+			resp := &storeErrors[i].resp
+			var ce *store.ConditionError
+			if resp.withVersion && errors.As(err, &ce) {
+				withCurrent := *resp
+				withCurrent.current = ce.CurrentVersion
+				resp = &withCurrent
+			}
+			return resp, false
 		}
 	}
 	return &errInternal, true
@@ -107,7 +143,7 @@ var errMissingValue = &apiError{
 
 var errRouteNotFound = &apiError{
 	status: http.StatusNotFound, code: "not_found",
-	message: "No API route matches this path; the routes are /healthz, /readyz, /cluster/status and /kv/items/{key} (encode a \"/\" inside a key as %2F).",
+	message: "No API route matches this path; the routes are /healthz, /readyz, /cluster/status, /kv/items, /kv/items/{key} and /kv/items/{key}/incr (encode a \"/\" inside a key as %2F).",
 }
 
 func errUnauthorized(msg string) *apiError {
@@ -119,4 +155,16 @@ func errMethodNotAllowed(method, allow string) *apiError {
 		status: http.StatusMethodNotAllowed, code: "method_not_allowed", allow: allow,
 		message: "Method " + method + " is not supported on this route; use one of: " + allow + ".",
 	}
+}
+
+func errInvalidParameter(msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: "invalid_parameter", message: msg}
+}
+
+func errInvalidPrecondition(msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: "invalid_precondition", message: msg}
+}
+
+func errInvalidIdempotencyKey(msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: "invalid_idempotency_key", message: msg}
 }

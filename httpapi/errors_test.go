@@ -18,6 +18,10 @@ var storeCalls = []struct{ method, path, body string }{
 	{"GET", "/kv/items/k", ""},
 	{"PUT", "/kv/items/k", `{"value": 1}`},
 	{"DELETE", "/kv/items/k", ""},
+	{"PATCH", "/kv/items/k", `{"ttlSeconds": 5}`},
+	{"POST", "/kv/items/k/incr", ""},
+	{"GET", "/kv/items?prefix=a", ""},
+	{"DELETE", "/kv/items?prefix=a", ""},
 	{"GET", "/cluster/status", ""},
 }
 
@@ -109,10 +113,10 @@ func TestDefaultDeadlinePassed(t *testing.T) {
 	}
 }
 
-// panicStore panics in Get, standing in for a bug anywhere below the handler.
+// panicStore panics in Read, standing in for a bug anywhere below the handler.
 type panicStore struct{ *fakeStore }
 
-func (panicStore) Get(context.Context, string, store.ReadLevel) (store.Item, error) {
+func (panicStore) Read(context.Context, string, store.ReadOptions) (store.Item, store.ReadInfo, error) {
 	panic("boom")
 }
 
@@ -135,8 +139,8 @@ func TestPanicBecomesInternal(t *testing.T) {
 // emptyValueStore returns an item without a value, breaking the Store contract.
 type emptyValueStore struct{ *fakeStore }
 
-func (emptyValueStore) Get(_ context.Context, key string, _ store.ReadLevel) (store.Item, error) {
-	return store.Item{Key: key, Version: 1}, nil
+func (emptyValueStore) Read(_ context.Context, key string, _ store.ReadOptions) (store.Item, store.ReadInfo, error) {
+	return store.Item{Key: key, Version: 1}, store.ReadInfo{}, nil
 }
 
 func TestEmptyStoredValueIsInternal(t *testing.T) {

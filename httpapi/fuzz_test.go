@@ -65,7 +65,7 @@ func FuzzPutBody(f *testing.F) {
 			t.Fatalf("accepted a body without value: %q", body)
 		}
 		for name := range fields {
-			if name != "value" && name != "ttlSeconds" {
+			if name != "value" && name != "ttlSeconds" && name != "keepTtl" {
 				t.Fatalf("accepted unknown field %q in %q", name, body)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 const testAPIKey = "s3cret-test-key"
@@ -34,6 +35,11 @@ func newTestEnv(t *testing.T, mutate func(*Config)) *testEnv {
 		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter{t}),
 			&slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
+	cfg.Clock = func() time.Time {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.now
+	}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -56,6 +62,12 @@ type result struct {
 // validation) with an optional body and Authorization header ("" for none).
 func (e *testEnv) do(method, rawPath, body, auth string) result {
 	e.t.Helper()
+	return e.doH(method, rawPath, body, auth, nil)
+}
+
+// doH is do with extra request headers.
+func (e *testEnv) doH(method, rawPath, body, auth string, hdr map[string]string) result {
+	e.t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -67,6 +79,9 @@ func (e *testEnv) do(method, rawPath, body, auth string) result {
 	req.URL.Opaque = rawPath
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
 	}
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {
@@ -82,9 +97,10 @@ func (e *testEnv) do(method, rawPath, body, auth string) result {
 
 // apiErrorBody is the decoded error envelope.
 type apiErrorBody struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	Retryable bool   `json:"retryable"`
+	Code           string          `json:"code"`
+	Message        string          `json:"message"`
+	Retryable      bool            `json:"retryable"`
+	CurrentVersion json.RawMessage `json:"currentVersion"` // 412 only
 }
 
 // wantError checks res is a JSON error with the given status and code and returns it.

@@ -31,7 +31,7 @@ func TestPutGetDelete(t *testing.T) {
 	}
 
 	res := e.do("GET", "/kv/items/k1", "", bearer)
-	if want := `{"data":{"key":"k1","value":[1,2],"version":2,"expiresAt":null}}` + "\n"; res.status != 200 || string(res.body) != want {
+	if want := `{"data":{"key":"k1","value":[1,2],"version":2,"expiresAt":null,"ttlRemainingMs":null}}` + "\n"; res.status != 200 || string(res.body) != want {
 		t.Errorf("GET = %d %s, want %s", res.status, res.body, want)
 	}
 	if e.st.lastLevel != store.Linearizable {
@@ -91,7 +91,7 @@ func TestValueRoundTrip(t *testing.T) {
 			}
 			res := e.do("GET", "/kv/items/"+key, "", bearer)
 			want := `{"data":{"key":"` + key + `","value":` + compact.String() + `,"version":` +
-				jsonNumber(e.st.version) + `,"expiresAt":null}}` + "\n"
+				jsonNumber(e.st.version) + `,"expiresAt":null,"ttlRemainingMs":null}}` + "\n"
 			if string(res.body) != want {
 				t.Errorf("GET body\n got %s\nwant %s", res.body, want)
 			}
@@ -190,7 +190,7 @@ func TestExpiresAtFormat(t *testing.T) {
 		t.Errorf("PUT expiresAt = %v, want 2026-11-26T06:30:00.123Z", p.ExpiresAt)
 	}
 	res := e.do("GET", "/kv/items/x", "", bearer)
-	if !strings.Contains(string(res.body), `"expiresAt":"2026-11-26T06:30:00.123Z"}`) {
+	if !strings.Contains(string(res.body), `"expiresAt":"2026-11-26T06:30:00.123Z","ttlRemainingMs":500}`) {
 		t.Errorf("GET = %s", res.body)
 	}
 

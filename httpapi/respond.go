@@ -11,7 +11,8 @@ import (
 // reply is a complete successful response, computed before anything is written.
 type reply struct {
 	status int
-	body   []byte // a whole JSON document
+	body   []byte      // a whole JSON document
+	header http.Header // extra headers (ETag, X-KV-Index, ...); may be nil
 }
 
 // dataReply wraps data in the success envelope {"data": data}.
@@ -70,6 +71,9 @@ func appendExpiry(dst []byte, t time.Time) []byte {
 // writeReply sends a computed reply. It is the only place a success status is written.
 func writeReply(w http.ResponseWriter, rep reply) {
 	h := w.Header()
+	for k, v := range rep.header {
+		h[k] = v
+	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(rep.body)))
 	h.Set("Cache-Control", "no-store") // responses carry data behind a credential
@@ -80,9 +84,16 @@ func writeReply(w http.ResponseWriter, rep reply) {
 // writeError sends e as {"error": {...}} with its headers. It is the only
 // place an error status is written.
 func writeError(w http.ResponseWriter, e *apiError) {
+	eb := errorBody{Code: e.code, Message: e.message, Retryable: e.retryable}
+	if e.withVersion {
+		eb.CurrentVersion = json.RawMessage("null")
+		if e.current != 0 {
+			eb.CurrentVersion = strconv.AppendUint(nil, e.current, 10)
+		}
+	}
 	body, err := encodeJSON(struct {
 		Error errorBody `json:"error"`
-	}{errorBody{Code: e.code, Message: e.message, Retryable: e.retryable}})
+	}{eb})
 	if err != nil { // unreachable: three plain fields
 		panic(err)
 	}
@@ -103,4 +114,7 @@ type errorBody struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	Retryable bool   `json:"retryable"`
+	// CurrentVersion is present on 412 responses only: the key's current
+	// version, or null when it does not exist.
+	CurrentVersion json.RawMessage `json:"currentVersion,omitempty"`
 }

@@ -24,15 +24,30 @@ import (
 // error: those map to documented responses, and anything else is reported to
 // the client as 500 internal and logged.
 type Store interface {
-	// Get returns the live item at key, or an error wrapping store.ErrNotFound.
-	Get(ctx context.Context, key string, level store.ReadLevel) (store.Item, error)
+	// Read returns the live item at key, or an error wrapping store.ErrNotFound,
+	// at the requested read level, and describes the state it was served from.
+	Read(ctx context.Context, key string, opts store.ReadOptions) (store.Item, store.ReadInfo, error)
 
-	// Set stores value, which is valid compact JSON, at key. ttl is 0 for no
-	// expiry, otherwise a whole number of milliseconds between 1 ms and 10 years.
-	Set(ctx context.Context, key string, value []byte, ttl time.Duration) (store.SetResult, error)
+	// List returns one page of live keys in byte order.
+	List(ctx context.Context, req store.ListRequest) (store.ListResult, store.ReadInfo, error)
 
-	// Delete removes key; a missing key is not an error.
-	Delete(ctx context.Context, key string) (store.DeleteResult, error)
+	// Put stores value, which is valid compact JSON, at key. ttl is 0 for no
+	// expiry, otherwise a whole number of milliseconds between 1 ms and 10
+	// years; keepTTL (with ttl 0) keeps the live key's expiry. Conditions and
+	// the idempotency key are in opts.
+	Put(ctx context.Context, key string, value []byte, ttl time.Duration, keepTTL bool, opts store.WriteOptions) (store.SetResult, error)
+
+	// DeleteIf removes key; a missing key is not an error unless opts.IfMatch is set.
+	DeleteIf(ctx context.Context, key string, opts store.WriteOptions) (store.DeleteResult, error)
+
+	// Touch replaces a live key's expiry (ttl 0: none), or fails with store.ErrNotFound.
+	Touch(ctx context.Context, key string, ttl time.Duration, opts store.WriteOptions) (store.SetResult, error)
+
+	// Incr adds by to the integer at key, creating it from 0 with ttl (if > 0).
+	Incr(ctx context.Context, key string, by int64, ttl time.Duration, opts store.WriteOptions) (store.IncrResult, error)
+
+	// DeletePrefix deletes every key starting with prefix (non-empty), atomically.
+	DeletePrefix(ctx context.Context, prefix string, opts store.WriteOptions) (store.DeletePrefixResult, error)
 
 	// Status describes this node and the cluster as this node sees it.
 	Status(ctx context.Context) (store.Status, error)
@@ -96,7 +111,15 @@ func New(cfg Config, st Store) (http.Handler, error) {
 		{template: "/kv/items/{key}", methods: []routeMethod{
 			{http.MethodGet, a.getItem},
 			{http.MethodPut, a.putItem},
+			{http.MethodPatch, a.patchItem},
 			{http.MethodDelete, a.deleteItem},
+		}},
+		{template: "/kv/items/{key}/incr", methods: []routeMethod{
+			{http.MethodPost, a.incrItem},
+		}},
+		{template: "/kv/items", methods: []routeMethod{
+			{http.MethodGet, a.listItems},
+			{http.MethodDelete, a.deletePrefix},
 		}},
 	}
 

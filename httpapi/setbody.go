@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -19,8 +21,9 @@ const envelopeAllowance = 16 << 10
 
 // setRequest is a validated PUT body.
 type setRequest struct {
-	value []byte        // the client's value with insignificant whitespace removed, otherwise byte-for-byte
-	ttl   time.Duration // 0: no expiry
+	value   []byte        // the client's value with insignificant whitespace removed, otherwise byte-for-byte
+	ttl     time.Duration // 0: no expiry
+	keepTTL bool          // keep the live key's expiry; ttl is then 0
 }
 
 // readBody reads the whole request body, which the dispatcher has already
@@ -68,7 +71,7 @@ func parseSetBody(body []byte, maxValueBytes int64) (setRequest, error) {
 	} else if tok != json.Delim('{') {
 		return setRequest{}, errInvalidJSON(fmt.Sprintf(`The request body is %s; it must be a JSON object such as {"value": 42}.`, tokenKind(tok)))
 	}
-	var value, ttl json.RawMessage
+	var value, ttl, keep json.RawMessage
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -81,8 +84,10 @@ func parseSetBody(body []byte, maxValueBytes int64) (setRequest, error) {
 			dst = &value
 		case "ttlSeconds":
 			dst = &ttl
+		case "keepTtl":
+			dst = &keep
 		default:
-			return setRequest{}, errInvalidJSON(fmt.Sprintf(`The request body has unknown field %q; the only fields are "value" and "ttlSeconds".`, clip(name)))
+			return setRequest{}, errInvalidJSON(fmt.Sprintf(`The request body has unknown field %q; the only fields are "value", "ttlSeconds" and "keepTtl".`, clip(name)))
 		}
 		if *dst != nil {
 			return setRequest{}, errInvalidJSON(fmt.Sprintf("The request body has field %q more than once; send it once.", name))
@@ -102,6 +107,18 @@ func parseSetBody(body []byte, maxValueBytes int64) (setRequest, error) {
 		return setRequest{}, errMissingValue
 	}
 	var req setRequest
+	if keep != nil {
+		switch string(keep) {
+		case "true":
+			req.keepTTL = true
+		case "false":
+		default:
+			return setRequest{}, errInvalidJSON(`"keepTtl" must be true or false.`)
+		}
+	}
+	if req.keepTTL && ttl != nil {
+		return setRequest{}, errInvalidTTL(`"keepTtl": true keeps the current expiry, so "ttlSeconds" cannot be sent with it; send one of them.`)
+	}
 	if ttl != nil {
 		d, err := parseTTL(ttl)
 		if err != nil {
@@ -164,4 +181,80 @@ func clip(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// parseObject validates a body that must be one JSON object whose fields are
+// among allowed, each at most once, and returns the raw value of each field
+// present. An empty body is an empty object when emptyOK.
+func parseObject(body []byte, emptyOK bool, allowed ...string) (map[string]json.RawMessage, error) {
+	fields := map[string]json.RawMessage{}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if emptyOK {
+			return fields, nil
+		}
+		return nil, errInvalidJSON(fmt.Sprintf("The request body is empty; send a JSON object with %s.", quoteList(allowed)))
+	}
+	if !utf8.Valid(body) {
+		return nil, errInvalidJSON("The request body is not valid UTF-8; JSON must be UTF-8 encoded.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil {
+		return nil, jsonSyntaxError(err)
+	} else if tok != json.Delim('{') {
+		return nil, errInvalidJSON(fmt.Sprintf("The request body is %s; it must be a JSON object with %s.", tokenKind(tok), quoteList(allowed)))
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, jsonSyntaxError(err)
+		}
+		name, _ := tok.(string)
+		known := false
+		for _, a := range allowed {
+			known = known || a == name
+		}
+		if !known {
+			return nil, errInvalidJSON(fmt.Sprintf("The request body has unknown field %q; the only fields are %s.", clip(name), quoteList(allowed)))
+		}
+		if _, dup := fields[name]; dup {
+			return nil, errInvalidJSON(fmt.Sprintf("The request body has field %q more than once; send it once.", name))
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, jsonSyntaxError(err)
+		}
+		fields[name] = raw
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, jsonSyntaxError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errInvalidJSON("The request body has data after the JSON object; send exactly one object.")
+	}
+	return fields, nil
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, " and ")
+}
+
+// parseInt64Field parses raw as a JSON integer (no fraction or exponent)
+// within int64.
+func parseInt64Field(name string, raw json.RawMessage) (int64, error) {
+	s := string(raw)
+	digits := strings.TrimPrefix(s, "-")
+	bad := digits == "" || (digits[0] == '0' && len(digits) > 1)
+	for i := 0; i < len(digits) && !bad; i++ {
+		bad = digits[i] < '0' || digits[i] > '9'
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if bad || err != nil {
+		return 0, errInvalidJSON(fmt.Sprintf("%q must be an integer from -9223372036854775808 to 9223372036854775807, without a fraction or exponent.", name))
+	}
+	return n, nil
 }

@@ -254,14 +254,30 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 }
 
 // testLogger sends a node's logs to t.Log at warn level and above (debug with -v
-// would drown the output), tagged with the node id.
+// would drown the output), tagged with the node id. raft's per-connection
+// goroutines are not waited for by anyone and may log while the test ends,
+// so the writer goes quiet, under a lock, once the test's cleanups run.
 func testLogger(t *testing.T, id string) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", id)
+	w := &testWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", id)
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct {
+	t    *testing.T
+	mu   sync.Mutex
+	done bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(string(p))
+	}
 	return len(p), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -28,22 +29,78 @@ type readIndexResult struct {
 // Get returns the live entry for key. Linearizable reads observe every write
 // acknowledged before Get was called; Stale reads return this node's state.
 func (s *Store) Get(ctx context.Context, key string, level ReadLevel) (Item, error) {
-	now := s.nowMs()
-	if level != Stale {
-		idx, leaderNow, err := s.readIndex(ctx)
-		if err != nil {
-			return Item{}, err
-		}
-		if err := s.fsm.WaitApplied(ctx, idx); err != nil {
-			return Item{}, fmt.Errorf("%w: waiting to apply index %d (applied %d)", ErrTimeout, idx, s.fsm.AppliedIndex())
-		}
-		now = leaderNow
+	it, _, err := s.Read(ctx, key, ReadOptions{Level: level})
+	return it, err
+}
+
+// Read is Get with read options, also describing the state it was served from.
+func (s *Store) Read(ctx context.Context, key string, opts ReadOptions) (Item, ReadInfo, error) {
+	now, info, err := s.prepareRead(ctx, opts)
+	if err != nil {
+		return Item{}, info, err
 	}
 	e, ok := s.fsm.Get(key, now)
 	if !ok {
-		return Item{}, ErrNotFound
+		return Item{}, info, ErrNotFound
 	}
-	return Item{Key: key, Value: e.Value, Version: e.Revision, ExpiresAt: msTime(e.ExpiresAt)}, nil
+	return Item{Key: key, Value: e.Value, Version: e.Revision, ExpiresAt: msTime(e.ExpiresAt)}, info, nil
+}
+
+// List returns a page of live keys with req.Prefix strictly after req.After,
+// in byte order, at the requested read level: a linearizable page reflects
+// every write acknowledged before List was called.
+func (s *Store) List(ctx context.Context, req ListRequest) (ListResult, ReadInfo, error) {
+	if req.Limit < 1 {
+		return ListResult{}, ReadInfo{}, fmt.Errorf("store: list limit must be positive, got %d", req.Limit)
+	}
+	now, info, err := s.prepareRead(ctx, req.ReadOptions)
+	if err != nil {
+		return ListResult{}, info, err
+	}
+	entries, more := s.fsm.List(req.Prefix, req.After, req.Limit, now)
+	res := ListResult{Items: make([]Item, len(entries)), More: more}
+	for i, e := range entries {
+		res.Items[i] = Item{Key: e.Key, Value: e.Value, Version: e.Revision, ExpiresAt: msTime(e.ExpiresAt)}
+	}
+	return res, info, nil
+}
+
+// prepareRead waits until this node may serve a read with opts and returns the
+// clock at which to judge expiry: for MinIndex, until the local state machine
+// applied it; for a linearizable read, until it applied a confirmed read index
+// (then expiry is judged at the leader's clock); a stale read uses the local
+// clock.
+func (s *Store) prepareRead(ctx context.Context, opts ReadOptions) (int64, ReadInfo, error) {
+	if opts.MinIndex > 0 {
+		if err := s.fsm.WaitApplied(ctx, opts.MinIndex); err != nil {
+			return 0, s.readInfo(), fmt.Errorf("%w: index %d not applied before the deadline (applied %d)",
+				ErrIndexNotReached, opts.MinIndex, s.fsm.AppliedIndex())
+		}
+	}
+	now := s.nowMs()
+	if opts.Level != Stale {
+		idx, leaderNow, err := s.readIndex(ctx)
+		if err != nil {
+			return 0, s.readInfo(), err
+		}
+		if err := s.fsm.WaitApplied(ctx, idx); err != nil {
+			return 0, s.readInfo(), fmt.Errorf("%w: waiting to apply index %d (applied %d)", ErrTimeout, idx, s.fsm.AppliedIndex())
+		}
+		now = leaderNow
+	}
+	return now, s.readInfo(), nil
+}
+
+// readInfo describes this node's state now.
+func (s *Store) readInfo() ReadInfo {
+	info := ReadInfo{AppliedIndex: s.fsm.AppliedIndex()}
+	if s.raft.State() != raft.Leader {
+		info.Follower = true
+		if lc := s.raft.LastContact(); !lc.IsZero() {
+			info.LastContact = max(time.Since(lc), 0) // raft stamps LastContact with time.Now
+		}
+	}
+	return info
 }
 
 // readIndex returns an index such that state applied up to it reflects every

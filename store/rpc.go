@@ -78,7 +78,9 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 		} else {
 			res, err = s.writeAsLeader(ctx, wr)
 		}
-		return encodeWriteResponse(res, statusOf(err), errString(err)), nil
+		// Answer in the request's format, so a follower that only knows
+		// format 1 can read the answer.
+		return encodeWriteResponse(res, statusOf(err), errString(err), req[0]), nil
 	case methodReadIndex:
 		idx, now, err := s.leaderReadIndex(ctx)
 		return encodeReadIndexResponse(idx, now, statusOf(err), errString(err)), nil
@@ -96,34 +98,75 @@ func errString(err error) string {
 
 // Wire formats are uvarint/varint fields after a one-byte format version, so a
 // mixed-version cluster fails loudly instead of misreading.
-const rpcFormat = 1
+//
+// Write requests and their answers come in two formats. Format 1 is the
+// original set/delete; a follower still uses it for such plain writes, so a
+// leader that only knows format 1 keeps serving them during a rolling upgrade.
+// Format 2 appends the fields of conditional, touch, incr, delete-prefix and
+// idempotent writes to the request, and the status fields and log index to the
+// answer. A leader answers in the format of the request.
+const (
+	rpcFormat   = 1
+	rpcFormatV2 = 2
+)
 
 func encodeWriteRequest(r writeRequest) []byte {
-	b := make([]byte, 0, 16+len(r.key)+len(r.value))
-	b = append(b, rpcFormat, byte(r.op))
+	format := byte(rpcFormatV2)
+	if r.plain() {
+		format = rpcFormat
+	}
+	b := make([]byte, 0, 64+len(r.key)+len(r.value)+len(r.idemKey))
+	b = append(b, format, byte(r.op))
 	b = binary.AppendUvarint(b, uint64(len(r.key)))
 	b = append(b, r.key...)
 	b = binary.AppendUvarint(b, uint64(len(r.value)))
 	b = append(b, r.value...)
 	b = binary.AppendVarint(b, r.ttlMs)
+	if format == rpcFormatV2 {
+		b = append(b, byte(r.cond), flag(r.keepTTL))
+		b = binary.AppendUvarint(b, r.condVersion)
+		b = binary.AppendVarint(b, r.by)
+		b = binary.AppendUvarint(b, uint64(len(r.idemKey)))
+		b = append(b, r.idemKey...)
+		b = append(b, r.fingerprint[:]...)
+	}
 	return b
 }
 
 func decodeWriteRequest(b []byte) (writeRequest, error) {
 	d := decoder{b: b}
 	var r writeRequest
-	if v := d.byte(); v != rpcFormat {
-		return r, fmt.Errorf("unsupported format %d", v)
+	format := d.byte()
+	if format != rpcFormat && format != rpcFormatV2 {
+		return r, fmt.Errorf("unsupported format %d", format)
 	}
 	r.op = fsm.Op(d.byte())
 	r.key = string(d.bytes())
 	r.value = d.bytes()
 	r.ttlMs = d.varint()
+	if format == rpcFormatV2 {
+		r.cond = fsm.Cond(d.byte())
+		r.keepTTL = d.byte() != 0
+		r.condVersion = d.uvarint()
+		r.by = d.varint()
+		r.idemKey = string(d.bytes())
+		fp := d.fixed(fsm.FingerprintSize)
+		copy(r.fingerprint[:], fp)
+	}
 	if d.err != nil {
 		return writeRequest{}, d.err
 	}
-	if r.op != fsm.OpSet && r.op != fsm.OpDelete {
+	switch r.op {
+	case fsm.OpSet, fsm.OpDelete:
+	case fsm.OpTouch, fsm.OpIncr, fsm.OpDeletePrefix:
+		if format == rpcFormat {
+			return writeRequest{}, fmt.Errorf("op %d in format 1", r.op)
+		}
+	default:
 		return writeRequest{}, fmt.Errorf("unsupported op %d", r.op)
+	}
+	if r.cond > fsm.CondIfAbsent {
+		return writeRequest{}, fmt.Errorf("unsupported condition %d", r.cond)
 	}
 	if len(d.b) != 0 {
 		return writeRequest{}, errors.New("trailing bytes")
@@ -131,19 +174,29 @@ func decodeWriteRequest(b []byte) (writeRequest, error) {
 	return r, nil
 }
 
-func encodeWriteResponse(r writeResult, st rpcStatus, msg string) []byte {
+func encodeWriteResponse(r writeResult, st rpcStatus, msg string, format byte) []byte {
 	b := []byte{rpcFormat, byte(st), flag(r.created) | flag(r.deleted)<<1}
 	b = binary.AppendUvarint(b, r.revision)
 	b = binary.AppendVarint(b, r.expiresAt)
 	b = binary.AppendUvarint(b, uint64(len(msg)))
-	return append(b, msg...)
+	b = append(b, msg...)
+	if format == rpcFormatV2 {
+		b[0] = rpcFormatV2
+		b = append(b, byte(r.status))
+		b = binary.AppendUvarint(b, r.current)
+		b = binary.AppendVarint(b, r.value)
+		b = binary.AppendVarint(b, r.count)
+		b = binary.AppendUvarint(b, r.index)
+	}
+	return b
 }
 
 func decodeWriteResponse(b []byte) (writeResult, rpcStatus, string, error) {
 	d := decoder{b: b}
 	var r writeResult
-	if v := d.byte(); v != rpcFormat {
-		return r, 0, "", fmt.Errorf("unsupported format %d", v)
+	format := d.byte()
+	if format != rpcFormat && format != rpcFormatV2 {
+		return r, 0, "", fmt.Errorf("unsupported format %d", format)
 	}
 	st := rpcStatus(d.byte())
 	flags := d.byte()
@@ -151,6 +204,16 @@ func decodeWriteResponse(b []byte) (writeResult, rpcStatus, string, error) {
 	r.revision = d.uvarint()
 	r.expiresAt = d.varint()
 	msg := string(d.bytes())
+	if format == rpcFormatV2 {
+		r.status = fsm.Status(d.byte())
+		r.current = d.uvarint()
+		r.value = d.varint()
+		r.count = d.varint()
+		r.index = d.uvarint()
+	} else {
+		// A plain set or delete: its revision is its log index.
+		r.index = r.revision
+	}
 	return r, st, msg, d.err
 }
 
@@ -222,6 +285,19 @@ func (d *decoder) varint() int64 {
 		d.err = errShort
 		return 0
 	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) fixed(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if len(d.b) < n {
+		d.err = errShort
+		return nil
+	}
+	v := d.b[:n:n]
 	d.b = d.b[n:]
 	return v
 }

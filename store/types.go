@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -27,7 +28,112 @@ var (
 	// ErrTimeout: a read could not be confirmed as linearizable before the
 	// deadline (leader unreachable or not yet caught up). Safe to retry.
 	ErrTimeout = errors.New("request deadline exceeded")
+
+	// ErrVersionMismatch: an If-Match condition failed inside the state machine
+	// (the key is missing, expired or at another version). Nothing was written.
+	// Returned wrapped in a *ConditionError carrying the current version.
+	ErrVersionMismatch = errors.New("version mismatch")
+
+	// ErrAlreadyExists: a create-only write found a live key. Nothing was
+	// written. Returned wrapped in a *ConditionError.
+	ErrAlreadyExists = errors.New("key already exists")
+
+	// ErrNotAnInteger: incr found a live value that is not a JSON integer
+	// within int64. Nothing was written.
+	ErrNotAnInteger = errors.New("value is not a 64-bit integer")
+
+	// ErrOverflow: incr would leave the int64 range. Nothing was written.
+	ErrOverflow = errors.New("integer overflow")
+
+	// ErrIdempotencyKeyReused: the idempotency key was used, within the
+	// window, for a different request. Nothing was written.
+	ErrIdempotencyKeyReused = errors.New("idempotency key reused for a different request")
+
+	// ErrIndexNotReached: a read with MinIndex found this node's state machine
+	// below that index when the deadline passed. Safe to retry.
+	ErrIndexNotReached = errors.New("index not reached")
 )
+
+// ConditionError is a failed precondition or counter check. It wraps
+// ErrVersionMismatch, ErrAlreadyExists, ErrNotAnInteger or ErrOverflow.
+type ConditionError struct {
+	Err error
+	// CurrentVersion is the key's live version at the time of the check; 0
+	// when the key is missing or expired.
+	CurrentVersion uint64
+}
+
+func (e *ConditionError) Error() string {
+	return fmt.Sprintf("%v (current version %d)", e.Err, e.CurrentVersion)
+}
+
+func (e *ConditionError) Unwrap() error { return e.Err }
+
+// WriteOptions are the conditions and the idempotency key of a write. The zero
+// value is an unconditional, non-idempotent write.
+type WriteOptions struct {
+	// IfMatch, when not nil, requires the key to be live at exactly this
+	// version (else ErrVersionMismatch).
+	IfMatch *uint64
+	// IfAbsent requires the key to be missing or expired (else
+	// ErrAlreadyExists). Put only; exclusive with IfMatch.
+	IfAbsent bool
+	// IdempotencyKey, when not empty, makes the write apply at most once within
+	// the dedup window (fsm.IdempotencyWindowMs): a retry with the same key and
+	// Fingerprint gets the original result, one with another Fingerprint gets
+	// ErrIdempotencyKeyReused.
+	IdempotencyKey string
+	// Fingerprint identifies the request (e.g. a SHA-256 of it).
+	Fingerprint [32]byte
+}
+
+// IncrResult describes an acknowledged increment.
+type IncrResult struct {
+	Created   bool // the counter did not exist (or had expired) and started from 0
+	Value     int64
+	Version   uint64
+	ExpiresAt time.Time
+	Index     uint64 // the log index of the write
+}
+
+// DeletePrefixResult describes an acknowledged bulk delete.
+type DeletePrefixResult struct {
+	Deleted int    // live keys removed
+	Index   uint64 // the log index of the write
+}
+
+// ReadOptions select how a read is served.
+type ReadOptions struct {
+	Level ReadLevel
+	// MinIndex, when not 0, makes the read first wait until this node's state
+	// machine has applied that log index (else ErrIndexNotReached at the deadline).
+	MinIndex uint64
+}
+
+// ReadInfo describes the node state a read was served from.
+type ReadInfo struct {
+	// AppliedIndex is the node's applied index when the read was served.
+	AppliedIndex uint64
+	// Follower is true when this node was not the leader.
+	Follower bool
+	// LastContact is the time since this follower last heard from a leader.
+	LastContact time.Duration
+}
+
+// ListRequest selects a page of keys.
+type ListRequest struct {
+	Prefix string
+	After  string // return keys strictly after this one ("" = from the start)
+	Limit  int    // 1..1000
+	ReadOptions
+}
+
+// ListResult is one page of live keys in byte order.
+type ListResult struct {
+	Items []Item
+	// More is true when further live keys with the prefix follow the page.
+	More bool
+}
 
 // Item is one live key as a read returns it.
 type Item struct {
@@ -46,6 +152,10 @@ type SetResult struct {
 	Created   bool
 	Version   uint64
 	ExpiresAt time.Time // zero: no expiry
+	// Index is the log index of the write (for read-your-writes via MinIndex).
+	// For an idempotent retry answered from the dedup table it is the retry's
+	// index, which is at or after the original write's.
+	Index uint64
 }
 
 // DeleteResult describes an acknowledged delete.
@@ -53,6 +163,8 @@ type DeleteResult struct {
 	// Deleted is true when a live key was removed; deleting a missing or expired
 	// key is not an error and reports false.
 	Deleted bool
+	// Index is the log index of the write.
+	Index uint64
 }
 
 // ReadLevel selects the consistency of a read.

@@ -17,40 +17,145 @@ import (
 // here or at the new leader.
 var errNotCommitted = errors.New("not committed")
 
-// writeRequest is a client write as it travels to the leader. It carries a TTL,
-// not an absolute time: only the leader stamps expiry times, from its own clock.
+// writeRequest is a client write as it travels to the leader. It carries TTLs,
+// not absolute times: only the leader stamps expiry times, from its own clock.
 type writeRequest struct {
-	op    fsm.Op // OpSet or OpDelete
-	key   string
+	op    fsm.Op // OpSet, OpDelete, OpTouch, OpIncr or OpDeletePrefix
+	key   string // the prefix for OpDeletePrefix
 	value []byte
-	ttlMs int64 // 0 = no expiry
+	ttlMs int64 // set, touch: 0 = no expiry; incr: applied only on creation
+
+	cond        fsm.Cond
+	condVersion uint64
+	keepTTL     bool
+	by          int64
+	idemKey     string
+	fingerprint [fsm.FingerprintSize]byte
+}
+
+// plain reports whether req is expressible in forwarding format 1 (the
+// original set/delete), so an upgraded follower can still forward it to a
+// leader that only knows format 1.
+func (r writeRequest) plain() bool {
+	return (r.op == fsm.OpSet || r.op == fsm.OpDelete) && r.cond == fsm.CondNone && !r.keepTTL && r.idemKey == ""
 }
 
 // writeResult is the leader's answer to a writeRequest.
 type writeResult struct {
-	created   bool // set: the key was new (or expired)
+	status    fsm.Status
+	created   bool // set, incr: the key was new (or expired)
 	deleted   bool // delete: a live key was removed
 	revision  uint64
-	expiresAt int64 // Unix ms, 0 = none
+	expiresAt int64  // Unix ms, 0 = none
+	current   uint64 // failed condition: the live version, 0 = absent
+	value     int64  // incr: the new value
+	count     int64  // delete-prefix: live keys removed
+	index     uint64 // the log index of the command
+}
+
+// err maps a business failure to the store's errors.
+func (r writeResult) err() error {
+	switch r.status {
+	case fsm.StatusOK:
+		return nil
+	case fsm.StatusVersionMismatch:
+		return &ConditionError{Err: ErrVersionMismatch, CurrentVersion: r.current}
+	case fsm.StatusAlreadyExists:
+		return &ConditionError{Err: ErrAlreadyExists, CurrentVersion: r.current}
+	case fsm.StatusNotAnInteger:
+		return &ConditionError{Err: ErrNotAnInteger, CurrentVersion: r.current}
+	case fsm.StatusOverflow:
+		return &ConditionError{Err: ErrOverflow, CurrentVersion: r.current}
+	case fsm.StatusNotFound:
+		return ErrNotFound
+	case fsm.StatusIdempotencyKeyReused:
+		return ErrIdempotencyKeyReused
+	}
+	return fmt.Errorf("store: unknown write status %d", r.status)
 }
 
 // Set stores value (compact JSON) under key. ttl 0 means no expiry; otherwise the
 // leader stamps an absolute expiry of its clock's now plus ttl.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) (SetResult, error) {
-	res, err := s.write(ctx, writeRequest{op: fsm.OpSet, key: key, value: value, ttlMs: ttl.Milliseconds()})
+	return s.Put(ctx, key, value, ttl, false, WriteOptions{})
+}
+
+// Put is Set with conditions and an idempotency key. keepTTL keeps the live
+// key's expiry (ttl must then be 0); a missing key gets none.
+func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Duration, keepTTL bool, opts WriteOptions) (SetResult, error) {
+	req := writeRequest{op: fsm.OpSet, key: key, value: value, ttlMs: ttl.Milliseconds(), keepTTL: keepTTL}
+	res, err := s.writeWith(ctx, req, opts)
 	if err != nil {
 		return SetResult{}, err
 	}
-	return SetResult{Created: res.created, Version: res.revision, ExpiresAt: msTime(res.expiresAt)}, nil
+	return SetResult{Created: res.created, Version: res.revision, ExpiresAt: msTime(res.expiresAt), Index: res.index}, nil
 }
 
 // Delete removes key. Deleting a missing or expired key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) (DeleteResult, error) {
-	res, err := s.write(ctx, writeRequest{op: fsm.OpDelete, key: key})
+	return s.DeleteIf(ctx, key, WriteOptions{})
+}
+
+// DeleteIf is Delete with an optional IfMatch condition and idempotency key.
+// With IfMatch, a missing key is ErrVersionMismatch.
+func (s *Store) DeleteIf(ctx context.Context, key string, opts WriteOptions) (DeleteResult, error) {
+	res, err := s.writeWith(ctx, writeRequest{op: fsm.OpDelete, key: key}, opts)
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	return DeleteResult{Deleted: res.deleted}, nil
+	return DeleteResult{Deleted: res.deleted, Index: res.index}, nil
+}
+
+// Touch replaces the expiry of a live key without changing its value: ttl 0
+// removes the expiry. The key gets a new version. A missing or expired key is
+// ErrNotFound.
+func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration, opts WriteOptions) (SetResult, error) {
+	res, err := s.writeWith(ctx, writeRequest{op: fsm.OpTouch, key: key, ttlMs: ttl.Milliseconds()}, opts)
+	if err != nil {
+		return SetResult{}, err
+	}
+	return SetResult{Version: res.revision, ExpiresAt: msTime(res.expiresAt), Index: res.index}, nil
+}
+
+// Incr adds by to the integer at key, creating it (from 0, with ttl when ttl >
+// 0) if it is missing or expired. Errors: ErrNotAnInteger, ErrOverflow.
+func (s *Store) Incr(ctx context.Context, key string, by int64, ttl time.Duration, opts WriteOptions) (IncrResult, error) {
+	res, err := s.writeWith(ctx, writeRequest{op: fsm.OpIncr, key: key, by: by, ttlMs: ttl.Milliseconds()}, opts)
+	if err != nil {
+		return IncrResult{}, err
+	}
+	return IncrResult{Created: res.created, Value: res.value, Version: res.revision, ExpiresAt: msTime(res.expiresAt), Index: res.index}, nil
+}
+
+// DeletePrefix deletes every key starting with prefix in one atomic command.
+func (s *Store) DeletePrefix(ctx context.Context, prefix string, opts WriteOptions) (DeletePrefixResult, error) {
+	res, err := s.writeWith(ctx, writeRequest{op: fsm.OpDeletePrefix, key: prefix}, opts)
+	if err != nil {
+		return DeletePrefixResult{}, err
+	}
+	return DeletePrefixResult{Deleted: int(res.count), Index: res.index}, nil
+}
+
+// writeWith applies opts to req, commits it and turns a business failure into
+// its error.
+func (s *Store) writeWith(ctx context.Context, req writeRequest, opts WriteOptions) (writeResult, error) {
+	switch {
+	case opts.IfMatch != nil && opts.IfAbsent:
+		return writeResult{}, errors.New("store: IfMatch and IfAbsent are exclusive")
+	case opts.IfMatch != nil:
+		req.cond, req.condVersion = fsm.CondIfMatch, *opts.IfMatch
+	case opts.IfAbsent:
+		if req.op != fsm.OpSet {
+			return writeResult{}, errors.New("store: IfAbsent applies to Put only")
+		}
+		req.cond = fsm.CondIfAbsent
+	}
+	req.idemKey, req.fingerprint = opts.IdempotencyKey, opts.Fingerprint
+	res, err := s.write(ctx, req)
+	if err != nil {
+		return writeResult{}, err
+	}
+	return res, res.err()
 }
 
 // write commits req through the current leader: locally when this node leads,
@@ -93,51 +198,76 @@ func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error
 // writeAsLeader stamps req into a command and commits it on this node's raft.
 func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResult, error) {
 	now := s.nowMs()
-	cmd := fsm.Command{Op: req.op, Key: req.key, Now: now}
-	if req.op == fsm.OpSet {
-		cmd.Value = req.value
-		if req.ttlMs > 0 {
-			cmd.ExpiresAt = now + req.ttlMs
-		}
+	cmd := fsm.Command{
+		Op: req.op, Key: req.key, Now: now,
+		Cond: req.cond, CondVersion: req.condVersion,
+		IdemKey: req.idemKey, Fingerprint: req.fingerprint,
 	}
-	resp, err := s.applyLocal(ctx, cmd)
+	if req.ttlMs > 0 {
+		cmd.ExpiresAt = now + req.ttlMs
+	}
+	switch req.op {
+	case fsm.OpSet:
+		cmd.Value = req.value
+		cmd.KeepTTL = req.keepTTL
+		if req.keepTTL {
+			cmd.ExpiresAt = 0
+		}
+	case fsm.OpIncr:
+		cmd.By = req.by
+	case fsm.OpDelete, fsm.OpDeletePrefix:
+		cmd.ExpiresAt = 0
+	}
+	resp, index, err := s.applyLocalIndex(ctx, cmd)
 	if err != nil {
 		return writeResult{}, err
 	}
+	res := writeResult{index: index}
 	switch r := resp.(type) {
 	case fsm.SetResult:
-		return writeResult{created: r.Created, revision: r.Revision, expiresAt: r.ExpiresAt}, nil
+		res.status, res.created, res.revision, res.expiresAt, res.current = r.Status, r.Created, r.Revision, r.ExpiresAt, r.Current
 	case fsm.DeleteResult:
-		return writeResult{deleted: r.Deleted, revision: r.Revision}, nil
+		res.status, res.deleted, res.revision, res.current = r.Status, r.Deleted, r.Revision, r.Current
+	case fsm.IncrResult:
+		res.status, res.created, res.value, res.revision, res.expiresAt, res.current = r.Status, r.Created, r.Value, r.Revision, r.ExpiresAt, r.Current
+	case fsm.DeletePrefixResult:
+		res.status, res.count, res.revision = r.Status, int64(r.Deleted), r.Revision
 	default:
 		return writeResult{}, fmt.Errorf("store: unexpected apply response %T", resp)
 	}
+	return res, nil
 }
 
 // applyLocal proposes cmd to raft on this node and waits for it to be applied
 // here. Errors: errNotCommitted (safe to retry), ErrOutcomeUnknown, ErrShuttingDown.
 func (s *Store) applyLocal(ctx context.Context, cmd fsm.Command) (interface{}, error) {
+	resp, _, err := s.applyLocalIndex(ctx, cmd)
+	return resp, err
+}
+
+// applyLocalIndex is applyLocal that also returns the command's log index.
+func (s *Store) applyLocalIndex(ctx context.Context, cmd fsm.Command) (interface{}, uint64, error) {
 	timeout := time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 		if timeout <= 0 {
-			return nil, fmt.Errorf("%w: deadline passed before proposing", errNotCommitted)
+			return nil, 0, fmt.Errorf("%w: deadline passed before proposing", errNotCommitted)
 		}
 	}
 	f := s.raft.Apply(cmd.Encode(), timeout)
 	resp, err := waitFuture(ctx, f)
 	switch {
 	case err == nil:
-		return resp, nil
+		return resp, f.Index(), nil
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress),
 		errors.Is(err, raft.ErrEnqueueTimeout):
-		return nil, fmt.Errorf("%w: %v", errNotCommitted, err)
+		return nil, 0, fmt.Errorf("%w: %v", errNotCommitted, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return nil, fmt.Errorf("%w: no commit before the deadline (%v)", ErrOutcomeUnknown, err)
+		return nil, 0, fmt.Errorf("%w: no commit before the deadline (%v)", ErrOutcomeUnknown, err)
 	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
-		return nil, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+		return nil, 0, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 	default:
-		return nil, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+		return nil, 0, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 	}
 }
 
