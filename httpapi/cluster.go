@@ -45,6 +45,7 @@ type statusData struct {
 	AppliedIndex uint64      `json:"appliedIndex"`
 	Voters       []voterData `json:"voters"`
 	Keys         int         `json:"keys"`
+	AuthDisabled bool        `json:"authDisabled"`
 }
 
 type voterData struct {
@@ -72,5 +73,6 @@ func (a *api) clusterStatus(r *http.Request) (reply, error) {
 		AppliedIndex: st.AppliedIndex,
 		Voters:       voters,
 		Keys:         st.Keys,
+		AuthDisabled: a.cfg.InsecureNoAuth,
 	})
 }

@@ -23,11 +23,22 @@ const maxMaxValueBytes int64 = 1 << 30
 // Config configures the HTTP API. The zero value of every field except APIKey
 // selects a default; call Validate (New does) before use.
 type Config struct {
-	// APIKey is the shared secret every request except GET /healthz must
-	// present as "Authorization: Bearer <APIKey>". Required: the node never
-	// serves data unauthenticated. It may not contain whitespace or control
-	// characters, since those cannot travel in a bearer token.
+	// APIKey is a shared secret with the admin scope that requests present as
+	// "Authorization: Bearer <APIKey>". It may not contain whitespace or
+	// control characters, since those cannot travel in a bearer token. It can
+	// be combined with Keys.
 	APIKey string
+
+	// Keys holds named, scoped keys (read, write, admin); the caller may
+	// Replace its contents at any time (SIGHUP reload). At least one of APIKey
+	// and Keys is required unless InsecureNoAuth is set: a node never serves
+	// data unauthenticated by accident.
+	Keys *Keyring
+
+	// InsecureNoAuth turns authentication off: every request acts with the
+	// admin scope as "anonymous". Only for isolated test setups; New logs a
+	// warning and GET /cluster/status reports it.
+	InsecureNoAuth bool
 
 	// MaxValueBytes is the largest value accepted by PUT, measured after the
 	// value is compacted. Request bodies are cut off while being read at
@@ -53,8 +64,10 @@ type Config struct {
 func (c Config) Validate() error {
 	var errs []error
 	switch {
-	case c.APIKey == "":
-		errs = append(errs, errors.New("httpapi: APIKey is required"))
+	case c.InsecureNoAuth && (c.APIKey != "" || c.Keys != nil):
+		errs = append(errs, errors.New("httpapi: InsecureNoAuth cannot be combined with API keys"))
+	case !c.InsecureNoAuth && c.APIKey == "" && c.Keys == nil:
+		errs = append(errs, errors.New("httpapi: an APIKey or Keys is required (or InsecureNoAuth, explicitly)"))
 	case strings.IndexFunc(c.APIKey, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
 		errs = append(errs, errors.New("httpapi: APIKey must not contain whitespace or control characters"))
 	}

@@ -78,10 +78,10 @@ func TestStoreErrorMapping(t *testing.T) {
 
 	e.srv.Close()
 	logs := e.logs.String()
-	if !strings.Contains(logs, `level=ERROR msg="request failed" component=httpapi method=PUT path=/kv/items/k err="store: forwarding to n2: disk on fire"`) {
+	if !strings.Contains(logs, `level=ERROR msg="request failed" component=httpapi method=PUT path=/kv/items/k key=default err="store: forwarding to n2: disk on fire"`) {
 		t.Errorf("internal error not logged with method and path:\n%s", logs)
 	}
-	if strings.Contains(logs, "level=ERROR msg=\"request failed\" component=httpapi method=GET path=/kv/items/k err=\"store: forwarding to n2: key not found\"") {
+	if strings.Contains(logs, "level=ERROR msg=\"request failed\" component=httpapi method=GET path=/kv/items/k key=default err=\"store: forwarding to n2: key not found\"") {
 		t.Error("a mapped error was logged as internal")
 	}
 }

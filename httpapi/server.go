@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,10 +73,10 @@ type routeMethod struct {
 }
 
 type api struct {
-	cfg       Config
-	st        Store
-	log       *slog.Logger
-	keyDigest [sha256.Size]byte
+	cfg  Config
+	st   Store
+	log  *slog.Logger
+	keys credentials
 }
 
 // New returns the HTTP handler for the API, serving st. It validates cfg and
@@ -91,9 +90,30 @@ func New(cfg Config, st Store) (http.Handler, error) {
 		return nil, errors.New("httpapi: Store is nil")
 	}
 	cfg = cfg.withDefaults()
-	a := &api{cfg: cfg, st: st, log: cfg.Logger, keyDigest: sha256.Sum256([]byte(cfg.APIKey))}
+	a := &api{cfg: cfg, st: st, log: cfg.Logger, keys: credentials{ring: cfg.Keys}}
+	if cfg.APIKey != "" {
+		k := NewAPIKey("default", ScopeAdmin, cfg.APIKey)
+		a.keys.shortcut = &k
+	}
+	if cfg.InsecureNoAuth {
+		a.log.Warn("authentication is DISABLED (--insecure-no-auth): anyone who reaches the API can read, write and administer the cluster")
+	}
 
-	routes := []route{
+	// UseEncodedPath: match on the escaped path so %2F stays inside {key}.
+	// SkipClean: never answer with a redirect (a 301 turns a PUT into a GET in
+	// many clients); a path that does not match is a 404.
+	r := mux.NewRouter().UseEncodedPath().SkipClean(true)
+	for _, rt := range a.routeTable() {
+		r.Handle(rt.template, a.serve(rt))
+	}
+	r.NotFoundHandler = a.serve(route{template: "", public: true})
+	return r, nil
+}
+
+// routeTable lists every route and its methods. Authenticated routes need
+// the scope routeScopes gives them (auth.go).
+func (a *api) routeTable() []route {
+	return []route{
 		{template: "/healthz", public: true, methods: []routeMethod{
 			{http.MethodGet, a.healthz},
 		}},
@@ -122,16 +142,6 @@ func New(cfg Config, st Store) (http.Handler, error) {
 			{http.MethodDelete, a.deletePrefix},
 		}},
 	}
-
-	// UseEncodedPath: match on the escaped path so %2F stays inside {key}.
-	// SkipClean: never answer with a redirect (a 301 turns a PUT into a GET in
-	// many clients); a path that does not match is a 404.
-	r := mux.NewRouter().UseEncodedPath().SkipClean(true)
-	for _, rt := range routes {
-		r.Handle(rt.template, a.serve(rt))
-	}
-	r.NotFoundHandler = a.serve(route{template: "", public: true})
-	return r, nil
 }
 
 // maxBodyBytes bounds every request body while it is read.
@@ -154,6 +164,7 @@ func (a *api) serve(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		status := 0
+		var caller string // the key name, once authenticated
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -167,14 +178,14 @@ func (a *api) serve(rt route) http.Handler {
 				}
 			}
 			a.log.Debug("request", "method", r.Method, "route", logRoute, "status", status,
-				"latency", time.Since(start))
+				"latency", time.Since(start), "key", caller)
 		}()
 
-		rep, err := a.dispatch(rt, allowHeader, w, r)
+		rep, err := a.dispatch(rt, allowHeader, w, r, &caller)
 		if err != nil {
 			e, internal := resolveError(err)
 			if internal {
-				a.log.Error("request failed", "method", r.Method, "path", r.URL.EscapedPath(), "err", err)
+				a.log.Error("request failed", "method", r.Method, "path", r.URL.EscapedPath(), "key", caller, "err", err)
 			}
 			status = e.status
 			writeError(w, e)
@@ -185,14 +196,20 @@ func (a *api) serve(rt route) http.Handler {
 	})
 }
 
-func (a *api) dispatch(rt route, allow string, w http.ResponseWriter, r *http.Request) (reply, error) {
+// dispatch authenticates (before any body is read), finds the method's
+// endpoint, authorizes the key's scope for it and runs it. It records the
+// caller's key name (never the key) in *caller for the request log.
+func (a *api) dispatch(rt route, allow string, w http.ResponseWriter, r *http.Request, caller *string) (reply, error) {
 	if len(rt.methods) == 0 {
 		return reply{}, errRouteNotFound
 	}
+	var key APIKey
 	if !rt.public {
-		if err := a.authenticate(r); err != nil {
+		var err error
+		if key, err = a.authenticate(r); err != nil {
 			return reply{}, err
 		}
+		*caller = key.Name
 	}
 	var handle endpoint
 	for _, m := range rt.methods {
@@ -203,6 +220,11 @@ func (a *api) dispatch(rt route, allow string, w http.ResponseWriter, r *http.Re
 	}
 	if handle == nil {
 		return reply{}, errMethodNotAllowed(r.Method, allow)
+	}
+	if !rt.public {
+		if err := authorize(key, r.Method, rt.template); err != nil {
+			return reply{}, err
+		}
 	}
 	// Bound the body while it is read: a huge body is cut off, never buffered.
 	r.Body = http.MaxBytesReader(w, r.Body, a.maxBodyBytes())

@@ -36,6 +36,8 @@ type options struct {
 	tlsCert           string
 	tlsKey            string
 	maxConcurrent     int
+	apiKeysFile       string
+	insecureNoAuth    bool
 	headerTimeout     time.Duration
 }
 
@@ -53,6 +55,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.peers, "peers", "", "initial voters `id=host:port,...` (this node included); used only to bootstrap a data dir with no raft state; empty = single-node cluster")
 	fs.StringVar(&o.apiKey, "api-key", "", "API key clients must send as 'Authorization: Bearer KEY' (prefer --api-key-file or KV_API_KEY: flags show in ps)")
 	fs.StringVar(&o.apiKeyFile, "api-key-file", "", "file whose first line is the API key")
+	fs.StringVar(&o.apiKeysFile, "api-keys-file", "", "scoped API keys: JSON or 'name:scope:key' lines (scope read, write or admin; key may be sha256:<hex digest>); reloaded on SIGHUP")
+	fs.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve the API WITHOUT authentication (test setups only; logged as a warning and shown in /cluster/status)")
 	fs.Int64Var(&o.maxValueBytes, "max-value-bytes", 1<<20, "largest accepted value (compact JSON bytes)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "deadline for one API request, including waiting for a leader")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful stop (SIGTERM) may take")

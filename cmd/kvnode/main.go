@@ -57,12 +57,21 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case s := <-sig:
-		logger.Info("signal received; stopping", "signal", s.String())
-	case err := <-n.httpErr:
-		logger.Error("HTTP server failed", "err", err)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+wait:
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				n.creds.reload(logger)
+				continue
+			}
+			logger.Info("signal received; stopping", "signal", s.String())
+			break wait
+		case err := <-n.httpErr:
+			logger.Error("HTTP server failed", "err", err)
+			break wait
+		}
 	}
 	signal.Stop(sig)
 	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
@@ -100,6 +109,7 @@ type node struct {
 	store   *store.Store
 	http    *http.Server
 	httpErr chan error
+	creds   credentials
 	// httpAddr is the address the API listens on (resolved when --http-addr has port 0).
 	httpAddr string
 }
@@ -109,13 +119,9 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, generated, err := resolveAPIKey(o)
+	creds, err := loadCredentials(o, logger, stderr)
 	if err != nil {
 		return nil, err
-	}
-	if generated {
-		fmt.Fprintf(stderr, "kvnode: no API key configured; generated one and saved it in %s/%s (shown only now):\n%s\n", o.dataDir, apiKeyFileName, key)
-		logger.Warn("generated a new API key", "file", o.dataDir+"/"+apiKeyFileName)
 	}
 
 	peerTLS, err := loadPeerTLS(o)
@@ -157,7 +163,9 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Config{
-		APIKey:         key,
+		APIKey:         creds.apiKey,
+		Keys:           creds.keys,
+		InsecureNoAuth: creds.insecure,
 		MaxValueBytes:  o.maxValueBytes,
 		RequestTimeout: o.requestTimeout,
 		Logger:         logger,
@@ -187,6 +195,7 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
 		httpErr:  make(chan error, 1),
+		creds:    creds,
 		httpAddr: ln.Addr().String(),
 	}
 	if certs != nil {
