@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -170,6 +171,12 @@ func decodeWriteRequest(b []byte) (writeRequest, error) {
 	}
 	if len(d.b) != 0 {
 		return writeRequest{}, errors.New("trailing bytes")
+	}
+	// Accept only the one encoding encodeWriteRequest produces: a field the
+	// op does not use, or format 2 for a plain write, is a forged or corrupt
+	// request, not something to ignore.
+	if !bytes.Equal(encodeWriteRequest(r), b) {
+		return writeRequest{}, errors.New("non-canonical encoding")
 	}
 	return r, nil
 }
