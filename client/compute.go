@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,6 +48,7 @@ const lostRaces = 2
 //     computed value and whose Version is 0: the caller may use it, but it
 //     was not cached.
 //
+// Every caller gets its own copy of the Item (its Value may be modified).
 // The computation runs under the context of the caller that started it; if
 // that context ends, the callers waiting on it start over with their own
 // (one of them then computes). A waiting caller whose own context ends stops
@@ -74,7 +76,9 @@ func (c *Client) GetOrCompute(ctx context.Context, key string, ttl time.Duration
 			if isContextError(f.err) && ctx.Err() == nil {
 				continue // the caller that computed gave up; try again with ours
 			}
-			return f.item, f.err
+			it := f.item
+			it.Value = bytes.Clone(it.Value) // each caller owns its Item
+			return it, f.err
 		}
 
 		landed := c.flightsLanded.Load()
