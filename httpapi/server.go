@@ -55,6 +55,11 @@ type Store interface {
 	// Ready returns nil when this node can serve linearizable reads now, or an
 	// error wrapping store.ErrNoLeader or store.ErrTimeout saying why not.
 	Ready(ctx context.Context) error
+
+	// Backup freezes a point-in-time copy of the data at the read level
+	// (linearizable: reflecting every write acknowledged before the call).
+	// The caller streams it after ctx may have ended, then closes it.
+	Backup(ctx context.Context, level store.ReadLevel) (store.BackupSnapshot, error)
 }
 
 // endpoint computes the complete response to one request, or an error that
@@ -102,6 +107,9 @@ func New(cfg Config, st Store) (http.Handler, error) {
 		}},
 		{template: "/cluster/status", methods: []routeMethod{
 			{http.MethodGet, a.clusterStatus},
+		}},
+		{template: "/admin/snapshot", methods: []routeMethod{
+			{http.MethodGet, a.adminSnapshot},
 		}},
 		{template: "/kv/items/", methods: []routeMethod{
 			{http.MethodGet, a.emptyKey},
