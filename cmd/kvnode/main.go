@@ -30,6 +30,8 @@ func main() {
 			os.Exit(runCerts(os.Args[2:], os.Stdout, os.Stderr))
 		case "health":
 			os.Exit(runHealth(os.Args[2:], os.Getenv, os.Stderr))
+		case "restore":
+			os.Exit(runRestore(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 		}
 	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
