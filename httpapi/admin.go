@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,8 +18,7 @@ const (
 	headerBackupSize    = "X-KV-Backup-Size"
 )
 
-// adminStallTimeout bounds how long one write of a download (or one read of an
-// upload) may stall. Admin transfers can take longer than the server's overall
+// adminStallTimeout bounds how long one write of a download may stall. Admin transfers can take longer than the server's overall
 // write timeout, so it is replaced by this rolling deadline.
 const adminStallTimeout = 30 * time.Second
 
@@ -72,4 +72,51 @@ type stallWriter struct {
 func (s *stallWriter) Write(p []byte) (int, error) {
 	_ = s.rc.SetWriteDeadline(time.Now().Add(adminStallTimeout)) // unsupported writers keep the server's
 	return s.w.Write(p)
+}
+
+type restoreData struct {
+	Index         uint64 `json:"index"`
+	Entries       int    `json:"entries"`
+	BackupIndex   uint64 `json:"backupIndex"`
+	BackupCreated string `json:"backupCreatedAt"`
+	Bytes         int64  `json:"bytes"`
+	SHA256        string `json:"sha256"`
+}
+
+// adminRestore serves POST /admin/restore: the body is a backup file. The
+// store verifies it completely before changing anything (400 invalid_backup
+// otherwise), then replaces the whole dataset on every node at one log index.
+// The body is bounded by Config.MaxRestoreBytes (413 beyond it) and the request
+// by Config.RestoreTimeout, which also replaces the server's read and write
+// timeouts for this connection (see dispatch).
+func (a *api) adminRestore(r *http.Request) (reply, error) {
+	limit := a.cfg.MaxRestoreBytes
+	if r.ContentLength > limit {
+		return reply{}, errRestoreTooLarge(limit)
+	}
+	res, err := a.st.Restore(r.Context(), r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return reply{}, errRestoreTooLarge(limit)
+		}
+		return reply{}, err
+	}
+	a.log.Info("restore committed", "index", res.Index, "entries", res.Entries, "backup_index", res.Backup.Index)
+	rep, err := dataReply(http.StatusOK, restoreData{
+		Index:         res.Index,
+		Entries:       res.Entries,
+		BackupIndex:   res.Backup.Index,
+		BackupCreated: time.UnixMilli(res.Backup.CreatedAtMs).UTC().Format(expiresAtLayout),
+		Bytes:         res.Backup.Size,
+		SHA256:        hex.EncodeToString(res.Backup.SHA256[:]),
+	})
+	if err == nil {
+		rep.header = writeHeaders(0, res.Index)
+	}
+	return rep, err
+}
+
+func errRestoreTooLarge(limit int64) *apiError {
+	return errTooLarge(fmt.Sprintf("The backup is larger than %d bytes, this node's limit for POST /admin/restore (--max-restore-bytes).", limit))
 }

@@ -29,6 +29,26 @@ func (b *fakeBackup) Stream(w io.Writer) (store.BackupInfo, error) {
 	return store.BackupInfo{Index: b.index, Size: int64(n), SHA256: sha256.Sum256([]byte(b.body))}, err
 }
 
+// Restore accepts a body starting with "good" and reads it whole; anything
+// else is a bad backup.
+func (f *fakeStore) Restore(ctx context.Context, body io.Reader) (store.RestoreResult, error) {
+	if err := f.enter(ctx, ""); err != nil {
+		return store.RestoreResult{}, err
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return store.RestoreResult{}, fmt.Errorf("fake: read: %w", err)
+	}
+	if !strings.HasPrefix(string(b), "good") {
+		return store.RestoreResult{}, fmt.Errorf("fake: %w: bad magic", store.ErrBadBackup)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastValue = b
+	return store.RestoreResult{Index: 77, Entries: 5, Backup: store.BackupInfo{Index: 42, CreatedAtMs: 1_764_138_600_123,
+		Size: int64(len(b)), SHA256: sha256.Sum256(b)}}, nil
+}
+
 func (f *fakeStore) Backup(ctx context.Context, level store.ReadLevel) (store.BackupSnapshot, error) {
 	if err := f.enter(ctx, ""); err != nil {
 		return nil, err
@@ -119,6 +139,8 @@ func TestAdminRoutesRequireAuth(t *testing.T) {
 	for _, rt := range []struct{ method, path string }{
 		{"GET", "/admin/snapshot"},
 		{"POST", "/admin/snapshot"},
+		{"POST", "/admin/restore"},
+		{"GET", "/admin/restore"},
 	} {
 		for _, auth := range []string{"", "Bearer wrong", strings.TrimPrefix(bearer, "Bearer ")} {
 			wantError(t, e.do(rt.method, rt.path, "", auth), 401, "unauthorized")
@@ -126,5 +148,72 @@ func TestAdminRoutesRequireAuth(t *testing.T) {
 	}
 	if n := e.st.callCount(); n != 0 {
 		t.Fatalf("store called %d times without a valid key", n)
+	}
+}
+
+func TestAdminRestore(t *testing.T) {
+	e := newTestEnv(t, nil)
+	res := e.do("POST", "/admin/restore", "good backup bytes", bearer)
+	var data restoreData
+	wantData(t, res, 200, &data)
+	sum := sha256.Sum256([]byte("good backup bytes"))
+	want := restoreData{Index: 77, Entries: 5, BackupIndex: 42, BackupCreated: "2025-11-26T06:30:00.123Z",
+		Bytes: 17, SHA256: hex.EncodeToString(sum[:])}
+	if data != want {
+		t.Fatalf("data %+v, want %+v", data, want)
+	}
+	if res.header.Get("X-KV-Index") != "77" {
+		t.Errorf("X-KV-Index = %q", res.header.Get("X-KV-Index"))
+	}
+	if _, v, _ := e.st.last(); string(v) != "good backup bytes" {
+		t.Errorf("store got %q", v)
+	}
+	// The body limit is the restore limit, not the value limit.
+	big := "good" + strings.Repeat("x", 3<<20)
+	wantData(t, e.do("POST", "/admin/restore", big, bearer), 200, nil)
+}
+
+func TestAdminRestoreErrors(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.MaxRestoreBytes = 1000 })
+	wantError(t, e.do("POST", "/admin/restore", "garbage", bearer), 400, "invalid_backup")
+	wantError(t, e.do("POST", "/admin/restore", "", bearer), 400, "invalid_backup")
+	wantError(t, e.do("POST", "/admin/restore", "good"+strings.Repeat("x", 1000), bearer), 413, "too_large")
+	wantError(t, e.do("PUT", "/admin/restore", "good", bearer), 405, "method_not_allowed")
+	for _, tc := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{store.ErrRestoreInterrupted, 503, "restore_interrupted"},
+		{store.ErrOutcomeUnknown, 503, "outcome_unknown"},
+		{store.ErrNoLeader, 503, "no_leader"},
+	} {
+		e.st.setErr(fmt.Errorf("wrapped: %w", tc.err))
+		wantError(t, e.do("POST", "/admin/restore", "good", bearer), tc.status, tc.code)
+	}
+}
+
+// A chunked upload over the limit (no Content-Length) is cut while read.
+func TestAdminRestoreChunkedUploadLimit(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.MaxRestoreBytes = 1000 })
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte("good"))
+		for i := 0; i < 100; i++ {
+			if _, err := pw.Write(make([]byte, 100)); err != nil {
+				break
+			}
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", e.srv.URL+"/admin/restore", pr)
+	req.Header.Set("Authorization", bearer)
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
 	}
 }

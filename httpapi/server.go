@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -60,6 +61,10 @@ type Store interface {
 	// (linearizable: reflecting every write acknowledged before the call).
 	// The caller streams it after ctx may have ended, then closes it.
 	Backup(ctx context.Context, level store.ReadLevel) (store.BackupSnapshot, error)
+
+	// Restore replaces the whole dataset on every node with the backup read
+	// from body, after verifying it (store.ErrBadBackup: nothing changed).
+	Restore(ctx context.Context, body io.Reader) (store.RestoreResult, error)
 }
 
 // endpoint computes the complete response to one request, or an error that
@@ -71,6 +76,10 @@ type route struct {
 	template string
 	public   bool // served without authentication
 	methods  []routeMethod
+	// maxBody and timeout, when not zero, replace the body limit and the
+	// request deadline (admin transfers are larger and slower than API calls).
+	maxBody int64
+	timeout time.Duration
 }
 
 type routeMethod struct {
@@ -110,6 +119,9 @@ func New(cfg Config, st Store) (http.Handler, error) {
 		}},
 		{template: "/admin/snapshot", methods: []routeMethod{
 			{http.MethodGet, a.adminSnapshot},
+		}},
+		{template: "/admin/restore", maxBody: cfg.MaxRestoreBytes, timeout: cfg.RestoreTimeout, methods: []routeMethod{
+			{http.MethodPost, a.adminRestore},
 		}},
 		{template: "/kv/items/", methods: []routeMethod{
 			{http.MethodGet, a.emptyKey},
@@ -213,8 +225,20 @@ func (a *api) dispatch(rt route, allow string, w http.ResponseWriter, r *http.Re
 		return reply{}, errMethodNotAllowed(r.Method, allow)
 	}
 	// Bound the body while it is read: a huge body is cut off, never buffered.
-	r.Body = http.MaxBytesReader(w, r.Body, a.maxBodyBytes())
-	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
+	limit, timeout := a.maxBodyBytes(), a.cfg.RequestTimeout
+	if rt.maxBody > 0 {
+		limit = rt.maxBody
+	}
+	if rt.timeout > 0 {
+		// A long transfer: the server's read and write timeouts, sized for
+		// API calls, become this route's deadline (unsupported writers keep them).
+		timeout = rt.timeout
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(timeout))
+		_ = rc.SetWriteDeadline(time.Now().Add(timeout + 30*time.Second))
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	return handle(r.WithContext(ctx))
 }

@@ -23,6 +23,7 @@ type options struct {
 	apiKey            string
 	apiKeyFile        string
 	maxValueBytes     int64
+	maxRestoreBytes   int64
 	requestTimeout    time.Duration
 	shutdownTimeout   time.Duration
 	heartbeatTimeout  time.Duration
@@ -54,6 +55,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.apiKey, "api-key", "", "API key clients must send as 'Authorization: Bearer KEY' (prefer --api-key-file or KV_API_KEY: flags show in ps)")
 	fs.StringVar(&o.apiKeyFile, "api-key-file", "", "file whose first line is the API key")
 	fs.Int64Var(&o.maxValueBytes, "max-value-bytes", 1<<20, "largest accepted value (compact JSON bytes)")
+	fs.Int64Var(&o.maxRestoreBytes, "max-restore-bytes", 1<<30, "largest backup accepted by POST /admin/restore (it is buffered in --data-dir before it is verified)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "deadline for one API request, including waiting for a leader")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful stop (SIGTERM) may take")
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", time.Second, "raft: follower waits this long without a leader before an election")

@@ -159,10 +159,11 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Config{
-		APIKey:         key,
-		MaxValueBytes:  o.maxValueBytes,
-		RequestTimeout: o.requestTimeout,
-		Logger:         logger,
+		APIKey:          key,
+		MaxValueBytes:   o.maxValueBytes,
+		MaxRestoreBytes: o.maxRestoreBytes,
+		RequestTimeout:  o.requestTimeout,
+		Logger:          logger,
 	}, st)
 	if err != nil {
 		st.Close()

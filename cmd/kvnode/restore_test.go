@@ -118,4 +118,24 @@ func TestRestoreCommandSeedsDataDir(t *testing.T) {
 	if code, _ := do(t, "PUT", base+"/kv/items/d", `{"value":1}`); code != 201 {
 		t.Fatalf("write after restore: %d", code)
 	}
+
+	// Online: a damaged upload is refused, the good one replaces the data.
+	if code, body := do(t, "POST", base+"/admin/restore", string(file[:len(file)-3])); code != 400 || !bytes.Contains(body, []byte("invalid_backup")) {
+		t.Fatalf("truncated online restore: %d %s", code, body)
+	}
+	if code, _ := do(t, "GET", base+"/kv/items/d", ""); code != 200 {
+		t.Fatalf("a refused restore changed the data: GET d = %d", code)
+	}
+	if code, body := do(t, "POST", base+"/admin/restore", string(file)); code != 200 || !bytes.Contains(body, []byte(`"entries":3`)) {
+		t.Fatalf("online restore: %d %s", code, body)
+	}
+	if code, _ := do(t, "GET", base+"/kv/items/d", ""); code != 404 {
+		t.Fatalf("a key written after the backup survived the restore: %d", code)
+	}
+	if code, body := do(t, "GET", base+"/kv/items/a", ""); code != 200 || !bytes.Contains(body, []byte(`"value":"a"`)) {
+		t.Fatalf("GET after online restore: %d %s", code, body)
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(dir, "restore-*")); len(leftovers) != 0 {
+		t.Fatalf("temporary files left in the data dir: %v", leftovers)
+	}
 }
