@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/quorumkv/quorumkv/fsm"
 )
 
 // The online restore replaces the dataset on every node of a live cluster:
@@ -109,4 +113,52 @@ func TestOnlineRestoreRejectsDamagedBackupWithoutChange(t *testing.T) {
 			t.Fatalf("%s changed after rejected restores (applied %d -> %d)", nd.id, applied, nd.store.AppliedIndex())
 		}
 	}
+}
+
+// TestBackupRestore100kKeysFigures measures an online restore of 100k keys
+// into a 3-node cluster and a linearizable backup from a follower, and logs
+// the figures (go test ./store -run 100k -v).
+func TestBackupRestore100kKeysFigures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measurement")
+	}
+	gen := fsm.New()
+	const n = 100_000
+	for i := 0; i < n; i++ {
+		exp := int64(0)
+		if i%3 == 0 {
+			exp = time.Now().Add(time.Hour).UnixMilli()
+		}
+		v := fmt.Sprintf(`{"userId":"usr_%08d","cart":[{"sku":"item_%d","qty":%d}],"seen":1764138600123}`, i, i%97, i%5)
+		gen.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand,
+			Data: fsm.Command{Op: fsm.OpSet, Key: fmt.Sprintf("session-%08d", i), Value: []byte(v), ExpiresAt: exp, Now: 1}.Encode()})
+	}
+	bk := gen.Backup()
+	var file bytes.Buffer
+	if _, err := bk.Stream(&file, time.Now().UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	bk.Release()
+
+	c := newTestCluster(t, 3, nil)
+	l := c.leader()
+	f := c.followers(l)[0]
+	start := time.Now()
+	res, err := f.store.Restore(ctxTimeout(t, 2*time.Minute), bytes.NewReader(file.Bytes()))
+	if err != nil || res.Entries != n {
+		t.Fatalf("restore: %+v %v", res, err)
+	}
+	restoreTook := time.Since(start)
+	waitFor(t, 30*time.Second, "identical state on every node", func() bool {
+		h := c.nodes[0].store.StateHash()
+		return c.nodes[1].store.StateHash() == h && c.nodes[2].store.StateHash() == h
+	})
+	start = time.Now()
+	out, info := takeBackup(t, f, Linearizable)
+	backupTook := time.Since(start)
+	if info.Entries != n || int64(len(out)) != info.Size {
+		t.Fatalf("backup %+v", info)
+	}
+	t.Logf("100k keys: backup file %d bytes (%.1f MiB); online restore via a follower (%d chunks of %d bytes) %v; linearizable backup from a follower %v",
+		info.Size, float64(info.Size)/(1<<20), (file.Len()+RestoreChunkBytes-1)/RestoreChunkBytes, RestoreChunkBytes, restoreTook.Round(time.Millisecond), backupTook.Round(time.Millisecond))
 }
