@@ -119,8 +119,8 @@ func TestOnlineRestoreRejectsDamagedBackupWithoutChange(t *testing.T) {
 // into a 3-node cluster and a linearizable backup from a follower, and logs
 // the figures (go test ./store -run 100k -v).
 func TestBackupRestore100kKeysFigures(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measurement")
+	if testing.Short() || raceDetector {
+		t.Skip("a timing measurement: meaningless with -race or -short")
 	}
 	gen := fsm.New()
 	const n = 100_000
