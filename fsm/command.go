@@ -20,6 +20,12 @@ const (
 	OpTouch        Op = 5 // replace a live key's expiry (ExpiresAt, 0 = none), keeping its value
 	OpIncr         Op = 6 // add By to a live integer value, or create it as By (with ExpiresAt)
 	OpDeletePrefix Op = 7 // delete every key starting with Key, atomically
+
+	// Online restore (version 2 only; see restore.go). A restore stages a
+	// backup's snapshot stream in chunks, then swaps it in with one commit.
+	OpRestoreChunk  Op = 12 // append Value to the staged stream of restore RestoreID as chunk RestoreSeq (0 starts a new restore)
+	OpRestoreCommit Op = 13 // replace the whole state with the staged stream of RestoreID, which has RestoreSeq chunks
+	OpRestoreAbort  Op = 14 // drop the staged stream of RestoreID
 )
 
 // String returns a lower-case name for known ops and "op(N)" otherwise.
@@ -39,6 +45,12 @@ func (o Op) String() string {
 		return "incr"
 	case OpDeletePrefix:
 		return "delete-prefix"
+	case OpRestoreChunk:
+		return "restore-chunk"
+	case OpRestoreCommit:
+		return "restore-commit"
+	case OpRestoreAbort:
+		return "restore-abort"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -84,13 +96,16 @@ const (
 
 // opFlags lists the flags each op may carry.
 var opFlags = map[Op]uint64{
-	OpSet:          flagIfMatch | flagIfAbsent | flagKeepTTL | flagIdem,
-	OpDelete:       flagIfMatch | flagIdem,
-	OpExpire:       0,
-	OpBarrier:      0,
-	OpTouch:        flagIfMatch | flagIdem,
-	OpIncr:         flagIfMatch | flagIdem,
-	OpDeletePrefix: flagIdem,
+	OpSet:           flagIfMatch | flagIfAbsent | flagKeepTTL | flagIdem,
+	OpDelete:        flagIfMatch | flagIdem,
+	OpExpire:        0,
+	OpBarrier:       0,
+	OpTouch:         flagIfMatch | flagIdem,
+	OpIncr:          flagIfMatch | flagIdem,
+	OpDeletePrefix:  flagIdem,
+	OpRestoreChunk:  0,
+	OpRestoreCommit: 0,
+	OpRestoreAbort:  0,
 }
 
 // Decode errors. Every error returned by Decode wraps exactly one of these.
@@ -134,6 +149,12 @@ type Command struct {
 	// same key and fingerprint with that result instead of applying it again.
 	IdemKey     string
 	Fingerprint [FingerprintSize]byte
+
+	// Online restore fields: the restore's random id (chosen by the proposer,
+	// never 0) and the chunk's sequence number (commit: the chunk count).
+	// A chunk's bytes travel in Value.
+	RestoreID  uint64
+	RestoreSeq uint64
 }
 
 // flags returns the version 2 flag bits c needs.
@@ -180,6 +201,9 @@ func (c Command) version() byte {
 //	touch:   uvarint len(Key), Key, varint ExpiresAt
 //	incr:    uvarint len(Key), Key, varint By, varint ExpiresAt
 //	delete-prefix: uvarint len(Key), Key
+//	restore-chunk:  uvarint RestoreID, uvarint RestoreSeq, uvarint len(Value), Value
+//	restore-commit: uvarint RestoreID, uvarint RestoreSeq
+//	restore-abort:  uvarint RestoreID
 //
 // Fields the op does not use are dropped. An unknown Op is encoded as version,
 // op and Now; Decode rejects it.
@@ -227,6 +251,16 @@ func (c Command) AppendEncode(dst []byte) []byte {
 		dst = binary.AppendVarint(dst, c.ExpiresAt)
 	case OpDeletePrefix:
 		dst = appendString(dst, c.Key)
+	case OpRestoreChunk:
+		dst = binary.AppendUvarint(dst, c.RestoreID)
+		dst = binary.AppendUvarint(dst, c.RestoreSeq)
+		dst = binary.AppendUvarint(dst, uint64(len(c.Value)))
+		dst = append(dst, c.Value...)
+	case OpRestoreCommit:
+		dst = binary.AppendUvarint(dst, c.RestoreID)
+		dst = binary.AppendUvarint(dst, c.RestoreSeq)
+	case OpRestoreAbort:
+		dst = binary.AppendUvarint(dst, c.RestoreID)
 	}
 	return dst
 }
@@ -261,6 +295,12 @@ func (c Command) encodedSize() int {
 		n += uvarintLen(uint64(len(c.Key))) + len(c.Key) + varintLen(c.By) + varintLen(c.ExpiresAt)
 	case OpDeletePrefix:
 		n += uvarintLen(uint64(len(c.Key))) + len(c.Key)
+	case OpRestoreChunk:
+		n += uvarintLen(c.RestoreID) + uvarintLen(c.RestoreSeq) + uvarintLen(uint64(len(c.Value))) + len(c.Value)
+	case OpRestoreCommit:
+		n += uvarintLen(c.RestoreID) + uvarintLen(c.RestoreSeq)
+	case OpRestoreAbort:
+		n += uvarintLen(c.RestoreID)
 	}
 	return n
 }
@@ -311,7 +351,7 @@ func Decode(b []byte) (Command, error) {
 	c.Op = Op(b[1])
 	switch c.Op {
 	case OpSet, OpDelete, OpExpire, OpBarrier:
-	case OpTouch, OpIncr, OpDeletePrefix:
+	case OpTouch, OpIncr, OpDeletePrefix, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort:
 		if version == codecV1 {
 			return Command{}, fmt.Errorf("%w: %d in a version 1 command", ErrUnknownOp, b[1])
 		}
@@ -354,6 +394,15 @@ func Decode(b []byte) (Command, error) {
 		c.ExpiresAt = d.varint("expiresAt")
 	case OpDeletePrefix:
 		c.Key = d.string("prefix")
+	case OpRestoreChunk:
+		c.RestoreID = d.uvarint("restore id")
+		c.RestoreSeq = d.uvarint("restore chunk")
+		c.Value = d.bytes("restore data")
+	case OpRestoreCommit:
+		c.RestoreID = d.uvarint("restore id")
+		c.RestoreSeq = d.uvarint("restore chunk count")
+	case OpRestoreAbort:
+		c.RestoreID = d.uvarint("restore id")
 	}
 	if d.err == nil && version == codecV2 && c.version() != codecV2 {
 		// Exactly one encoding per command: a command that fits version 1

@@ -30,6 +30,8 @@ type FSM struct {
 	// guarded by mu like the data trees. See idempotency.go.
 	idem    *btree.BTreeG[idemEntry]
 	idemAge *btree.BTreeG[idemAgeKey]
+	// staging is the online restore in progress, guarded by mu (restore.go).
+	staging restoreStaging
 
 	// applied is the index of the last log processed. It is stored after the
 	// state it describes is in place and mu is released, so a reader that sees
@@ -159,6 +161,12 @@ func (f *FSM) applyOp(index uint64, cmd *Command) interface{} {
 		return f.incr(index, cmd)
 	case OpDeletePrefix:
 		return f.deletePrefix(index, cmd)
+	case OpRestoreChunk:
+		return f.restoreChunk(cmd)
+	case OpRestoreCommit:
+		return f.restoreCommit(index, cmd)
+	case OpRestoreAbort:
+		return f.restoreAbort(cmd)
 	}
 	// Decode only returns known ops; reaching here is a programming error.
 	panic(fmt.Sprintf("fsm: log %d: decoded command has unhandled op %s", index, cmd.Op))

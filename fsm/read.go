@@ -103,7 +103,9 @@ func (f *FSM) NextExpiry() (int64, bool) {
 // uvarint len(key), key, uvarint len(value), value, then revision and expiresAt
 // as 8 big-endian bytes each; then, if the dedup table is not empty, the byte
 // 0xff and for each idempotency entry in key order: uvarint len(key), key, the
-// fingerprint, uvarint len(result), result, createdAt as 8 big-endian bytes.
+// fingerprint, uvarint len(result), result, createdAt as 8 big-endian bytes;
+// then, while an online restore is staged, the byte 0xfe, its id and next
+// chunk as 8 big-endian bytes each, and the staged bytes.
 // Replicas with equal state have equal hashes. The applied index is not
 // included.
 //
@@ -113,6 +115,7 @@ func (f *FSM) Hash() string {
 	f.mu.Lock()
 	data := f.data.Copy()
 	idem := f.idem.Copy()
+	staging := f.staging
 	f.mu.Unlock()
 
 	h := sha256.New()
@@ -144,5 +147,12 @@ func (f *FSM) Hash() string {
 		h.Write(b)
 		return true
 	})
+	if staging.id != 0 {
+		b := append(scratch[:0], 0xfe)
+		b = binary.BigEndian.AppendUint64(b, staging.id)
+		b = binary.BigEndian.AppendUint64(b, staging.next)
+		h.Write(b)
+		h.Write(staging.data)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -22,14 +22,19 @@ import (
 //	dedup    (version 2 only) idempotency entry count uint64, then that many
 //	         in strictly ascending key order: uvarint len(key), key,
 //	         32-byte fingerprint, uvarint len(result), result, varint createdAt
+//	staging  (version 3 only) restore id uint64 (not 0), next chunk uint64,
+//	         staged length uint64, staged bytes: an online restore in progress
 //	trailer  CRC-32C (Castagnoli) uint32 of every byte before it
 //
 // Nothing may follow the trailer. Restore reads versions 1 (no dedup section,
-// written before idempotency existed) and 2; Persist writes version 2.
+// written before idempotency existed), 2 and 3; Persist writes version 2, or
+// version 3 only while an online restore is staged (restore.go), so nodes that
+// only read version 2 keep reading every snapshot taken outside a restore.
 const (
 	snapshotMagic         = "qkvsnap\x00"
 	snapshotFormatVersion = 2
 	snapshotFormatV1      = 1
+	snapshotFormatV3      = 3 // version 2 plus the staging section
 	snapshotHeaderSize    = len(snapshotMagic) + 4 + 8 + 8
 
 	// maxSnapshotField rejects absurd key and value lengths outright. Below it,
@@ -37,6 +42,8 @@ const (
 	// in chunks of at most snapshotChunk, so a lying length prefix in a short
 	// stream costs little.
 	maxSnapshotField = 1 << 30
+	// maxStagedRestore bounds a staged restore stream's declared length.
+	maxStagedRestore = 1 << 36
 	snapshotChunk    = 1 << 20
 
 	snapshotBufSize = 64 << 10
@@ -61,6 +68,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		data:    f.data.Copy(),
 		idem:    f.idem.Copy(),
 		applied: f.applied.Load(),
+		staging: f.staging,
 	}
 	f.mu.Unlock()
 	return s, nil
@@ -72,6 +80,7 @@ type snapshot struct {
 	data    *btree.BTreeG[item]
 	idem    *btree.BTreeG[idemEntry]
 	applied uint64
+	staging restoreStaging
 }
 
 // Persist streams the snapshot to sink in the format above, then closes sink,
@@ -98,7 +107,11 @@ func (s *snapshot) write(w io.Writer) error {
 	var hdr [snapshotHeaderSize]byte
 	copy(hdr[:], snapshotMagic)
 	b := hdr[len(snapshotMagic):len(snapshotMagic)]
-	b = binary.BigEndian.AppendUint32(b, snapshotFormatVersion)
+	version := uint32(snapshotFormatVersion)
+	if s.staging.id != 0 {
+		version = snapshotFormatV3
+	}
+	b = binary.BigEndian.AppendUint32(b, version)
 	b = binary.BigEndian.AppendUint64(b, s.applied)
 	binary.BigEndian.AppendUint64(b, uint64(s.data.Len()))
 	if _, err := bw.Write(hdr[:]); err != nil {
@@ -132,6 +145,18 @@ func (s *snapshot) write(w io.Writer) error {
 	}
 	if err := writeIdem(bw, s.idem); err != nil {
 		return err
+	}
+	if s.staging.id != 0 {
+		var st [24]byte
+		binary.BigEndian.PutUint64(st[:], s.staging.id)
+		binary.BigEndian.PutUint64(st[8:], s.staging.next)
+		binary.BigEndian.PutUint64(st[16:], uint64(len(s.staging.data)))
+		if _, err := bw.Write(st[:]); err != nil {
+			return err
+		}
+		if _, err := bw.Write(s.staging.data); err != nil {
+			return err
+		}
 	}
 	if err := bw.Flush(); err != nil {
 		return err
@@ -198,6 +223,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.data, f.expiry, f.idem, f.idemAge = st.data, st.expiry, st.idem, st.idemAge
+	f.staging = st.staging
 	f.mu.Unlock()
 	applied := st.applied
 	f.advance(applied)
@@ -211,6 +237,7 @@ type restored struct {
 	idem    *btree.BTreeG[idemEntry]
 	idemAge *btree.BTreeG[idemAgeKey]
 	applied uint64
+	staging restoreStaging
 }
 
 func readSnapshot(r io.Reader) (*restored, error) {
@@ -227,8 +254,8 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	}
 	rest := hdr[len(snapshotMagic):]
 	version := binary.BigEndian.Uint32(rest)
-	if version != snapshotFormatVersion && version != snapshotFormatV1 {
-		return nil, fmt.Errorf("%w: unsupported format version %d, want %d or %d", ErrBadSnapshot, version, snapshotFormatV1, snapshotFormatVersion)
+	if version != snapshotFormatVersion && version != snapshotFormatV1 && version != snapshotFormatV3 {
+		return nil, fmt.Errorf("%w: unsupported format version %d, want %d, %d or %d", ErrBadSnapshot, version, snapshotFormatV1, snapshotFormatVersion, snapshotFormatV3)
 	}
 	applied = binary.BigEndian.Uint64(rest[4:])
 	count := binary.BigEndian.Uint64(rest[12:])
@@ -262,6 +289,13 @@ func readSnapshot(r io.Reader) (*restored, error) {
 			return nil, err
 		}
 	}
+	var staging restoreStaging
+	if version == snapshotFormatV3 {
+		var err error
+		if staging, err = sr.readStaging(); err != nil {
+			return nil, err
+		}
+	}
 
 	want := sr.sum()
 	var trailer [4]byte
@@ -277,7 +311,30 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	case !errors.Is(err, io.EOF):
 		return nil, sr.wrap(err, "end of stream")
 	}
-	return &restored{data: data, expiry: expiry, idem: idem, idemAge: idemAge, applied: applied}, nil
+	return &restored{data: data, expiry: expiry, idem: idem, idemAge: idemAge, applied: applied, staging: staging}, nil
+}
+
+// readStaging reads the staging section of a version 3 snapshot.
+func (s *snapReader) readStaging() (restoreStaging, error) {
+	var hdr [24]byte
+	if err := s.readFull(hdr[:]); err != nil {
+		return restoreStaging{}, s.wrap(err, "restore staging header")
+	}
+	st := restoreStaging{id: binary.BigEndian.Uint64(hdr[:]), next: binary.BigEndian.Uint64(hdr[8:])}
+	n := binary.BigEndian.Uint64(hdr[16:])
+	switch {
+	case st.id == 0:
+		return restoreStaging{}, fmt.Errorf("%w: staging section with restore id 0", ErrBadSnapshot)
+	case st.next == 0:
+		return restoreStaging{}, fmt.Errorf("%w: staging section with no chunk staged", ErrBadSnapshot)
+	case n > maxStagedRestore:
+		return restoreStaging{}, fmt.Errorf("%w: staged restore length %d exceeds limit %d", ErrBadSnapshot, n, uint64(maxStagedRestore))
+	}
+	var err error
+	if st.data, err = s.readBytes(n); err != nil {
+		return restoreStaging{}, s.wrap(err, "restore staging data")
+	}
+	return st, nil
 }
 
 // readIdem reads the dedup section into idem and idemAge, checking key order

@@ -198,7 +198,7 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 		{"flipped trailer", flip(valid, len(valid)-1), "checksum mismatch"},
 		{"flipped record byte", flip(valid, len(valid)/2), ""},
 		{"bad magic", craftSnapshot("notsnap\x00", snapshotFormatVersion, 1, 0), "bad magic"},
-		{"future version", craftSnapshot(snapshotMagic, 3, 1, 0), "unsupported format version 3"},
+		{"future version", craftSnapshot(snapshotMagic, 4, 1, 0), "unsupported format version 4"},
 		{"v2 without dedup section", craftSnapshot(snapshotMagic, 2, 5, 1, rec("a", 1)), "truncated"},
 		{"v2 dedup unsorted", craftSnapshot(snapshotMagic, 2, 5, 0, idemSection(
 			idemRecord("b", 1, encodeResult(SetResult{Revision: 1}), 0),

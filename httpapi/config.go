@@ -11,8 +11,10 @@ import (
 
 // Defaults applied by New to zero Config fields.
 const (
-	DefaultMaxValueBytes  int64 = 1 << 20
-	DefaultRequestTimeout       = 10 * time.Second
+	DefaultMaxValueBytes   int64 = 1 << 20
+	DefaultRequestTimeout        = 10 * time.Second
+	DefaultMaxRestoreBytes int64 = 1 << 30
+	DefaultRestoreTimeout        = 10 * time.Minute
 )
 
 // maxMaxValueBytes bounds MaxValueBytes so that the body limit (value plus
@@ -55,6 +57,15 @@ type Config struct {
 	// responses. Nil means time.Now.
 	Clock func() time.Time
 
+	// MaxRestoreBytes bounds the body of POST /admin/restore (a backup file),
+	// cut off while it is read. Zero means DefaultMaxRestoreBytes (1 GiB).
+	MaxRestoreBytes int64
+
+	// RestoreTimeout is the deadline of POST /admin/restore: upload,
+	// verification and replication of the whole dataset. Zero means
+	// DefaultRestoreTimeout (10 min).
+	RestoreTimeout time.Duration
+
 	// Logger receives request logs (debug) and internal errors (error). New
 	// adds component=httpapi. Nil discards logs.
 	Logger *slog.Logger
@@ -75,6 +86,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("httpapi: MaxValueBytes must be between 0 (default %d) and %d, got %d",
 			DefaultMaxValueBytes, maxMaxValueBytes, c.MaxValueBytes))
 	}
+	if c.MaxRestoreBytes < 0 || c.RestoreTimeout < 0 {
+		errs = append(errs, fmt.Errorf("httpapi: MaxRestoreBytes and RestoreTimeout must not be negative"))
+	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("httpapi: RequestTimeout must not be negative, got %v", c.RequestTimeout))
 	}
@@ -88,6 +102,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.MaxRestoreBytes == 0 {
+		c.MaxRestoreBytes = DefaultMaxRestoreBytes
+	}
+	if c.RestoreTimeout == 0 {
+		c.RestoreTimeout = DefaultRestoreTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -76,6 +76,14 @@ var storeErrors = []struct {
 		status: http.StatusServiceUnavailable, code: "index_not_reached", retryable: true, retryAfter: true,
 		message: "This node had not applied the requested minIndex before the deadline; retry, or read from another node.",
 	}},
+	{store.ErrBadBackup, apiError{
+		status: http.StatusBadRequest, code: "invalid_backup",
+		message: "The request body is not an intact quorumkv backup (truncated, corrupted or not a backup file); nothing was changed. Send a file saved from GET /admin/snapshot.",
+	}},
+	{store.ErrRestoreInterrupted, apiError{
+		status: http.StatusServiceUnavailable, code: "restore_interrupted", retryable: true, retryAfter: true,
+		message: "The restore stopped before it was committed (leader change, another restore, or the deadline); the dataset is unchanged. Send the restore again.",
+	}},
 	{store.ErrTimeout, errTimeout},
 	{context.DeadlineExceeded, errTimeout},
 	// The client went away (or the server is closing the connection); nobody is
@@ -143,7 +151,7 @@ var errMissingValue = &apiError{
 
 var errRouteNotFound = &apiError{
 	status: http.StatusNotFound, code: "not_found",
-	message: "No API route matches this path; the routes are /healthz, /readyz, /cluster/status, /kv/items, /kv/items/{key} and /kv/items/{key}/incr (encode a \"/\" inside a key as %2F).",
+	message: "No API route matches this path; the routes are /healthz, /readyz, /cluster/status, /kv/items, /kv/items/{key}, /kv/items/{key}/incr, /admin/snapshot and /admin/restore (encode a \"/\" inside a key as %2F).",
 }
 
 func errUnauthorized(msg string) *apiError {

@@ -37,6 +37,7 @@ type fakeStore struct {
 	lastList    store.ListRequest
 	info        store.ReadInfo // returned by every read
 	dedup       map[string]dedupEntry
+	backup      *fakeBackup // the last one Backup returned (admin_test.go)
 }
 
 type dedupEntry struct {

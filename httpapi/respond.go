@@ -13,6 +13,10 @@ type reply struct {
 	status int
 	body   []byte      // a whole JSON document
 	header http.Header // extra headers (ETag, X-KV-Index, ...); may be nil
+	// stream, when set, writes a download body in place of body (after the
+	// status and header are sent; Content-Type comes from header). It runs
+	// after the endpoint returned, so it must not use the request's context.
+	stream func(w http.ResponseWriter)
 }
 
 // dataReply wraps data in the success envelope {"data": data}.
@@ -73,6 +77,12 @@ func writeReply(w http.ResponseWriter, rep reply) {
 	h := w.Header()
 	for k, v := range rep.header {
 		h[k] = v
+	}
+	if rep.stream != nil {
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(rep.status)
+		rep.stream(w)
+		return
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(rep.body)))

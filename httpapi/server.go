@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -54,6 +55,15 @@ type Store interface {
 	// Ready returns nil when this node can serve linearizable reads now, or an
 	// error wrapping store.ErrNoLeader or store.ErrTimeout saying why not.
 	Ready(ctx context.Context) error
+
+	// Backup freezes a point-in-time copy of the data at the read level
+	// (linearizable: reflecting every write acknowledged before the call).
+	// The caller streams it after ctx may have ended, then closes it.
+	Backup(ctx context.Context, level store.ReadLevel) (store.BackupSnapshot, error)
+
+	// Restore replaces the whole dataset on every node with the backup read
+	// from body, after verifying it (store.ErrBadBackup: nothing changed).
+	Restore(ctx context.Context, body io.Reader) (store.RestoreResult, error)
 }
 
 // endpoint computes the complete response to one request, or an error that
@@ -65,6 +75,10 @@ type route struct {
 	template string
 	public   bool // served without authentication
 	methods  []routeMethod
+	// maxBody and timeout, when not zero, replace the body limit and the
+	// request deadline (admin transfers are larger and slower than API calls).
+	maxBody int64
+	timeout time.Duration
 }
 
 type routeMethod struct {
@@ -122,6 +136,12 @@ func (a *api) routeTable() []route {
 		}},
 		{template: "/cluster/status", methods: []routeMethod{
 			{http.MethodGet, a.clusterStatus},
+		}},
+		{template: "/admin/snapshot", methods: []routeMethod{
+			{http.MethodGet, a.adminSnapshot},
+		}},
+		{template: "/admin/restore", maxBody: a.cfg.MaxRestoreBytes, timeout: a.cfg.RestoreTimeout, methods: []routeMethod{
+			{http.MethodPost, a.adminRestore},
 		}},
 		{template: "/kv/items/", methods: []routeMethod{
 			{http.MethodGet, a.emptyKey},
@@ -227,8 +247,20 @@ func (a *api) dispatch(rt route, allow string, w http.ResponseWriter, r *http.Re
 		}
 	}
 	// Bound the body while it is read: a huge body is cut off, never buffered.
-	r.Body = http.MaxBytesReader(w, r.Body, a.maxBodyBytes())
-	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
+	limit, timeout := a.maxBodyBytes(), a.cfg.RequestTimeout
+	if rt.maxBody > 0 {
+		limit = rt.maxBody
+	}
+	if rt.timeout > 0 {
+		// A long transfer: the server's read and write timeouts, sized for
+		// API calls, become this route's deadline (unsupported writers keep them).
+		timeout = rt.timeout
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(timeout))
+		_ = rc.SetWriteDeadline(time.Now().Add(timeout + 30*time.Second))
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	return handle(r.WithContext(ctx))
 }

@@ -85,6 +85,8 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 	case methodReadIndex:
 		idx, now, err := s.leaderReadIndex(ctx)
 		return encodeReadIndexResponse(idx, now, statusOf(err), errString(err)), nil
+	case methodRestore:
+		return s.handleRestoreRPC(ctx, req)
 	default:
 		return nil, fmt.Errorf("store: unknown rpc method %d", method)
 	}

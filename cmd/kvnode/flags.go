@@ -23,6 +23,7 @@ type options struct {
 	apiKey            string
 	apiKeyFile        string
 	maxValueBytes     int64
+	maxRestoreBytes   int64
 	requestTimeout    time.Duration
 	shutdownTimeout   time.Duration
 	heartbeatTimeout  time.Duration
@@ -58,6 +59,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.apiKeysFile, "api-keys-file", "", "scoped API keys: JSON or 'name:scope:key' lines (scope read, write or admin; key may be sha256:<hex digest>); reloaded on SIGHUP")
 	fs.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve the API WITHOUT authentication (test setups only; logged as a warning and shown in /cluster/status)")
 	fs.Int64Var(&o.maxValueBytes, "max-value-bytes", 1<<20, "largest accepted value (compact JSON bytes)")
+	fs.Int64Var(&o.maxRestoreBytes, "max-restore-bytes", 1<<30, "largest backup accepted by POST /admin/restore (it is buffered in --data-dir before it is verified)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "deadline for one API request, including waiting for a leader")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful stop (SIGTERM) may take")
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", time.Second, "raft: follower waits this long without a leader before an election")
@@ -73,7 +75,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kvnode [flags]\n       kvnode certs --help      (development TLS certificates)\n       kvnode health --help     (container health probe)\n\nRuns one quorumkv node. Every flag can also be set with the environment\nvariable KV_<FLAG> (e.g. KV_HTTP_ADDR, KV_API_KEY); a flag given on the\ncommand line wins.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: kvnode [flags]\n       kvnode certs --help      (development TLS certificates)\n       kvnode health --help     (container health probe)\n       kvnode restore --help    (seed a data dir from a backup, offline)\n\nRuns one quorumkv node. Every flag can also be set with the environment\nvariable KV_<FLAG> (e.g. KV_HTTP_ADDR, KV_API_KEY); a flag given on the\ncommand line wins.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

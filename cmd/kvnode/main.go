@@ -30,6 +30,8 @@ func main() {
 			os.Exit(runCerts(os.Args[2:], os.Stdout, os.Stderr))
 		case "health":
 			os.Exit(runHealth(os.Args[2:], os.Getenv, os.Stderr))
+		case "restore":
+			os.Exit(runRestore(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 		}
 	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
@@ -163,12 +165,13 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Config{
-		APIKey:         creds.apiKey,
-		Keys:           creds.keys,
-		InsecureNoAuth: creds.insecure,
-		MaxValueBytes:  o.maxValueBytes,
-		RequestTimeout: o.requestTimeout,
-		Logger:         logger,
+		APIKey:          creds.apiKey,
+		Keys:            creds.keys,
+		InsecureNoAuth:  creds.insecure,
+		MaxValueBytes:   o.maxValueBytes,
+		MaxRestoreBytes: o.maxRestoreBytes,
+		RequestTimeout:  o.requestTimeout,
+		Logger:          logger,
 	}, st)
 	if err != nil {
 		st.Close()

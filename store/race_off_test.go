@@ -1,0 +1,6 @@
+//go:build !race
+
+package store
+
+// raceDetector is true when tests run with -race: timing measurements are skipped.
+const raceDetector = false

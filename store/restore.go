@@ -1,0 +1,280 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/quorumkv/quorumkv/fsm"
+	"github.com/quorumkv/quorumkv/transport"
+)
+
+// ErrRestoreInterrupted: an online restore stopped before its commit (leader
+// change, another restore started, the deadline passed). The dataset is
+// unchanged; the restore may be sent again.
+var ErrRestoreInterrupted = errors.New("restore interrupted; the dataset is unchanged")
+
+// RestoreChunkBytes is the size of one restore chunk, i.e. of one raft log
+// entry. Chunks are proposed one at a time, so at most one is in flight:
+// AppendEntries stays small whatever MaxAppendEntries is, and heartbeats and
+// client writes interleave with the restore.
+const RestoreChunkBytes = 1 << 20
+
+// methodRestore: a follower forwards one restore command (chunk, commit or
+// abort) to the leader, which stamps Now and proposes it. The value is apart
+// from the other methods' so that methods added elsewhere do not collide.
+const methodRestore uint8 = 16
+
+// RestoreResult describes a completed online restore.
+type RestoreResult struct {
+	Backup  BackupInfo // the backup that was restored
+	Index   uint64     // the log index of the commit; every restored key has this version
+	Entries int        // entries stored after the restore, expired ones included
+}
+
+// Restore replaces the whole dataset, on every node, with the backup read from
+// r. It first copies r to a temporary file in the data dir and verifies it
+// completely (SHA-256 and structure): a damaged backup fails with ErrBadBackup
+// and changes nothing. It then proposes the backup's snapshot stream in
+// RestoreChunkBytes chunks, which every replica stages, and one commit that
+// swaps the staged state in at a single log index: before it every read sees
+// the old data, after it the backup's (versions renumbered to that index,
+// absolute expiries kept, so keys already expired stay invisible). Writes
+// committed before the commit are replaced by it.
+//
+// Errors: ErrBadBackup; ErrRestoreInterrupted (nothing changed); ErrOutcomeUnknown
+// (the commit may or may not have applied: repeat the restore, the result is
+// the same); read errors from r are returned wrapped.
+func (s *Store) Restore(ctx context.Context, r io.Reader) (RestoreResult, error) {
+	tmp, err := os.CreateTemp(s.cfg.DataDir, "restore-*.tmp")
+	if err != nil {
+		return RestoreResult{}, fmt.Errorf("store: restore: buffer upload: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	size, err := io.Copy(tmp, r)
+	if err != nil {
+		return RestoreResult{}, fmt.Errorf("store: restore: read upload: %w", err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return RestoreResult{}, fmt.Errorf("store: restore: %w", err)
+	}
+	info, err := fsm.VerifyBackup(tmp)
+	if err != nil {
+		return RestoreResult{Backup: info}, backupError(err)
+	}
+	body := io.NewSectionReader(tmp, int64(fsm.BackupHeaderSize), size-int64(fsm.BackupHeaderSize+fsm.BackupTrailerSize))
+
+	id := newRestoreID()
+	log := s.log.With("restore", fmt.Sprintf("%016x", id))
+	log.Info("online restore: staging", "backup_index", info.Index, "entries", info.Entries, "bytes", info.Size)
+	start := time.Now()
+	buf := make([]byte, RestoreChunkBytes)
+	var seq uint64
+	for {
+		n, rerr := io.ReadFull(body, buf)
+		if n > 0 || seq == 0 {
+			res, err := s.proposeRestore(ctx, fsm.Command{Op: fsm.OpRestoreChunk, RestoreID: id, RestoreSeq: seq, Value: buf[:n]})
+			if err == nil && !res.OK {
+				err = fmt.Errorf("%w: chunk %d: %s", ErrRestoreInterrupted, seq, res.Reason)
+			}
+			if err != nil {
+				s.abortRestore(id)
+				return RestoreResult{Backup: info}, interrupted(err)
+			}
+			seq++
+		}
+		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+			break
+		}
+		if rerr != nil {
+			s.abortRestore(id)
+			return RestoreResult{Backup: info}, fmt.Errorf("%w: reading the buffered backup: %v", ErrRestoreInterrupted, rerr)
+		}
+	}
+	res, err := s.proposeRestore(ctx, fsm.Command{Op: fsm.OpRestoreCommit, RestoreID: id, RestoreSeq: seq})
+	if err != nil {
+		if !errors.Is(err, ErrOutcomeUnknown) {
+			s.abortRestore(id)
+			err = interrupted(err)
+		}
+		return RestoreResult{Backup: info}, err
+	}
+	if !res.OK {
+		return RestoreResult{Backup: info}, fmt.Errorf("%w: commit: %s", ErrRestoreInterrupted, res.Reason)
+	}
+	log.Info("online restore: committed", "index", res.Revision, "entries", res.Entries, "chunks", seq, "took", time.Since(start))
+	return RestoreResult{Backup: info, Index: res.Revision, Entries: res.Entries}, nil
+}
+
+// interrupted marks a failure before the commit as ErrRestoreInterrupted
+// (nothing changed), keeping its cause's text.
+func interrupted(err error) error {
+	if errors.Is(err, ErrRestoreInterrupted) || errors.Is(err, ErrShuttingDown) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrRestoreInterrupted, err)
+}
+
+func newRestoreID() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+		if id := binary.BigEndian.Uint64(b[:]); id != 0 {
+			return id
+		}
+	}
+}
+
+// abortRestore drops the staged restore id, best effort: a staged restore is
+// also dropped by the next one to start.
+func (s *Store) abortRestore(id uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.proposeRestore(ctx, fsm.Command{Op: fsm.OpRestoreAbort, RestoreID: id}); err != nil {
+		s.log.Warn("online restore: abort not committed; the next restore replaces the staged data", "err", err)
+	}
+}
+
+// proposeRestore commits one restore command through the leader (forwarding
+// it when this node does not lead), retrying attempts that certainly did not
+// commit until ctx ends.
+func (s *Store) proposeRestore(ctx context.Context, cmd fsm.Command) (fsm.RestoreResult, error) {
+	for attempt := 0; ; attempt++ {
+		var res fsm.RestoreResult
+		var err error
+		addr, id := s.raft.LeaderWithID()
+		switch {
+		case s.raft.State() == raft.Leader:
+			res, err = s.restoreAsLeader(ctx, cmd)
+		case addr != "":
+			res, err = s.forwardRestore(ctx, string(addr), string(id), cmd)
+		default:
+			err = errNotCommitted
+		}
+		if !errors.Is(err, errNotCommitted) {
+			return res, err
+		}
+		if werr := s.waitForLeader(ctx, attempt); werr != nil {
+			if errors.Is(werr, ErrShuttingDown) {
+				return res, werr
+			}
+			return res, fmt.Errorf("%w: no leader accepted the restore before the deadline", ErrNoLeader)
+		}
+	}
+}
+
+// restoreAsLeader stamps cmd with this leader's clock and commits it.
+func (s *Store) restoreAsLeader(ctx context.Context, cmd fsm.Command) (fsm.RestoreResult, error) {
+	cmd.Now = s.nowMs()
+	resp, err := s.applyLocal(ctx, cmd)
+	if err != nil {
+		return fsm.RestoreResult{}, err
+	}
+	res, ok := resp.(fsm.RestoreResult)
+	if !ok {
+		return fsm.RestoreResult{}, fmt.Errorf("store: unexpected apply response %T", resp)
+	}
+	return res, nil
+}
+
+func (s *Store) forwardRestore(ctx context.Context, addr, id string, cmd fsm.Command) (fsm.RestoreResult, error) {
+	payload, err := s.rpc.Call(ctx, addr, methodRestore, cmd.Encode())
+	if err != nil {
+		if errors.Is(err, transport.ErrNotSent) {
+			return fsm.RestoreResult{}, fmt.Errorf("%w: forward to leader %s: %v", errNotCommitted, id, err)
+		}
+		return fsm.RestoreResult{}, fmt.Errorf("%w: forwarded to leader %s, no answer: %v", ErrOutcomeUnknown, id, err)
+	}
+	res, st, msg, err := decodeRestoreResponse(payload)
+	if err != nil {
+		return fsm.RestoreResult{}, fmt.Errorf("%w: leader %s sent a malformed answer: %v", ErrOutcomeUnknown, id, err)
+	}
+	if err := statusError(st, msg); err != nil {
+		return fsm.RestoreResult{}, err
+	}
+	return res, nil
+}
+
+// handleRestoreRPC serves methodRestore on the leader.
+func (s *Store) handleRestoreRPC(ctx context.Context, req []byte) ([]byte, error) {
+	cmd, err := fsm.Decode(req)
+	if err != nil {
+		return nil, fmt.Errorf("store: bad restore request: %w", err)
+	}
+	switch cmd.Op {
+	case fsm.OpRestoreChunk, fsm.OpRestoreCommit, fsm.OpRestoreAbort:
+	default:
+		return nil, fmt.Errorf("store: restore request carries a %s command", cmd.Op)
+	}
+	var res fsm.RestoreResult
+	if s.raft.State() != raft.Leader {
+		err = fmt.Errorf("%w: %s is not the leader", errNotCommitted, s.cfg.NodeID)
+	} else {
+		res, err = s.restoreAsLeader(ctx, cmd)
+	}
+	return encodeRestoreResponse(res, statusOf(err), errString(err)), nil
+}
+
+// Restore answer: status byte, uvarint len(msg) msg, ok byte,
+// uvarint len(reason) reason, uvarint entries, uvarint revision.
+func encodeRestoreResponse(res fsm.RestoreResult, st rpcStatus, msg string) []byte {
+	b := []byte{byte(st)}
+	b = binary.AppendUvarint(b, uint64(len(msg)))
+	b = append(b, msg...)
+	ok := byte(0)
+	if res.OK {
+		ok = 1
+	}
+	b = append(b, ok)
+	b = binary.AppendUvarint(b, uint64(len(res.Reason)))
+	b = append(b, res.Reason...)
+	b = binary.AppendUvarint(b, uint64(res.Entries))
+	return binary.AppendUvarint(b, res.Revision)
+}
+
+func decodeRestoreResponse(b []byte) (fsm.RestoreResult, rpcStatus, string, error) {
+	var res fsm.RestoreResult
+	bad := errors.New("truncated or malformed restore answer")
+	if len(b) < 1 {
+		return res, 0, "", bad
+	}
+	st := rpcStatus(b[0])
+	b = b[1:]
+	str := func() (string, bool) {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > uint64(len(b)-w) {
+			return "", false
+		}
+		s := string(b[w : w+int(n)])
+		b = b[w+int(n):]
+		return s, true
+	}
+	msg, ok := str()
+	if !ok || len(b) < 1 {
+		return res, 0, "", bad
+	}
+	res.OK = b[0] == 1
+	b = b[1:]
+	if res.Reason, ok = str(); !ok {
+		return res, 0, "", bad
+	}
+	entries, w := binary.Uvarint(b)
+	if w <= 0 {
+		return res, 0, "", bad
+	}
+	b = b[w:]
+	rev, w := binary.Uvarint(b)
+	if w <= 0 || w != len(b) {
+		return res, 0, "", bad
+	}
+	res.Entries, res.Revision = int(entries), rev
+	return res, st, msg, nil
+}

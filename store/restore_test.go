@@ -1,0 +1,164 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/quorumkv/quorumkv/fsm"
+)
+
+// The online restore replaces the dataset on every node of a live cluster:
+// identical state everywhere, the backup's values and absolute expiries,
+// every key at the commit's version, keys written before it gone, keys that
+// expired since the backup invisible.
+func TestOnlineRestoreReplacesDataOnEveryNode(t *testing.T) {
+	src := newTestCluster(t, 1, nil)
+	sl := src.leader()
+	for i := 0; i < 50; i++ {
+		mustSet(t, sl, fmt.Sprintf("src-%02d", i), fmt.Sprintf(`{"n":%d}`, i), time.Hour)
+	}
+	short := mustSet(t, sl, "short-lived", `"bye"`, 300*time.Millisecond)
+	file, info := takeBackup(t, sl, Linearizable)
+	want := map[string]Item{}
+	for i := 0; i < 50; i++ {
+		k := fmt.Sprintf("src-%02d", i)
+		want[k] = mustGet(t, sl, k)
+	}
+	src.nodes[0].stop()
+
+	c := newTestCluster(t, 3, nil)
+	l := c.leader()
+	for i := 0; i < 20; i++ {
+		mustSet(t, c.nodes[i%3], fmt.Sprintf("old-%02d", i), `"old"`, 0)
+	}
+	waitFor(t, 10*time.Second, "short-lived key to expire", func() bool {
+		return time.Now().After(short.ExpiresAt)
+	})
+	f := c.followers(l)[0]
+	res, err := f.store.Restore(ctxTimeout(t, 30*time.Second), bytes.NewReader(file))
+	if err != nil {
+		t.Fatalf("restore via follower: %v", err)
+	}
+	if res.Backup.SHA256 != info.SHA256 || res.Entries != 51 || res.Index == 0 {
+		t.Fatalf("restore result %+v", res)
+	}
+	waitFor(t, 10*time.Second, "identical state on every node", func() bool {
+		h := c.nodes[0].store.StateHash()
+		return c.nodes[1].store.StateHash() == h && c.nodes[2].store.StateHash() == h
+	})
+	for _, nd := range c.nodes {
+		for k, w := range want {
+			got := mustGet(t, nd, k)
+			if !bytes.Equal(got.Value, w.Value) || !got.ExpiresAt.Equal(w.ExpiresAt) || got.Version != res.Index {
+				t.Fatalf("%s: %s = %+v, want value %s expiry %v version %d", nd.id, k, got, w.Value, w.ExpiresAt, res.Index)
+			}
+		}
+		for _, k := range []string{"old-00", "short-lived"} {
+			if _, err := nd.store.Get(ctxTimeout(t, 5*time.Second), k, Linearizable); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("%s: %s after restore: %v", nd.id, k, err)
+			}
+		}
+		if nd.store.fsm.StagedRestoreBytes() != 0 {
+			t.Fatalf("%s kept staged restore data", nd.id)
+		}
+	}
+	// Writes continue after the restore with later versions; the expired key
+	// is physically removed by the leader's expiry loop.
+	if w := mustSet(t, f, "after", `1`, 0); w.Version <= res.Index {
+		t.Fatalf("write after restore at version %d <= %d", w.Version, res.Index)
+	}
+	waitFor(t, 10*time.Second, "the expired key's removal", func() bool {
+		for _, nd := range c.nodes {
+			if nd.store.fsm.Len() != 51 { // 50 restored + "after"
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestOnlineRestoreRejectsDamagedBackupWithoutChange(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	l := c.leader()
+	for i := 0; i < 10; i++ {
+		mustSet(t, l, fmt.Sprintf("k%d", i), `"v"`, 0)
+	}
+	file, _ := takeBackup(t, l, Linearizable)
+	mustSet(t, l, "later", `1`, 0)
+	waitFor(t, 10*time.Second, "replicas converge", func() bool {
+		h := c.nodes[0].store.StateHash()
+		return c.nodes[1].store.StateHash() == h && c.nodes[2].store.StateHash() == h
+	})
+	hash, applied := l.store.StateHash(), l.store.AppliedIndex()
+	for name, bad := range map[string][]byte{
+		"truncated": file[:len(file)-1],
+		"half":      file[:len(file)/2],
+		"corrupt":   append(append(bytes.Clone(file[:80]), file[80]^4), file[81:]...),
+		"garbage":   bytes.Repeat([]byte{0xff}, 5000),
+		"empty":     nil,
+	} {
+		for _, nd := range c.nodes {
+			if _, err := nd.store.Restore(ctxTimeout(t, 10*time.Second), bytes.NewReader(bad)); !errors.Is(err, ErrBadBackup) {
+				t.Fatalf("%s via %s: %v, want ErrBadBackup", name, nd.id, err)
+			}
+		}
+	}
+	for _, nd := range c.nodes {
+		if nd.store.StateHash() != hash || nd.store.AppliedIndex() != applied {
+			t.Fatalf("%s changed after rejected restores (applied %d -> %d)", nd.id, applied, nd.store.AppliedIndex())
+		}
+	}
+}
+
+// TestBackupRestore100kKeysFigures measures an online restore of 100k keys
+// into a 3-node cluster and a linearizable backup from a follower, and logs
+// the figures (go test ./store -run 100k -v).
+func TestBackupRestore100kKeysFigures(t *testing.T) {
+	if testing.Short() || raceDetector {
+		t.Skip("a timing measurement: meaningless with -race or -short")
+	}
+	gen := fsm.New()
+	const n = 100_000
+	for i := 0; i < n; i++ {
+		exp := int64(0)
+		if i%3 == 0 {
+			exp = time.Now().Add(time.Hour).UnixMilli()
+		}
+		v := fmt.Sprintf(`{"userId":"usr_%08d","cart":[{"sku":"item_%d","qty":%d}],"seen":1764138600123}`, i, i%97, i%5)
+		gen.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand,
+			Data: fsm.Command{Op: fsm.OpSet, Key: fmt.Sprintf("session-%08d", i), Value: []byte(v), ExpiresAt: exp, Now: 1}.Encode()})
+	}
+	bk := gen.Backup()
+	var file bytes.Buffer
+	if _, err := bk.Stream(&file, time.Now().UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	bk.Release()
+
+	c := newTestCluster(t, 3, nil)
+	l := c.leader()
+	f := c.followers(l)[0]
+	start := time.Now()
+	res, err := f.store.Restore(ctxTimeout(t, 2*time.Minute), bytes.NewReader(file.Bytes()))
+	if err != nil || res.Entries != n {
+		t.Fatalf("restore: %+v %v", res, err)
+	}
+	restoreTook := time.Since(start)
+	waitFor(t, 30*time.Second, "identical state on every node", func() bool {
+		h := c.nodes[0].store.StateHash()
+		return c.nodes[1].store.StateHash() == h && c.nodes[2].store.StateHash() == h
+	})
+	start = time.Now()
+	out, info := takeBackup(t, f, Linearizable)
+	backupTook := time.Since(start)
+	if info.Entries != n || int64(len(out)) != info.Size {
+		t.Fatalf("backup %+v", info)
+	}
+	t.Logf("100k keys: backup file %d bytes (%.1f MiB); online restore via a follower (%d chunks of %d bytes) %v; linearizable backup from a follower %v",
+		info.Size, float64(info.Size)/(1<<20), (file.Len()+RestoreChunkBytes-1)/RestoreChunkBytes, RestoreChunkBytes, restoreTook.Round(time.Millisecond), backupTook.Round(time.Millisecond))
+}
