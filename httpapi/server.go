@@ -81,6 +81,9 @@ func New(cfg Config, st Store) (http.Handler, error) {
 		{template: "/cluster/status", methods: []routeMethod{
 			{http.MethodGet, a.clusterStatus},
 		}},
+		{template: "/debug/state", methods: []routeMethod{
+			{http.MethodGet, a.debugState},
+		}},
 		{template: "/kv/items/", methods: []routeMethod{
 			{http.MethodGet, a.emptyKey},
 			{http.MethodPut, a.emptyKey},

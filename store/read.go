@@ -29,7 +29,7 @@ type readIndexResult struct {
 // acknowledged before Get was called; Stale reads return this node's state.
 func (s *Store) Get(ctx context.Context, key string, level ReadLevel) (Item, error) {
 	now := s.nowMs()
-	if level != Stale {
+	if level != Stale && !brokenReads {
 		idx, leaderNow, err := s.readIndex(ctx)
 		if err != nil {
 			return Item{}, err
