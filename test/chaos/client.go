@@ -95,8 +95,11 @@ func (c *apiClient) execute(ctx context.Context, base string, op *Op) {
 	if err != nil {
 		op.Code = transportError(err)
 		op.Outcome = outFail
-		if op.isWrite() {
-			op.Outcome = outUnknown // it may have reached the node
+		var oe *net.OpError
+		if op.isWrite() && !(errors.As(err, &oe) && oe.Op == "dial") {
+			// The request may have reached the node. A failed dial (refused,
+			// unreachable) sent nothing, so it is a definite failure.
+			op.Outcome = outUnknown
 		}
 		return
 	}

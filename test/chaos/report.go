@@ -51,6 +51,8 @@ type scenarioReport struct {
 	Guard        []string              `json:"guardProblems,omitempty"`
 	Anomalies    anomalies             `json:"anomalies"`
 	Artifacts    string                `json:"artifacts,omitempty"`
+	// SelfTest: a deliberately broken build that the checker must reject.
+	SelfTest bool `json:"selfTest,omitempty"`
 }
 
 func countOps(ops []Op) opCounts {
@@ -122,6 +124,12 @@ func (r *scenarioReport) text() string {
 	status := "PASS"
 	if r.Anomalies.total() > 0 {
 		status = "FAIL"
+	}
+	if r.SelfTest {
+		status = "BROKEN BUILD NOT CAUGHT"
+		if r.Linear.Result == "Illegal" {
+			status = "BROKEN BUILD CAUGHT"
+		}
 	}
 	fmt.Fprintf(&b, "== %s [%s] %s: %d nodes, %s build, seed %d, %.1fs\n", r.Name, status, r.Description, r.Nodes, r.Build, r.Seed, r.Seconds)
 	fmt.Fprintf(&b, "   ops: invoked %d, ok %d, failed %d, unknown %d; checked %d (porcupine %d on %d keys in %.1fs: %s; ack reads %d; ttl reads %d)\n",

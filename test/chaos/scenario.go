@@ -54,7 +54,7 @@ const (
 func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string, artifacts string) *scenarioReport {
 	began := time.Now()
 	rep := &scenarioReport{Name: sc.name, Description: sc.description, Nodes: sc.nodes, Build: sc.build, Seed: seed,
-		FaultsByType: map[string]int{}, Phases: map[string]phaseStats{}}
+		FaultsByType: map[string]int{}, Phases: map[string]phaseStats{}, SelfTest: sc.expectIllegal}
 	dir := t.TempDir()
 	outDir := filepath.Join(artifacts, sc.name)
 	if err := os.MkdirAll(outDir, 0o755); err != nil {

@@ -133,12 +133,18 @@ func (w *workload) loop(c *client) {
 		if op.Class == classTTL && op.Kind == opPut {
 			c.recent = append(c.recent, ttlKey{key: op.Key, written: time.Now()})
 		}
+		pause := time.Duration(0)
 		if w.cfg.think > 0 {
-			select {
-			case <-w.stopC:
-				return
-			case <-time.After(time.Duration(c.rng.Int63n(int64(w.cfg.think)))):
-			}
+			pause = time.Duration(c.rng.Int63n(int64(w.cfg.think)))
+		}
+		if op.Outcome != outOK {
+			// A node that is down refuses at once: do not spin on it.
+			pause += 50 * time.Millisecond
+		}
+		select {
+		case <-w.stopC:
+			return
+		case <-time.After(pause):
 		}
 	}
 }
