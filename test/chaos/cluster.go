@@ -205,3 +205,22 @@ func (f *fault) observeKilled(n *node) {
 		f.killedObserved = append(f.killedObserved, n.id)
 	}
 }
+
+// holdUntilNewLeader keeps a fault on the leader l (of term) in place for at
+// least hold, and then until another node leads in a higher term, at most
+// limit in all. Elections take longer on a loaded machine (and pre-vote can
+// need more than one round); a fault healed before one completed would prove
+// nothing.
+func (c *cluster) holdUntilNewLeader(l *node, term uint64, hold, limit time.Duration) {
+	began := time.Now()
+	sleep(context.Background(), hold)
+	for time.Since(began) < limit {
+		for id, st := range c.statuses() {
+			if id != l.id && st.State == "Leader" && st.Term > term {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.logf("no new leader within %s of the fault on %s", limit, l.id)
+}

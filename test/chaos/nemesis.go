@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"strconv"
 	"time"
 )
 
@@ -41,7 +40,7 @@ func killRandom(ctx context.Context, c *cluster) {
 // SIGCONTs it. Clients pinned to it keep sending it requests throughout.
 func pauseLeader(ctx context.Context, c *cluster) {
 	for ctx.Err() == nil {
-		l, _, err := c.leader(5 * time.Second)
+		l, term, err := c.leader(5 * time.Second)
 		if err != nil {
 			c.logf("pause: %v", err)
 			sleep(ctx, time.Second)
@@ -53,7 +52,7 @@ func pauseLeader(ctx context.Context, c *cluster) {
 		if err := l.pause(); err != nil {
 			c.t.Errorf("pause %s: %v", l.id, err)
 		}
-		sleep(context.Background(), faultHold)
+		c.holdUntilNewLeader(l, term, faultHold, 12*time.Second)
 		if err := l.resume(); err != nil {
 			c.t.Errorf("resume %s: %v", l.id, err)
 		}
@@ -66,7 +65,7 @@ func pauseLeader(ctx context.Context, c *cluster) {
 // still reach it over the bridge.
 func isolateLeader(ctx context.Context, c *cluster) {
 	for ctx.Err() == nil {
-		l, _, err := c.leader(5 * time.Second)
+		l, term, err := c.leader(5 * time.Second)
 		if err != nil {
 			c.logf("isolate: %v", err)
 			sleep(ctx, time.Second)
@@ -78,7 +77,7 @@ func isolateLeader(ctx context.Context, c *cluster) {
 		if err := partition(hostsOf([]*node{l}), hostsOf(c.others(l))); err != nil {
 			c.t.Errorf("isolate %s: %v", l.id, err)
 		}
-		sleep(context.Background(), faultHold+time.Second)
+		c.holdUntilNewLeader(l, term, faultHold+time.Second, 12*time.Second)
 		if err := c.nw.healAll(); err != nil {
 			c.t.Errorf("heal: %v", err)
 		}
@@ -100,7 +99,7 @@ func randomPartition(ctx context.Context, c *cluster) {
 				majority = append(majority, c.nodes[p])
 			}
 		}
-		l, _, _ := c.leader(3 * time.Second)
+		l, term, _ := c.leader(3 * time.Second)
 		f := c.begin("partition", minority...)
 		f.Detail = "minority " + joinIDs(minority) + " | majority " + joinIDs(majority)
 		f.needFailedOn = sortedIDs(minority)
@@ -112,7 +111,11 @@ func randomPartition(ctx context.Context, c *cluster) {
 		if err := partition(hostsOf(minority), hostsOf(majority)); err != nil {
 			c.t.Errorf("partition: %v", err)
 		}
-		sleep(context.Background(), faultHold+time.Second)
+		if f.needTermRise {
+			c.holdUntilNewLeader(l, term, faultHold+time.Second, 12*time.Second)
+		} else {
+			sleep(context.Background(), faultHold+time.Second)
+		}
 		if err := c.nw.healAll(); err != nil {
 			c.t.Errorf("heal: %v", err)
 		}
@@ -125,7 +128,7 @@ func randomPartition(ctx context.Context, c *cluster) {
 // still reach the followers, their answers never reach it.
 func oneWayLeader(ctx context.Context, c *cluster) {
 	for ctx.Err() == nil {
-		l, _, err := c.leader(5 * time.Second)
+		l, term, err := c.leader(5 * time.Second)
 		if err != nil {
 			c.logf("one-way: %v", err)
 			sleep(ctx, time.Second)
@@ -137,7 +140,7 @@ func oneWayLeader(ctx context.Context, c *cluster) {
 		if err := l.host.dropFrom(hostsOf(c.others(l))...); err != nil {
 			c.t.Errorf("one-way %s: %v", l.id, err)
 		}
-		sleep(context.Background(), faultHold+time.Second)
+		c.holdUntilNewLeader(l, term, faultHold+time.Second, 12*time.Second)
 		if err := l.host.heal(); err != nil {
 			c.t.Errorf("heal: %v", err)
 		}
@@ -195,16 +198,15 @@ const skewedNode = "n1"
 
 // clockSkewFailover moves leadership around a cluster in which one node's
 // clock is offset, so TTL keys are stamped by one clock and judged by another.
-// While the skewed node S does not lead, the leader L is paused and the third
-// node X is kept from winning the election (X drops the answers to the
-// connections it opens to S, so its vote requests go unanswered, while S's
-// requests to X still get through): S is elected. Once S leads it keeps
-// leading for a while, then is paused too, so the next leader judges S's
-// stamps by another clock.
+// While the skewed node S does not lead, the third node X is first cut off
+// from the leader L for a moment (writes commit on L and S meanwhile, so X's
+// log falls behind and S will refuse it its vote), then L is paused: only S can
+// win the election. Once S leads it keeps leading for a while, then is paused
+// too, so the next leader judges S's stamps by another clock.
 func clockSkewFailover(ctx context.Context, c *cluster) {
 	s := c.node(skewedNode)
 	for ctx.Err() == nil {
-		l, _, err := c.leader(5 * time.Second)
+		l, term, err := c.leader(5 * time.Second)
 		if err != nil {
 			c.logf("clock: %v", err)
 			sleep(ctx, time.Second)
@@ -218,29 +220,28 @@ func clockSkewFailover(ctx context.Context, c *cluster) {
 		f.needTermRise = true
 		f.needFailedOn = []string{l.id}
 		f.needLedBy = skewedNode
-		var steer *node
 		if l != s {
-			for _, x := range c.others(l) {
-				if x != s {
-					steer = x
+			var x *node
+			for _, n := range c.others(l) {
+				if n != s {
+					x = n
 				}
 			}
-			if err := steer.host.iptables("-A", "INPUT", "-p", "tcp", "-s", s.host.ip, "--sport", strconv.Itoa(peerPort), "-j", "DROP"); err != nil {
-				c.t.Errorf("steer election: %v", err)
+			f.Detail += ", " + x.id + " made to lag first"
+			if err := partition(hostsOf([]*node{x}), hostsOf([]*node{l})); err != nil {
+				c.t.Errorf("lag %s: %v", x.id, err)
 			}
-			f.Detail += ", " + steer.id + " kept from winning"
+			sleep(context.Background(), 1500*time.Millisecond)
 		}
 		if err := l.pause(); err != nil {
 			c.t.Errorf("pause %s: %v", l.id, err)
 		}
-		sleep(context.Background(), 3*time.Second)
+		if err := c.nw.healAll(); err != nil {
+			c.t.Errorf("heal: %v", err)
+		}
+		c.holdUntilNewLeader(l, term, 3*time.Second, 12*time.Second)
 		if err := l.resume(); err != nil {
 			c.t.Errorf("resume %s: %v", l.id, err)
-		}
-		if steer != nil {
-			if err := steer.host.heal(); err != nil {
-				c.t.Errorf("heal: %v", err)
-			}
 		}
 		c.end(f)
 		sleep(ctx, 2*time.Second)
