@@ -146,8 +146,9 @@ const ttlSlack = 25 * time.Millisecond
 // clock-offset scenario sets one), a read that returns the value is a
 // resurrection if it began after E - oMin; a miss is an early expiry if the
 // write was acknowledged before the read began and the read ended before
-// E - oMax; and once a miss has been observed, a later read returning the value
-// is a resurrection unless the offsets' spread could explain it.
+// E - oMax; and once a miss has been observed after the write was acknowledged,
+// a later read returning the value is a resurrection unless the offsets'
+// spread could explain it.
 func checkTTL(ops []Op, start time.Time, oMin, oMax time.Duration, leaders []leaderTerm) ttlReport {
 	rep := ttlReport{ClockOffsetMinMax: [2]int64{oMin.Milliseconds(), oMax.Milliseconds()}}
 	wall := func(ns int64) time.Time { return start.Add(time.Duration(ns)) }
@@ -206,7 +207,10 @@ func checkTTL(ops []Op, start time.Time, oMin, oMax time.Duration, leaders []lea
 				}
 				continue
 			}
-			if missSeen < 0 || r.Return < missSeen {
+			// A miss proves expiry only after the write was acknowledged: a
+			// write of unknown outcome may still take effect later (a paused
+			// node can apply a buffered request after the client gave up).
+			if w.Outcome == outOK && r.Call > w.Return && (missSeen < 0 || r.Return < missSeen) {
 				missSeen = r.Return
 			}
 			if w.Outcome == outOK && r.Call > w.Return && wall(r.Return).Before(E.Add(-oMax-ttlSlack)) {
