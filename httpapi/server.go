@@ -143,6 +143,9 @@ func (a *api) routeTable() []route {
 		{template: "/admin/restore", maxBody: a.cfg.MaxRestoreBytes, timeout: a.cfg.RestoreTimeout, methods: []routeMethod{
 			{http.MethodPost, a.adminRestore},
 		}},
+		{template: "/debug/state", methods: []routeMethod{
+			{http.MethodGet, a.debugState},
+		}},
 		{template: "/kv/items/", methods: []routeMethod{
 			{http.MethodGet, a.emptyKey},
 			{http.MethodPut, a.emptyKey},

@@ -78,7 +78,7 @@ func (s *Store) prepareRead(ctx context.Context, opts ReadOptions) (int64, ReadI
 		}
 	}
 	now := s.nowMs()
-	if opts.Level != Stale {
+	if opts.Level != Stale && !brokenReads {
 		idx, leaderNow, err := s.readIndex(ctx)
 		if err != nil {
 			return 0, s.readInfo(), err

@@ -40,6 +40,8 @@ type options struct {
 	apiKeysFile       string
 	insecureNoAuth    bool
 	headerTimeout     time.Duration
+	// testClockOffset shifts this node's clock (TEST ONLY; see testflags.go).
+	testClockOffset time.Duration
 }
 
 // parseFlags reads args, then fills every flag not given on the command line
@@ -74,6 +76,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.headerTimeout, "http-header-timeout", 5*time.Second, "a client must send its request headers (and finish the TLS handshake) within this time")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
+	registerTestFlags(fs, &o)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: kvnode [flags]\n       kvnode certs --help      (development TLS certificates)\n       kvnode health --help     (container health probe)\n       kvnode restore --help    (seed a data dir from a backup, offline)\n\nRuns one quorumkv node. Every flag can also be set with the environment\nvariable KV_<FLAG> (e.g. KV_HTTP_ADDR, KV_API_KEY); a flag given on the\ncommand line wins.\n\nFlags:\n")
 		fs.PrintDefaults()

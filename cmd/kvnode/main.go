@@ -158,6 +158,7 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		ElectionTimeout:    o.electionTimeout,
 		LeaderLeaseTimeout: min(o.heartbeatTimeout/2, 500*time.Millisecond),
 		SnapshotThreshold:  o.snapshotThreshold,
+		Clock:              testClock(o, logger),
 		Logger:             logger,
 	}, mux)
 	if err != nil {

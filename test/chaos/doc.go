@@ -1,0 +1,26 @@
+// Package chaos is quorumkv's Jepsen-style fault-injection suite.
+//
+// Every scenario runs real kvnode processes, each in its own network namespace
+// (veth pairs into a bridge in the root namespace), drives them with 8
+// concurrent HTTP clients from the test process, injects faults with a nemesis
+// (SIGKILL, SIGSTOP, iptables partitions, rolling restarts, clock offset),
+// heals, and then checks the recorded history:
+//
+//   - linearizability of every GET/PUT/DELETE on the register keys, with
+//     porcupine (model partitioned by key; unknown outcomes return at infinity),
+//     in a memory-limited subprocess with a time limit;
+//   - no acknowledged ack/ write lost and none invented, on every node;
+//   - convergence: identical state hashes on all nodes within 10 s of healing;
+//   - TTL windows: no read of a value after its expiry (resurrection), no miss
+//     before it (early expiry), also across leader changes and clock offset;
+//   - no panic, data race or fatal line in any node log;
+//   - a guard: every fault took effect and the cluster did real work before the
+//     first fault.
+//
+// TestChaos runs the CI profile of every scenario; TestSelfTest builds a
+// deliberately broken kvnode (-tags brokenreads) and requires the checker to
+// reject it. Both need root (namespaces, iptables) and are skipped with -short.
+// scripts/chaos.sh runs the long profile with several seeds. Reports (text and
+// JSON) and, on failure, porcupine's visualisation and node logs go to
+// artifacts/chaos/<run>/.
+package chaos

@@ -1,0 +1,260 @@
+package chaos
+
+import (
+	"context"
+	"time"
+)
+
+// A nemesis injects faults into c until ctx ends, healing each one before the
+// next; at least two injections per scenario. It reports problems with c.t.
+type nemesis func(ctx context.Context, c *cluster)
+
+// Fault durations are well above the 1 s election timeout, so a fault on the
+// leader always forces an election; recovery gaps let the cluster settle.
+const (
+	faultHold = 4 * time.Second
+	recovery  = 3 * time.Second
+)
+
+// killRandom SIGKILLs a random node and restarts it a few seconds later.
+func killRandom(ctx context.Context, c *cluster) {
+	for ctx.Err() == nil {
+		n := c.nodes[c.rng.Intn(len(c.nodes))]
+		f := c.begin("kill", n)
+		f.needKilled = []string{n.id}
+		f.needFailedOn = []string{n.id}
+		if err := n.kill(); err != nil {
+			c.t.Errorf("kill %s: %v", n.id, err)
+		}
+		f.observeKilled(n)
+		sleep(context.Background(), 2*time.Second+time.Duration(c.rng.Int63n(int64(2*time.Second))))
+		if err := n.start(); err != nil {
+			c.t.Errorf("restart %s: %v", n.id, err)
+		}
+		c.end(f)
+		sleep(ctx, recovery)
+	}
+}
+
+// pauseLeader SIGSTOPs the leader for longer than the election timeout, then
+// SIGCONTs it. Clients pinned to it keep sending it requests throughout.
+func pauseLeader(ctx context.Context, c *cluster) {
+	for ctx.Err() == nil {
+		l, term, err := c.leader(5 * time.Second)
+		if err != nil {
+			c.logf("pause: %v", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		f := c.begin("pause-leader", l)
+		f.needTermRise = true
+		f.needFailedOn = []string{l.id}
+		if err := l.pause(); err != nil {
+			c.t.Errorf("pause %s: %v", l.id, err)
+		}
+		c.holdUntilNewLeader(l, term, faultHold, 12*time.Second)
+		if err := l.resume(); err != nil {
+			c.t.Errorf("resume %s: %v", l.id, err)
+		}
+		c.end(f)
+		sleep(ctx, recovery)
+	}
+}
+
+// isolateLeader cuts the leader off from its peers (both ways) while clients
+// still reach it over the bridge.
+func isolateLeader(ctx context.Context, c *cluster) {
+	for ctx.Err() == nil {
+		l, term, err := c.leader(5 * time.Second)
+		if err != nil {
+			c.logf("isolate: %v", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		f := c.begin("isolate-leader", l)
+		f.needTermRise = true
+		f.needFailedOn = []string{l.id}
+		if err := partition(hostsOf([]*node{l}), hostsOf(c.others(l))); err != nil {
+			c.t.Errorf("isolate %s: %v", l.id, err)
+		}
+		c.holdUntilNewLeader(l, term, faultHold+time.Second, 12*time.Second)
+		if err := c.nw.healAll(); err != nil {
+			c.t.Errorf("heal: %v", err)
+		}
+		c.end(f)
+		sleep(ctx, recovery)
+	}
+}
+
+// randomPartition splits the nodes into a random minority and majority.
+func randomPartition(ctx context.Context, c *cluster) {
+	for ctx.Err() == nil {
+		perm := c.rng.Perm(len(c.nodes))
+		size := 1 + c.rng.Intn((len(c.nodes)-1)/2) // 1 .. floor((n-1)/2)
+		var minority, majority []*node
+		for i, p := range perm {
+			if i < size {
+				minority = append(minority, c.nodes[p])
+			} else {
+				majority = append(majority, c.nodes[p])
+			}
+		}
+		l, term, _ := c.leader(3 * time.Second)
+		f := c.begin("partition", minority...)
+		f.Detail = "minority " + joinIDs(minority) + " | majority " + joinIDs(majority)
+		f.needFailedOn = sortedIDs(minority)
+		for _, m := range minority {
+			if m == l {
+				f.needTermRise = true // the majority must elect a new leader
+			}
+		}
+		if err := partition(hostsOf(minority), hostsOf(majority)); err != nil {
+			c.t.Errorf("partition: %v", err)
+		}
+		if f.needTermRise {
+			c.holdUntilNewLeader(l, term, faultHold+time.Second, 12*time.Second)
+		} else {
+			sleep(context.Background(), faultHold+time.Second)
+		}
+		if err := c.nw.healAll(); err != nil {
+			c.t.Errorf("heal: %v", err)
+		}
+		c.end(f)
+		sleep(ctx, recovery)
+	}
+}
+
+// oneWayLeader drops only the leader's inbound peer traffic: its messages
+// still reach the followers, their answers never reach it.
+func oneWayLeader(ctx context.Context, c *cluster) {
+	for ctx.Err() == nil {
+		l, term, err := c.leader(5 * time.Second)
+		if err != nil {
+			c.logf("one-way: %v", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		f := c.begin("one-way-inbound", l)
+		f.needTermRise = true
+		f.needFailedOn = []string{l.id}
+		if err := l.host.dropFrom(hostsOf(c.others(l))...); err != nil {
+			c.t.Errorf("one-way %s: %v", l.id, err)
+		}
+		c.holdUntilNewLeader(l, term, faultHold+time.Second, 12*time.Second)
+		if err := l.host.heal(); err != nil {
+			c.t.Errorf("heal: %v", err)
+		}
+		c.end(f)
+		sleep(ctx, recovery)
+	}
+}
+
+// rollingThenKillAll restarts every node gracefully, one at a time (waiting for
+// the cluster to be whole again in between), then SIGKILLs all nodes at once
+// and restarts them; it repeats while time remains.
+func rollingThenKillAll(ctx context.Context, c *cluster) {
+	for ctx.Err() == nil {
+		for _, n := range c.nodes {
+			f := c.begin("graceful-restart", n)
+			f.needFailedOn = []string{n.id}
+			if err := n.stop(15 * time.Second); err != nil {
+				c.t.Errorf("graceful stop: %v", err)
+			}
+			sleep(context.Background(), time.Second)
+			if err := n.start(); err != nil {
+				c.t.Errorf("restart %s: %v", n.id, err)
+			}
+			if err := c.waitHealthy(20 * time.Second); err != nil {
+				c.t.Errorf("after restarting %s: %v", n.id, err)
+			}
+			c.end(f)
+			sleep(context.Background(), time.Second)
+		}
+		f := c.begin("kill-all", c.nodes...)
+		f.needKilled = sortedIDs(c.nodes)
+		f.needFailedOn = sortedIDs(c.nodes)
+		for _, n := range c.nodes {
+			if err := n.kill(); err != nil {
+				c.t.Errorf("kill %s: %v", n.id, err)
+			}
+			f.observeKilled(n)
+		}
+		sleep(context.Background(), 2*time.Second)
+		for _, n := range c.nodes {
+			if err := n.start(); err != nil {
+				c.t.Errorf("restart %s: %v", n.id, err)
+			}
+		}
+		if err := c.waitHealthy(30 * time.Second); err != nil {
+			c.t.Errorf("after kill-all: %v", err)
+		}
+		c.end(f)
+		sleep(ctx, recovery)
+	}
+}
+
+// skewedNode is the node the clock-offset scenario starts with a shifted clock.
+const skewedNode = "n1"
+
+// clockSkewFailover moves leadership around a cluster in which one node's
+// clock is offset, so TTL keys are stamped by one clock and judged by another.
+// While the skewed node S does not lead, the third node X is first cut off
+// from the leader L for a moment (writes commit on L and S meanwhile, so X's
+// log falls behind and S will refuse it its vote), then L is paused: only S can
+// win the election. Once S leads it keeps leading for a while, then is paused
+// too, so the next leader judges S's stamps by another clock.
+func clockSkewFailover(ctx context.Context, c *cluster) {
+	s := c.node(skewedNode)
+	for ctx.Err() == nil {
+		l, term, err := c.leader(5 * time.Second)
+		if err != nil {
+			c.logf("clock: %v", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if l == s && !sleep(ctx, 3*time.Second) {
+			return
+		}
+		f := c.begin("pause-leader", l)
+		f.Detail = "skewed clock on " + skewedNode
+		f.needTermRise = true
+		f.needFailedOn = []string{l.id}
+		f.needLedBy = skewedNode
+		if l != s {
+			var x *node
+			for _, n := range c.others(l) {
+				if n != s {
+					x = n
+				}
+			}
+			f.Detail += ", " + x.id + " made to lag first"
+			if err := partition(hostsOf([]*node{x}), hostsOf([]*node{l})); err != nil {
+				c.t.Errorf("lag %s: %v", x.id, err)
+			}
+			sleep(context.Background(), 1500*time.Millisecond)
+		}
+		if err := l.pause(); err != nil {
+			c.t.Errorf("pause %s: %v", l.id, err)
+		}
+		if err := c.nw.healAll(); err != nil {
+			c.t.Errorf("heal: %v", err)
+		}
+		c.holdUntilNewLeader(l, term, 3*time.Second, 12*time.Second)
+		if err := l.resume(); err != nil {
+			c.t.Errorf("resume %s: %v", l.id, err)
+		}
+		c.end(f)
+		sleep(ctx, 2*time.Second)
+	}
+}
+
+func joinIDs(ns []*node) string {
+	s := ""
+	for i, id := range sortedIDs(ns) {
+		if i > 0 {
+			s += ","
+		}
+		s += id
+	}
+	return s
+}

@@ -1,0 +1,168 @@
+package chaos
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// phaseStats is throughput and latency of successful ops in one phase.
+type phaseStats struct {
+	Seconds      float64 `json:"seconds"`
+	OK           int     `json:"ok"`
+	OpsPerSec    float64 `json:"opsPerSec"`
+	WritesPerSec float64 `json:"writesPerSec"`
+	P50ms        float64 `json:"p50ms"`
+	P99ms        float64 `json:"p99ms"`
+}
+
+type opCounts struct {
+	Invoked int `json:"invoked"`
+	OK      int `json:"ok"`
+	Failed  int `json:"failed"`
+	Unknown int `json:"unknown"`
+}
+
+// scenarioReport is one scenario's results, written as text and JSON.
+type scenarioReport struct {
+	Name        string  `json:"name"`
+	Description string  `json:"description"`
+	Nodes       int     `json:"nodes"`
+	Build       string  `json:"build"` // plain, race, brokenreads
+	Seed        int64   `json:"seed"`
+	Seconds     float64 `json:"seconds"` // wall time of the whole scenario
+
+	Ops          opCounts              `json:"ops"`
+	OpsChecked   int                   `json:"opsChecked"` // register ops given to porcupine + ack reads + TTL reads
+	Linear       linResult             `json:"linearizability"`
+	FaultsByType map[string]int        `json:"faultsByType"`
+	Faults       []*fault              `json:"faults"`
+	Leaders      []leaderTerm          `json:"leaders"`
+	LeaderChgs   int                   `json:"leaderChanges"`
+	LongestWrite float64               `json:"longestWriteUnavailabilitySec"`
+	Phases       map[string]phaseStats `json:"phases"` // before, during, after
+	AckChecked   int                   `json:"ackReadsChecked"`
+	AckProblems  []string              `json:"ackProblems,omitempty"`
+	TTL          ttlReport             `json:"ttl"`
+	ConvergedSec float64               `json:"convergedInSec"`
+	Converge     []string              `json:"convergeState,omitempty"`
+	LogProblems  []string              `json:"logProblems,omitempty"`
+	Guard        []string              `json:"guardProblems,omitempty"`
+	Anomalies    anomalies             `json:"anomalies"`
+	Artifacts    string                `json:"artifacts,omitempty"`
+	// SelfTest: a deliberately broken build that the checker must reject.
+	SelfTest bool `json:"selfTest,omitempty"`
+}
+
+func countOps(ops []Op) opCounts {
+	var c opCounts
+	for _, o := range ops {
+		c.Invoked++
+		switch o.Outcome {
+		case outOK:
+			c.OK++
+		case outFail:
+			c.Failed++
+		default:
+			c.Unknown++
+		}
+	}
+	return c
+}
+
+// phase computes stats of ops that returned in [from, to).
+func phase(ops []Op, from, to int64) phaseStats {
+	p := phaseStats{Seconds: time.Duration(to - from).Seconds()}
+	var lat []time.Duration
+	writes := 0
+	for _, o := range ops {
+		if o.Outcome != outOK || o.Return < from || o.Return >= to {
+			continue
+		}
+		p.OK++
+		if o.isWrite() {
+			writes++
+		}
+		lat = append(lat, o.latency())
+	}
+	if p.Seconds > 0 {
+		p.OpsPerSec = float64(p.OK) / p.Seconds
+		p.WritesPerSec = float64(writes) / p.Seconds
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(q float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+	}
+	p.P50ms, p.P99ms = pct(0.50), pct(0.99)
+	return p
+}
+
+// longestWriteGap is the longest time in [from, to] without a successful write returning.
+func longestWriteGap(ops []Op, from, to int64) time.Duration {
+	var rets []int64
+	for _, o := range ops {
+		if o.isWrite() && o.Outcome == outOK && o.Return >= from && o.Return <= to {
+			rets = append(rets, o.Return)
+		}
+	}
+	sort.Slice(rets, func(i, j int) bool { return rets[i] < rets[j] })
+	prev, gap := from, int64(0)
+	for _, r := range append(rets, to) {
+		gap = max(gap, r-prev)
+		prev = r
+	}
+	return time.Duration(gap)
+}
+
+// text renders the report for humans.
+func (r *scenarioReport) text() string {
+	var b strings.Builder
+	status := "PASS"
+	if r.Anomalies.total() > 0 {
+		status = "FAIL"
+	}
+	if r.SelfTest {
+		status = "BROKEN BUILD NOT CAUGHT"
+		if r.Linear.Result == "Illegal" {
+			status = "BROKEN BUILD CAUGHT"
+		}
+	}
+	fmt.Fprintf(&b, "== %s [%s] %s: %d nodes, %s build, seed %d, %.1fs\n", r.Name, status, r.Description, r.Nodes, r.Build, r.Seed, r.Seconds)
+	fmt.Fprintf(&b, "   ops: invoked %d, ok %d, failed %d, unknown %d; checked %d (porcupine %d on %d keys in %.1fs: %s; ack reads %d; ttl reads %d)\n",
+		r.Ops.Invoked, r.Ops.OK, r.Ops.Failed, r.Ops.Unknown, r.OpsChecked, r.Linear.Ops, r.Linear.Keys, r.Linear.Seconds, r.Linear.Result, r.AckChecked, r.TTL.Reads)
+	var kinds []string
+	for k, n := range r.FaultsByType {
+		kinds = append(kinds, fmt.Sprintf("%s×%d", k, n))
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(&b, "   faults: %s; leader changes %d; longest write unavailability %.2fs; converged in %.2fs\n",
+		strings.Join(kinds, ", "), r.LeaderChgs, r.LongestWrite, r.ConvergedSec)
+	for _, name := range []string{"before", "during", "after"} {
+		p := r.Phases[name]
+		fmt.Fprintf(&b, "   %-6s %5.1fs: %6.1f ops/s (%5.1f writes/s), p50 %6.1fms, p99 %7.1fms\n", name, p.Seconds, p.OpsPerSec, p.WritesPerSec, p.P50ms, p.P99ms)
+	}
+	fmt.Fprintf(&b, "   ttl: %d keys (%d across a leader change), %d reads, clock offsets %v ms\n", r.TTL.Keys, r.TTL.AcrossLeaderChg, r.TTL.Reads, r.TTL.ClockOffsetMinMax)
+	a := r.Anomalies
+	fmt.Fprintf(&b, "   anomalies: non-linearizable %d, lost acks %d, invented acks %d, diverged %d, ttl resurrections %d, ttl early expiries %d, ttl bad stamps %d, log problems %d, unclean exits %d, guard failures %d, checker incomplete %d\n",
+		a.NonLinearizable, a.LostAcks, a.InventedAcks, a.Diverged, a.TTLResurrections, a.TTLEarlyExpiries, a.TTLBadStamps, a.LogProblems, a.UncleanExits, a.GuardFailures, a.CheckerIncomplete)
+	for _, list := range [][]string{r.Guard, r.AckProblems, r.TTL.Resurrections, r.TTL.EarlyExpiries, r.TTL.BadStamps, r.LogProblems} {
+		for i, s := range list {
+			if i == 10 {
+				fmt.Fprintf(&b, "   ... %d more\n", len(list)-10)
+				break
+			}
+			fmt.Fprintf(&b, "   ! %s\n", s)
+		}
+	}
+	if r.Linear.Error != "" {
+		fmt.Fprintf(&b, "   ! checker: %s\n", r.Linear.Error)
+	}
+	if r.Artifacts != "" {
+		fmt.Fprintf(&b, "   artifacts: %s\n", r.Artifacts)
+	}
+	return b.String()
+}
