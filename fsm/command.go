@@ -20,6 +20,11 @@ const (
 	OpTouch        Op = 5 // replace a live key's expiry (ExpiresAt, 0 = none), keeping its value
 	OpIncr         Op = 6 // add By to a live integer value, or create it as By (with ExpiresAt)
 	OpDeletePrefix Op = 7 // delete every key starting with Key, atomically
+
+	// OpNodeAddr records cluster metadata, not data: Key is a raft server ID
+	// and Value its HTTP API address (empty Value: forget it). Version 2 only.
+	// Numbered apart from the data ops on purpose. See nodes.go.
+	OpNodeAddr Op = 16
 )
 
 // String returns a lower-case name for known ops and "op(N)" otherwise.
@@ -39,6 +44,8 @@ func (o Op) String() string {
 		return "incr"
 	case OpDeletePrefix:
 		return "delete-prefix"
+	case OpNodeAddr:
+		return "node-addr"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -91,6 +98,7 @@ var opFlags = map[Op]uint64{
 	OpTouch:        flagIfMatch | flagIdem,
 	OpIncr:         flagIfMatch | flagIdem,
 	OpDeletePrefix: flagIdem,
+	OpNodeAddr:     0,
 }
 
 // Decode errors. Every error returned by Decode wraps exactly one of these.
@@ -118,8 +126,8 @@ type ExpireItem struct {
 // leaves them zero. An empty Value or an empty Items list decodes as nil.
 type Command struct {
 	Op        Op
-	Key       string       // set, delete, touch, incr; delete-prefix: the prefix
-	Value     []byte       // set
+	Key       string       // set, delete, touch, incr; delete-prefix: the prefix; node-addr: the server ID
+	Value     []byte       // set; node-addr: the HTTP address (empty: forget the server)
 	ExpiresAt int64        // set, touch: absolute Unix ms, 0 = never; incr: applied only when the key is created
 	Now       int64        // every op: the proposer's clock in Unix ms when proposing; used to decide whether an existing entry is live
 	Items     []ExpireItem // expire
@@ -180,6 +188,7 @@ func (c Command) version() byte {
 //	touch:   uvarint len(Key), Key, varint ExpiresAt
 //	incr:    uvarint len(Key), Key, varint By, varint ExpiresAt
 //	delete-prefix: uvarint len(Key), Key
+//	node-addr: uvarint len(Key), Key, uvarint len(Value), Value
 //
 // Fields the op does not use are dropped. An unknown Op is encoded as version,
 // op and Now; Decode rejects it.
@@ -227,6 +236,9 @@ func (c Command) AppendEncode(dst []byte) []byte {
 		dst = binary.AppendVarint(dst, c.ExpiresAt)
 	case OpDeletePrefix:
 		dst = appendString(dst, c.Key)
+	case OpNodeAddr:
+		dst = appendString(dst, c.Key)
+		dst = appendString(dst, string(c.Value))
 	}
 	return dst
 }
@@ -261,6 +273,8 @@ func (c Command) encodedSize() int {
 		n += uvarintLen(uint64(len(c.Key))) + len(c.Key) + varintLen(c.By) + varintLen(c.ExpiresAt)
 	case OpDeletePrefix:
 		n += uvarintLen(uint64(len(c.Key))) + len(c.Key)
+	case OpNodeAddr:
+		n += uvarintLen(uint64(len(c.Key))) + len(c.Key) + uvarintLen(uint64(len(c.Value))) + len(c.Value)
 	}
 	return n
 }
@@ -311,7 +325,7 @@ func Decode(b []byte) (Command, error) {
 	c.Op = Op(b[1])
 	switch c.Op {
 	case OpSet, OpDelete, OpExpire, OpBarrier:
-	case OpTouch, OpIncr, OpDeletePrefix:
+	case OpTouch, OpIncr, OpDeletePrefix, OpNodeAddr:
 		if version == codecV1 {
 			return Command{}, fmt.Errorf("%w: %d in a version 1 command", ErrUnknownOp, b[1])
 		}
@@ -354,6 +368,9 @@ func Decode(b []byte) (Command, error) {
 		c.ExpiresAt = d.varint("expiresAt")
 	case OpDeletePrefix:
 		c.Key = d.string("prefix")
+	case OpNodeAddr:
+		c.Key = d.string("node id")
+		c.Value = d.bytes("http address")
 	}
 	if d.err == nil && version == codecV2 && c.version() != codecV2 {
 		// Exactly one encoding per command: a command that fits version 1

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"io"
+	"maps"
 )
 
 // The methods in this file are safe from any goroutine, concurrently with
@@ -103,7 +104,8 @@ func (f *FSM) NextExpiry() (int64, bool) {
 // uvarint len(key), key, uvarint len(value), value, then revision and expiresAt
 // as 8 big-endian bytes each; then, if the dedup table is not empty, the byte
 // 0xff and for each idempotency entry in key order: uvarint len(key), key, the
-// fingerprint, uvarint len(result), result, createdAt as 8 big-endian bytes.
+// fingerprint, uvarint len(result), result, createdAt as 8 big-endian bytes;
+// then the node address table, if not empty (see hashNodes).
 // Replicas with equal state have equal hashes. The applied index is not
 // included.
 //
@@ -113,6 +115,7 @@ func (f *FSM) Hash() string {
 	f.mu.Lock()
 	data := f.data.Copy()
 	idem := f.idem.Copy()
+	nodes := maps.Clone(f.nodes)
 	f.mu.Unlock()
 
 	h := sha256.New()
@@ -144,5 +147,6 @@ func (f *FSM) Hash() string {
 		h.Write(b)
 		return true
 	})
+	hashNodes(h, nodes)
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 
 	"github.com/hashicorp/raft"
 	"github.com/tidwall/btree"
 )
 
-// Snapshot format, version 2 (all fixed-width integers big-endian):
+// Snapshot format, version 3 (all fixed-width integers big-endian):
 //
 //	header   magic "qkvsnap\x00" (8 bytes), format version uint32,
 //	         applied index uint64, entry count uint64
@@ -22,13 +23,16 @@ import (
 //	dedup    (version 2 only) idempotency entry count uint64, then that many
 //	         in strictly ascending key order: uvarint len(key), key,
 //	         32-byte fingerprint, uvarint len(result), result, varint createdAt
+//	nodes    (version 3 only) node count uint64, then that many in strictly
+//	         ascending id order: uvarint len(id), id, uvarint len(addr), addr
 //	trailer  CRC-32C (Castagnoli) uint32 of every byte before it
 //
 // Nothing may follow the trailer. Restore reads versions 1 (no dedup section,
-// written before idempotency existed) and 2; Persist writes version 2.
+// written before idempotency existed), 2 (no node section, written before
+// membership changes) and 3; Persist writes version 3.
 const (
 	snapshotMagic         = "qkvsnap\x00"
-	snapshotFormatVersion = 2
+	snapshotFormatVersion = 3
 	snapshotFormatV1      = 1
 	snapshotHeaderSize    = len(snapshotMagic) + 4 + 8 + 8
 
@@ -60,6 +64,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	s := &snapshot{
 		data:    f.data.Copy(),
 		idem:    f.idem.Copy(),
+		nodes:   maps.Clone(f.nodes),
 		applied: f.applied.Load(),
 	}
 	f.mu.Unlock()
@@ -71,6 +76,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 type snapshot struct {
 	data    *btree.BTreeG[item]
 	idem    *btree.BTreeG[idemEntry]
+	nodes   map[string]string
 	applied uint64
 }
 
@@ -88,7 +94,7 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 // Release drops the reference to the frozen tree so it can be collected.
-func (s *snapshot) Release() { s.data, s.idem = nil, nil }
+func (s *snapshot) Release() { s.data, s.idem, s.nodes = nil, nil, nil }
 
 // write encodes the snapshot to w; it is Persist without the sink protocol.
 func (s *snapshot) write(w io.Writer) error {
@@ -131,6 +137,9 @@ func (s *snapshot) write(w io.Writer) error {
 		return err
 	}
 	if err := writeIdem(bw, s.idem); err != nil {
+		return err
+	}
+	if err := writeNodes(bw, s.nodes); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
@@ -197,7 +206,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	f.mu.Lock()
-	f.data, f.expiry, f.idem, f.idemAge = st.data, st.expiry, st.idem, st.idemAge
+	f.data, f.expiry, f.idem, f.idemAge, f.nodes = st.data, st.expiry, st.idem, st.idemAge, st.nodes
 	f.mu.Unlock()
 	applied := st.applied
 	f.advance(applied)
@@ -210,6 +219,7 @@ type restored struct {
 	expiry  *btree.BTreeG[expiryKey]
 	idem    *btree.BTreeG[idemEntry]
 	idemAge *btree.BTreeG[idemAgeKey]
+	nodes   map[string]string
 	applied uint64
 }
 
@@ -227,8 +237,8 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	}
 	rest := hdr[len(snapshotMagic):]
 	version := binary.BigEndian.Uint32(rest)
-	if version != snapshotFormatVersion && version != snapshotFormatV1 {
-		return nil, fmt.Errorf("%w: unsupported format version %d, want %d or %d", ErrBadSnapshot, version, snapshotFormatV1, snapshotFormatVersion)
+	if version < snapshotFormatV1 || version > snapshotFormatVersion {
+		return nil, fmt.Errorf("%w: unsupported format version %d, want %d to %d", ErrBadSnapshot, version, snapshotFormatV1, snapshotFormatVersion)
 	}
 	applied = binary.BigEndian.Uint64(rest[4:])
 	count := binary.BigEndian.Uint64(rest[12:])
@@ -262,6 +272,13 @@ func readSnapshot(r io.Reader) (*restored, error) {
 			return nil, err
 		}
 	}
+	nodes := map[string]string{}
+	if version >= 3 {
+		var err error
+		if nodes, err = sr.readNodes(); err != nil {
+			return nil, err
+		}
+	}
 
 	want := sr.sum()
 	var trailer [4]byte
@@ -277,7 +294,7 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	case !errors.Is(err, io.EOF):
 		return nil, sr.wrap(err, "end of stream")
 	}
-	return &restored{data: data, expiry: expiry, idem: idem, idemAge: idemAge, applied: applied}, nil
+	return &restored{data: data, expiry: expiry, idem: idem, idemAge: idemAge, nodes: nodes, applied: applied}, nil
 }
 
 // readIdem reads the dedup section into idem and idemAge, checking key order
