@@ -85,6 +85,9 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 		idx, now, err := s.leaderReadIndex(ctx)
 		return encodeReadIndexResponse(idx, now, statusOf(err), errString(err)), nil
 	default:
+		if resp, ok, err := s.handleMembershipRPC(ctx, method, req); ok {
+			return resp, err
+		}
 		return nil, fmt.Errorf("store: unknown rpc method %d", method)
 	}
 }

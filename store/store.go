@@ -46,6 +46,11 @@ type Store struct {
 	observer   *raft.Observer
 	notifyCh   chan bool
 
+	// joining: opened with no raft state and Config.Join, so not bootstrapped.
+	joining bool
+	// mon is the leader's membership monitor (promote.go).
+	mon memberMonitor
+
 	closing   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -78,10 +83,11 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 	}
 	mux.SetRPCHandler(s.handleRPC)
 
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.watchLeadership()
 	go s.watchObservations()
 	go s.readLoop()
+	go s.registerLoop()
 	return s, nil
 }
 
@@ -148,7 +154,10 @@ func (s *Store) openRaft() error {
 		bolt.Close()
 		return fmt.Errorf("store: start raft: %w", err)
 	}
-	if !existing {
+	if !existing && s.cfg.Join {
+		s.joining = true
+		s.log.Info("no raft state and join requested: not bootstrapping; waiting to be added by the cluster")
+	} else if !existing {
 		servers := []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr()}}
 		if len(s.cfg.Bootstrap) > 0 {
 			servers = servers[:0]
@@ -165,6 +174,9 @@ func (s *Store) openRaft() error {
 		s.log.Info("bootstrapped new cluster", "voters", len(servers))
 	} else {
 		s.log.Info("found existing raft state; rejoining", "dir", dir)
+		if s.cfg.Join {
+			s.log.Info("ignoring join: this node already has raft state and is a member (or was removed; wipe its data dir to join anew)")
+		}
 	}
 	s.raft, s.bolt, s.netTrans = r, bolt, trans
 	s.observer = raft.NewObserver(s.observerCh, false, func(o *raft.Observation) bool {
@@ -265,7 +277,13 @@ func (s *Store) lead(ctx context.Context) {
 	}
 	s.readyTerm.Store(term)
 	s.log.Info("leader ready", "term", term, "applied", s.fsm.AppliedIndex())
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		s.monitorLoop(ctx)
+	}()
 	s.expireLoop(ctx)
+	<-monitorDone
 }
 
 func (s *Store) nowMs() int64 { return s.cfg.Clock().UnixMilli() }
