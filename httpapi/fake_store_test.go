@@ -37,6 +37,7 @@ type fakeStore struct {
 	lastList    store.ListRequest
 	info        store.ReadInfo // returned by every read
 	dedup       map[string]dedupEntry
+	members     []store.NodeInfo // membership routes (nodes_test.go)
 }
 
 type dedupEntry struct {

@@ -55,6 +55,15 @@ type Store interface {
 	// Ready returns nil when this node can serve linearizable reads now, or an
 	// error wrapping store.ErrNoLeader or store.ErrTimeout saying why not.
 	Ready(ctx context.Context) error
+
+	// Membership (admin). Nodes lists every server; Join adds or updates one
+	// through the leader; RemoveNode removes one (store.ErrLastVoter,
+	// store.ErrNodeNotFound); TransferLeader moves leadership to voter id (""
+	// = any) and returns the leader seen afterwards.
+	Nodes(ctx context.Context) ([]store.NodeInfo, error)
+	Join(ctx context.Context, req store.JoinRequest) (store.JoinAction, error)
+	RemoveNode(ctx context.Context, id string) error
+	TransferLeader(ctx context.Context, id string) (string, error)
 }
 
 // endpoint computes the complete response to one request, or an error that
@@ -65,7 +74,10 @@ type endpoint func(r *http.Request) (reply, error)
 type route struct {
 	template string
 	public   bool // served without authentication
-	methods  []routeMethod
+	// admin marks routes that change or reveal the cluster's shape
+	// (membership); they need an admin-capable key once keys have scopes.
+	admin   bool
+	methods []routeMethod
 }
 
 type routeMethod struct {
@@ -102,6 +114,16 @@ func New(cfg Config, st Store) (http.Handler, error) {
 		}},
 		{template: "/cluster/status", methods: []routeMethod{
 			{http.MethodGet, a.clusterStatus},
+		}},
+		{template: "/cluster/nodes", admin: true, methods: []routeMethod{
+			{http.MethodGet, a.listNodes},
+			{http.MethodPost, a.joinNode},
+		}},
+		{template: "/cluster/nodes/{id}", admin: true, methods: []routeMethod{
+			{http.MethodDelete, a.removeNode},
+		}},
+		{template: "/cluster/leader/transfer", admin: true, methods: []routeMethod{
+			{http.MethodPost, a.transferLeader},
 		}},
 		{template: "/kv/items/", methods: []routeMethod{
 			{http.MethodGet, a.emptyKey},
