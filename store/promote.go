@@ -269,6 +269,7 @@ func (s *Store) registerLoop() {
 		select {
 		case <-s.closing:
 			return
+		case <-s.changed(): // a new leader: try at once
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
