@@ -188,7 +188,7 @@ func (s *Store) TransferLeader(ctx context.Context, id string) (string, error) {
 // addresses from the replicated node table and, when the leader answers,
 // the leader's view of each node's progress and health.
 func (s *Store) Nodes(ctx context.Context) ([]NodeInfo, error) {
-	cfg, _, err := s.configuration(ctx)
+	cfg, err := s.configuration(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -213,23 +213,46 @@ func (s *Store) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	return out, nil
 }
 
-// configuration returns raft's latest configuration and its log index.
-func (s *Store) configuration(ctx context.Context) (raft.Configuration, uint64, error) {
+// configuration returns raft's latest configuration.
+//
+// Its index cannot serve as a configuration change's prevIndex: in
+// hashicorp/raft v1.7.3 GetConfiguration's future reports index 0. Changes
+// are made atomic on the leader with lockChanges instead.
+func (s *Store) configuration(ctx context.Context) (raft.Configuration, error) {
 	f := s.raft.GetConfiguration()
 	if _, err := waitFuture(ctx, f); err != nil {
 		if ctx.Err() != nil {
-			return raft.Configuration{}, 0, fmt.Errorf("%w: reading the configuration: %v", ErrTimeout, err)
+			return raft.Configuration{}, fmt.Errorf("%w: reading the configuration: %v", ErrTimeout, err)
 		}
-		return raft.Configuration{}, 0, fmt.Errorf("%w: reading the configuration: %v", ErrShuttingDown, err)
+		return raft.Configuration{}, fmt.Errorf("%w: reading the configuration: %v", ErrShuttingDown, err)
 	}
-	return f.Configuration(), f.Index(), nil
+	return f.Configuration(), nil
+}
+
+// lockChanges serialises this leader's membership changes (join, remove,
+// promotion): each reads the configuration, decides and waits for its change
+// to commit while holding it, so a promotion decided on a stale view cannot
+// undo a concurrent join or removal. Changes by an earlier leader have either
+// committed (and are in the configuration read here) or failed.
+func (s *Store) lockChanges(ctx context.Context) (unlock func(), err error) {
+	select {
+	case s.mon.changes <- struct{}{}:
+		return func() { <-s.mon.changes }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: waiting for another membership change: %v", errNotCommitted, ctx.Err())
+	}
 }
 
 // joinAsLeader applies a join on the leader. With registerOnly (a member
 // registering its own HTTP address) an unknown ID is ErrNodeNotFound: a node
 // that was removed must not add itself back.
 func (s *Store) joinAsLeader(ctx context.Context, req JoinRequest, registerOnly bool) (JoinAction, error) {
-	cfg, index, err := s.configuration(ctx)
+	unlock, err := s.lockChanges(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	cfg, err := s.configuration(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -251,7 +274,7 @@ func (s *Store) joinAsLeader(ctx context.Context, req JoinRequest, registerOnly 
 	case cur == nil && registerOnly:
 		return 0, fmt.Errorf("%w: %s is not a member", ErrNodeNotFound, req.ID)
 	case cur == nil:
-		if err := s.changeConfig(ctx, s.raft.AddNonvoter(id, addr, index, enqueueTimeout(ctx))); err != nil {
+		if err := s.changeConfig(ctx, s.raft.AddNonvoter(id, addr, 0, enqueueTimeout(ctx))); err != nil {
 			return 0, err
 		}
 		s.log.Info("added non-voter", "id", req.ID, "peer", req.PeerAddr, "http", req.HTTPAddr)
@@ -260,15 +283,12 @@ func (s *Store) joinAsLeader(ctx context.Context, req JoinRequest, registerOnly 
 		if cur.Suffrage == raft.Voter && id != raft.ServerID(s.cfg.NodeID) && voters > 1 {
 			// Demote at the old address first; the promotion loop makes it a
 			// voter again once it has caught up at the new one.
-			if err := s.changeConfig(ctx, s.raft.DemoteVoter(id, index, enqueueTimeout(ctx))); err != nil {
-				return 0, err
-			}
-			if _, index, err = s.configuration(ctx); err != nil {
+			if err := s.changeConfig(ctx, s.raft.DemoteVoter(id, 0, enqueueTimeout(ctx))); err != nil {
 				return 0, err
 			}
 		}
 		// AddNonvoter keeps a voter (the leader itself, or the last voter) a voter.
-		if err := s.changeConfig(ctx, s.raft.AddNonvoter(id, addr, index, enqueueTimeout(ctx))); err != nil {
+		if err := s.changeConfig(ctx, s.raft.AddNonvoter(id, addr, 0, enqueueTimeout(ctx))); err != nil {
 			return 0, err
 		}
 		s.log.Info("replaced peer address", "id", req.ID, "old", string(cur.Address), "new", req.PeerAddr)
@@ -297,7 +317,12 @@ func (s *Store) setNodeAddr(ctx context.Context, id, addr string) error {
 // transfers leadership and answers errNotCommitted, so the caller retries at
 // the new leader, which removes this node.
 func (s *Store) removeAsLeader(ctx context.Context, id string) error {
-	cfg, index, err := s.configuration(ctx)
+	unlock, err := s.lockChanges(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cfg, err := s.configuration(ctx)
 	if err != nil {
 		return err
 	}
@@ -323,7 +348,7 @@ func (s *Store) removeAsLeader(ctx context.Context, id string) error {
 		}
 		return fmt.Errorf("%w: leadership transferred before removing %s", errNotCommitted, id)
 	}
-	if err := s.changeConfig(ctx, s.raft.RemoveServer(raft.ServerID(id), index, enqueueTimeout(ctx))); err != nil {
+	if err := s.changeConfig(ctx, s.raft.RemoveServer(raft.ServerID(id), 0, enqueueTimeout(ctx))); err != nil {
 		return err
 	}
 	s.log.Info("removed server", "id", id, "peer", string(target.Address))
@@ -341,7 +366,7 @@ func (s *Store) transferAsLeader(ctx context.Context, id string) error {
 	if id == "" {
 		f = s.raft.LeadershipTransfer()
 	} else {
-		cfg, _, err := s.configuration(ctx)
+		cfg, err := s.configuration(ctx)
 		if err != nil {
 			return err
 		}
@@ -369,16 +394,16 @@ func (s *Store) transferAsLeader(ctx context.Context, id string) error {
 }
 
 // changeConfig waits for a configuration change and classifies its error
-// like a write: not leader, a concurrent change (prevIndex no longer the
-// latest) or an enqueue timeout did not happen and may be retried; a lost
-// leadership or a deadline leaves the outcome unknown.
+// like a write: not leader, a leadership transfer or an enqueue timeout mean
+// it did not happen and may be retried; a lost leadership or a deadline
+// leaves the outcome unknown.
 func (s *Store) changeConfig(ctx context.Context, f raft.IndexFuture) error {
 	_, err := waitFuture(ctx, f)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress),
-		errors.Is(err, raft.ErrEnqueueTimeout), strings.Contains(err.Error(), "configuration changed since"):
+		errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %v", errNotCommitted, err)
 	default:
 		return fmt.Errorf("%w: configuration change: %v", ErrOutcomeUnknown, err)

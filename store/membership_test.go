@@ -333,8 +333,13 @@ func TestJoinIsIdempotentAndReplacesAddresses(t *testing.T) {
 		t.Fatalf("new peer address: %s, want updated", a)
 	}
 	c.waitVoters(leader, "n1", "n2", "n3", "n4")
-	waitFor(t, 10*time.Second, "n4 at its new address", func() bool {
-		return nodesByID(t, leader)["n4"].PeerAddr == n4.addr
+	var seen NodeInfo
+	waitFor(t, 10*time.Second, "n4 at its new address "+n4.addr, func() bool {
+		seen = nodesByID(t, leader)["n4"]
+		if seen.PeerAddr != n4.addr {
+			t.Logf("n4 seen as %+v", seen)
+		}
+		return seen.PeerAddr == n4.addr
 	})
 	mustSet(t, n4, "moved", `true`, 0)
 	mustGet(t, leader, "moved")

@@ -22,12 +22,13 @@ import (
 // A non-voter cannot weaken the quorum: it neither votes nor counts towards
 // commit. Promoting it only once it has caught up means that, from the moment
 // it counts, it can acknowledge new entries at once instead of stalling
-// commits while it copies the log. A promotion names the configuration index
-// it was decided on, so it fails (and is reconsidered) if the membership
-// changed meanwhile, e.g. the node was removed.
+// commits while it copies the log. A promotion is decided and made under
+// lockChanges on a fresh configuration, so it cannot re-add a node that a
+// concurrent removal took out, nor undo an address change.
 
 // peerProbe is what the monitor knows about one server.
 type peerProbe struct {
+	addr     string // the peer address the last successful probe reached
 	applied  uint64
 	at       time.Time // last successful probe; zero if none this term
 	inflight bool
@@ -38,6 +39,9 @@ type peerProbe struct {
 type memberMonitor struct {
 	mu     sync.Mutex
 	probes map[string]*peerProbe
+	// changes is a one-slot semaphore held across a membership change
+	// (Store.lockChanges). Created by Open.
+	changes chan struct{}
 }
 
 func (m *memberMonitor) reset() {
@@ -65,7 +69,7 @@ func (m *memberMonitor) start(id string) bool {
 	return true
 }
 
-func (m *memberMonitor) finish(id string, applied uint64, ok bool) {
+func (m *memberMonitor) finish(id, addr string, applied uint64, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := m.probes[id]
@@ -74,7 +78,7 @@ func (m *memberMonitor) finish(id string, applied uint64, ok bool) {
 	}
 	p.inflight = false
 	if ok {
-		p.applied, p.at = applied, time.Now()
+		p.addr, p.applied, p.at = addr, applied, time.Now()
 	}
 }
 
@@ -133,7 +137,7 @@ func (s *Store) monitorLoop(ctx context.Context) {
 // monitorRound starts a probe of every server that has none in flight, then
 // promotes at most one caught-up non-voter.
 func (s *Store) monitorRound(ctx context.Context, wg *sync.WaitGroup) {
-	cfg, index, err := s.configuration(ctx)
+	cfg, err := s.configuration(ctx)
 	if err != nil {
 		return
 	}
@@ -153,20 +157,32 @@ func (s *Store) monitorRound(ctx context.Context, wg *sync.WaitGroup) {
 				info, err = decodeNodeInfo(resp)
 			}
 			// An answer from another ID at that address is not this server.
-			s.mon.finish(string(srv.ID), info.applied, err == nil && info.id == string(srv.ID))
+			s.mon.finish(string(srv.ID), string(srv.Address), info.applied, err == nil && info.id == string(srv.ID))
 		}(srv)
 	}
-	s.promote(ctx, cfg, index)
+	s.promote(ctx)
 }
 
-// promote makes the first caught-up non-voter a voter.
-func (s *Store) promote(ctx context.Context, cfg raft.Configuration, index uint64) {
+// promote makes the first caught-up non-voter a voter, deciding on the
+// configuration read under lockChanges.
+func (s *Store) promote(ctx context.Context) {
+	unlock, err := s.lockChanges(ctx)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	cfg, err := s.configuration(ctx)
+	if err != nil {
+		return
+	}
 	for _, srv := range cfg.Servers {
 		if srv.Suffrage != raft.Nonvoter {
 			continue
 		}
 		p, ok := s.mon.get(string(srv.ID))
-		if !ok || time.Since(p.at) > s.healthWindow() || p.applied == 0 {
+		// Only a fresh answer from the address in the configuration counts: a
+		// node that moved must be probed again where it now is.
+		if !ok || p.addr != string(srv.Address) || time.Since(p.at) > s.healthWindow() || p.applied == 0 {
 			continue
 		}
 		leaderApplied := s.fsm.AppliedIndex()
@@ -174,7 +190,7 @@ func (s *Store) promote(ctx context.Context, cfg raft.Configuration, index uint6
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := s.changeConfig(cctx, s.raft.AddVoter(srv.ID, srv.Address, index, enqueueTimeout(cctx)))
+		err := s.changeConfig(cctx, s.raft.AddVoter(srv.ID, srv.Address, 0, enqueueTimeout(cctx)))
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {

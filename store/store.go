@@ -76,6 +76,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		observerCh:    make(chan raft.Observation, 64),
 		notifyCh:      make(chan bool, 16),
 		closing:       make(chan struct{}),
+		mon:           memberMonitor{changes: make(chan struct{}, 1)},
 	}
 	if err := s.openRaft(); err != nil {
 		s.rpc.Close()
