@@ -62,8 +62,9 @@ type Backup struct {
 
 // Backup captures the current state for a backup, like Snapshot (an O(1)
 // copy-on-write copy under the write lock). The caller should Release it when
-// done. A backup never carries a restore in progress: the staging area of an
-// online restore is replicated state, but it is not data.
+// done. A backup carries data only: neither a restore in progress (the staging
+// area is replicated state, but not data) nor the node address table (it
+// describes the cluster the backup came from, not the one it is restored to).
 func (f *FSM) Backup() *Backup {
 	f.mu.Lock()
 	s := &snapshot{data: f.data.Copy(), idem: f.idem.Copy(), applied: f.applied.Load()}

@@ -26,6 +26,10 @@ const (
 	OpRestoreChunk  Op = 12 // append Value to the staged stream of restore RestoreID as chunk RestoreSeq (0 starts a new restore)
 	OpRestoreCommit Op = 13 // replace the whole state with the staged stream of RestoreID, which has RestoreSeq chunks
 	OpRestoreAbort  Op = 14 // drop the staged stream of RestoreID
+	// OpNodeAddr records cluster metadata, not data: Key is a raft server ID
+	// and Value its HTTP API address (empty Value: forget it). Version 2 only.
+	// Numbered apart from the data ops on purpose. See nodes.go.
+	OpNodeAddr Op = 16
 )
 
 // String returns a lower-case name for known ops and "op(N)" otherwise.
@@ -51,6 +55,8 @@ func (o Op) String() string {
 		return "restore-commit"
 	case OpRestoreAbort:
 		return "restore-abort"
+	case OpNodeAddr:
+		return "node-addr"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -106,6 +112,7 @@ var opFlags = map[Op]uint64{
 	OpRestoreChunk:  0,
 	OpRestoreCommit: 0,
 	OpRestoreAbort:  0,
+	OpNodeAddr:      0,
 }
 
 // Decode errors. Every error returned by Decode wraps exactly one of these.
@@ -133,8 +140,8 @@ type ExpireItem struct {
 // leaves them zero. An empty Value or an empty Items list decodes as nil.
 type Command struct {
 	Op        Op
-	Key       string       // set, delete, touch, incr; delete-prefix: the prefix
-	Value     []byte       // set
+	Key       string       // set, delete, touch, incr; delete-prefix: the prefix; node-addr: the server ID
+	Value     []byte       // set; node-addr: the HTTP address (empty: forget the server)
 	ExpiresAt int64        // set, touch: absolute Unix ms, 0 = never; incr: applied only when the key is created
 	Now       int64        // every op: the proposer's clock in Unix ms when proposing; used to decide whether an existing entry is live
 	Items     []ExpireItem // expire
@@ -204,6 +211,7 @@ func (c Command) version() byte {
 //	restore-chunk:  uvarint RestoreID, uvarint RestoreSeq, uvarint len(Value), Value
 //	restore-commit: uvarint RestoreID, uvarint RestoreSeq
 //	restore-abort:  uvarint RestoreID
+//	node-addr: uvarint len(Key), Key, uvarint len(Value), Value
 //
 // Fields the op does not use are dropped. An unknown Op is encoded as version,
 // op and Now; Decode rejects it.
@@ -261,6 +269,9 @@ func (c Command) AppendEncode(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, c.RestoreSeq)
 	case OpRestoreAbort:
 		dst = binary.AppendUvarint(dst, c.RestoreID)
+	case OpNodeAddr:
+		dst = appendString(dst, c.Key)
+		dst = appendString(dst, string(c.Value))
 	}
 	return dst
 }
@@ -301,6 +312,8 @@ func (c Command) encodedSize() int {
 		n += uvarintLen(c.RestoreID) + uvarintLen(c.RestoreSeq)
 	case OpRestoreAbort:
 		n += uvarintLen(c.RestoreID)
+	case OpNodeAddr:
+		n += uvarintLen(uint64(len(c.Key))) + len(c.Key) + uvarintLen(uint64(len(c.Value))) + len(c.Value)
 	}
 	return n
 }
@@ -351,7 +364,7 @@ func Decode(b []byte) (Command, error) {
 	c.Op = Op(b[1])
 	switch c.Op {
 	case OpSet, OpDelete, OpExpire, OpBarrier:
-	case OpTouch, OpIncr, OpDeletePrefix, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort:
+	case OpTouch, OpIncr, OpDeletePrefix, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr:
 		if version == codecV1 {
 			return Command{}, fmt.Errorf("%w: %d in a version 1 command", ErrUnknownOp, b[1])
 		}
@@ -403,6 +416,9 @@ func Decode(b []byte) (Command, error) {
 		c.RestoreSeq = d.uvarint("restore chunk count")
 	case OpRestoreAbort:
 		c.RestoreID = d.uvarint("restore id")
+	case OpNodeAddr:
+		c.Key = d.string("node id")
+		c.Value = d.bytes("http address")
 	}
 	if d.err == nil && version == codecV2 && c.version() != codecV2 {
 		// Exactly one encoding per command: a command that fits version 1

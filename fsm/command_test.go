@@ -39,6 +39,8 @@ var roundTripCases = []struct {
 	{"incr extremes", Command{Op: OpIncr, Key: "c", By: math.MinInt64, ExpiresAt: math.MaxInt64, Now: 1, IdemKey: strings.Repeat("i", 128), Fingerprint: [32]byte{0xff}}},
 	{"delete prefix", Command{Op: OpDeletePrefix, Key: "user/42/", Now: 9}},
 	{"delete prefix idempotent", Command{Op: OpDeletePrefix, Key: "p", Now: 9, IdemKey: "k"}},
+	{"node addr", Command{Op: OpNodeAddr, Key: "n4", Value: []byte("http://127.0.0.1:8084"), Now: 9}},
+	{"node addr forget", Command{Op: OpNodeAddr, Key: "n4", Now: 9}},
 }
 
 func TestCommandRoundTrip(t *testing.T) {
@@ -105,6 +107,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty idempotency key", append([]byte{2, byte(OpDeletePrefix), 0, flagIdem, 0}, make([]byte, 32+2)...), ErrMalformed},
 		{"short fingerprint", []byte{2, byte(OpDeletePrefix), 0, flagIdem, 1, 'i', 1, 2, 3}, ErrMalformed},
 		{"op 255", []byte{CodecVersion, 255, 0}, ErrUnknownOp},
+		{"node addr in version 1", []byte{1, byte(OpNodeAddr), 0, 1, 'n', 0}, ErrUnknownOp},
+		{"node addr with flags", []byte{2, byte(OpNodeAddr), 0, flagIdem, 1, 'n', 0}, ErrMalformed},
 		{"barrier missing now", []byte{CodecVersion, byte(OpBarrier)}, ErrMalformed},
 		{"barrier trailing byte", append(Command{Op: OpBarrier}.Encode(), 0), ErrMalformed},
 		{"set trailing byte", append(setCmd("k", "v", 1, 2).Encode(), 0), ErrMalformed},
@@ -141,7 +145,7 @@ func TestDecodeRejectsEveryTruncation(t *testing.T) {
 }
 
 func TestOpString(t *testing.T) {
-	for op, want := range map[Op]string{OpSet: "set", OpDelete: "delete", OpExpire: "expire", OpBarrier: "barrier", OpTouch: "touch", OpIncr: "incr", OpDeletePrefix: "delete-prefix", 9: "op(9)"} {
+	for op, want := range map[Op]string{OpSet: "set", OpDelete: "delete", OpExpire: "expire", OpBarrier: "barrier", OpTouch: "touch", OpIncr: "incr", OpDeletePrefix: "delete-prefix", OpNodeAddr: "node-addr", 9: "op(9)"} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)
 		}

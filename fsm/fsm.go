@@ -32,6 +32,9 @@ type FSM struct {
 	idemAge *btree.BTreeG[idemAgeKey]
 	// staging is the online restore in progress, guarded by mu (restore.go).
 	staging restoreStaging
+	// nodes maps raft server IDs to their HTTP API addresses (nodes.go),
+	// guarded by mu. Small: one entry per server.
+	nodes map[string]string
 
 	// applied is the index of the last log processed. It is stored after the
 	// state it describes is in place and mu is released, so a reader that sees
@@ -60,7 +63,7 @@ func newExpiryTree() *btree.BTreeG[expiryKey] {
 
 // New returns an empty FSM with applied index 0.
 func New() *FSM {
-	return &FSM{data: newDataTree(), expiry: newExpiryTree(), idem: newIdemTree(), idemAge: newIdemAgeTree()}
+	return &FSM{data: newDataTree(), expiry: newExpiryTree(), idem: newIdemTree(), idemAge: newIdemAgeTree(), nodes: map[string]string{}}
 }
 
 var (
@@ -69,8 +72,8 @@ var (
 )
 
 // Apply applies one committed log. A raft.LogCommand returns one of SetResult
-// (set, touch), DeleteResult, IncrResult, DeletePrefixResult, ExpireResult or
-// BarrierResult; any other log type returns nil.
+// (set, touch), DeleteResult, IncrResult, DeletePrefixResult, ExpireResult,
+// BarrierResult or NodeAddrResult; any other log type returns nil.
 // Either way the applied index becomes l.Index.
 //
 // A LogCommand that does not decode panics: the entry is committed, so skipping
@@ -167,6 +170,8 @@ func (f *FSM) applyOp(index uint64, cmd *Command) interface{} {
 		return f.restoreCommit(index, cmd)
 	case OpRestoreAbort:
 		return f.restoreAbort(cmd)
+	case OpNodeAddr:
+		return f.setNodeAddr(cmd)
 	}
 	// Decode only returns known ops; reaching here is a programming error.
 	panic(fmt.Sprintf("fsm: log %d: decoded command has unhandled op %s", index, cmd.Op))

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"io"
+	"maps"
 )
 
 // The methods in this file are safe from any goroutine, concurrently with
@@ -106,16 +107,29 @@ func (f *FSM) NextExpiry() (int64, bool) {
 // fingerprint, uvarint len(result), result, createdAt as 8 big-endian bytes;
 // then, while an online restore is staged, the byte 0xfe, its id and next
 // chunk as 8 big-endian bytes each, and the staged bytes.
+// then the node address table, if not empty (see hashNodes).
 // Replicas with equal state have equal hashes. The applied index is not
 // included.
 //
 // Hash holds the write lock only for O(1) copy-on-write copies of the trees and
 // hashes the copies without a lock, so it does not stall Apply for long.
-func (f *FSM) Hash() string {
+func (f *FSM) Hash() string { return f.hash(true) }
+
+// DataHash is Hash over what a backup carries: entries and the idempotency
+// table, without cluster metadata (node addresses, a staged restore). A
+// cluster restored from a backup has the DataHash of the cluster it came from.
+func (f *FSM) DataHash() string { return f.hash(false) }
+
+func (f *FSM) hash(withMeta bool) string {
 	f.mu.Lock()
 	data := f.data.Copy()
 	idem := f.idem.Copy()
-	staging := f.staging
+	var staging restoreStaging
+	var nodes map[string]string
+	if withMeta {
+		staging = f.staging
+		nodes = maps.Clone(f.nodes)
+	}
 	f.mu.Unlock()
 
 	h := sha256.New()
@@ -154,5 +168,6 @@ func (f *FSM) Hash() string {
 		h.Write(b)
 		h.Write(staging.data)
 	}
+	hashNodes(h, nodes)
 	return hex.EncodeToString(h.Sum(nil))
 }

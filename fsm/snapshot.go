@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 
 	"github.com/hashicorp/raft"
 	"github.com/tidwall/btree"
 )
 
-// Snapshot format, version 2 (all fixed-width integers big-endian):
+// Snapshot format, version 3 (all fixed-width integers big-endian):
 //
 //	header   magic "qkvsnap\x00" (8 bytes), format version uint32,
 //	         applied index uint64, entry count uint64
@@ -22,19 +23,20 @@ import (
 //	dedup    (version 2 only) idempotency entry count uint64, then that many
 //	         in strictly ascending key order: uvarint len(key), key,
 //	         32-byte fingerprint, uvarint len(result), result, varint createdAt
-//	staging  (version 3 only) restore id uint64 (not 0), next chunk uint64,
-//	         staged length uint64, staged bytes: an online restore in progress
+//	nodes    (version 3 only) node count uint64, then that many in strictly
+//	         ascending id order: uvarint len(id), id, uvarint len(addr), addr
+//	staging  (version 3 only) restore id uint64, 0 when no online restore is
+//	         staged; otherwise next chunk uint64, staged length uint64 and the
+//	         staged bytes of the online restore in progress (restore.go)
 //	trailer  CRC-32C (Castagnoli) uint32 of every byte before it
 //
 // Nothing may follow the trailer. Restore reads versions 1 (no dedup section,
-// written before idempotency existed), 2 and 3; Persist writes version 2, or
-// version 3 only while an online restore is staged (restore.go), so nodes that
-// only read version 2 keep reading every snapshot taken outside a restore.
+// written before idempotency existed), 2 (no node or staging section, written
+// before membership changes and online restore) and 3; Persist writes version 3.
 const (
 	snapshotMagic         = "qkvsnap\x00"
-	snapshotFormatVersion = 2
+	snapshotFormatVersion = 3
 	snapshotFormatV1      = 1
-	snapshotFormatV3      = 3 // version 2 plus the staging section
 	snapshotHeaderSize    = len(snapshotMagic) + 4 + 8 + 8
 
 	// maxSnapshotField rejects absurd key and value lengths outright. Below it,
@@ -67,6 +69,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	s := &snapshot{
 		data:    f.data.Copy(),
 		idem:    f.idem.Copy(),
+		nodes:   maps.Clone(f.nodes),
 		applied: f.applied.Load(),
 		staging: f.staging,
 	}
@@ -79,6 +82,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 type snapshot struct {
 	data    *btree.BTreeG[item]
 	idem    *btree.BTreeG[idemEntry]
+	nodes   map[string]string
 	applied uint64
 	staging restoreStaging
 }
@@ -97,7 +101,7 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 // Release drops the reference to the frozen tree so it can be collected.
-func (s *snapshot) Release() { s.data, s.idem = nil, nil }
+func (s *snapshot) Release() { s.data, s.idem, s.nodes = nil, nil, nil }
 
 // write encodes the snapshot to w; it is Persist without the sink protocol.
 func (s *snapshot) write(w io.Writer) error {
@@ -107,11 +111,7 @@ func (s *snapshot) write(w io.Writer) error {
 	var hdr [snapshotHeaderSize]byte
 	copy(hdr[:], snapshotMagic)
 	b := hdr[len(snapshotMagic):len(snapshotMagic)]
-	version := uint32(snapshotFormatVersion)
-	if s.staging.id != 0 {
-		version = snapshotFormatV3
-	}
-	b = binary.BigEndian.AppendUint32(b, version)
+	b = binary.BigEndian.AppendUint32(b, snapshotFormatVersion)
 	b = binary.BigEndian.AppendUint64(b, s.applied)
 	binary.BigEndian.AppendUint64(b, uint64(s.data.Len()))
 	if _, err := bw.Write(hdr[:]); err != nil {
@@ -146,9 +146,16 @@ func (s *snapshot) write(w io.Writer) error {
 	if err := writeIdem(bw, s.idem); err != nil {
 		return err
 	}
-	if s.staging.id != 0 {
-		var st [24]byte
-		binary.BigEndian.PutUint64(st[:], s.staging.id)
+	if err := writeNodes(bw, s.nodes); err != nil {
+		return err
+	}
+	var st [24]byte
+	binary.BigEndian.PutUint64(st[:], s.staging.id)
+	if s.staging.id == 0 {
+		if _, err := bw.Write(st[:8]); err != nil {
+			return err
+		}
+	} else {
 		binary.BigEndian.PutUint64(st[8:], s.staging.next)
 		binary.BigEndian.PutUint64(st[16:], uint64(len(s.staging.data)))
 		if _, err := bw.Write(st[:]); err != nil {
@@ -222,7 +229,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	f.mu.Lock()
-	f.data, f.expiry, f.idem, f.idemAge = st.data, st.expiry, st.idem, st.idemAge
+	f.data, f.expiry, f.idem, f.idemAge, f.nodes = st.data, st.expiry, st.idem, st.idemAge, st.nodes
 	f.staging = st.staging
 	f.mu.Unlock()
 	applied := st.applied
@@ -236,6 +243,7 @@ type restored struct {
 	expiry  *btree.BTreeG[expiryKey]
 	idem    *btree.BTreeG[idemEntry]
 	idemAge *btree.BTreeG[idemAgeKey]
+	nodes   map[string]string
 	applied uint64
 	staging restoreStaging
 }
@@ -254,8 +262,8 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	}
 	rest := hdr[len(snapshotMagic):]
 	version := binary.BigEndian.Uint32(rest)
-	if version != snapshotFormatVersion && version != snapshotFormatV1 && version != snapshotFormatV3 {
-		return nil, fmt.Errorf("%w: unsupported format version %d, want %d, %d or %d", ErrBadSnapshot, version, snapshotFormatV1, snapshotFormatVersion, snapshotFormatV3)
+	if version < snapshotFormatV1 || version > snapshotFormatVersion {
+		return nil, fmt.Errorf("%w: unsupported format version %d, want %d to %d", ErrBadSnapshot, version, snapshotFormatV1, snapshotFormatVersion)
 	}
 	applied = binary.BigEndian.Uint64(rest[4:])
 	count := binary.BigEndian.Uint64(rest[12:])
@@ -289,9 +297,13 @@ func readSnapshot(r io.Reader) (*restored, error) {
 			return nil, err
 		}
 	}
+	nodes := map[string]string{}
 	var staging restoreStaging
-	if version == snapshotFormatV3 {
+	if version >= 3 {
 		var err error
+		if nodes, err = sr.readNodes(); err != nil {
+			return nil, err
+		}
 		if staging, err = sr.readStaging(); err != nil {
 			return nil, err
 		}
@@ -311,20 +323,25 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	case !errors.Is(err, io.EOF):
 		return nil, sr.wrap(err, "end of stream")
 	}
-	return &restored{data: data, expiry: expiry, idem: idem, idemAge: idemAge, applied: applied, staging: staging}, nil
+	return &restored{data: data, expiry: expiry, idem: idem, idemAge: idemAge, nodes: nodes, applied: applied, staging: staging}, nil
 }
 
-// readStaging reads the staging section of a version 3 snapshot.
+// readStaging reads the staging section of a version 3 snapshot: a restore
+// id of 0 means no online restore was staged.
 func (s *snapReader) readStaging() (restoreStaging, error) {
 	var hdr [24]byte
-	if err := s.readFull(hdr[:]); err != nil {
+	if err := s.readFull(hdr[:8]); err != nil {
+		return restoreStaging{}, s.wrap(err, "restore staging id")
+	}
+	if binary.BigEndian.Uint64(hdr[:8]) == 0 {
+		return restoreStaging{}, nil
+	}
+	if err := s.readFull(hdr[8:]); err != nil {
 		return restoreStaging{}, s.wrap(err, "restore staging header")
 	}
 	st := restoreStaging{id: binary.BigEndian.Uint64(hdr[:]), next: binary.BigEndian.Uint64(hdr[8:])}
 	n := binary.BigEndian.Uint64(hdr[16:])
 	switch {
-	case st.id == 0:
-		return restoreStaging{}, fmt.Errorf("%w: staging section with restore id 0", ErrBadSnapshot)
 	case st.next == 0:
 		return restoreStaging{}, fmt.Errorf("%w: staging section with no chunk staged", ErrBadSnapshot)
 	case n > maxStagedRestore:

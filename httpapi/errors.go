@@ -84,6 +84,30 @@ var storeErrors = []struct {
 		status: http.StatusServiceUnavailable, code: "restore_interrupted", retryable: true, retryAfter: true,
 		message: "The restore stopped before it was committed (leader change, another restore, or the deadline); the dataset is unchanged. Send the restore again.",
 	}},
+	{store.ErrNodeNotFound, apiError{
+		status: http.StatusNotFound, code: "node_not_found",
+		message: "No server with this id is in the cluster configuration; GET /cluster/nodes lists the members.",
+	}},
+	{store.ErrLastVoter, apiError{
+		status: http.StatusConflict, code: "last_voter",
+		message: "This server is the cluster's last voter and cannot be removed; add another node first.",
+	}},
+	{store.ErrNodeConflict, apiError{
+		status: http.StatusConflict, code: "node_conflict",
+		message: "Another node already uses this peer address; remove that node first (DELETE /cluster/nodes/{id}), then join again.",
+	}},
+	{store.ErrNotVoter, apiError{
+		status: http.StatusConflict, code: "not_voter",
+		message: "Leadership can only move to a voter; this node is a non-voter (it is promoted once it has caught up).",
+	}},
+	{store.ErrTransferFailed, apiError{
+		status: http.StatusServiceUnavailable, code: "transfer_failed", retryable: true, retryAfter: true,
+		message: "The leader could not hand leadership over (no other voter caught up in time); nothing was changed, retry shortly.",
+	}},
+	{store.ErrInvalidNode, apiError{
+		status: http.StatusBadRequest, code: "invalid_node",
+		message: `The join request is invalid: send {"id": "<id>", "peerAddr": "<host:port>", "httpAddr": "<url>"} with non-empty id and peerAddr, without spaces, at most 256 bytes each.`,
+	}},
 	{store.ErrTimeout, errTimeout},
 	{context.DeadlineExceeded, errTimeout},
 	// The client went away (or the server is closing the connection); nobody is
@@ -151,7 +175,7 @@ var errMissingValue = &apiError{
 
 var errRouteNotFound = &apiError{
 	status: http.StatusNotFound, code: "not_found",
-	message: "No API route matches this path; the routes are /healthz, /readyz, /cluster/status, /kv/items, /kv/items/{key}, /kv/items/{key}/incr, /admin/snapshot and /admin/restore (encode a \"/\" inside a key as %2F).",
+	message: "No API route matches this path; the routes are /healthz, /readyz, /cluster/status, /cluster/nodes, /cluster/nodes/{id}, /cluster/leader/transfer, /kv/items, /kv/items/{key}, /kv/items/{key}/incr, /admin/snapshot and /admin/restore (encode a \"/\" inside a key as %2F).",
 }
 
 func errUnauthorized(msg string) *apiError {

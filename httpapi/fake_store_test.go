@@ -37,7 +37,8 @@ type fakeStore struct {
 	lastList    store.ListRequest
 	info        store.ReadInfo // returned by every read
 	dedup       map[string]dedupEntry
-	backup      *fakeBackup // the last one Backup returned (admin_test.go)
+	backup      *fakeBackup      // the last one Backup returned (admin_test.go)
+	members     []store.NodeInfo // membership routes (nodes_test.go)
 }
 
 type dedupEntry struct {

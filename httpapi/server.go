@@ -64,6 +64,15 @@ type Store interface {
 	// Restore replaces the whole dataset on every node with the backup read
 	// from body, after verifying it (store.ErrBadBackup: nothing changed).
 	Restore(ctx context.Context, body io.Reader) (store.RestoreResult, error)
+
+	// Membership (admin). Nodes lists every server; Join adds or updates one
+	// through the leader; RemoveNode removes one (store.ErrLastVoter,
+	// store.ErrNodeNotFound); TransferLeader moves leadership to voter id (""
+	// = any) and returns the leader seen afterwards.
+	Nodes(ctx context.Context) ([]store.NodeInfo, error)
+	Join(ctx context.Context, req store.JoinRequest) (store.JoinAction, error)
+	RemoveNode(ctx context.Context, id string) error
+	TransferLeader(ctx context.Context, id string) (string, error)
 }
 
 // endpoint computes the complete response to one request, or an error that
@@ -145,6 +154,16 @@ func (a *api) routeTable() []route {
 		}},
 		{template: "/debug/state", methods: []routeMethod{
 			{http.MethodGet, a.debugState},
+		}},
+		{template: "/cluster/nodes", methods: []routeMethod{
+			{http.MethodGet, a.listNodes},
+			{http.MethodPost, a.joinNode},
+		}},
+		{template: "/cluster/nodes/{id}", methods: []routeMethod{
+			{http.MethodDelete, a.removeNode},
+		}},
+		{template: "/cluster/leader/transfer", methods: []routeMethod{
+			{http.MethodPost, a.transferLeader},
 		}},
 		{template: "/kv/items/", methods: []routeMethod{
 			{http.MethodGet, a.emptyKey},

@@ -2,8 +2,10 @@
 # cluster.sh runs a local three-node quorumkv cluster for development and for
 # scripts/cluster-smoke.sh. Run it with no arguments for usage.
 #
-# Node N (1..3) has raft id nN, HTTP on 127.0.0.1:808N and raft/forwarding on
-# 127.0.0.1:908N. All state lives under .cluster/ at the repository root, or
+# Node N (1..9) has raft id nN, HTTP on 127.0.0.1:808N and raft/forwarding on
+# 127.0.0.1:908N. n1-n3 bootstrap the cluster; `add N` starts another node
+# with --join, `remove N` takes one out (its data dir is wiped and a `removed`
+# marker keeps `start` from bringing it back; `add N` clears it). All state lives under .cluster/ at the repository root, or
 # under $KV_CLUSTER_DIR when set:
 #
 #   bin/kvnode      the binary every node runs; built by start
@@ -24,7 +26,8 @@
 #   KV_LOG_LEVEL and other KV_* settings of kvnode pass through to the nodes.
 set -euo pipefail
 
-readonly NODES=(1 2 3)
+readonly NODES=(1 2 3)    # the bootstrap voters
+readonly ALL_NODES=(1 2 3 4 5 6 7 8 9)
 readonly STOP_TIMEOUT=20 # seconds a node gets to shut down gracefully before SIGKILL
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -58,6 +61,10 @@ usage: scripts/cluster.sh COMMAND
   pause N      SIGSTOP node N
   resume N     SIGCONT node N
   logs N [-f]  print the last 100 lines of node N's log; -f follows it
+  add N        start node N (1-9, not running, new or removed) with an empty data dir
+               and --join; wait until the cluster lists it as a voter
+  remove N     DELETE /cluster/nodes/nN through another node, then stop node N
+               and wipe its data (a removed node cannot come back with its old state)
 EOF
 	exit "$rc"
 }
@@ -75,6 +82,27 @@ ensure_certs() {
 }
 peer_addr() { printf '127.0.0.1:%d' $((peer_base + $1)); }
 node_dir() { printf '%s/n%d' "$cluster_dir" "$1"; }
+
+# members prints the node numbers that belong to the cluster: n1-n3 unless
+# removed, and any added node (one with a directory) not removed since.
+members() {
+	local n
+	for n in "${ALL_NODES[@]}"; do
+		[[ -f $(node_dir "$n")/removed ]] && continue
+		if ((n <= 3)) || [[ -d $(node_dir "$n")/data ]]; then
+			printf '%s\n' "$n"
+		fi
+	done
+}
+
+join_flag() {
+	local n out=()
+	for n in $(members); do
+		((n == $1)) || out+=("$(scheme)://$(http_addr "$n")")
+	done
+	local IFS=,
+	printf '%s' "${out[*]}"
+}
 
 peers_flag() {
 	local n out=()
@@ -267,9 +295,15 @@ start_node() {
 		--http-addr "$(http_addr "$n")"
 		--peer-addr "$(peer_addr "$n")"
 		--data-dir "$dir/data"
-		--peers "$(peers_flag)"
 		--api-key-file "$key_file"
 	)
+	# Bootstrap voters get the peer list (used only with no raft state); any
+	# other node joins through the members (ignored once it has raft state).
+	if ((n <= 3)) && [[ ! -f $dir/joined ]]; then
+		args+=(--peers "$(peers_flag)")
+	else
+		args+=(--join "$(join_flag "$n")")
+	fi
 	if tls_on; then
 		args+=(
 			--peer-ca "$certs_dir/ca.pem" --peer-cert "$certs_dir/n$n.pem" --peer-key "$certs_dir/n$n-key.pem"
@@ -351,7 +385,7 @@ wait_for_leader() {
 print_endpoints() {
 	local leader=$1 n mark
 	echo "cluster is up (state in $cluster_dir)"
-	for n in "${NODES[@]}"; do
+	for n in $(members); do
 		mark=""
 		[[ $leader == "n$n" ]] && mark="  (leader)"
 		echo "  n$n  $(scheme)://$(http_addr "$n")$mark"
@@ -370,8 +404,9 @@ cmd_start() {
 		mkdir -p "$cluster_dir"
 		touch "$cluster_dir/tls"
 	fi
-	local n down=()
-	for n in "${NODES[@]}"; do
+	local n down=() nodes
+	mapfile -t nodes < <(members)
+	for n in "${nodes[@]}"; do
 		node_pid "$n" >/dev/null || down+=("$n")
 	done
 	ensure_api_key
@@ -385,7 +420,7 @@ cmd_start() {
 		done
 	fi
 	local leader
-	leader=$(wait_for_leader "${NODES[@]}")
+	leader=$(wait_for_leader "${nodes[@]}")
 	print_endpoints "$leader"
 }
 
@@ -441,17 +476,17 @@ wait_gone() {
 cmd_stop() {
 	take_lock
 	local n any=0
-	for n in "${NODES[@]}"; do
+	for n in "${ALL_NODES[@]}"; do
 		node_pid "$n" >/dev/null && any=1
 	done
 	if ((!any)); then
-		for n in "${NODES[@]}"; do
+		for n in "${ALL_NODES[@]}"; do
 			rm -f "$(node_dir "$n")/pid"
 		done
 		echo "cluster is not running"
 		return 0
 	fi
-	stop_nodes "${NODES[@]}"
+	stop_nodes "${ALL_NODES[@]}"
 	echo "cluster stopped"
 }
 
@@ -459,7 +494,7 @@ cmd_status() {
 	ensure_commands curl jq
 	local n pid proc state term applied leader body rc=0 leaders=()
 	printf '%-4s %-8s %-7s %-10s %-6s %-8s %-7s %s\n' NODE PID PROCESS STATE TERM APPLIED LEADER HTTP
-	for n in "${NODES[@]}"; do
+	for n in $(members); do
 		state=- term=- applied=- leader=-
 		if ! pid=$(node_pid "$n"); then
 			pid=- proc=down rc=1
@@ -484,7 +519,7 @@ cmd_status() {
 		echo "leader: none known"
 	elif [[ $(printf '%s\n' "${leaders[@]}" | sort -u | wc -l) -eq 1 ]]; then
 		local note=""
-		if [[ ${leaders[0]} =~ ^n([1-3])$ ]] && ! node_pid "${BASH_REMATCH[1]}" >/dev/null; then
+		if [[ ${leaders[0]} =~ ^n([1-9])$ ]] && ! node_pid "${BASH_REMATCH[1]}" >/dev/null; then
 			note=" (reported by the others, but not running: an election is due)"
 		fi
 		echo "leader: ${leaders[0]}$note"
@@ -533,10 +568,91 @@ cmd_logs() {
 	esac
 }
 
+# api_call N METHOD PATH [BODY] prints the body of an authenticated request
+# to node N and fails on an HTTP error (the error body goes to stderr).
+api_call() {
+	local n=$1 method=$2 path=$3 body=${4-} key out code
+	key=$(api_key)
+	key=${key//\\/\\\\}
+	key=${key//\"/\\\"}
+	local tls_args=()
+	tls_on && tls_args=(--cacert "$certs_dir/ca.pem")
+	out=$(curl -sS --max-time 30 "${tls_args[@]}" -X "$method" -H 'Content-Type: application/json' \
+		${body:+--data "$body"} -w '\n%{http_code}' -K - "$(scheme)://$(http_addr "$n")$path" <<<"header = \"Authorization: Bearer $key\"") || return 1
+	code=${out##*$'\n'}
+	out=${out%$'\n'*}
+	if [[ $code != 2* ]]; then
+		printf '%s\n' "$out" >&2
+		return 1
+	fi
+	printf '%s\n' "$out"
+}
+
+# any_member_but N prints a running, answering member other than N.
+any_member_but() {
+	local m
+	for m in $(members); do
+		((m != $1)) || continue
+		node_pid "$m" >/dev/null && api_get "$m" /cluster/status >/dev/null 2>&1 && {
+			printf '%s' "$m"
+			return 0
+		}
+	done
+	return 1
+}
+
+cmd_add() {
+	local n=$1 dir via deadline
+	take_lock
+	ensure_commands curl jq
+	tls_on && die "add does not support --tls clusters yet (no certificate for n$n)"
+	dir=$(node_dir "$n")
+	node_pid "$n" >/dev/null && die "n$n is already running"
+	if ((n <= 3)) && [[ ! -f $dir/removed ]]; then
+		die "n$n is a bootstrap member; use 'restart $n', or 'remove $n' first"
+	fi
+	via=$(any_member_but "$n") || die "no running member answers; start the cluster first"
+	ensure_api_key
+	[[ -x $bin ]] || build
+	rm -rf "$dir/data" "$dir/removed"
+	mkdir -p "$dir/data"
+	touch "$dir/joined"
+	start_node "$n"
+	echo "n$n is joining through $(scheme)://$(http_addr "$via"); waiting until it is a voter"
+	deadline=$((SECONDS + wait_timeout))
+	until api_get "$via" /cluster/nodes 2>/dev/null | jq -e --arg id "n$n" '.data.nodes[] | select(.id == $id and .suffrage == "voter")' >/dev/null; do
+		if ! node_pid "$n" >/dev/null; then
+			log_tail "$n"
+			die "n$n exited while joining"
+		fi
+		if ((SECONDS >= deadline)); then
+			log_tail "$n"
+			die "n$n is not a voter after ${wait_timeout}s"
+		fi
+		sleep 0.25
+	done
+	echo "n$n is a voter (http $(scheme)://$(http_addr "$n"))"
+}
+
+cmd_remove() {
+	local n=$1 dir via
+	take_lock
+	ensure_commands curl jq
+	dir=$(node_dir "$n")
+	[[ -d $dir/data ]] || die "n$n has no data dir; nothing to remove"
+	via=$(any_member_but "$n") || die "no other running member answers; cannot remove n$n"
+	api_call "$via" DELETE "/cluster/nodes/n$n" >/dev/null || die "the cluster refused to remove n$n (see above)"
+	echo "removed n$n from the cluster (through n$via)"
+	stop_nodes "$n"
+	rm -rf "$dir/data"
+	touch "$dir/removed"
+	echo "stopped n$n and wiped its data; 'cluster.sh add $n' brings it back empty"
+}
+
 # node_arg validates a node number argument.
 node_arg() {
-	[[ ${1-} =~ ^[1-3]$ ]] || {
-		echo "cluster.sh: expected a node number 1-3, got '${1-}'" >&2
+	[[ ${1-} =~ ^[1-9]$ ]] || {
+		echo "cluster.sh: expected a node number 1-9, got '${1-}'" >&2
 		usage
 	}
 	printf '%s' "$1"
@@ -555,11 +671,13 @@ main() {
 		(($# == 0)) || usage
 		"cmd_$cmd"
 		;;
-	restart | kill | pause | resume)
+	restart | kill | pause | resume | add | remove)
 		(($# == 1)) || usage
 		local n
 		n=$(node_arg "$1")
 		case $cmd in
+		add) cmd_add "$n" ;;
+		remove) cmd_remove "$n" ;;
 		restart) cmd_restart "$n" ;;
 		kill) cmd_kill "$n" ;;
 		pause) signal_node STOP "$n" paused ;;

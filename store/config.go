@@ -50,6 +50,21 @@ type Config struct {
 	// expiry with it. nil means time.Now. Tests use it to skew one node's clock.
 	Clock func() time.Time
 
+	// Join: when DataDir has no raft state, do not bootstrap; start raft with
+	// an empty configuration and wait to be added (see Store.Join). Ignored
+	// (and logged) when DataDir has raft state.
+	Join bool
+	// HTTPAddr is the HTTP API address this node advertises (e.g.
+	// "http://10.0.0.4:8080"); recorded in the replicated node table for
+	// GET /cluster/nodes. Empty: not advertised.
+	HTTPAddr string
+	// PromoteLag: the leader promotes a non-voter to voter once the node's
+	// applied index is within this many entries of the leader's.
+	PromoteLag uint64
+	// MonitorInterval: how often the leader probes every server's applied
+	// index (for promotion and GET /cluster/nodes).
+	MonitorInterval time.Duration
+
 	// Logger receives the store's and raft's logs. nil means slog.Default().
 	Logger *slog.Logger
 
@@ -71,6 +86,8 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		ExpireInterval:     100 * time.Millisecond,
 		ExpireBatch:        1000,
+		PromoteLag:         100,
+		MonitorInterval:    250 * time.Millisecond,
 	}
 }
 
@@ -106,6 +123,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ExpireBatch == 0 {
 		c.ExpireBatch = d.ExpireBatch
+	}
+	if c.PromoteLag == 0 {
+		c.PromoteLag = d.PromoteLag
+	}
+	if c.MonitorInterval == 0 {
+		c.MonitorInterval = d.MonitorInterval
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now

@@ -30,7 +30,7 @@ const RestoreChunkBytes = 1 << 20
 // methodRestore: a follower forwards one restore command (chunk, commit or
 // abort) to the leader, which stamps Now and proposes it. The value is apart
 // from the other methods' so that methods added elsewhere do not collide.
-const methodRestore uint8 = 16
+const methodRestore uint8 = 8
 
 // RestoreResult describes a completed online restore.
 type RestoreResult struct {

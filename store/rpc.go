@@ -19,6 +19,9 @@ const (
 	// methodReadIndex: a follower asks the leader for a linearizable read index
 	// and the leader's clock at that point.
 	methodReadIndex uint8 = 2
+	// methodRestore (8, restore.go) forwards an online restore's steps;
+	// membership methods are 16-20 (membership_rpc.go). Every method number is
+	// unique across files: handleRPC dispatches on it.
 )
 
 // rpcStatus is the outcome class of a forwarded call; it carries the meaning of
@@ -88,6 +91,9 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 	case methodRestore:
 		return s.handleRestoreRPC(ctx, req)
 	default:
+		if resp, ok, err := s.handleMembershipRPC(ctx, method, req); ok {
+			return resp, err
+		}
 		return nil, fmt.Errorf("store: unknown rpc method %d", method)
 	}
 }

@@ -38,5 +38,10 @@ func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
 // StateHash is a digest of this node's applied state; equal on converged replicas.
 func (s *Store) StateHash() string { return s.fsm.Hash() }
 
+// DataHash is a digest of the data a backup carries (entries and the
+// idempotency table), without cluster metadata such as node addresses: a
+// cluster restored from a backup has the DataHash of its source.
+func (s *Store) DataHash() string { return s.fsm.DataHash() }
+
 // AppliedIndex is the index of the last log entry this node's state machine applied.
 func (s *Store) AppliedIndex() uint64 { return s.fsm.AppliedIndex() }

@@ -28,6 +28,7 @@ type Store struct {
 	rpc  *transport.Client
 
 	bolt     *raftboltdb.BoltStore
+	stable   *shutdownSafeStable
 	netTrans *raft.NetworkTransport
 
 	// reads carries linearizable read-index requests to readLoop (leader only).
@@ -45,6 +46,11 @@ type Store struct {
 	observerCh chan raft.Observation
 	observer   *raft.Observer
 	notifyCh   chan bool
+
+	// joining: opened with no raft state and Config.Join, so not bootstrapped.
+	joining bool
+	// mon is the leader's membership monitor (promote.go).
+	mon memberMonitor
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -71,6 +77,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		observerCh:    make(chan raft.Observation, 64),
 		notifyCh:      make(chan bool, 16),
 		closing:       make(chan struct{}),
+		mon:           memberMonitor{changes: make(chan struct{}, 1)},
 	}
 	if err := s.openRaft(); err != nil {
 		s.rpc.Close()
@@ -78,10 +85,11 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 	}
 	mux.SetRPCHandler(s.handleRPC)
 
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.watchLeadership()
 	go s.watchObservations()
 	go s.readLoop()
+	go s.registerLoop()
 	return s, nil
 }
 
@@ -142,13 +150,17 @@ func (s *Store) openRaft() error {
 		bolt.Close()
 		return fmt.Errorf("store: inspect raft state: %w", err)
 	}
-	r, err := raft.NewRaft(rc, s.fsm, logs, bolt, snaps, trans)
+	stable := &shutdownSafeStable{StableStore: bolt}
+	r, err := raft.NewRaft(rc, s.fsm, logs, stable, snaps, trans)
 	if err != nil {
 		trans.Close()
 		bolt.Close()
 		return fmt.Errorf("store: start raft: %w", err)
 	}
-	if !existing {
+	if !existing && s.cfg.Join {
+		s.joining = true
+		s.log.Info("no raft state and join requested: not bootstrapping; waiting to be added by the cluster")
+	} else if !existing {
 		servers := []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr()}}
 		if len(s.cfg.Bootstrap) > 0 {
 			servers = servers[:0]
@@ -165,8 +177,11 @@ func (s *Store) openRaft() error {
 		s.log.Info("bootstrapped new cluster", "voters", len(servers))
 	} else {
 		s.log.Info("found existing raft state; rejoining", "dir", dir)
+		if s.cfg.Join {
+			s.log.Info("ignoring join: this node already has raft state and is a member (or was removed; wipe its data dir to join anew)")
+		}
 	}
-	s.raft, s.bolt, s.netTrans = r, bolt, trans
+	s.raft, s.bolt, s.stable, s.netTrans = r, bolt, stable, trans
 	s.observer = raft.NewObserver(s.observerCh, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
 		return ok
@@ -265,7 +280,13 @@ func (s *Store) lead(ctx context.Context) {
 	}
 	s.readyTerm.Store(term)
 	s.log.Info("leader ready", "term", term, "applied", s.fsm.AppliedIndex())
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		s.monitorLoop(ctx)
+	}()
 	s.expireLoop(ctx)
+	<-monitorDone
 }
 
 func (s *Store) nowMs() int64 { return s.cfg.Clock().UnixMilli() }
@@ -297,6 +318,7 @@ func (s *Store) Close() error {
 		if cerr := s.netTrans.Close(); err == nil {
 			err = cerr
 		}
+		s.stable.close()
 		if cerr := s.bolt.Close(); err == nil {
 			err = cerr
 		}

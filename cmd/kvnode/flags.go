@@ -41,7 +41,9 @@ type options struct {
 	insecureNoAuth    bool
 	headerTimeout     time.Duration
 	// testClockOffset shifts this node's clock (TEST ONLY; see testflags.go).
-	testClockOffset time.Duration
+	testClockOffset   time.Duration
+	join              string
+	advertiseHTTPAddr string
 }
 
 // parseFlags reads args, then fills every flag not given on the command line
@@ -74,6 +76,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-requests", 4096, "requests served at once; more are answered 503 overloaded with Retry-After (0 = no limit)")
 	fs.DurationVar(&o.headerTimeout, "http-header-timeout", 5*time.Second, "a client must send its request headers (and finish the TLS handshake) within this time")
+	fs.StringVar(&o.join, "join", "", "`URL[,URL...]` of any cluster member's HTTP API: a node with no raft state does not bootstrap but asks the cluster to add it (with the API key), retrying until it is added; ignored once the node has raft state")
+	fs.StringVar(&o.advertiseHTTPAddr, "advertise-http-addr", "", "HTTP API URL other nodes and operators see in GET /cluster/nodes (default: http(s)://--http-addr)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	registerTestFlags(fs, &o)

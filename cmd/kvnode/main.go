@@ -114,6 +114,9 @@ type node struct {
 	creds   credentials
 	// httpAddr is the address the API listens on (resolved when --http-addr has port 0).
 	httpAddr string
+	// stopJoin ends the join loop (join.go) and waits for it; a no-op when
+	// the node is not joining.
+	stopJoin func()
 }
 
 func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
@@ -140,6 +143,16 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		}
 	}
 
+	joins, err := joinURLs(o.join)
+	if err != nil {
+		return nil, err
+	}
+	// The HTTP listener comes first: its resolved address is what the node
+	// advertises to the cluster. It serves nothing until the end of start.
+	ln, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP %s: %w", o.httpAddr, err)
+	}
 	mux, err := transport.Listen(transport.Config{
 		TLS:           peerTLS,
 		BindAddr:      o.peerAddr,
@@ -148,6 +161,7 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		Logger:        logger,
 	})
 	if err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("peer port %s: %w", o.peerAddr, err)
 	}
 	st, err := store.Open(store.Config{
@@ -159,9 +173,12 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		LeaderLeaseTimeout: min(o.heartbeatTimeout/2, 500*time.Millisecond),
 		SnapshotThreshold:  o.snapshotThreshold,
 		Clock:              testClock(o, logger),
+		Join:               len(joins) > 0,
+		HTTPAddr:           advertisedHTTPAddr(o, ln),
 		Logger:             logger,
 	}, mux)
 	if err != nil {
+		ln.Close()
 		mux.Close()
 		return nil, err
 	}
@@ -175,15 +192,10 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		Logger:          logger,
 	}, st)
 	if err != nil {
+		ln.Close()
 		st.Close()
 		mux.Close()
 		return nil, err
-	}
-	ln, err := net.Listen("tcp", o.httpAddr)
-	if err != nil {
-		st.Close()
-		mux.Close()
-		return nil, fmt.Errorf("HTTP %s: %w", o.httpAddr, err)
 	}
 	n := &node{
 		log:   logger,
@@ -201,6 +213,7 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		httpErr:  make(chan error, 1),
 		creds:    creds,
 		httpAddr: ln.Addr().String(),
+		stopJoin: func() {},
 	}
 	if certs != nil {
 		n.http.TLSConfig = httpsConfig(certs)
@@ -211,6 +224,24 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 			n.httpErr <- err
 		}
 	}()
+	if st.Joining() {
+		if creds.apiKey == "" && !creds.insecure {
+			n.stop(context.Background())
+			return nil, errors.New("--join authenticates to the cluster with --api-key (or --api-key-file), which must be an admin key of the cluster")
+		}
+		client, err := joinClient(o)
+		if err != nil {
+			n.stop(context.Background())
+			return nil, err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			joinLoop(ctx, client, joins, creds.apiKey, joinBody{ID: o.id, PeerAddr: st.PeerAddr(), HTTPAddr: advertisedHTTPAddr(o, ln)}, logger.With("component", "join"))
+		}()
+		n.stopJoin = func() { cancel(); <-done }
+	}
 	logger.Info("kvnode started", "http", ln.Addr().String(), "https", certs != nil, "peer", mux.Addr(), "peer_mtls", peerTLS != nil, "data_dir", o.dataDir)
 	return n, nil
 }
@@ -231,6 +262,7 @@ func loadPeerTLS(o options) (*transport.PeerTLS, error) {
 // over, so the cluster keeps serving; in-flight requests then finish (they are
 // forwarded to the new leader) before raft and the stores close.
 func (n *node) stop(ctx context.Context) error {
+	n.stopJoin()
 	if err := n.store.TransferLeadership(ctx); err != nil {
 		n.log.Warn("leadership transfer failed; stopping anyway", "err", err)
 	}

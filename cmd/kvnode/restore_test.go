@@ -66,7 +66,7 @@ func TestRestoreCommandSeedsDataDir(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("GET /admin/snapshot: %d %s", code, file)
 	}
-	wantHash := src.store.StateHash()
+	wantHash := src.store.DataHash()
 	stop()
 
 	dir := filepath.Join(t.TempDir(), "node")
@@ -112,7 +112,7 @@ func TestRestoreCommandSeedsDataDir(t *testing.T) {
 	if code != 200 || !bytes.Contains(body, []byte(`"value":"b"`)) {
 		t.Fatalf("GET after restore: %d %s", code, body)
 	}
-	if got := dst.store.StateHash(); got != wantHash {
+	if got := dst.store.DataHash(); got != wantHash {
 		t.Fatalf("state hash %s after restore, want %s", got, wantHash)
 	}
 	if code, _ := do(t, "PUT", base+"/kv/items/d", `{"value":1}`); code != 201 {

@@ -1,0 +1,70 @@
+package store
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestMembershipWireFormats(t *testing.T) {
+	req := JoinRequest{ID: "n4", PeerAddr: "10.0.0.4:9080", HTTPAddr: "https://10.0.0.4:8080"}
+	for _, register := range []bool{false, true} {
+		got, reg, err := decodeJoinRequest(encodeJoinRequest(req, register))
+		if err != nil || got != req || reg != register {
+			t.Fatalf("join round trip: %+v %v %v", got, reg, err)
+		}
+	}
+	if _, _, err := decodeJoinRequest(append(encodeJoinRequest(req, false), 0)); err == nil {
+		t.Fatal("join request with trailing bytes accepted")
+	}
+	if _, _, err := decodeJoinRequest([]byte{1, 7, 0, 0, 0}); err == nil {
+		t.Fatal("join request with unknown mode accepted")
+	}
+	if id, err := decodeIDRequest(encodeIDRequest("n2")); err != nil || id != "n2" {
+		t.Fatalf("id round trip: %q %v", id, err)
+	}
+
+	// Every membership sentinel survives the trip from leader to follower.
+	for _, sentinel := range adminErrors[1:] {
+		_, err := decodeAdminResponse(encodeAdminResponse(sentinel, nil))
+		if !errors.Is(err, sentinel) {
+			t.Fatalf("%v crossed the wire as %v", sentinel, err)
+		}
+	}
+	if _, err := decodeAdminResponse(encodeAdminResponse(errNotCommitted, nil)); !errors.Is(err, errNotCommitted) {
+		t.Fatalf("not committed crossed as %v", err)
+	}
+	if _, err := decodeAdminResponse(encodeAdminResponse(ErrOutcomeUnknown, nil)); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("outcome unknown crossed as %v", err)
+	}
+	if body, err := decodeAdminResponse(encodeAdminResponse(nil, []byte{2})); err != nil || len(body) != 1 || body[0] != 2 {
+		t.Fatalf("ok answer: %v %v", body, err)
+	}
+	if _, err := decodeAdminResponse([]byte{1}); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("truncated answer: %v", err)
+	}
+
+	stats := map[string]nodeStat{"n1": {applied: 9, healthy: true}, "n2": {applied: 7, lastContact: 1500 * time.Millisecond}}
+	got, err := decodeNodeStats(encodeNodeStats(stats))
+	if err != nil || len(got) != 2 || got["n2"] != stats["n2"] || got["n1"] != stats["n1"] {
+		t.Fatalf("stats round trip: %v %v", got, err)
+	}
+	info, err := decodeNodeInfo(encodeNodeInfo("n3", "http://x", 42))
+	if err != nil || info != (nodeInfo{id: "n3", httpAddr: "http://x", applied: 42}) {
+		t.Fatalf("node info round trip: %+v %v", info, err)
+	}
+}
+
+func TestRPCMethodNumbersAreUnique(t *testing.T) {
+	seen := map[uint8]string{}
+	for name, m := range map[string]uint8{
+		"write": methodWrite, "readIndex": methodReadIndex, "restore": methodRestore,
+		"join": methodJoin, "remove": methodRemove, "transfer": methodTransfer,
+		"nodeInfo": methodNodeInfo, "nodeStats": methodNodeStats,
+	} {
+		if other, dup := seen[m]; dup {
+			t.Fatalf("rpc methods %s and %s share number %d", name, other, m)
+		}
+		seen[m] = name
+	}
+}
