@@ -91,6 +91,7 @@ type node struct {
 	store   *store.Store
 	http    *http.Server
 	httpErr chan error
+	debug   *debugServer // nil unless --debug-addr
 	// httpAddr is the address the API listens on (resolved when --http-addr has port 0).
 	httpAddr string
 }
@@ -143,8 +144,15 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		mux.Close()
 		return nil, err
 	}
+	dbg, err := startDebug(o.debugAddr, logger)
+	if err != nil {
+		st.Close()
+		mux.Close()
+		return nil, fmt.Errorf("--debug-addr %s: %w", o.debugAddr, err)
+	}
 	ln, err := net.Listen("tcp", o.httpAddr)
 	if err != nil {
+		dbg.stop()
 		st.Close()
 		mux.Close()
 		return nil, fmt.Errorf("HTTP %s: %w", o.httpAddr, err)
@@ -164,6 +172,7 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		},
 		httpErr:  make(chan error, 1),
 		httpAddr: ln.Addr().String(),
+		debug:    dbg,
 	}
 	go func() {
 		if err := n.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -185,6 +194,7 @@ func (n *node) stop(ctx context.Context) error {
 	if err := n.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("HTTP shutdown: %w", err))
 	}
+	n.debug.stop()
 	if err := n.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("store close: %w", err))
 	}
