@@ -40,6 +40,7 @@ type config struct {
 	incrBy     int64
 
 	preload            bool
+	preloadOnly        bool // preload, report it, and skip the measured run
 	preloadConcurrency int
 
 	output string // "text" or "json"
@@ -73,6 +74,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.Float64Var(&c.ttlSeconds, "ttl", 3600, "ttlSeconds on PUT and incr (0 = none; ignored by -target etcd, which needs leases)")
 	fs.Int64Var(&c.incrBy, "incr-by", 1, "counter workload: the by of each incr")
 	fs.BoolVar(&c.preload, "preload", false, "before the run, PUT every key of the key space once")
+	fs.BoolVar(&c.preloadOnly, "preload-only", false, "only preload (implies -preload); the report has no ops")
 	fs.IntVar(&c.preloadConcurrency, "preload-c", 32, "workers for -preload")
 	fs.StringVar(&c.output, "o", "text", "output: text (a table) or json")
 	fs.Uint64Var(&c.seed, "seed", 0, "random seed (0 = from the clock)")
@@ -107,6 +109,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if c.apiKey == "" {
 		c.apiKey = getenv("KV_API_KEY")
 	}
+	c.preload = c.preload || c.preloadOnly
 	if c.keyPrefix == "" {
 		c.keyPrefix = "session-"
 		if c.workload == "counter" {

@@ -67,6 +67,8 @@ func (b *bench) doPreload(ctx context.Context) (*preloadResult, error) {
 		return nil, fmt.Errorf("preload: %d of %d PUTs failed; most often %q x%d%s", n, b.cfg.keys, keys[0], errs[keys[0]], msg)
 	}
 	secs := time.Since(start).Seconds()
-	fmt.Fprintf(b.log, "kvbench: preloaded %d keys in %.1fs (%.0f/s)\n", b.cfg.keys, secs, float64(b.cfg.keys)/secs)
+	if !b.cfg.preloadOnly { // otherwise the report says it
+		fmt.Fprintf(b.log, "kvbench: preloaded %d keys in %.1fs (%.0f/s)\n", b.cfg.keys, secs, float64(b.cfg.keys)/secs)
+	}
 	return &preloadResult{Keys: b.cfg.keys, Seconds: secs, Rate: float64(b.cfg.keys) / secs}, nil
 }

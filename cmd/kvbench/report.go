@@ -144,6 +144,11 @@ func writeReport(w io.Writer, c config, r *result) error {
 
 func writeTable(w io.Writer, r *result) error {
 	var b strings.Builder
+	if r.Workload == "preload" && r.Preload != nil {
+		_, err := fmt.Fprintf(w, "kvbench: preloaded %d keys of %d bytes into %s in %.1fs (%.0f/s)\n",
+			r.Preload.Keys, r.ValueSize, strings.Join(r.Endpoints, ","), r.Preload.Seconds, r.Preload.Rate)
+		return err
+	}
 	load := fmt.Sprintf("closed loop, %d workers", r.Concurrency)
 	if r.Mode == "open" {
 		load = fmt.Sprintf("open loop at %.0f/s, %d workers (latency from intended send time)", r.Rate, r.Concurrency)

@@ -206,6 +206,10 @@ func (b *bench) run(ctx context.Context) (*result, error) {
 			return nil, err
 		}
 	}
+	if b.cfg.preloadOnly {
+		return &result{Target: b.cfg.target, Workload: "preload", Endpoints: b.cfg.endpoints, Keys: b.cfg.keys,
+			ValueSize: b.cfg.valueSize, TTLSeconds: b.cfg.ttlSeconds, Preload: pre, Ops: map[string]opResult{}, Errors: []errorCount{}}, nil
+	}
 	rr, err := b.measure(ctx)
 	if err != nil {
 		return nil, err

@@ -164,6 +164,14 @@ func TestSessionMixesReadsAndWritesWithTTL(t *testing.T) {
 	}
 }
 
+func TestPreloadOnlyWritesEveryKeyOnceAndStops(t *testing.T) {
+	f, url := newFakeKV(t, false)
+	r := runJSON(t, short(url, "session", "-preload-only")...)
+	if r.Preload == nil || r.Preload.Keys != 50 || len(r.Ops) != 0 || f.count("GET") != 0 || f.count("PUT") != 50 {
+		t.Fatalf("preload-only: %+v, %d GETs, %d PUTs", r, f.count("GET"), f.count("PUT"))
+	}
+}
+
 func TestCacheAsideFillsEachMissOnce(t *testing.T) {
 	f, url := newFakeKV(t, false)
 	r := runJSON(t, short(url, "cache-aside")...)
