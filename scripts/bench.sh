@@ -200,6 +200,7 @@ fn=$((ln % 3 + 1))
 leader_url=http://127.0.0.1:$((http_base + ln))
 follower_url=http://127.0.0.1:$((http_base + fn))
 notes+=("quorumkv: leader n$ln ($leader_url), follower n$fn ($follower_url)")
+notes+=("read (GET, stale) sends ?consistency=stale; a server without issue 3's read levels ignores it and serves a linearizable read")
 
 log "preloading $keys keys"
 "$work/kvbench" -endpoints "$leader_url" -keys "$keys" -preload-only -o json >"$work/json/preload.json"
