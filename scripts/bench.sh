@@ -17,10 +17,10 @@
 #      again (the issue's 1,000,000-key target: --memory-keys 1000000)
 #   5. --compare-etcd: installs etcd from Debian's packages when missing, starts
 #      a local three-member etcd (client ports BENCH_ETCD_BASE+1..3, peer ports
-#      BENCH_ETCD_BASE+11..13), and runs the same kvbench load through its v3
+#      BENCH_ETCD_BASE+11..13) beside the cluster, and right after each write,
+#      read and stale-read row runs the same kvbench load through etcd's v3
 #      JSON gateway (-target etcd: put, linearizable and serializable range);
-#      every quorumkv row then carries a ratio against the etcd row of the same
-#      op, node and concurrency from this run
+#      every such quorumkv row carries the ratio to its etcd row
 #   6. writes the results between the markers in BENCHMARKS.md (unless
 #      --no-write) and prints them
 #
@@ -202,46 +202,12 @@ follower_url=http://127.0.0.1:$((http_base + fn))
 notes+=("quorumkv: leader n$ln ($leader_url), follower n$fn ($follower_url)")
 notes+=("read (GET, stale) sends ?consistency=stale; a server without issue 3's read levels ignores it and serves a linearizable read")
 
-log "preloading $keys keys"
-"$work/kvbench" -endpoints "$leader_url" -keys "$keys" -preload-only -o json >"$work/json/preload.json"
-notes+=("preload: $(jq -r '"\(.preload.keys) keys in \(.preload.seconds * 10 | round / 10)s (\(.preload.rate | floor)/s)"' "$work/json/preload.json") through the leader, 32 workers")
-
-for c in $conns; do
-	for node in leader follower; do
-		url=$leader_url
-		[[ $node == follower ]] && url=$follower_url
-		row quorumkv "write (PUT, ttl)" "$node" "$c" "$(bench "kv-write-$node-c$c" -endpoints "$url" -c "$c" -workload write)"
-		row quorumkv "read (GET, linearizable)" "$node" "$c" "$(bench "kv-read-$node-c$c" -endpoints "$url" -c "$c" -workload read)"
-		row quorumkv "read (GET, stale)" "$node" "$c" "$(bench "kv-stale-$node-c$c" -endpoints "$url" -c "$c" -workload read -consistency stale)"
-		row quorumkv "session (90/10)" "$node" "$c" "$(bench "kv-session-$node-c$c" -endpoints "$url" -c "$c" -workload session)"
-	done
-done
-c_last=${conns##* }
-row quorumkv "counter (incr)" leader "$c_last" "$(bench "kv-counter-leader-c$c_last" -endpoints "$leader_url" -c "$c_last" -workload counter)"
-
-rss_after=$(node_rss)
-restart_s=$(restart_time "$fn" "$(key_name session- "$keys" 0)")
-mem_rows=("| $keys | $rss_after | $restart_s s (n$fn, SIGKILL, until a linearizable GET answers 200) |")
-log "RSS after the runs: $rss_after; follower restart: ${restart_s}s"
-
-if ((memory_keys > 0)); then
-	log "preloading $memory_keys more keys for the memory target (this takes a while)"
-	"$work/kvbench" -endpoints "$leader_url" -keys "$memory_keys" -key-prefix big- -preload-only -preload-c 64 -o json >"$work/json/preload-big.json"
-	notes+=("memory preload: $(jq -r '"\(.preload.keys) keys in \(.preload.seconds | round)s (\(.preload.rate | floor)/s)"' "$work/json/preload-big.json")")
-	rss_big=$(node_rss)
-	restart_big=$(restart_time "$fn" "$(key_name big- "$memory_keys" 0)")
-	mem_rows+=("| $((keys + memory_keys)) | $rss_big | $restart_big s (n$fn, SIGKILL, until a linearizable GET answers 200) |")
-	log "RSS with $((keys + memory_keys)) keys: $rss_big; follower restart: ${restart_big}s"
-fi
-
-scripts/cluster.sh stop >/dev/null
-cluster_started=0
-
-# ---------------------------------------------------------------- etcd
-if ((compare_etcd)); then
+# start_etcd starts a three-member etcd, sets etcd_leader, etcd_follower and
+# etcd_version, and preloads the same key space.
+start_etcd() {
 	etcd_version=$(etcd --version | awk '/etcd Version/{print $3}')
 	log "starting etcd $etcd_version, three members (client ports $((etcd_base + 1))-$((etcd_base + 3)))"
-	cluster=""
+	local cluster="" n u endpoints
 	for n in 1 2 3; do
 		cluster+="${cluster:+,}e$n=http://127.0.0.1:$((etcd_base + 10 + n))"
 	done
@@ -269,30 +235,69 @@ if ((compare_etcd)); then
 	done
 	notes+=("etcd $etcd_version: leader $etcd_leader, follower $etcd_follower; started by this script, fsync on (etcd's default), no TTL on puts (etcd needs leases)")
 	"$work/kvbench" -target etcd -endpoints "$etcd_leader" -keys "$keys" -preload-only -o json >"$work/json/etcd-preload.json"
-	for c in $conns; do
-		for node in leader follower; do
-			url=$etcd_leader
-			[[ $node == follower ]] && url=$etcd_follower
-			for op in write read stale; do
-				args=(-target etcd -endpoints "$url" -c "$c")
-				case $op in
-				write) args+=(-workload write) label="put" ;;
-				read) args+=(-workload read) label="range (linearizable)" ;;
-				stale) args+=(-workload read -consistency stale) label="range (serializable)" ;;
-				esac
-				fields=$(bench "etcd-$op-$node-c$c" "${args[@]}")
-				etcd_rps[$op|$node|$c]=$(cut -f1 <<<"$fields")
-				row "etcd $etcd_version" "$label" "$node" "$c" "$fields"
-			done
-		done
-	done
-	for pid in "${etcd_pids[@]}"; do
+}
+
+stop_etcd() {
+	local pid
+	for pid in "${etcd_pids[@]+"${etcd_pids[@]}"}"; do
 		if kill -TERM "$pid" 2>/dev/null; then
 			wait "$pid" 2>/dev/null || true
 		fi
 	done
 	etcd_pids=()
+}
 
+log "preloading $keys keys"
+"$work/kvbench" -endpoints "$leader_url" -keys "$keys" -preload-only -o json >"$work/json/preload.json"
+notes+=("preload: $(jq -r '"\(.preload.keys) keys in \(.preload.seconds * 10 | round / 10)s (\(.preload.rate | floor)/s)"' "$work/json/preload.json") through the leader, 32 workers")
+((compare_etcd)) && start_etcd
+
+# Each quorumkv row is followed at once by the etcd row it is compared with,
+# so a change in the machine's background load hits both sides of a ratio
+# alike. The idle cluster of the other system keeps running meanwhile.
+for c in $conns; do
+	for node in leader follower; do
+		url=$leader_url eurl=${etcd_leader:-}
+		[[ $node == follower ]] && url=$follower_url eurl=${etcd_follower:-}
+		for op in write read stale; do
+			case $op in
+			write) args=(-workload write) label="write (PUT, ttl)" elabel="put" ;;
+			read) args=(-workload read) label="read (GET, linearizable)" elabel="range (linearizable)" ;;
+			stale) args=(-workload read -consistency stale) label="read (GET, stale)" elabel="range (serializable)" ;;
+			esac
+			row quorumkv "$label" "$node" "$c" "$(bench "kv-$op-$node-c$c" -endpoints "$url" -c "$c" "${args[@]}")"
+			if ((compare_etcd)); then
+				fields=$(bench "etcd-$op-$node-c$c" -target etcd -endpoints "$eurl" -c "$c" "${args[@]}")
+				etcd_rps[$op|$node|$c]=$(cut -f1 <<<"$fields")
+				row "etcd $etcd_version" "$elabel" "$node" "$c" "$fields"
+			fi
+		done
+		row quorumkv "session (90/10)" "$node" "$c" "$(bench "kv-session-$node-c$c" -endpoints "$url" -c "$c" -workload session)"
+	done
+done
+c_last=${conns##* }
+row quorumkv "counter (incr)" leader "$c_last" "$(bench "kv-counter-leader-c$c_last" -endpoints "$leader_url" -c "$c_last" -workload counter)"
+stop_etcd
+
+rss_after=$(node_rss)
+restart_s=$(restart_time "$fn" "$(key_name session- "$keys" 0)")
+mem_rows=("| $keys | $rss_after | $restart_s s (n$fn, SIGKILL, until a linearizable GET answers 200) |")
+log "RSS after the runs: $rss_after; follower restart: ${restart_s}s"
+
+if ((memory_keys > 0)); then
+	log "preloading $memory_keys more keys for the memory target (this takes a while)"
+	"$work/kvbench" -endpoints "$leader_url" -keys "$memory_keys" -key-prefix big- -preload-only -preload-c 64 -o json >"$work/json/preload-big.json"
+	notes+=("memory preload: $(jq -r '"\(.preload.keys) keys in \(.preload.seconds | round)s (\(.preload.rate | floor)/s)"' "$work/json/preload-big.json")")
+	rss_big=$(node_rss)
+	restart_big=$(restart_time "$fn" "$(key_name big- "$memory_keys" 0)")
+	mem_rows+=("| $((keys + memory_keys)) | $rss_big | $restart_big s (n$fn, SIGKILL, until a linearizable GET answers 200) |")
+	log "RSS with $((keys + memory_keys)) keys: $rss_big; follower restart: ${restart_big}s"
+fi
+
+scripts/cluster.sh stop >/dev/null
+cluster_started=0
+
+if ((compare_etcd)); then
 	# Now that etcd's rates are known, put the ratios into our rows.
 	for i in "${!rows[@]}"; do
 		IFS='|' read -r _ sys wl node c rps _ <<<"${rows[$i]}"
