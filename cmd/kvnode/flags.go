@@ -44,6 +44,7 @@ type options struct {
 	testClockOffset   time.Duration
 	join              string
 	advertiseHTTPAddr string
+	debugAddr         string
 }
 
 // parseFlags reads args, then fills every flag not given on the command line
@@ -81,6 +82,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	registerTestFlags(fs, &o)
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve net/http/pprof (/debug/pprof/, no authentication) on this separate address, e.g. 127.0.0.1:6060")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: kvnode [flags]\n       kvnode certs --help      (development TLS certificates)\n       kvnode health --help     (container health probe)\n       kvnode restore --help    (seed a data dir from a backup, offline)\n\nRuns one quorumkv node. Every flag can also be set with the environment\nvariable KV_<FLAG> (e.g. KV_HTTP_ADDR, KV_API_KEY); a flag given on the\ncommand line wins.\n\nFlags:\n")
 		fs.PrintDefaults()

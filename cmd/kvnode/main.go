@@ -112,6 +112,7 @@ type node struct {
 	http    *http.Server
 	httpErr chan error
 	creds   credentials
+	debug   *debugServer // nil unless --debug-addr
 	// httpAddr is the address the API listens on (resolved when --http-addr has port 0).
 	httpAddr string
 	// stopJoin ends the join loop (join.go) and waits for it; a no-op when
@@ -197,6 +198,13 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		mux.Close()
 		return nil, err
 	}
+	dbg, err := startDebug(o.debugAddr, logger)
+	if err != nil {
+		st.Close()
+		mux.Close()
+		ln.Close()
+		return nil, fmt.Errorf("--debug-addr %s: %w", o.debugAddr, err)
+	}
 	n := &node{
 		log:   logger,
 		mux:   mux,
@@ -214,6 +222,7 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		creds:    creds,
 		httpAddr: ln.Addr().String(),
 		stopJoin: func() {},
+		debug:    dbg,
 	}
 	if certs != nil {
 		n.http.TLSConfig = httpsConfig(certs)
@@ -270,6 +279,7 @@ func (n *node) stop(ctx context.Context) error {
 	if err := n.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("HTTP shutdown: %w", err))
 	}
+	n.debug.stop()
 	if err := n.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("store close: %w", err))
 	}
