@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumkv/quorumkv/httpapi"
 	"github.com/quorumkv/quorumkv/store"
 )
 
@@ -40,6 +41,8 @@ type options struct {
 	apiKeysFile       string
 	insecureNoAuth    bool
 	headerTimeout     time.Duration
+	metricsPublic     bool
+	logRequests       string
 	// testClockOffset shifts this node's clock (TEST ONLY; see testflags.go).
 	testClockOffset time.Duration
 }
@@ -76,6 +79,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.headerTimeout, "http-header-timeout", 5*time.Second, "a client must send its request headers (and finish the TLS handshake) within this time")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
+	fs.StringVar(&o.logRequests, "log-requests", string(httpapi.RequestLogErrors), "requests logged at info: errors (5xx, 401/403, slower than 1s), all, or off; the others are logged at debug")
+	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "serve GET /metrics without an API key (for scrapers that cannot send one); otherwise it needs the read scope")
 	registerTestFlags(fs, &o)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: kvnode [flags]\n       kvnode certs --help      (development TLS certificates)\n       kvnode health --help     (container health probe)\n       kvnode restore --help    (seed a data dir from a backup, offline)\n\nRuns one quorumkv node. Every flag can also be set with the environment\nvariable KV_<FLAG> (e.g. KV_HTTP_ADDR, KV_API_KEY); a flag given on the\ncommand line wins.\n\nFlags:\n")
@@ -101,7 +106,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 			}
 		}
 	})
-	return o, envErr
+	if envErr != nil {
+		return o, envErr
+	}
+	switch httpapi.RequestLogMode(o.logRequests) {
+	case httpapi.RequestLogErrors, httpapi.RequestLogAll, httpapi.RequestLogOff:
+	default:
+		return o, fmt.Errorf("--log-requests %q: want errors, all or off", o.logRequests)
+	}
+	return o, nil
 }
 
 // parsePeers parses "id=host:port,id=host:port".
