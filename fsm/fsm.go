@@ -35,6 +35,8 @@ type FSM struct {
 	// nodes maps raft server IDs to their HTTP API addresses (nodes.go),
 	// guarded by mu. Small: one entry per server.
 	nodes map[string]string
+	// stats are running totals for monitoring, guarded by mu (stats.go).
+	stats stats
 
 	// applied is the index of the last log processed. It is stored after the
 	// state it describes is in place and mu is released, so a reader that sees
@@ -209,6 +211,7 @@ func checkCond(cmd *Command, cur item, live bool) (st Status, current uint64) {
 // expiry index in step. It returns the replaced item, if any.
 func (f *FSM) put(index uint64, key string, value []byte, exp int64) (prev item, replaced bool) {
 	prev, replaced = f.data.Set(item{key: key, Entry: Entry{Value: value, Revision: index, ExpiresAt: exp}})
+	f.stats.valueBytes += int64(len(value) - len(prev.Value))
 	if replaced && prev.ExpiresAt != 0 {
 		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key})
 	}
@@ -221,6 +224,7 @@ func (f *FSM) put(index uint64, key string, value []byte, exp int64) (prev item,
 // remove deletes key from both indexes and reports the removed item.
 func (f *FSM) remove(key string) (item, bool) {
 	prev, found := f.data.Delete(item{key: key})
+	f.stats.valueBytes -= int64(len(prev.Value))
 	if found && prev.ExpiresAt != 0 {
 		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key})
 	}
@@ -342,8 +346,10 @@ func (f *FSM) expire(cmd *Command) ExpireResult {
 		}
 		f.data.Delete(item{key: it.Key})
 		f.expiry.Delete(expiryKey{at: cur.ExpiresAt, key: it.Key})
+		f.stats.valueBytes -= int64(len(cur.Value))
 		n++
 	}
+	f.stats.expired += uint64(n)
 	return ExpireResult{Expired: n}
 }
 

@@ -116,6 +116,9 @@ func TestOnlineRestoreThroughLog(t *testing.T) {
 	if a.IdempotencyEntries() != 1 {
 		t.Fatal("the backup's idempotency table was not restored")
 	}
+	if st, want := a.Stats(), src.Stats(); st.Keys != want.Keys || st.ValueBytes != want.ValueBytes {
+		t.Fatalf("Stats after the restore = %+v, want the backup's %+v", st, want)
+	}
 	// Revisions stay at or below the applied index, so a snapshot round-trips.
 	c := New()
 	if err := restoreBytes(c, persist(t, a)); err != nil || c.Hash() != a.Hash() {

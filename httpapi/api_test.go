@@ -214,7 +214,7 @@ func TestRequestLog(t *testing.T) {
 	e.srv.Close() // wait for handlers to finish logging
 	logs := e.logs.String()
 	for _, want := range []string{
-		`level=DEBUG msg=request component=httpapi method=GET route=/kv/items/{key} status=404 latency=`,
+		`level=DEBUG msg=request component=httpapi method=GET route=/kv/items/{key} status=404 latency_ms=`,
 		`method=GET route=unmatched status=404`,
 	} {
 		if !strings.Contains(logs, want) {

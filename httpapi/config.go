@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -66,9 +68,24 @@ type Config struct {
 	// DefaultRestoreTimeout (10 min).
 	RestoreTimeout time.Duration
 
-	// Logger receives request logs (debug) and internal errors (error). New
-	// adds component=httpapi. Nil discards logs.
+	// Logger receives request logs (see RequestLog) and internal errors
+	// (error). New adds component=httpapi. Nil discards logs.
 	Logger *slog.Logger
+
+	// RequestLog selects the requests logged at info level (the others go to
+	// debug): RequestLogErrors (zero value: 5xx, 401/403 and slow requests),
+	// RequestLogAll or RequestLogOff.
+	RequestLog RequestLogMode
+
+	// Metrics is the node's Prometheus registry: New registers the request
+	// metrics on it, and GET /metrics serves everything registered on it (the
+	// store's metrics, the Go runtime's, ...). Nil means a registry of the
+	// API's own, holding only the request metrics.
+	Metrics *prometheus.Registry
+
+	// MetricsPublic serves GET /metrics without authentication, for scrapers
+	// that cannot send a bearer token. Otherwise it needs the read scope.
+	MetricsPublic bool
 }
 
 // Validate reports whether c is usable. Zero fields that have defaults are valid.
@@ -88,6 +105,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRestoreBytes < 0 || c.RestoreTimeout < 0 {
 		errs = append(errs, fmt.Errorf("httpapi: MaxRestoreBytes and RestoreTimeout must not be negative"))
+	}
+	switch c.RequestLog {
+	case "", RequestLogErrors, RequestLogAll, RequestLogOff:
+	default:
+		errs = append(errs, fmt.Errorf("httpapi: RequestLog must be %q, %q or %q, got %q", RequestLogErrors, RequestLogAll, RequestLogOff, c.RequestLog))
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("httpapi: RequestTimeout must not be negative, got %v", c.RequestTimeout))
@@ -114,6 +136,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
+	}
+	if c.RequestLog == "" {
+		c.RequestLog = RequestLogErrors
+	}
+	if c.Metrics == nil {
+		c.Metrics = prometheus.NewRegistry()
 	}
 	c.Logger = c.Logger.With("component", "httpapi")
 	return c

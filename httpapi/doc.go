@@ -11,6 +11,7 @@
 //
 //	GET    /healthz               liveness, unauthenticated
 //	GET    /readyz                readiness (leader known, caught up), unauthenticated
+//	GET    /metrics               Prometheus metrics (read scope, or public with MetricsPublic)
 //	GET    /cluster/status        this node's view of the cluster
 //	GET    /kv/items/{key}        read (linearizable; ?consistency=stale, ?minIndex=n)
 //	PUT    /kv/items/{key}        set {"value": <JSON>, "ttlSeconds": <number>, "keepTtl": <bool>}
@@ -24,6 +25,11 @@
 // (PUT only) and Idempotency-Key; every condition is checked by the state
 // machine, never here. Writes answer X-KV-Index, reads X-KV-Index and, on
 // followers, X-KV-Last-Contact-Ms.
+//
+// Every response carries X-Request-Id: the client's, when it sent a sane one
+// (1-128 visible ASCII characters), else a generated one. It is in the request
+// log line (requestlog.go), next to method, route template, status, latency
+// and the API key's name.
 //
 // {key} is one path segment, percent-decoded; a "/" inside a key is sent as %2F.
 //

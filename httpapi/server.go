@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quorumkv/quorumkv/store"
 )
 
@@ -100,6 +101,10 @@ type api struct {
 	st   Store
 	log  *slog.Logger
 	keys credentials
+
+	metrics  *httpMetrics        // request metrics (metrics.go)
+	gatherer prometheus.Gatherer // what GET /metrics serves
+	ids      *requestIDs         // request id generator (requestlog.go)
 }
 
 // New returns the HTTP handler for the API, serving st. It validates cfg and
@@ -113,7 +118,12 @@ func New(cfg Config, st Store) (http.Handler, error) {
 		return nil, errors.New("httpapi: Store is nil")
 	}
 	cfg = cfg.withDefaults()
-	a := &api{cfg: cfg, st: st, log: cfg.Logger, keys: credentials{ring: cfg.Keys}}
+	a := &api{cfg: cfg, st: st, log: cfg.Logger, keys: credentials{ring: cfg.Keys},
+		gatherer: cfg.Metrics, ids: newRequestIDs()}
+	var err error
+	if a.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
+		return nil, err
+	}
 	if cfg.APIKey != "" {
 		k := NewAPIKey("default", ScopeAdmin, cfg.APIKey)
 		a.keys.shortcut = &k
@@ -142,6 +152,9 @@ func (a *api) routeTable() []route {
 		}},
 		{template: "/readyz", public: true, methods: []routeMethod{
 			{http.MethodGet, a.readyz},
+		}},
+		{template: "/metrics", public: a.cfg.MetricsPublic, methods: []routeMethod{
+			{http.MethodGet, a.serveMetrics},
 		}},
 		{template: "/cluster/status", methods: []routeMethod{
 			{http.MethodGet, a.clusterStatus},
@@ -191,7 +204,8 @@ func (a *api) maxBodyBytes() int64 { return a.cfg.MaxValueBytes + envelopeAllowa
 
 // serve adapts one route to http.Handler: authentication (before any body is
 // read), method dispatch, the request deadline, writing the single response,
-// and the request log. A route with no methods answers 404 (the unmatched route).
+// the request id, the request metrics and log. A route with no methods
+// answers 404 (the unmatched route).
 func (a *api) serve(rt route) http.Handler {
 	allow := make([]string, len(rt.methods))
 	for i, m := range rt.methods {
@@ -202,9 +216,11 @@ func (a *api) serve(rt route) http.Handler {
 	if logRoute == "" {
 		logRoute = "unmatched"
 	}
+	rm := a.metrics.forRoute(logRoute)
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		id := a.requestID(w, r)
 		status := 0
 		var caller string // the key name, once authenticated
 		defer func() {
@@ -212,22 +228,21 @@ func (a *api) serve(rt route) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				a.log.Error("panic serving request", "method", r.Method, "path", r.URL.EscapedPath(),
+				a.log.Error("panic serving request", "method", r.Method, "path", r.URL.EscapedPath(), "request_id", id,
 					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if status == 0 {
 					status = errInternal.status
 					writeError(w, &errInternal)
 				}
 			}
-			a.log.Debug("request", "method", r.Method, "route", logRoute, "status", status,
-				"latency", time.Since(start), "key", caller)
+			a.finishRequest(rm, r, status, start, caller, id)
 		}()
 
 		rep, err := a.dispatch(rt, allowHeader, w, r, &caller)
 		if err != nil {
 			e, internal := resolveError(err)
 			if internal {
-				a.log.Error("request failed", "method", r.Method, "path", r.URL.EscapedPath(), "key", caller, "err", err)
+				a.log.Error("request failed", "method", r.Method, "path", r.URL.EscapedPath(), "key", caller, "err", err, "request_id", id)
 			}
 			status = e.status
 			writeError(w, e)

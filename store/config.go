@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures one node's store. Zero durations take the values of DefaultConfig.
@@ -67,6 +68,11 @@ type Config struct {
 
 	// Logger receives the store's and raft's logs. nil means slog.Default().
 	Logger *slog.Logger
+
+	// Metrics, when set, receives the store's Prometheus metrics (metrics.go):
+	// registered by Open, unregistered by Close. A registry per node keeps
+	// in-process clusters apart. nil means the metrics are kept but not exported.
+	Metrics prometheus.Registerer
 
 	// WrapRaftLayer, when set, wraps the raft stream layer. Tests use it to cut
 	// raft traffic between nodes; production leaves it nil.

@@ -25,6 +25,7 @@ func (s *Store) expireLoop(ctx context.Context) {
 		now := s.nowMs()
 		items := s.fsm.ExpiredItems(now, s.cfg.ExpireBatch)
 		if len(items) > 0 {
+			s.metrics.expirationsProposed.Add(float64(len(items)))
 			_, err := s.applyLocal(ctx, fsm.Command{Op: fsm.OpExpire, Now: now, Items: items})
 			if err != nil {
 				if ctx.Err() != nil {

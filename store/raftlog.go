@@ -61,12 +61,22 @@ func (r *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 }
 
 // formatArgs renders hclog.Format values (a format string and its operands),
-// which slog would print as a raw slice.
+// which slog would print as a raw slice, and renames raft's keys that collide
+// with the node-wide attributes (raft logs "node" with its *Raft), so that
+// "node" and "component" keep one meaning on every line.
 func formatArgs(args []any) []any {
 	for i, a := range args {
 		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
 			if format, ok := f[0].(string); ok {
 				args[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+	}
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); ok && (k == "node" || k == "component") {
+			args[i] = "raft_" + k
+			if s, ok := args[i+1].(fmt.Stringer); ok {
+				args[i+1] = s.String()
 			}
 		}
 	}

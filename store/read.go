@@ -142,7 +142,7 @@ func (s *Store) readIndex(ctx context.Context) (uint64, int64, error) {
 }
 
 func (s *Store) remoteReadIndex(ctx context.Context, addr string) (uint64, int64, error) {
-	payload, err := s.rpc.Call(ctx, addr, methodReadIndex, nil)
+	payload, err := s.callLeader(ctx, addr, methodReadIndex, nil)
 	if err != nil {
 		if errors.Is(err, transport.ErrNotSent) {
 			return 0, 0, fmt.Errorf("%w: %v", errNotReadyLeader, err)

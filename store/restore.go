@@ -186,7 +186,7 @@ func (s *Store) restoreAsLeader(ctx context.Context, cmd fsm.Command) (fsm.Resto
 }
 
 func (s *Store) forwardRestore(ctx context.Context, addr, id string, cmd fsm.Command) (fsm.RestoreResult, error) {
-	payload, err := s.rpc.Call(ctx, addr, methodRestore, cmd.Encode())
+	payload, err := s.callLeader(ctx, addr, methodRestore, cmd.Encode())
 	if err != nil {
 		if errors.Is(err, transport.ErrNotSent) {
 			return fsm.RestoreResult{}, fmt.Errorf("%w: forward to leader %s: %v", errNotCommitted, id, err)

@@ -31,6 +31,8 @@ type Store struct {
 	stable   *shutdownSafeStable
 	netTrans *raft.NetworkTransport
 
+	metrics *metrics // Prometheus metrics (metrics.go)
+
 	// reads carries linearizable read-index requests to readLoop (leader only).
 	reads chan *readIndexRequest
 
@@ -70,6 +72,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		cfg:           cfg,
 		log:           cfg.Logger.With("component", "store"),
 		fsm:           fsm.New(),
+		metrics:       newMetrics(),
 		mux:           mux,
 		rpc:           transport.NewClient(transport.ClientConfig{Logger: cfg.Logger, TLS: mux.PeerTLS()}),
 		reads:         make(chan *readIndexRequest, 1024),
@@ -82,6 +85,10 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 	if err := s.openRaft(); err != nil {
 		s.rpc.Close()
 		return nil, err
+	}
+	if err := s.metrics.register(cfg.Metrics, s); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: register metrics: %w", err)
 	}
 	mux.SetRPCHandler(s.handleRPC)
 
@@ -151,7 +158,7 @@ func (s *Store) openRaft() error {
 		return fmt.Errorf("store: inspect raft state: %w", err)
 	}
 	stable := &shutdownSafeStable{StableStore: bolt}
-	r, err := raft.NewRaft(rc, s.fsm, logs, stable, snaps, trans)
+	r, err := raft.NewRaft(rc, instrumentedFSM{FSM: s.fsm, m: s.metrics}, logs, stable, snaps, trans)
 	if err != nil {
 		trans.Close()
 		bolt.Close()
@@ -323,6 +330,7 @@ func (s *Store) Close() error {
 			err = cerr
 		}
 		s.closeErr = err
+		s.metrics.unregister()
 		s.log.Info("store closed")
 	})
 	return s.closeErr

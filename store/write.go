@@ -254,8 +254,10 @@ func (s *Store) applyLocalIndex(ctx context.Context, cmd fsm.Command) (interface
 			return nil, 0, fmt.Errorf("%w: deadline passed before proposing", errNotCommitted)
 		}
 	}
+	start := time.Now()
 	f := s.raft.Apply(cmd.Encode(), timeout)
 	resp, err := waitFuture(ctx, f)
+	s.metrics.proposed(cmd.Op, time.Since(start), err)
 	switch {
 	case err == nil:
 		return resp, f.Index(), nil
@@ -273,7 +275,7 @@ func (s *Store) applyLocalIndex(ctx context.Context, cmd fsm.Command) (interface
 
 // forwardWrite sends req to the leader at addr and relays its answer.
 func (s *Store) forwardWrite(ctx context.Context, addr, id string, req writeRequest) (writeResult, error) {
-	payload, err := s.rpc.Call(ctx, addr, methodWrite, encodeWriteRequest(req))
+	payload, err := s.callLeader(ctx, addr, methodWrite, encodeWriteRequest(req))
 	if err != nil {
 		if errors.Is(err, transport.ErrNotSent) {
 			return writeResult{}, fmt.Errorf("%w: forward to leader %s: %v", errNotCommitted, id, err)

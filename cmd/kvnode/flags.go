@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumkv/quorumkv/httpapi"
 	"github.com/quorumkv/quorumkv/store"
 )
 
@@ -40,6 +41,8 @@ type options struct {
 	apiKeysFile       string
 	insecureNoAuth    bool
 	headerTimeout     time.Duration
+	metricsPublic     bool
+	logRequests       string
 	// testClockOffset shifts this node's clock (TEST ONLY; see testflags.go).
 	testClockOffset   time.Duration
 	join              string
@@ -81,6 +84,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.advertiseHTTPAddr, "advertise-http-addr", "", "HTTP API URL other nodes and operators see in GET /cluster/nodes (default: http(s)://--http-addr)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
+	fs.StringVar(&o.logRequests, "log-requests", string(httpapi.RequestLogErrors), "requests logged at info: errors (5xx, 401/403, slower than 1s), all, or off; the others are logged at debug")
+	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "serve GET /metrics without an API key (for scrapers that cannot send one); otherwise it needs the read scope")
 	registerTestFlags(fs, &o)
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve net/http/pprof (/debug/pprof/, no authentication) on this separate address, e.g. 127.0.0.1:6060")
 	fs.Usage = func() {
@@ -107,7 +112,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 			}
 		}
 	})
-	return o, envErr
+	if envErr != nil {
+		return o, envErr
+	}
+	switch httpapi.RequestLogMode(o.logRequests) {
+	case httpapi.RequestLogErrors, httpapi.RequestLogAll, httpapi.RequestLogOff:
+	default:
+		return o, fmt.Errorf("--log-requests %q: want errors, all or off", o.logRequests)
+	}
+	return o, nil
 }
 
 // parsePeers parses "id=host:port,id=host:port".

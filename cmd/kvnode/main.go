@@ -52,6 +52,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	n, err := start(o, logger, stderr)
+	logger = logger.With("component", "kvnode") // kvnode's own lines from here on
 	if err != nil {
 		logger.Error("start failed", "err", err)
 		fmt.Fprintf(stderr, "kvnode: %v\n", err)
@@ -120,7 +121,11 @@ type node struct {
 	stopJoin func()
 }
 
-func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
+// start wires the node. logger carries the node id; each component adds its
+// own component attribute (transport, store, raft, httpapi; kvnode for the
+// lines written here, http for the HTTP server's own errors).
+func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) {
+	logger := nodeLogger.With("component", "kvnode")
 	peers, err := parsePeers(o.peers)
 	if err != nil {
 		return nil, err
@@ -159,12 +164,13 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		BindAddr:      o.peerAddr,
 		AdvertiseAddr: o.advertisePeerAddr,
 		MaxFrameBytes: int(max(64<<20, 2*o.maxValueBytes+(1<<20))),
-		Logger:        logger,
+		Logger:        nodeLogger,
 	})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("peer port %s: %w", o.peerAddr, err)
 	}
+	metrics := newMetricsRegistry()
 	st, err := store.Open(store.Config{
 		NodeID:             o.id,
 		DataDir:            o.dataDir,
@@ -176,7 +182,8 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		Clock:              testClock(o, logger),
 		Join:               len(joins) > 0,
 		HTTPAddr:           advertisedHTTPAddr(o, ln),
-		Logger:             logger,
+		Logger:             nodeLogger,
+		Metrics:            metrics,
 	}, mux)
 	if err != nil {
 		ln.Close()
@@ -190,7 +197,10 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 		MaxValueBytes:   o.maxValueBytes,
 		MaxRestoreBytes: o.maxRestoreBytes,
 		RequestTimeout:  o.requestTimeout,
-		Logger:          logger,
+		Logger:          nodeLogger,
+		RequestLog:      httpapi.RequestLogMode(o.logRequests),
+		Metrics:         metrics,
+		MetricsPublic:   o.metricsPublic,
 	}, st)
 	if err != nil {
 		ln.Close()
@@ -216,7 +226,7 @@ func start(o options, logger *slog.Logger, stderr io.Writer) (*node, error) {
 			WriteTimeout:      o.requestTimeout + 30*time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			ErrorLog:          slog.NewLogLogger(nodeLogger.With("component", "http").Handler(), slog.LevelWarn),
 		},
 		httpErr:  make(chan error, 1),
 		creds:    creds,

@@ -1,0 +1,288 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quorumkv/quorumkv/fsm"
+	"github.com/quorumkv/quorumkv/transport"
+)
+
+// Prometheus metrics of one node's store.
+//
+// Event metrics (proposals, forwarding, apply batches, snapshots, expirations
+// proposed) are atomic-backed counters and histograms updated where the event
+// happens; no lock is taken on the request path. State metrics (raft state,
+// term, indexes, last contact, keys, value bytes, expirations applied) are
+// read when Prometheus scrapes, by storeCollector, so they cost nothing
+// between scrapes. Everything is registered on Config.Metrics in Open and
+// unregistered by Close, so a node can be reopened on the same registry.
+
+// latencyBuckets (seconds) cover an in-memory apply (sub-millisecond) up to
+// the default request deadline (10 s).
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// maxOp bounds the ops whose proposal metrics are resolved in advance
+// (fsm.Op values are small and stable; see fsm/command.go).
+const maxOp = 16
+
+type metrics struct {
+	proposals     *prometheus.CounterVec
+	applyDuration *prometheus.HistogramVec
+	// byOp holds proposals' and applyDuration's children for each known op,
+	// resolved once so that a proposal does no label lookup.
+	byOp [maxOp]struct {
+		proposals prometheus.Counter
+		duration  prometheus.Observer
+	}
+	applyBatch prometheus.Histogram
+
+	forwarded       *prometheus.CounterVec
+	forwardDuration *prometheus.HistogramVec
+
+	expirationsProposed prometheus.Counter
+
+	snapshots        *prometheus.CounterVec
+	snapshotDuration prometheus.Histogram
+
+	// registered is what Open registered, for Close to unregister.
+	reg        prometheus.Registerer
+	registered []prometheus.Collector
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		proposals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_raft_proposals_total",
+			Help: "Commands this node proposed to raft as leader (client writes, forwarded writes, expiry, barrier, restore), by op.",
+		}, []string{"op"}),
+		applyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "quorumkv_raft_apply_duration_seconds",
+			Help:    "Time from proposing a command to raft until this node's state machine applied it, as seen by the proposer, by op. Successful proposals only.",
+			Buckets: latencyBuckets,
+		}, []string{"op"}),
+		applyBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "quorumkv_raft_apply_batch_size",
+			Help:    "Committed log entries handed to this node's state machine in one ApplyBatch call.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11), // 1 .. 1024 (MaxAppendEntries' bound)
+		}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_forwarded_requests_total",
+			Help: "Requests this node sent to the leader over the peer port, by kind (write, read_index, restore) and result (ok; not_sent: certainly not delivered; error: sent, no valid answer).",
+		}, []string{"kind", "result"}),
+		forwardDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "quorumkv_forward_duration_seconds",
+			Help:    "Round trip of a request forwarded to the leader (a forwarded write includes the leader's commit and apply), by kind.",
+			Buckets: latencyBuckets,
+		}, []string{"kind"}),
+		expirationsProposed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quorumkv_expirations_proposed_total",
+			Help: "Expired entries this node, as leader, proposed to remove (expire commands; an entry re-written meanwhile is not removed).",
+		}),
+		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_snapshots_total",
+			Help: "Raft snapshots of the state machine this node persisted, by result (ok, error).",
+		}, []string{"result"}),
+		snapshotDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "quorumkv_snapshot_duration_seconds",
+			Help:    "Time to persist one state machine snapshot (streaming the frozen state to the snapshot store).",
+			Buckets: prometheus.ExponentialBuckets(.01, 2.5, 10), // 10 ms .. ~38 s
+		}),
+	}
+	for op := range fsm.Op(maxOp) {
+		m.byOp[op].proposals = m.proposals.WithLabelValues(op.String())
+		m.byOp[op].duration = m.applyDuration.WithLabelValues(op.String())
+	}
+	// Let the kinds exist at 0 before the first event, so rate() works at once.
+	for _, kind := range []string{"write", "read_index"} {
+		m.forwardDuration.WithLabelValues(kind)
+		for _, result := range []string{"ok", "not_sent", "error"} {
+			m.forwarded.WithLabelValues(kind, result)
+		}
+	}
+	m.snapshots.WithLabelValues("ok")
+	m.snapshots.WithLabelValues("error")
+	return m
+}
+
+// register registers m and a scrape-time collector of s's state on reg (nil:
+// nothing is registered; the event metrics still count, unobserved).
+func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
+	if reg == nil {
+		return nil
+	}
+	m.reg = reg
+	for _, c := range []prometheus.Collector{
+		m.proposals, m.applyDuration, m.applyBatch, m.forwarded, m.forwardDuration,
+		m.expirationsProposed, m.snapshots, m.snapshotDuration, newStoreCollector(s),
+	} {
+		if err := reg.Register(c); err != nil {
+			m.unregister()
+			return err
+		}
+		m.registered = append(m.registered, c)
+	}
+	return nil
+}
+
+func (m *metrics) unregister() {
+	for _, c := range m.registered {
+		m.reg.Unregister(c)
+	}
+	m.registered = nil
+}
+
+// proposed records one proposal of op that took d and ended with err.
+func (m *metrics) proposed(op fsm.Op, d time.Duration, err error) {
+	if op >= maxOp {
+		m.proposals.WithLabelValues(op.String()).Inc()
+		return
+	}
+	m.byOp[op].proposals.Inc()
+	if err == nil {
+		m.byOp[op].duration.Observe(d.Seconds())
+	}
+}
+
+func forwardKind(method uint8) string {
+	switch method {
+	case methodWrite:
+		return "write"
+	case methodReadIndex:
+		return "read_index"
+	case methodRestore:
+		return "restore"
+	}
+	return "other"
+}
+
+// callLeader is s.rpc.Call, counted and timed as a forwarded request.
+func (s *Store) callLeader(ctx context.Context, addr string, method uint8, req []byte) ([]byte, error) {
+	start := time.Now()
+	resp, err := s.rpc.Call(ctx, addr, method, req)
+	kind := forwardKind(method)
+	result := "ok"
+	switch {
+	case errors.Is(err, transport.ErrNotSent):
+		result = "not_sent"
+	case err != nil:
+		result = "error"
+	}
+	s.metrics.forwarded.WithLabelValues(kind, result).Inc()
+	s.metrics.forwardDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	return resp, err
+}
+
+// instrumentedFSM is the state machine as raft sees it: the FSM, with batch
+// sizes and snapshot persistence measured on the way through. It adds no
+// state and changes nothing the FSM computes.
+type instrumentedFSM struct {
+	*fsm.FSM
+	m *metrics
+}
+
+var _ raft.BatchingFSM = instrumentedFSM{}
+
+func (f instrumentedFSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	f.m.applyBatch.Observe(float64(len(logs)))
+	return f.FSM.ApplyBatch(logs)
+}
+
+func (f instrumentedFSM) Snapshot() (raft.FSMSnapshot, error) {
+	snap, err := f.FSM.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return timedSnapshot{FSMSnapshot: snap, m: f.m}, nil
+}
+
+// timedSnapshot times Persist, which raft runs on its snapshot goroutine.
+type timedSnapshot struct {
+	raft.FSMSnapshot
+	m *metrics
+}
+
+func (s timedSnapshot) Persist(sink raft.SnapshotSink) error {
+	start := time.Now()
+	err := s.FSMSnapshot.Persist(sink)
+	s.m.snapshotDuration.Observe(time.Since(start).Seconds())
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	s.m.snapshots.WithLabelValues(result).Inc()
+	return err
+}
+
+// storeCollector reads the node's state when Prometheus scrapes: raft's
+// accessors (each a lock-free or briefly locked read) and the FSM's running
+// totals (one read lock). Nothing is kept between scrapes.
+type storeCollector struct {
+	s *Store
+
+	state, term, commitIndex, lastIndex, applied, lastContact, hasLeader *prometheus.Desc
+	keys, valueBytes, expired                                            *prometheus.Desc
+}
+
+func newStoreCollector(s *Store) *storeCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &storeCollector{
+		s:           s,
+		state:       d("quorumkv_raft_state", "This node's raft state: 1 for the state it is in (follower, candidate, leader, shutdown), 0 for the others.", "state"),
+		term:        d("quorumkv_raft_term", "This node's current raft term."),
+		commitIndex: d("quorumkv_raft_commit_index", "The highest log index this node knows to be committed."),
+		lastIndex:   d("quorumkv_raft_last_log_index", "The last index in this node's raft log (or snapshot)."),
+		applied:     d("quorumkv_fsm_applied_index", "The last log index this node's state machine applied; reads wait for it."),
+		lastContact: d("quorumkv_raft_last_contact_seconds", "Seconds since this node last heard from the leader; 0 on the leader; absent until a follower first hears from one."),
+		hasLeader:   d("quorumkv_raft_has_leader", "1 when this node knows a leader (itself included), else 0."),
+		keys:        d("quorumkv_fsm_keys", "Entries in this node's state machine, including expired entries not yet removed."),
+		valueBytes:  d("quorumkv_fsm_value_bytes", "Total size of the stored values in bytes, including expired entries not yet removed."),
+		expired:     d("quorumkv_expirations_applied_total", "Expired entries removed by expire commands this node's state machine applied since it started."),
+	}
+}
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.state, c.term, c.commitIndex, c.lastIndex, c.applied, c.lastContact, c.hasLeader, c.keys, c.valueBytes, c.expired} {
+		ch <- d
+	}
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	r := c.s.raft
+	state := r.State()
+	for _, st := range []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown} {
+		v := 0.0
+		if st == state {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, strings.ToLower(st.String()))
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	gauge(c.term, float64(r.CurrentTerm()))
+	gauge(c.commitIndex, float64(r.CommitIndex()))
+	gauge(c.lastIndex, float64(r.LastIndex()))
+	gauge(c.applied, float64(c.s.fsm.AppliedIndex()))
+	if state == raft.Leader {
+		gauge(c.lastContact, 0)
+	} else if lc := r.LastContact(); !lc.IsZero() {
+		gauge(c.lastContact, max(time.Since(lc), 0).Seconds())
+	}
+	hasLeader := 0.0
+	if addr, _ := r.LeaderWithID(); addr != "" {
+		hasLeader = 1
+	}
+	gauge(c.hasLeader, hasLeader)
+	st := c.s.fsm.Stats()
+	gauge(c.keys, float64(st.Keys))
+	gauge(c.valueBytes, float64(st.ValueBytes))
+	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.CounterValue, float64(st.Expired))
+}
