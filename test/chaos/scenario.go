@@ -130,6 +130,10 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	acancel()
 	rep.AckProblems = append(lost, invented...)
 	rep.Anomalies.LostAcks, rep.Anomalies.InventedAcks = len(lost), len(invented)
+	lctx, lcancel := context.WithTimeout(context.Background(), time.Minute)
+	rep.KeysListed, rep.ListProblems = checkListing(lctx, c.api, nodes, ops)
+	lcancel()
+	rep.Anomalies.UnexpectedKeys = len(rep.ListProblems)
 	mon.stop()
 	samples := mon.samples()
 
@@ -172,7 +176,8 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 
 	// Counts, phases, and the guard.
 	rep.Ops = countOps(ops)
-	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads
+	rep.Conditional = countConditional(ops)
+	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads + rep.KeysListed
 	rep.Faults = c.faults
 	for _, f := range c.faults {
 		rep.FaultsByType[f.Kind]++
@@ -236,6 +241,11 @@ func guard(ops []Op, samples []sample, faults []*fault, firstFault int64) []stri
 	if len(faults) < 2 {
 		problems = append(problems, fmt.Sprintf("only %d fault injections; want at least 2", len(faults)))
 	}
+	cond := countConditional(ops)
+	if cond.IfMatchOK == 0 || cond.IfMatch412 == 0 || cond.IfAbsentOK == 0 || cond.IfAbsent412 == 0 {
+		problems = append(problems, fmt.Sprintf("conditional puts did not both succeed and fail: %+v", cond))
+	}
+
 	for i, f := range faults {
 		var fp []string
 		if f.needTermRise {
