@@ -203,6 +203,38 @@ func transportError(err error) string {
 	}
 }
 
+// member is one entry of GET /cluster/nodes.
+type member struct {
+	ID       string `json:"id"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// members returns the cluster configuration as node base sees it.
+func (c *apiClient) members(ctx context.Context, base string) ([]member, error) {
+	var env struct {
+		Data struct {
+			Nodes []member `json:"nodes"`
+		} `json:"data"`
+	}
+	err := c.getJSON(ctx, base+"/cluster/nodes", &env)
+	return env.Data.Nodes, err
+}
+
+// removeMember sends DELETE /cluster/nodes/{id} to base. A 404
+// node_not_found counts as done (an earlier attempt of unknown outcome
+// removed it).
+func (c *apiClient) removeMember(ctx context.Context, base, id string) error {
+	resp, err := c.do(ctx, http.MethodDelete, base+"/cluster/nodes/"+url.PathEscape(id), nil)
+	switch {
+	case err != nil:
+		return err
+	case resp.status == http.StatusOK, resp.status == http.StatusNotFound && resp.code == "node_not_found":
+		return nil
+	}
+	return fmt.Errorf("DELETE /cluster/nodes/%s: %d %s", id, resp.status, bytes.TrimSpace(resp.body))
+}
+
 // listedItem is one entry of GET /kv/items?values=true.
 type listedItem struct {
 	Key     string          `json:"key"`

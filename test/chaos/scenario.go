@@ -39,7 +39,7 @@ type profile struct {
 }
 
 var (
-	ciProfile   = profile{name: "ci", warmup: 5 * time.Second, faults: 24 * time.Second, after: 4 * time.Second, linLimit: 90 * time.Second}
+	ciProfile   = profile{name: "ci", warmup: 4 * time.Second, faults: 20 * time.Second, after: 3 * time.Second, linLimit: 90 * time.Second}
 	longProfile = profile{name: "long", warmup: 10 * time.Second, faults: 60 * time.Second, after: 10 * time.Second, linLimit: 5 * time.Minute}
 )
 
@@ -245,7 +245,16 @@ func guard(ops []Op, samples []sample, faults []*fault, firstFault int64) []stri
 	if cond.IfMatchOK == 0 || cond.IfMatch412 == 0 || cond.IfAbsentOK == 0 || cond.IfAbsent412 == 0 {
 		problems = append(problems, fmt.Sprintf("conditional puts did not both succeed and fail: %+v", cond))
 	}
-
+	memberships, leaderRemoved := 0, false
+	for _, f := range faults {
+		if f.needMembership {
+			memberships++
+			leaderRemoved = leaderRemoved || f.removedLeader
+		}
+	}
+	if memberships > 0 && !leaderRemoved {
+		problems = append(problems, "no membership fault removed the leader")
+	}
 	for i, f := range faults {
 		var fp []string
 		if f.needTermRise {
@@ -275,6 +284,12 @@ func guard(ops []Op, samples []sample, faults []*fault, firstFault int64) []stri
 			if !found {
 				fp = append(fp, id+" did not die of SIGKILL")
 			}
+		}
+		if f.needMembership && !f.sawAbsent {
+			fp = append(fp, "the leader never listed the node as absent from the configuration")
+		}
+		if f.needMembership && !f.sawVoter {
+			fp = append(fp, "the leader never listed the rejoined node as a voter")
 		}
 		if f.needLedBy != "" && !ledBy(samples, f.needLedBy, 0, f.End+int64(5*time.Second)) && i == len(faults)-1 {
 			fp = append(fp, f.needLedBy+" never led, so its clock offset was never exercised")
