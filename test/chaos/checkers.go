@@ -3,6 +3,7 @@ package chaos
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -23,11 +24,60 @@ type anomalies struct {
 	UncleanExits      int `json:"uncleanExits"`      // a node that did not stop cleanly at the end
 	GuardFailures     int `json:"guardFailures"`     // a fault that did not take effect, or an idle cluster
 	CheckerIncomplete int `json:"checkerIncomplete"` // porcupine hit its time limit or failed
+	UnexpectedKeys    int `json:"unexpectedKeys"`    // a listed key (or value) no client wrote, or a node that could not list
 }
 
 func (a anomalies) total() int {
 	return a.NonLinearizable + a.LostAcks + a.InventedAcks + a.Diverged + a.TTLResurrections +
-		a.TTLEarlyExpiries + a.TTLBadStamps + a.LogProblems + a.UncleanExits + a.GuardFailures + a.CheckerIncomplete
+		a.TTLEarlyExpiries + a.TTLBadStamps + a.LogProblems + a.UncleanExits + a.GuardFailures + a.CheckerIncomplete +
+		a.UnexpectedKeys
+}
+
+// checkListing lists every live key on every node after healing (GET
+// /kv/items with an empty prefix, values included, linearizable, paged) and
+// reports each key that no client tried to write with a put that can have
+// taken effect (ok or unknown; a refused put or a 412 wrote nothing), and
+// each value that was never written to that key.
+func checkListing(ctx context.Context, api *apiClient, nodes []*node, ops []Op) (listed int, problems []string) {
+	written := map[string]map[string]bool{} // key -> values put with an outcome other than fail
+	for _, o := range ops {
+		if o.Kind == opPut && o.Outcome != outFail {
+			if written[o.Key] == nil {
+				written[o.Key] = map[string]bool{}
+			}
+			written[o.Key][o.Value] = true
+		}
+	}
+	for _, n := range nodes {
+		var items []listedItem
+		var err error
+		for attempt := 0; attempt < 20; attempt++ {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			items, err = api.listAll(lctx, n.httpBase(), "")
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: could not list the keys: %v", n.id, err))
+			continue
+		}
+		for _, it := range items {
+			listed++
+			values, ok := written[it.Key]
+			if !ok {
+				problems = append(problems, fmt.Sprintf("%s: lists key %q (version %d), which no client wrote", n.id, it.Key, it.Version))
+				continue
+			}
+			var v string
+			if json.Unmarshal(it.Value, &v) != nil || !values[v] {
+				problems = append(problems, fmt.Sprintf("%s: lists %q = %s (version %d), a value never written to it", n.id, it.Key, it.Value, it.Version))
+			}
+		}
+	}
+	return listed, problems
 }
 
 // checkAcks reads every ack/ key any client tried to write, on every node

@@ -36,9 +36,16 @@ type response struct {
 	status int
 	body   []byte
 	code   string // error.code of an error body
+	// current is a 412's "currentVersion" (0 when null: the key is absent).
+	current uint64
 }
 
 func (c *apiClient) do(ctx context.Context, method, rawURL string, body []byte) (response, error) {
+	return c.doWith(ctx, method, rawURL, body, nil)
+}
+
+// doWith is do with extra request headers (If-Match, If-None-Match).
+func (c *apiClient) doWith(ctx context.Context, method, rawURL string, body []byte, hdr map[string]string) (response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -50,6 +57,9 @@ func (c *apiClient) do(ctx context.Context, method, rawURL string, body []byte) 
 	req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -64,11 +74,15 @@ func (c *apiClient) do(ctx context.Context, method, rawURL string, body []byte) 
 	if resp.StatusCode >= 400 {
 		var e struct {
 			Error struct {
-				Code string `json:"code"`
+				Code           string  `json:"code"`
+				CurrentVersion *uint64 `json:"currentVersion"`
 			} `json:"error"`
 		}
 		json.Unmarshal(b, &e)
 		r.code = e.Error.Code
+		if e.Error.CurrentVersion != nil {
+			r.current = *e.Error.CurrentVersion
+		}
 	}
 	return r, nil
 }
@@ -88,7 +102,14 @@ func (c *apiClient) execute(ctx context.Context, base string, op *Op) {
 			body["ttlSeconds"] = float64(op.TTLms) / 1000
 		}
 		b, _ := json.Marshal(body)
-		resp, err = c.do(ctx, http.MethodPut, itemURL(base, op.Key), b)
+		var hdr map[string]string
+		switch {
+		case op.IfMatch != 0:
+			hdr = map[string]string{"If-Match": fmt.Sprintf("%q", strconv.FormatUint(op.IfMatch, 10))}
+		case op.IfAbsent:
+			hdr = map[string]string{"If-None-Match": "*"}
+		}
+		resp, err = c.doWith(ctx, http.MethodPut, itemURL(base, op.Key), b, hdr)
 	case opDelete:
 		resp, err = c.do(ctx, http.MethodDelete, itemURL(base, op.Key), nil)
 	}
@@ -120,6 +141,13 @@ func (c *apiClient) execute(ctx context.Context, base string, op *Op) {
 		op.Outcome = outOK
 	case op.Kind == opGet && resp.status == http.StatusNotFound && resp.code == "not_found":
 		op.Outcome = outOK
+	case op.conditional() && resp.status == http.StatusPreconditionFailed:
+		// The condition was false when the state machine applied the write:
+		// nothing was written (a definite failure), but the answer says what
+		// the key's version was, and the model checks it.
+		op.Outcome = outFail
+		op.Precond = true
+		op.Version = resp.current
 	case !op.isWrite():
 		op.Outcome = outFail
 	case resp.code == "no_leader" || resp.code == "shutting_down" || resp.status/100 == 4:
@@ -172,6 +200,72 @@ func transportError(err error) string {
 		return "refused"
 	default:
 		return "transport: " + err.Error()
+	}
+}
+
+// member is one entry of GET /cluster/nodes.
+type member struct {
+	ID       string `json:"id"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// members returns the cluster configuration as node base sees it.
+func (c *apiClient) members(ctx context.Context, base string) ([]member, error) {
+	var env struct {
+		Data struct {
+			Nodes []member `json:"nodes"`
+		} `json:"data"`
+	}
+	err := c.getJSON(ctx, base+"/cluster/nodes", &env)
+	return env.Data.Nodes, err
+}
+
+// removeMember sends DELETE /cluster/nodes/{id} to base. A 404
+// node_not_found counts as done (an earlier attempt of unknown outcome
+// removed it).
+func (c *apiClient) removeMember(ctx context.Context, base, id string) error {
+	resp, err := c.do(ctx, http.MethodDelete, base+"/cluster/nodes/"+url.PathEscape(id), nil)
+	switch {
+	case err != nil:
+		return err
+	case resp.status == http.StatusOK, resp.status == http.StatusNotFound && resp.code == "node_not_found":
+		return nil
+	}
+	return fmt.Errorf("DELETE /cluster/nodes/%s: %d %s", id, resp.status, bytes.TrimSpace(resp.body))
+}
+
+// listedItem is one entry of GET /kv/items?values=true.
+type listedItem struct {
+	Key     string          `json:"key"`
+	Value   json.RawMessage `json:"value"`
+	Version uint64          `json:"version"`
+}
+
+// listAll pages through GET /kv/items?prefix=P&values=true (linearizable) on base.
+func (c *apiClient) listAll(ctx context.Context, base, prefix string) ([]listedItem, error) {
+	var all []listedItem
+	cursor := ""
+	for {
+		q := url.Values{"prefix": {prefix}, "limit": {"1000"}, "values": {"true"}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var env struct {
+			Data struct {
+				Items    []listedItem `json:"items"`
+				Cursor   *string      `json:"cursor"`
+				Complete bool         `json:"complete"`
+			} `json:"data"`
+		}
+		if err := c.getJSON(ctx, base+"/kv/items?"+q.Encode(), &env); err != nil {
+			return all, err
+		}
+		all = append(all, env.Data.Items...)
+		if env.Data.Complete || env.Data.Cursor == nil {
+			return all, nil
+		}
+		cursor = *env.Data.Cursor
 	}
 }
 

@@ -36,6 +36,10 @@ type fault struct {
 	needFailedOn   []string // requests to these nodes failed during the fault
 	needKilled     []string // these nodes' processes died of SIGKILL
 	needLedBy      string   // this node led at some point during the scenario
+	needMembership bool     // the node left the configuration, then was listed as a voter again
+	sawAbsent      bool
+	sawVoter       bool
+	removedLeader  bool
 	Verified       bool     `json:"verified"`
 	GuardProblems  []string `json:"guardProblems,omitempty"`
 	killedObserved []string

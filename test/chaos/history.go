@@ -2,8 +2,7 @@ package chaos
 
 import "time"
 
-// Op kinds. New kinds (conditional PUT once it exists) are added here, in
-// workload.next and in the model's step.
+// Op kinds. A conditional PUT is an opPut with IfMatch or IfAbsent set.
 const (
 	opGet    = "get"
 	opPut    = "put"
@@ -33,21 +32,30 @@ type Op struct {
 	Key    string `json:"key"`
 	Value  string `json:"value,omitempty"` // put: the unique value written
 	TTLms  int64  `json:"ttlMs,omitempty"` // put: the TTL asked for
-	Node   string `json:"node"`            // the node the request was sent to
-	Call   int64  `json:"call"`
-	Return int64  `json:"return"`
+	// put: If-Match: "<IfMatch>" (when not 0), or If-None-Match: * (IfAbsent).
+	IfMatch  uint64 `json:"ifMatch,omitempty"`
+	IfAbsent bool   `json:"ifAbsent,omitempty"`
+	Node     string `json:"node"` // the node the request was sent to
+	Call     int64  `json:"call"`
+	Return   int64  `json:"return"`
 
-	Outcome   string `json:"outcome"`
-	Code      string `json:"code,omitempty"` // HTTP status and error code, or transport error
-	Found     bool   `json:"found,omitempty"`
-	Got       string `json:"got,omitempty"` // get: the value read
+	Outcome string `json:"outcome"`
+	Code    string `json:"code,omitempty"` // HTTP status and error code, or transport error
+	Found   bool   `json:"found,omitempty"`
+	Got     string `json:"got,omitempty"` // get: the value read
+	// Version: of the value read or written; for a 412 (Precond), the key's
+	// currentVersion the server reported (0: absent).
 	Version   uint64 `json:"version,omitempty"`
+	Precond   bool   `json:"precondFailed,omitempty"` // a conditional put answered 412: nothing written
 	Created   bool   `json:"created,omitempty"`
 	Deleted   bool   `json:"deleted,omitempty"`
 	ExpiresAt int64  `json:"expiresAt,omitempty"` // Unix ms, as the server reported it
 }
 
 func (o Op) isWrite() bool { return o.Kind == opPut || o.Kind == opDelete }
+
+// conditional: a PUT with If-Match or If-None-Match.
+func (o Op) conditional() bool { return o.Kind == opPut && (o.IfMatch != 0 || o.IfAbsent) }
 
 // latency of a completed op.
 func (o Op) latency() time.Duration { return time.Duration(o.Return - o.Call) }

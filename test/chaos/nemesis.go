@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -257,4 +258,121 @@ func joinIDs(ns []*node) string {
 		s += id
 	}
 	return s
+}
+
+// removeRejoin is scenario 7: under load, remove a node from the cluster
+// (DELETE /cluster/nodes/{id} sent to another member), stop it, wipe its data
+// dir, keep it away for 1-3 s, start it empty with --join pointing at the
+// other members (so it cannot bootstrap), and wait until the cluster's leader
+// lists it as a voter again.
+// The first victim is a follower, the second the leader (whose removal moves
+// leadership first), later ones random.
+func removeRejoin(ctx context.Context, c *cluster) {
+	adm := newAPIClient(c.api.apiKey, 20*time.Second)
+	defer adm.close()
+	for round := 0; ctx.Err() == nil; round++ {
+		l, _, err := c.leader(5 * time.Second)
+		if err != nil {
+			c.logf("remove: %v", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		var victim *node
+		switch round {
+		case 0:
+			fs := c.others(l)
+			victim = fs[c.rng.Intn(len(fs))]
+		case 1:
+			victim = l
+		default:
+			victim = c.nodes[c.rng.Intn(len(c.nodes))]
+		}
+		members := c.others(victim)
+		via := members[c.rng.Intn(len(members))]
+		f := c.begin("remove-rejoin", victim)
+		f.Detail = "DELETE via " + via.id
+		f.needFailedOn = []string{victim.id}
+		f.needMembership = true
+		if victim == l {
+			f.Detail += "; the victim led"
+			f.needTermRise = true // leadership moves before the leader is removed
+			f.removedLeader = true
+		}
+		if err := removeWithRetry(adm, via, victim.id, 30*time.Second); err != nil {
+			c.t.Errorf("remove %s via %s: %v", victim.id, via.id, err)
+		}
+		f.sawAbsent = c.waitMembership(adm, members, victim.id, "", 10*time.Second)
+		if err := victim.stop(15 * time.Second); err != nil {
+			c.t.Errorf("stop removed %s: %v", victim.id, err)
+		}
+		var urls []string
+		for _, m := range members {
+			urls = append(urls, m.httpBase())
+		}
+		if err := victim.wipe(urls); err != nil {
+			c.t.Errorf("wipe %s: %v", victim.id, err)
+		}
+		// Away for a while: the two remaining voters commit on their own and
+		// the log moves on (at this load, usually past a snapshot), so the
+		// empty node is sent a snapshot when it comes back.
+		sleep(context.Background(), time.Second+time.Duration(c.rng.Int63n(int64(2*time.Second))))
+		restarted := time.Now()
+		if err := victim.start(); err != nil {
+			c.t.Errorf("start %s with --join: %v", victim.id, err)
+		}
+		f.sawVoter = c.waitMembership(adm, members, victim.id, "voter", 40*time.Second)
+		f.Detail += fmt.Sprintf("; voter again %.1fs after the empty restart", time.Since(restarted).Seconds())
+		c.end(f)
+		sleep(ctx, recovery)
+	}
+}
+
+// removeWithRetry sends the DELETE until it succeeds (or the node is already
+// gone) or limit passes; 503s (no leader, transfer, outcome unknown) are retried.
+func removeWithRetry(adm *apiClient, via *node, id string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err := adm.removeMember(ctx, via.httpBase(), id)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// waitMembership polls GET /cluster/nodes on the current leader among members
+// until id is absent from the configuration (suffrage "") or listed with the
+// given suffrage; it reports whether that was seen within limit.
+func (c *cluster) waitMembership(adm *apiClient, members []*node, id, suffrage string, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		for _, m := range members {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			list, err := adm.members(ctx, m.httpBase())
+			cancel()
+			if err != nil {
+				continue
+			}
+			leads, got := false, ""
+			for _, e := range list {
+				leads = leads || (e.ID == m.id && e.Leader)
+				if e.ID == id {
+					got = e.Suffrage
+				}
+			}
+			if leads && got == suffrage {
+				what := "absent from the configuration"
+				if suffrage != "" {
+					what = "a " + suffrage
+				}
+				c.logf("%s is %s (leader %s)", id, what, m.id)
+				return true
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.logf("%s not %q within %s", id, suffrage, limit)
+	return false
 }

@@ -21,7 +21,8 @@ type node struct {
 	apiKey  string
 	dataDir string
 	logPath string
-	peers   string   // --peers
+	peers   string   // --peers, used to bootstrap an empty data dir
+	join    string   // --join URLs; when set, replaces --peers (see wipe)
 	extra   []string // extra flags, e.g. --test-clock-offset
 
 	mu      sync.Mutex
@@ -57,13 +58,19 @@ func (n *node) start() error {
 		"--http-addr", fmt.Sprintf("%s:%d", n.host.ip, httpPort),
 		"--peer-addr", n.peerAddr(),
 		"--data-dir", n.dataDir,
-		"--peers", n.peers,
 		"--request-timeout", "1s",
 		"--shutdown-timeout", "10s",
 		// Small enough that snapshots are taken (and installed on a node that
 		// was down) within a scenario.
 		"--snapshot-threshold", "1024",
 		"--log-format", "json",
+	}
+	// A node given --join never bootstraps an empty data dir: it waits to be
+	// added by the cluster. Once it has raft state both flags are ignored.
+	if n.join != "" {
+		args = append(args, "--join", n.join)
+	} else {
+		args = append(args, "--peers", n.peers)
 	}
 	args = append(args, n.extra...)
 	cmd := exec.Command("ip", args...)
@@ -158,6 +165,22 @@ func (n *node) stop(timeout time.Duration) error {
 	if n.state != nil && !n.state.Success() {
 		return fmt.Errorf("%s stopped uncleanly: %s", n.id, n.state)
 	}
+	return nil
+}
+
+// wipe deletes the stopped node's data dir; its next start joins the cluster
+// through joinURLs instead of bootstrapping.
+func (n *node) wipe(joinURLs []string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		return fmt.Errorf("%s is running; stop it before wiping its data", n.id)
+	}
+	if err := os.RemoveAll(n.dataDir); err != nil {
+		return err
+	}
+	n.join = strings.Join(joinURLs, ",")
+	fmt.Fprintf(n.logFile, "=== chaos: wiped %s's data dir at %s; next start joins via %s\n", n.id, time.Now().Format(time.RFC3339Nano), n.join)
 	return nil
 }
 

@@ -17,6 +17,38 @@ type phaseStats struct {
 	P99ms        float64 `json:"p99ms"`
 }
 
+// condCounts counts the conditional puts on register keys by outcome.
+type condCounts struct {
+	IfMatchOK     int `json:"ifMatchOk"`
+	IfMatch412    int `json:"ifMatch412"`
+	IfAbsentOK    int `json:"ifNoneMatchOk"`
+	IfAbsent412   int `json:"ifNoneMatch412"`
+	Unknown       int `json:"unknown"`
+	OtherFailures int `json:"otherFailures"`
+}
+
+func countConditional(ops []Op) condCounts {
+	var c condCounts
+	for _, o := range ops {
+		switch {
+		case !o.conditional():
+		case o.Outcome == outOK && o.IfMatch != 0:
+			c.IfMatchOK++
+		case o.Outcome == outOK:
+			c.IfAbsentOK++
+		case o.Precond && o.IfMatch != 0:
+			c.IfMatch412++
+		case o.Precond:
+			c.IfAbsent412++
+		case o.Outcome == outUnknown:
+			c.Unknown++
+		default:
+			c.OtherFailures++
+		}
+	}
+	return c
+}
+
 type opCounts struct {
 	Invoked int `json:"invoked"`
 	OK      int `json:"ok"`
@@ -34,7 +66,8 @@ type scenarioReport struct {
 	Seconds     float64 `json:"seconds"` // wall time of the whole scenario
 
 	Ops          opCounts              `json:"ops"`
-	OpsChecked   int                   `json:"opsChecked"` // register ops given to porcupine + ack reads + TTL reads
+	Conditional  condCounts            `json:"conditionalPuts"`
+	OpsChecked   int                   `json:"opsChecked"` // register ops given to porcupine + ack reads + TTL reads + listed keys
 	Linear       linResult             `json:"linearizability"`
 	FaultsByType map[string]int        `json:"faultsByType"`
 	Faults       []*fault              `json:"faults"`
@@ -44,6 +77,8 @@ type scenarioReport struct {
 	Phases       map[string]phaseStats `json:"phases"` // before, during, after
 	AckChecked   int                   `json:"ackReadsChecked"`
 	AckProblems  []string              `json:"ackProblems,omitempty"`
+	KeysListed   int                   `json:"keysListed"` // live keys listed on all nodes after healing
+	ListProblems []string              `json:"listProblems,omitempty"`
 	TTL          ttlReport             `json:"ttl"`
 	ConvergedSec float64               `json:"convergedInSec"`
 	Converge     []string              `json:"convergeState,omitempty"`
@@ -132,8 +167,11 @@ func (r *scenarioReport) text() string {
 		}
 	}
 	fmt.Fprintf(&b, "== %s [%s] %s: %d nodes, %s build, seed %d, %.1fs\n", r.Name, status, r.Description, r.Nodes, r.Build, r.Seed, r.Seconds)
-	fmt.Fprintf(&b, "   ops: invoked %d, ok %d, failed %d, unknown %d; checked %d (porcupine %d on %d keys in %.1fs: %s; ack reads %d; ttl reads %d)\n",
-		r.Ops.Invoked, r.Ops.OK, r.Ops.Failed, r.Ops.Unknown, r.OpsChecked, r.Linear.Ops, r.Linear.Keys, r.Linear.Seconds, r.Linear.Result, r.AckChecked, r.TTL.Reads)
+	fmt.Fprintf(&b, "   ops: invoked %d, ok %d, failed %d, unknown %d; checked %d (porcupine %d on %d keys in %.1fs: %s; ack reads %d; ttl reads %d; keys listed %d)\n",
+		r.Ops.Invoked, r.Ops.OK, r.Ops.Failed, r.Ops.Unknown, r.OpsChecked, r.Linear.Ops, r.Linear.Keys, r.Linear.Seconds, r.Linear.Result, r.AckChecked, r.TTL.Reads, r.KeysListed)
+	cp := r.Conditional
+	fmt.Fprintf(&b, "   conditional puts: if-match ok %d / 412 %d, if-none-match ok %d / 412 %d, unknown %d, other failures %d\n",
+		cp.IfMatchOK, cp.IfMatch412, cp.IfAbsentOK, cp.IfAbsent412, cp.Unknown, cp.OtherFailures)
 	var kinds []string
 	for k, n := range r.FaultsByType {
 		kinds = append(kinds, fmt.Sprintf("%s×%d", k, n))
@@ -147,9 +185,9 @@ func (r *scenarioReport) text() string {
 	}
 	fmt.Fprintf(&b, "   ttl: %d keys (%d across a leader change), %d reads, clock offsets %v ms\n", r.TTL.Keys, r.TTL.AcrossLeaderChg, r.TTL.Reads, r.TTL.ClockOffsetMinMax)
 	a := r.Anomalies
-	fmt.Fprintf(&b, "   anomalies: non-linearizable %d, lost acks %d, invented acks %d, diverged %d, ttl resurrections %d, ttl early expiries %d, ttl bad stamps %d, log problems %d, unclean exits %d, guard failures %d, checker incomplete %d\n",
-		a.NonLinearizable, a.LostAcks, a.InventedAcks, a.Diverged, a.TTLResurrections, a.TTLEarlyExpiries, a.TTLBadStamps, a.LogProblems, a.UncleanExits, a.GuardFailures, a.CheckerIncomplete)
-	for _, list := range [][]string{r.Guard, r.AckProblems, r.TTL.Resurrections, r.TTL.EarlyExpiries, r.TTL.BadStamps, r.LogProblems} {
+	fmt.Fprintf(&b, "   anomalies: non-linearizable %d, lost acks %d, invented acks %d, diverged %d, ttl resurrections %d, ttl early expiries %d, ttl bad stamps %d, log problems %d, unclean exits %d, guard failures %d, checker incomplete %d, unexpected keys %d\n",
+		a.NonLinearizable, a.LostAcks, a.InventedAcks, a.Diverged, a.TTLResurrections, a.TTLEarlyExpiries, a.TTLBadStamps, a.LogProblems, a.UncleanExits, a.GuardFailures, a.CheckerIncomplete, a.UnexpectedKeys)
+	for _, list := range [][]string{r.Guard, r.AckProblems, r.ListProblems, r.TTL.Resurrections, r.TTL.EarlyExpiries, r.TTL.BadStamps, r.LogProblems} {
 		for i, s := range list {
 			if i == 10 {
 				fmt.Fprintf(&b, "   ... %d more\n", len(list)-10)

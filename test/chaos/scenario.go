@@ -39,7 +39,7 @@ type profile struct {
 }
 
 var (
-	ciProfile   = profile{name: "ci", warmup: 5 * time.Second, faults: 24 * time.Second, after: 4 * time.Second, linLimit: 90 * time.Second}
+	ciProfile   = profile{name: "ci", warmup: 4 * time.Second, faults: 20 * time.Second, after: 3 * time.Second, linLimit: 90 * time.Second}
 	longProfile = profile{name: "long", warmup: 10 * time.Second, faults: 60 * time.Second, after: 10 * time.Second, linLimit: 5 * time.Minute}
 )
 
@@ -130,6 +130,10 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	acancel()
 	rep.AckProblems = append(lost, invented...)
 	rep.Anomalies.LostAcks, rep.Anomalies.InventedAcks = len(lost), len(invented)
+	lctx, lcancel := context.WithTimeout(context.Background(), time.Minute)
+	rep.KeysListed, rep.ListProblems = checkListing(lctx, c.api, nodes, ops)
+	lcancel()
+	rep.Anomalies.UnexpectedKeys = len(rep.ListProblems)
 	mon.stop()
 	samples := mon.samples()
 
@@ -172,7 +176,8 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 
 	// Counts, phases, and the guard.
 	rep.Ops = countOps(ops)
-	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads
+	rep.Conditional = countConditional(ops)
+	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads + rep.KeysListed
 	rep.Faults = c.faults
 	for _, f := range c.faults {
 		rep.FaultsByType[f.Kind]++
@@ -236,6 +241,20 @@ func guard(ops []Op, samples []sample, faults []*fault, firstFault int64) []stri
 	if len(faults) < 2 {
 		problems = append(problems, fmt.Sprintf("only %d fault injections; want at least 2", len(faults)))
 	}
+	cond := countConditional(ops)
+	if cond.IfMatchOK == 0 || cond.IfMatch412 == 0 || cond.IfAbsentOK == 0 || cond.IfAbsent412 == 0 {
+		problems = append(problems, fmt.Sprintf("conditional puts did not both succeed and fail: %+v", cond))
+	}
+	memberships, leaderRemoved := 0, false
+	for _, f := range faults {
+		if f.needMembership {
+			memberships++
+			leaderRemoved = leaderRemoved || f.removedLeader
+		}
+	}
+	if memberships > 0 && !leaderRemoved {
+		problems = append(problems, "no membership fault removed the leader")
+	}
 	for i, f := range faults {
 		var fp []string
 		if f.needTermRise {
@@ -265,6 +284,12 @@ func guard(ops []Op, samples []sample, faults []*fault, firstFault int64) []stri
 			if !found {
 				fp = append(fp, id+" did not die of SIGKILL")
 			}
+		}
+		if f.needMembership && !f.sawAbsent {
+			fp = append(fp, "the leader never listed the node as absent from the configuration")
+		}
+		if f.needMembership && !f.sawVoter {
+			fp = append(fp, "the leader never listed the rejoined node as a voter")
 		}
 		if f.needLedBy != "" && !ledBy(samples, f.needLedBy, 0, f.End+int64(5*time.Second)) && i == len(faults)-1 {
 			fp = append(fp, f.needLedBy+" never led, so its clock offset was never exercised")

@@ -68,6 +68,12 @@ type client struct {
 	ttls     int
 	readNext string // after a failed write, the next op reads this key
 	recent   []ttlKey
+	// versions: the last version this client saw of each register key (0:
+	// absent or not known), the If-Match of its conditional puts.
+	versions map[string]uint64
+	// casNext: after a read that found a register key, sometimes the next op
+	// is an If-Match put of that key with the version read (a read-modify-write).
+	casNext string
 }
 
 type ttlKey struct {
@@ -94,7 +100,7 @@ func startWorkload(cfg workloadConfig, nodes []*node, apiKey string, seed int64,
 		if i >= cfg.clients-2 {
 			pin = -1
 		}
-		c := &client{id: i, pin: pin, rng: rand.New(rand.NewSource(seed*1000 + int64(i))), api: newAPIClient(apiKey, cfg.timeout)}
+		c := &client{id: i, pin: pin, rng: rand.New(rand.NewSource(seed*1000 + int64(i))), api: newAPIClient(apiKey, cfg.timeout), versions: map[string]uint64{}}
 		w.wg.Add(1)
 		go w.loop(c)
 	}
@@ -130,6 +136,7 @@ func (w *workload) loop(c *client) {
 		if op.isWrite() && op.Outcome != outOK {
 			c.readNext = op.Key
 		}
+		c.observe(op)
 		if op.Class == classTTL && op.Kind == opPut {
 			c.recent = append(c.recent, ttlKey{key: op.Key, written: time.Now()})
 		}
@@ -168,6 +175,26 @@ func classOf(key string) string {
 	}
 }
 
+// observe keeps the client's view of register versions up to date.
+func (c *client) observe(op Op) {
+	if op.Class != classReg {
+		return
+	}
+	switch {
+	case op.Outcome == outOK && op.Kind == opGet:
+		c.versions[op.Key] = op.Version // 0 on a miss
+		if op.Found && c.rng.Intn(3) == 0 {
+			c.casNext = op.Key
+		}
+	case op.Outcome == outOK && op.Kind == opPut:
+		c.versions[op.Key] = op.Version
+	case op.Outcome == outOK && op.Kind == opDelete:
+		c.versions[op.Key] = 0
+	case op.Precond:
+		c.versions[op.Key] = op.Version // the currentVersion of the 412
+	}
+}
+
 // next chooses a client's next operation.
 func (w *workload) next(c *client) Op {
 	c.seq++
@@ -176,6 +203,13 @@ func (w *workload) next(c *client) Op {
 		key := c.readNext
 		c.readNext = ""
 		return Op{Client: c.id, Kind: opGet, Class: classOf(key), Key: key}
+	}
+	if c.casNext != "" {
+		key := c.casNext
+		c.casNext = ""
+		if v := c.versions[key]; v != 0 {
+			return Op{Client: c.id, Kind: opPut, Class: classReg, Key: key, Value: value, IfMatch: v}
+		}
 	}
 	r := c.rng.Float64()
 	cfg := w.cfg
@@ -205,14 +239,27 @@ func (w *workload) next(c *client) Op {
 	}
 	key := fmt.Sprintf("k%02d", c.rng.Intn(cfg.regKeys))
 	switch r2 := c.rng.Float64(); {
-	case r2 < 0.5:
+	case r2 < 0.45:
 		return Op{Client: c.id, Kind: opGet, Class: classReg, Key: key}
-	case r2 < 0.85:
+	case r2 < 0.72:
 		op := Op{Client: c.id, Kind: opPut, Class: classReg, Key: key, Value: value}
 		if c.rng.Intn(8) == 0 {
 			op.TTLms = 3600_000 // exercises the TTL path without expiring
 		}
 		return op
+	case r2 < 0.80:
+		// If-Match with the last version seen (often stale by now), now and
+		// then an older one; create-only when none is known.
+		v := c.versions[key]
+		if v > 1 && c.rng.Intn(4) == 0 {
+			v -= 1 + uint64(c.rng.Int63n(int64(v-1)))
+		}
+		if v == 0 {
+			return Op{Client: c.id, Kind: opPut, Class: classReg, Key: key, Value: value, IfAbsent: true}
+		}
+		return Op{Client: c.id, Kind: opPut, Class: classReg, Key: key, Value: value, IfMatch: v}
+	case r2 < 0.87:
+		return Op{Client: c.id, Kind: opPut, Class: classReg, Key: key, Value: value, IfAbsent: true}
 	default:
 		return Op{Client: c.id, Kind: opDelete, Class: classReg, Key: key}
 	}
