@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestScopedKeysFileAndReload(t *testing.T) {
@@ -21,22 +17,9 @@ func TestScopedKeysFileAndReload(t *testing.T) {
 		}
 	}
 	write("web:write:web-secret-0123456789\nro:read:ro-secret-0123456789\n")
-	o, err := parseFlags([]string{"--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0",
-		"--api-keys-file", keysFile, "--heartbeat-timeout", "300ms", "--election-timeout", "300ms"}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, nil))
-	n, err := start(o, logger, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.stop(ctx)
-	})
+	n, _ := startTestNode(t, logs, "--data-dir", filepath.Join(dir, "data"), "--api-keys-file", keysFile)
+	logger := n.log
 	if _, err := os.Stat(filepath.Join(dir, "data", apiKeyFileName)); err == nil {
 		t.Fatal("a key was generated although a keys file is configured")
 	}

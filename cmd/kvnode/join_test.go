@@ -1,34 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 )
-
-// startJoinTestNode wires a node exactly as main does, from command-line flags.
-func startJoinTestNode(t *testing.T, args ...string) *node {
-	t.Helper()
-	args = append([]string{"--http-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0", "--api-key", "secret",
-		"--heartbeat-timeout", "300ms", "--election-timeout", "300ms"}, args...)
-	o, err := parseFlags(args, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := start(o, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.stop(ctx)
-	})
-	return n
-}
 
 type nodesReply struct {
 	Data struct {
@@ -44,7 +20,7 @@ type nodesReply struct {
 }
 
 func TestJoinFlagAddsNodeToRunningCluster(t *testing.T) {
-	n1 := startJoinTestNode(t, "--id", "n1", "--data-dir", t.TempDir())
+	n1, _ := startTestNode(t, nil, "--api-key", "secret", "--id", "n1", "--data-dir", t.TempDir())
 	base1 := "http://" + n1.httpAddr
 	waitUntil(t, 15*time.Second, "n1 leads", n1.store.IsLeader)
 	if code, body := do(t, "PUT", base1+"/kv/items/before-join", `{"value": 1}`); code != 201 {
@@ -53,7 +29,7 @@ func TestJoinFlagAddsNodeToRunningCluster(t *testing.T) {
 
 	start := time.Now()
 	dir2 := t.TempDir()
-	n2 := startJoinTestNode(t, "--id", "n2", "--data-dir", dir2, "--join", "http://127.0.0.1:1,"+base1)
+	n2, _ := startTestNode(t, nil, "--api-key", "secret", "--id", "n2", "--data-dir", dir2, "--join", "http://127.0.0.1:1,"+base1)
 	if !n2.store.Joining() {
 		t.Fatal("n2 with an empty data dir and --join is not joining")
 	}

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -63,29 +61,8 @@ func TestGeneratedAPIKeyIsKeptPrivately(t *testing.T) {
 
 // TestNodeServesAndRestartsFromDisk wires a single node exactly as main does.
 func TestNodeServesAndRestartsFromDisk(t *testing.T) {
-	dir := t.TempDir()
-	o, err := parseFlags([]string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0",
-		"--api-key", "secret", "--heartbeat-timeout", "300ms", "--election-timeout", "300ms"}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := start(o, logger, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := n.stop(ctx); err != nil {
-				t.Errorf("stop: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
+	args := []string{"--data-dir", t.TempDir(), "--api-key", "secret"}
+	n, stop := startTestNode(t, nil, args...)
 
 	base := "http://" + n.httpAddr
 	code, body := do(t, "PUT", base+"/kv/items/session-1", `{"value":{"n":18446744073709551617},"ttlSeconds":86400}`)
@@ -98,11 +75,7 @@ func TestNodeServesAndRestartsFromDisk(t *testing.T) {
 	}
 	stop()
 
-	n, err = start(o, logger, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped = false
+	n, _ = startTestNode(t, nil, args...)
 	base = "http://" + n.httpAddr
 	code, body = do(t, "GET", base+"/kv/items/session-1", "")
 	if code != 200 || !bytes.Contains(body, []byte(`18446744073709551617`)) {

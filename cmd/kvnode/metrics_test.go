@@ -3,14 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // syncBuffer is a bytes.Buffer safe for the node's concurrent loggers.
@@ -35,29 +33,10 @@ func (b *syncBuffer) String() string {
 // debug level captured, and stops it at the end of the test.
 func startLogged(t *testing.T, extra ...string) (base string, logs *syncBuffer) {
 	t.Helper()
-	args := append([]string{"--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0",
-		"--api-key", "secret", "--heartbeat-timeout", "300ms", "--election-timeout", "300ms",
+	args := append([]string{"--data-dir", t.TempDir(), "--api-key", "secret",
 		"--log-format", "json", "--log-level", "debug", "--id", "m1"}, extra...)
-	o, err := parseFlags(args, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs = &syncBuffer{}
-	logger, err := newLogger(o, logs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := start(o, logger, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	n, _ := startTestNode(t, logs, args...)
 	return "http://" + n.httpAddr, logs
 }
 

@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func freeAddr(t *testing.T) string {
@@ -23,39 +20,10 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startNode starts kvnode as main does and stops it at cleanup (or by the
-// returned function).
-func startNode(t *testing.T, args ...string) (*node, func()) {
-	t.Helper()
-	args = append([]string{"--http-addr", "127.0.0.1:0", "--api-key", "secret",
-		"--heartbeat-timeout", "300ms", "--election-timeout", "300ms"}, args...)
-	o, err := parseFlags(args, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := start(o, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := n.stop(ctx); err != nil {
-				t.Errorf("stop: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
-	return n, stop
-}
-
 // TestRestoreCommandSeedsDataDir: backup over HTTP, wipe, `kvnode restore`
 // (corrupt files refused with the dir untouched), start, identical state.
 func TestRestoreCommandSeedsDataDir(t *testing.T) {
-	src, stop := startNode(t, "--data-dir", t.TempDir(), "--peer-addr", freeAddr(t))
+	src, stop := startTestNode(t, nil, "--api-key", "secret", "--data-dir", t.TempDir(), "--peer-addr", freeAddr(t))
 	base := "http://" + src.httpAddr
 	for _, k := range []string{"a", "b", "c"} {
 		if code, body := do(t, "PUT", base+"/kv/items/"+k, `{"value":"`+k+`","ttlSeconds":3600}`); code != 201 {
@@ -106,7 +74,7 @@ func TestRestoreCommandSeedsDataDir(t *testing.T) {
 		t.Fatalf("second restore into a seeded dir: exit %d, want 1", rc)
 	}
 
-	dst, _ := startNode(t, "--data-dir", dir, "--peer-addr", peer)
+	dst, _ := startTestNode(t, nil, "--api-key", "secret", "--data-dir", dir, "--peer-addr", peer)
 	base = "http://" + dst.httpAddr
 	code, body := do(t, "GET", base+"/kv/items/b", "")
 	if code != 200 || !bytes.Contains(body, []byte(`"value":"b"`)) {

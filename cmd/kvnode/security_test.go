@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -50,24 +49,11 @@ func tlsNode(t *testing.T, extra ...string) (*node, *http.Client, *lockedBuffer,
 	if err := pki.WriteDevSet(certs, []string{"n1"}, nil, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0",
-		"--api-key", "secret", "--heartbeat-timeout", "300ms", "--election-timeout", "300ms",
+	args := append([]string{"--data-dir", filepath.Join(dir, "data"), "--api-key", "secret",
 		"--peer-ca", filepath.Join(certs, "ca.pem"), "--peer-cert", filepath.Join(certs, "n1.pem"), "--peer-key", filepath.Join(certs, "n1-key.pem"),
 		"--tls-cert", filepath.Join(certs, "n1.pem"), "--tls-key", filepath.Join(certs, "n1-key.pem")}, extra...)
-	o, err := parseFlags(args, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &lockedBuffer{}
-	n, err := start(o, slog.New(slog.NewJSONHandler(logs, nil)), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.stop(ctx)
-	})
+	n, _ := startTestNode(t, logs, args...)
 	caPEM, err := os.ReadFile(filepath.Join(certs, "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -224,22 +210,7 @@ func TestPeerPortAttacksAreRejected(t *testing.T) {
 // cut off by the header deadline, and 500 idle connections do not stop the
 // node answering.
 func TestSlowAndIdleClientsDoNotStopTheNode(t *testing.T) {
-	dir := t.TempDir()
-	o, err := parseFlags([]string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0",
-		"--api-key", "secret", "--http-header-timeout", "1s", "--heartbeat-timeout", "300ms", "--election-timeout", "300ms"},
-		func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := start(o, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.stop(ctx)
-	})
+	n, _ := startTestNode(t, nil, "--data-dir", t.TempDir(), "--api-key", "secret", "--http-header-timeout", "1s")
 
 	slow, err := net.Dial("tcp", n.httpAddr)
 	if err != nil {
