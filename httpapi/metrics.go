@@ -32,6 +32,11 @@ var methodLabels = [...]string{
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// byKey counts requests by API key name (never the key), for telling
+	// which application or operator drives the load. Names come from the
+	// keys file, so the series are bounded; "none" is unauthenticated.
+	byKey      *prometheus.CounterVec
+	byKeyCache sync.Map // name -> prometheus.Counter
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -46,7 +51,11 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Buckets: requestBuckets,
 		}, []string{"route", "method"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	m.byKey = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quorumkv_http_requests_by_key_total",
+		Help: "HTTP API requests answered, by the name of the API key that made them (\"none\": no valid key).",
+	}, []string{"key"})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.byKey} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("httpapi: register metrics: %w", err)
 		}
@@ -95,6 +104,18 @@ func (rm *routeMetrics) observe(method string, status int, d time.Duration) {
 	c, ok := rm.requests.Load(key)
 	if !ok {
 		c, _ = rm.requests.LoadOrStore(key, rm.m.requests.WithLabelValues(rm.route, methodLabels[i], strconv.Itoa(status)))
+	}
+	c.(prometheus.Counter).Inc()
+}
+
+// observeKey counts one request made with the key named name.
+func (m *httpMetrics) observeKey(name string) {
+	if name == "" {
+		name = "none"
+	}
+	c, ok := m.byKeyCache.Load(name)
+	if !ok {
+		c, _ = m.byKeyCache.LoadOrStore(name, m.byKey.WithLabelValues(name))
 	}
 	c.(prometheus.Counter).Inc()
 }

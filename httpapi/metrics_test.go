@@ -75,6 +75,10 @@ func TestMetricsCountRequestsByRouteMethodAndStatus(t *testing.T) {
 		"quorumkv_http_request_duration_seconds{method=GET,route=/kv/items/{key}}":    4,
 		"quorumkv_http_request_duration_seconds{method=PUT,route=/kv/items/{key}}":    1,
 		"quorumkv_test_gauge{}": 42,
+		// By key name: the four authenticated requests and the 405 were made
+		// with the default key; the unmatched route and the wrong key had none.
+		"quorumkv_http_requests_by_key_total{key=default}": 5,
+		"quorumkv_http_requests_by_key_total{key=none}":    2,
 	} {
 		if got[series] != want {
 			t.Errorf("%s = %v, want %v", series, got[series], want)

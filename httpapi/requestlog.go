@@ -88,6 +88,7 @@ func (a *api) requestID(w http.ResponseWriter, r *http.Request) string {
 func (a *api) finishRequest(rm *routeMetrics, r *http.Request, status int, start time.Time, caller, id string) {
 	d := time.Since(start)
 	rm.observe(r.Method, status, d)
+	a.metrics.observeKey(caller)
 
 	level := slog.LevelDebug
 	switch a.cfg.RequestLog {
