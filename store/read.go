@@ -121,7 +121,7 @@ func (s *Store) readIndex(ctx context.Context) (uint64, int64, error) {
 			idx, now, err = s.leaderReadIndex(ctx)
 		case addr != "":
 			sawLeader = true
-			idx, now, err = s.remoteReadIndex(ctx, string(addr))
+			idx, now, err = s.followerReadIndex(ctx)
 		default:
 			err = errNotReadyLeader
 		}
@@ -137,6 +137,76 @@ func (s *Store) readIndex(ctx context.Context) (uint64, int64, error) {
 				return 0, 0, fmt.Errorf("%w: no leader known before the deadline", ErrNoLeader)
 			}
 			return 0, 0, fmt.Errorf("%w: could not confirm a read index with the leader: %v", ErrTimeout, last)
+		}
+	}
+}
+
+// remoteReadTimeout bounds one batch's read-index call to the leader; a
+// request whose own deadline is longer retries in readIndex's loop.
+const remoteReadTimeout = 3 * time.Second
+
+// followerReadIndex queues a request for remoteReadLoop and waits for its
+// answer: concurrent reads on a follower share one call to the leader.
+func (s *Store) followerReadIndex(ctx context.Context) (uint64, int64, error) {
+	req := &readIndexRequest{done: make(chan readIndexResult, 1)}
+	select {
+	case s.remoteReads <- req:
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	case <-s.closing:
+		return 0, 0, ErrShuttingDown
+	}
+	select {
+	case res := <-req.done:
+		return res.index, res.nowMs, res.err
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+}
+
+// remoteReadLoop batches a follower's read-index requests: every request
+// queued before a call to the leader is sent shares that call's answer.
+// Requests arriving while a call is in flight wait for the next one, so the
+// index the leader confirms is always taken after each request in the batch
+// arrived — the same rule readLoop follows on the leader.
+func (s *Store) remoteReadLoop() {
+	defer s.wg.Done()
+	batch := make([]*readIndexRequest, 0, 256)
+	for {
+		select {
+		case <-s.closing:
+			return
+		case req := <-s.remoteReads:
+			batch = append(batch[:0], req)
+		}
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case req := <-s.remoteReads:
+				batch = append(batch, req)
+			default:
+				break drain
+			}
+		}
+		var res readIndexResult
+		if addr, _ := s.raft.LeaderWithID(); addr == "" || s.raft.State() == raft.Leader {
+			// Leadership moved since the requests were queued: let each
+			// request's own loop pick the right path again.
+			res.err = errNotReadyLeader
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), remoteReadTimeout)
+			go func() {
+				select {
+				case <-s.closing:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			res.index, res.nowMs, res.err = s.remoteReadIndex(ctx, string(addr))
+			cancel()
+		}
+		for _, req := range batch {
+			req.done <- res
 		}
 	}
 }

@@ -35,6 +35,9 @@ type Store struct {
 
 	// reads carries linearizable read-index requests to readLoop (leader only).
 	reads chan *readIndexRequest
+	// remoteReads carries a follower's read-index requests to
+	// remoteReadLoop, which asks the leader once per batch.
+	remoteReads chan *readIndexRequest
 
 	// readyTerm is the term in which this node, as leader, has committed its
 	// barrier command; 0 when it is not a ready leader. Read by readLoop.
@@ -76,6 +79,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		mux:           mux,
 		rpc:           transport.NewClient(transport.ClientConfig{Logger: cfg.Logger, TLS: mux.PeerTLS()}),
 		reads:         make(chan *readIndexRequest, 1024),
+		remoteReads:   make(chan *readIndexRequest, 1024),
 		leaderChanged: make(chan struct{}),
 		observerCh:    make(chan raft.Observation, 64),
 		notifyCh:      make(chan bool, 16),
@@ -92,10 +96,11 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 	}
 	mux.SetRPCHandler(s.handleRPC)
 
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go s.watchLeadership()
 	go s.watchObservations()
 	go s.readLoop()
+	go s.remoteReadLoop()
 	go s.registerLoop()
 	return s, nil
 }
