@@ -148,20 +148,7 @@ const remoteReadTimeout = 3 * time.Second
 // followerReadIndex queues a request for remoteReadLoop and waits for its
 // answer: concurrent reads on a follower share one call to the leader.
 func (s *Store) followerReadIndex(ctx context.Context) (uint64, int64, error) {
-	req := &readIndexRequest{done: make(chan readIndexResult, 1)}
-	select {
-	case s.remoteReads <- req:
-	case <-ctx.Done():
-		return 0, 0, ctx.Err()
-	case <-s.closing:
-		return 0, 0, ErrShuttingDown
-	}
-	select {
-	case res := <-req.done:
-		return res.index, res.nowMs, res.err
-	case <-ctx.Done():
-		return 0, 0, ctx.Err()
-	}
+	return submitRead(ctx, s.remoteReads, s.closing)
 }
 
 // remoteReadLoop batches a follower's read-index requests: every request
@@ -171,44 +158,26 @@ func (s *Store) followerReadIndex(ctx context.Context) (uint64, int64, error) {
 // arrived — the same rule readLoop follows on the leader.
 func (s *Store) remoteReadLoop() {
 	defer s.wg.Done()
-	batch := make([]*readIndexRequest, 0, 256)
-	for {
-		select {
-		case <-s.closing:
-			return
-		case req := <-s.remoteReads:
-			batch = append(batch[:0], req)
-		}
-	drain:
-		for len(batch) < cap(batch) {
-			select {
-			case req := <-s.remoteReads:
-				batch = append(batch, req)
-			default:
-				break drain
-			}
-		}
-		var res readIndexResult
-		if addr, _ := s.raft.LeaderWithID(); addr == "" || s.raft.State() == raft.Leader {
+	batchReads(s.remoteReads, s.closing, func() (res readIndexResult) {
+		addr, _ := s.raft.LeaderWithID()
+		if addr == "" || s.raft.State() == raft.Leader {
 			// Leadership moved since the requests were queued: let each
 			// request's own loop pick the right path again.
 			res.err = errNotReadyLeader
-		} else {
-			ctx, cancel := context.WithTimeout(context.Background(), remoteReadTimeout)
-			go func() {
-				select {
-				case <-s.closing:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
-			res.index, res.nowMs, res.err = s.remoteReadIndex(ctx, string(addr))
-			cancel()
+			return res
 		}
-		for _, req := range batch {
-			req.done <- res
-		}
-	}
+		ctx, cancel := context.WithTimeout(context.Background(), remoteReadTimeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-s.closing:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		res.index, res.nowMs, res.err = s.remoteReadIndex(ctx, string(addr))
+		return res
+	})
 }
 
 func (s *Store) remoteReadIndex(ctx context.Context, addr string) (uint64, int64, error) {
@@ -234,12 +203,30 @@ func (s *Store) leaderReadIndex(ctx context.Context) (uint64, int64, error) {
 	if s.raft.State() != raft.Leader || s.readyTerm.Load() == 0 {
 		return 0, 0, errNotReadyLeader
 	}
+	return submitRead(ctx, s.reads, s.closing)
+}
+
+// readLoop confirms read indexes in batches (ReadIndex, Raft thesis §6.4): every
+// request that arrived before a round starts shares that round's single
+// leadership check, so verification cost follows round trips, not request rate.
+func (s *Store) readLoop() {
+	defer s.wg.Done()
+	batchReads(s.reads, s.closing, func() (res readIndexResult) {
+		res.index, res.nowMs, res.err = s.confirmReadIndex()
+		return res
+	})
+}
+
+// submitRead queues a read-index request on queue and waits for its answer
+// or ctx. The answer channel is buffered, so the batching loop never blocks
+// on a caller that gave up.
+func submitRead(ctx context.Context, queue chan<- *readIndexRequest, closing <-chan struct{}) (uint64, int64, error) {
 	req := &readIndexRequest{done: make(chan readIndexResult, 1)}
 	select {
-	case s.reads <- req:
+	case queue <- req:
 	case <-ctx.Done():
 		return 0, 0, ctx.Err()
-	case <-s.closing:
+	case <-closing:
 		return 0, 0, ErrShuttingDown
 	}
 	select {
@@ -250,31 +237,31 @@ func (s *Store) leaderReadIndex(ctx context.Context) (uint64, int64, error) {
 	}
 }
 
-// readLoop confirms read indexes in batches (ReadIndex, Raft thesis §6.4): every
-// request that arrived before a round starts shares that round's single
-// leadership check, so verification cost follows round trips, not request rate.
-func (s *Store) readLoop() {
-	defer s.wg.Done()
+// batchReads serves queue until closing: it takes every request queued
+// before a round starts, runs confirm once for all of them, and answers each
+// with the result. Requests that arrive during a round wait for the next, so
+// the index a round confirms is taken after every request in it arrived.
+func batchReads(queue <-chan *readIndexRequest, closing <-chan struct{}, confirm func() readIndexResult) {
 	batch := make([]*readIndexRequest, 0, 256)
 	for {
 		select {
-		case <-s.closing:
+		case <-closing:
 			return
-		case req := <-s.reads:
+		case req := <-queue:
 			batch = append(batch[:0], req)
 		}
 	drain:
 		for len(batch) < cap(batch) {
 			select {
-			case req := <-s.reads:
+			case req := <-queue:
 				batch = append(batch, req)
 			default:
 				break drain
 			}
 		}
-		idx, now, err := s.confirmReadIndex()
+		res := confirm()
 		for _, req := range batch {
-			req.done <- readIndexResult{index: idx, nowMs: now, err: err}
+			req.done <- res
 		}
 	}
 }
