@@ -27,7 +27,9 @@ func TestClientRetriesAcrossLeaderKillWithoutDuplicates(t *testing.T) {
 	}
 	root := repoRoot(t)
 	dir := t.TempDir()
-	env := append(os.Environ(), "KV_CLUSTER_DIR="+dir, "KV_CLUSTER_HTTP_BASE=37080", "KV_CLUSTER_PEER_BASE=37180", "KV_API_KEY=failover-test-key-0123")
+	// Fixed ports below the kernel's ephemeral range (32768-60999), so an
+	// outgoing connection elsewhere cannot be holding one of them.
+	env := append(os.Environ(), "KV_CLUSTER_DIR="+dir, "KV_CLUSTER_HTTP_BASE=21080", "KV_CLUSTER_PEER_BASE=21180", "KV_API_KEY=failover-test-key-0123")
 	script := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command("bash", append([]string{filepath.Join(root, "scripts", "cluster.sh")}, args...)...)
@@ -52,7 +54,7 @@ func TestClientRetriesAcrossLeaderKillWithoutDuplicates(t *testing.T) {
 	}
 
 	c, err := client.New(client.Config{
-		Endpoints: []string{"http://127.0.0.1:37081", "http://127.0.0.1:37082", "http://127.0.0.1:37083"},
+		Endpoints: []string{"http://127.0.0.1:21081", "http://127.0.0.1:21082", "http://127.0.0.1:21083"},
 		APIKey:    "failover-test-key-0123",
 		Timeout:   3 * time.Second,
 	})

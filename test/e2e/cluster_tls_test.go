@@ -24,7 +24,9 @@ func TestClusterScriptTLS(t *testing.T) {
 	}
 	root := repoRoot(t)
 	dir := t.TempDir()
-	env := append(os.Environ(), "KV_CLUSTER_DIR="+dir, "KV_CLUSTER_HTTP_BASE=38080", "KV_CLUSTER_PEER_BASE=39080", "KV_API_KEY=tls-test-key")
+	// Fixed ports below the kernel's ephemeral range (32768-60999), so an
+	// outgoing connection elsewhere cannot be holding one of them.
+	env := append(os.Environ(), "KV_CLUSTER_DIR="+dir, "KV_CLUSTER_HTTP_BASE=22080", "KV_CLUSTER_PEER_BASE=22180", "KV_API_KEY=tls-test-key")
 	script := func(args ...string) {
 		t.Helper()
 		cmd := exec.Command("bash", append([]string{filepath.Join(root, "scripts", "cluster.sh")}, args...)...)
@@ -58,23 +60,23 @@ func TestClusterScriptTLS(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	for i, port := range []string{"38081", "38082", "38083"} {
+	for i, port := range []string{"22081", "22082", "22083"} {
 		key := "tls-" + port
 		if code, body := call("PUT", "https://127.0.0.1:"+port+"/kv/items/"+key, `{"value":{"n":1}}`); code != 201 {
 			t.Fatalf("PUT via node %d: %d %s", i+1, code, body)
 		}
-		next := []string{"38082", "38083", "38081"}[i]
+		next := []string{"22082", "22083", "22081"}[i]
 		if code, body := call("GET", "https://127.0.0.1:"+next+"/kv/items/"+key, ""); code != 200 || !strings.Contains(body, `"value":{"n":1}`) {
 			t.Fatalf("GET via another node: %d %s", code, body)
 		}
 	}
-	if resp, err := http.Get("http://127.0.0.1:38081/healthz"); err == nil {
+	if resp, err := http.Get("http://127.0.0.1:22081/healthz"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == 200 {
 			t.Fatal("plain HTTP answered 200 on an HTTPS node")
 		}
 	}
-	conn, err := net.Dial("tcp", "127.0.0.1:39081")
+	conn, err := net.Dial("tcp", "127.0.0.1:22181")
 	if err != nil {
 		t.Fatal(err)
 	}
