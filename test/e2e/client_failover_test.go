@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,23 +22,7 @@ func TestClientRetriesAcrossLeaderKillWithoutDuplicates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real three-node cluster; skipped with -short")
 	}
-	root := repoRoot(t)
-	dir := t.TempDir()
-	// Fixed ports below the kernel's ephemeral range (32768-60999), so an
-	// outgoing connection elsewhere cannot be holding one of them.
-	env := append(os.Environ(), "KV_CLUSTER_DIR="+dir, "KV_CLUSTER_HTTP_BASE=21080", "KV_CLUSTER_PEER_BASE=21180", "KV_API_KEY=failover-test-key-0123")
-	script := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("bash", append([]string{filepath.Join(root, "scripts", "cluster.sh")}, args...)...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		t.Logf("cluster.sh %s:\n%s", strings.Join(args, " "), out)
-		if err != nil {
-			t.Fatalf("cluster.sh %s: %v", strings.Join(args, " "), err)
-		}
-		return string(out)
-	}
-	t.Cleanup(func() { script("stop") })
+	script := clusterScript(t, t.TempDir(), 21080, 21180, "failover-test-key-0123")
 	out := script("start")
 	leader := ""
 	for _, line := range strings.Split(out, "\n") {

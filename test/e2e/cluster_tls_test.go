@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,22 +21,8 @@ func TestClusterScriptTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real three-node cluster; skipped with -short")
 	}
-	root := repoRoot(t)
 	dir := t.TempDir()
-	// Fixed ports below the kernel's ephemeral range (32768-60999), so an
-	// outgoing connection elsewhere cannot be holding one of them.
-	env := append(os.Environ(), "KV_CLUSTER_DIR="+dir, "KV_CLUSTER_HTTP_BASE=22080", "KV_CLUSTER_PEER_BASE=22180", "KV_API_KEY=tls-test-key")
-	script := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("bash", append([]string{filepath.Join(root, "scripts", "cluster.sh")}, args...)...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		t.Logf("cluster.sh %s:\n%s", strings.Join(args, " "), out)
-		if err != nil {
-			t.Fatalf("cluster.sh %s: %v", strings.Join(args, " "), err)
-		}
-	}
-	t.Cleanup(func() { script("stop") })
+	script := clusterScript(t, dir, 22080, 22180, "tls-test-key")
 	script("start", "--tls")
 
 	caPEM, err := os.ReadFile(filepath.Join(dir, "certs", "ca.pem"))
