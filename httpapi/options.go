@@ -149,12 +149,12 @@ func readHeaders(h http.Header, info store.ReadInfo) http.Header {
 
 // writeHeaders carries a write's version (when it has one) and log index.
 func writeHeaders(version, index uint64) http.Header {
-	h := http.Header{}
+	h := make(http.Header, 2)
 	if version != 0 {
-		h.Set("ETag", etag(version))
+		h["Etag"] = []string{etag(version)} // canonical form of ETag
 	}
 	if index != 0 {
-		h.Set(headerIndex, strconv.FormatUint(index, 10))
+		h["X-Kv-Index"] = []string{strconv.FormatUint(index, 10)} // canonical form of headerIndex
 	}
 	return h
 }

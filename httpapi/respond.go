@@ -42,8 +42,20 @@ func encodeJSON(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// appendJSONString appends s as a JSON string literal.
+// appendJSONString appends s as a JSON string literal, exactly as encodeJSON
+// writes it. Printable ASCII without quotes or backslashes (every key a
+// benchmark or a typical client uses) is copied as is.
 func appendJSONString(dst []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\'
+	}
+	if plain {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	b, err := encodeJSON(s)
 	if err != nil { // unreachable: every Go string encodes (invalid UTF-8 becomes U+FFFD)
 		panic(err)
@@ -72,6 +84,11 @@ func appendExpiry(dst []byte, t time.Time) []byte {
 	return append(dst, '"')
 }
 
+var (
+	contentTypeJSON = []string{"application/json"}
+	cacheNoStore    = []string{"no-store"}
+)
+
 // writeReply sends a computed reply. It is the only place a success status is written.
 func writeReply(w http.ResponseWriter, rep reply) {
 	h := w.Header()
@@ -84,9 +101,12 @@ func writeReply(w http.ResponseWriter, rep reply) {
 		rep.stream(w)
 		return
 	}
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(rep.body)))
-	h.Set("Cache-Control", "no-store") // responses carry data behind a credential
+	// Direct map writes with canonical names: Header.Set would canonicalise
+	// and allocate a slice per header on every response. net/http only reads
+	// these slices, so the constant ones are shared.
+	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(rep.body))}
+	h["Cache-Control"] = cacheNoStore // responses carry data behind a credential
 	w.WriteHeader(rep.status)
 	_, _ = w.Write(rep.body) // a write error means the client left; nothing to do
 }

@@ -143,10 +143,31 @@ func New(cfg Config, st Store) (http.Handler, error) {
 	return r, nil
 }
 
-// routeTable lists every route and its methods. Authenticated routes need
+// routeTable lists every route and its methods. gorilla/mux tries routes in
+// this order (each is a regexp match), so the item routes, which carry nearly
+// all traffic, come first; no two templates match the same path, so the order
+// changes nothing else. Authenticated routes need
 // the scope routeScopes gives them (auth.go).
 func (a *api) routeTable() []route {
 	return []route{
+		{template: "/kv/items/", methods: []routeMethod{
+			{http.MethodGet, a.emptyKey},
+			{http.MethodPut, a.emptyKey},
+			{http.MethodDelete, a.emptyKey},
+		}},
+		{template: "/kv/items/{key}", methods: []routeMethod{
+			{http.MethodGet, a.getItem},
+			{http.MethodPut, a.putItem},
+			{http.MethodPatch, a.patchItem},
+			{http.MethodDelete, a.deleteItem},
+		}},
+		{template: "/kv/items/{key}/incr", methods: []routeMethod{
+			{http.MethodPost, a.incrItem},
+		}},
+		{template: "/kv/items", methods: []routeMethod{
+			{http.MethodGet, a.listItems},
+			{http.MethodDelete, a.deletePrefix},
+		}},
 		{template: "/healthz", public: true, methods: []routeMethod{
 			{http.MethodGet, a.healthz},
 		}},
@@ -177,24 +198,6 @@ func (a *api) routeTable() []route {
 		}},
 		{template: "/cluster/leader/transfer", methods: []routeMethod{
 			{http.MethodPost, a.transferLeader},
-		}},
-		{template: "/kv/items/", methods: []routeMethod{
-			{http.MethodGet, a.emptyKey},
-			{http.MethodPut, a.emptyKey},
-			{http.MethodDelete, a.emptyKey},
-		}},
-		{template: "/kv/items/{key}", methods: []routeMethod{
-			{http.MethodGet, a.getItem},
-			{http.MethodPut, a.putItem},
-			{http.MethodPatch, a.patchItem},
-			{http.MethodDelete, a.deleteItem},
-		}},
-		{template: "/kv/items/{key}/incr", methods: []routeMethod{
-			{http.MethodPost, a.incrItem},
-		}},
-		{template: "/kv/items", methods: []routeMethod{
-			{http.MethodGet, a.listItems},
-			{http.MethodDelete, a.deletePrefix},
 		}},
 	}
 }
