@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -422,5 +423,37 @@ func TestClientClose(t *testing.T) {
 	}
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// TestSequentialCallsReuseHandlerGoroutine: one caller's back-to-back
+// requests are served by the same long-lived worker, not a new goroutine
+// each (whose stack would have to grow again every time).
+func TestSequentialCallsReuseHandlerGoroutine(t *testing.T) {
+	checkNoLeaks(t)
+	m := newMux(t, Config{})
+	var mu sync.Mutex
+	seen := map[string]int{}
+	m.SetRPCHandler(func(ctx context.Context, method uint8, req []byte) ([]byte, error) {
+		buf := make([]byte, 64)
+		id := strings.Fields(string(buf[:runtime.Stack(buf, false)]))[1] // "goroutine N [running]:"
+		mu.Lock()
+		seen[id]++
+		mu.Unlock()
+		return nil, nil
+	})
+	c := newClient(t, ClientConfig{})
+	for i := 0; i < 50; i++ {
+		if _, err := c.Call(ctxTimeout(t, 5*time.Second), m.Addr(), 1, nil); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// A goroutine per call would make 50. A few extra are legitimate: a call
+	// can arrive in the instant between a worker's response and its return
+	// to the idle wait.
+	if len(seen) > 10 {
+		t.Fatalf("50 sequential calls ran on %d goroutines, want them to share a worker: %v", len(seen), seen)
 	}
 }
