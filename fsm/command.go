@@ -20,6 +20,12 @@ const (
 	OpTouch        Op = 5 // replace a live key's expiry (ExpiresAt, 0 = none), keeping its value
 	OpIncr         Op = 6 // add By to a live integer value, or create it as By (with ExpiresAt)
 	OpDeletePrefix Op = 7 // delete every key starting with Key, atomically
+	// OpBatch carries two or more independent writes (set, delete, touch,
+	// incr) to distinct keys, applied in order at the batch's log index, each
+	// exactly as if it were its own command at that index. The leader groups
+	// concurrent client writes this way to pay raft's per-entry costs once per
+	// group (store/propose.go). See DESIGN.md.
+	OpBatch Op = 8
 
 	// Online restore (version 2 only; see restore.go). A restore stages a
 	// backup's snapshot stream in chunks, then swaps it in with one commit.
@@ -49,6 +55,8 @@ func (o Op) String() string {
 		return "incr"
 	case OpDeletePrefix:
 		return "delete-prefix"
+	case OpBatch:
+		return "batch"
 	case OpRestoreChunk:
 		return "restore-chunk"
 	case OpRestoreCommit:
@@ -109,6 +117,7 @@ var opFlags = map[Op]uint64{
 	OpTouch:         flagIfMatch | flagIdem,
 	OpIncr:          flagIfMatch | flagIdem,
 	OpDeletePrefix:  flagIdem,
+	OpBatch:         0,
 	OpRestoreChunk:  0,
 	OpRestoreCommit: 0,
 	OpRestoreAbort:  0,
@@ -162,6 +171,24 @@ type Command struct {
 	// A chunk's bytes travel in Value.
 	RestoreID  uint64
 	RestoreSeq uint64
+
+	// Batch holds an OpBatch's writes: at least two, each Batchable, no two
+	// with the same Key. Encode writes whatever it is given; the proposer
+	// must respect these rules, and Decode refuses an entry that breaks them.
+	Batch []Command
+}
+
+// MinBatch is the fewest writes an OpBatch carries: a single write is
+// encoded as itself, so every command has exactly one encoding.
+const MinBatch = 2
+
+// Batchable reports whether c may be one of an OpBatch's writes.
+func (c Command) Batchable() bool {
+	switch c.Op {
+	case OpSet, OpDelete, OpTouch, OpIncr:
+		return true
+	}
+	return false
 }
 
 // flags returns the version 2 flag bits c needs.
@@ -208,6 +235,7 @@ func (c Command) version() byte {
 //	touch:   uvarint len(Key), Key, varint ExpiresAt
 //	incr:    uvarint len(Key), Key, varint By, varint ExpiresAt
 //	delete-prefix: uvarint len(Key), Key
+//	batch:   uvarint len(Batch), then per write: uvarint length, its encoding
 //	restore-chunk:  uvarint RestoreID, uvarint RestoreSeq, uvarint len(Value), Value
 //	restore-commit: uvarint RestoreID, uvarint RestoreSeq
 //	restore-abort:  uvarint RestoreID
@@ -259,6 +287,12 @@ func (c Command) AppendEncode(dst []byte) []byte {
 		dst = binary.AppendVarint(dst, c.ExpiresAt)
 	case OpDeletePrefix:
 		dst = appendString(dst, c.Key)
+	case OpBatch:
+		dst = binary.AppendUvarint(dst, uint64(len(c.Batch)))
+		for _, w := range c.Batch {
+			dst = binary.AppendUvarint(dst, uint64(w.encodedSize()))
+			dst = w.AppendEncode(dst)
+		}
 	case OpRestoreChunk:
 		dst = binary.AppendUvarint(dst, c.RestoreID)
 		dst = binary.AppendUvarint(dst, c.RestoreSeq)
@@ -306,6 +340,12 @@ func (c Command) encodedSize() int {
 		n += uvarintLen(uint64(len(c.Key))) + len(c.Key) + varintLen(c.By) + varintLen(c.ExpiresAt)
 	case OpDeletePrefix:
 		n += uvarintLen(uint64(len(c.Key))) + len(c.Key)
+	case OpBatch:
+		n += uvarintLen(uint64(len(c.Batch)))
+		for _, w := range c.Batch {
+			ws := w.encodedSize()
+			n += uvarintLen(uint64(ws)) + ws
+		}
 	case OpRestoreChunk:
 		n += uvarintLen(c.RestoreID) + uvarintLen(c.RestoreSeq) + uvarintLen(uint64(len(c.Value))) + len(c.Value)
 	case OpRestoreCommit:
@@ -364,7 +404,7 @@ func Decode(b []byte) (Command, error) {
 	c.Op = Op(b[1])
 	switch c.Op {
 	case OpSet, OpDelete, OpExpire, OpBarrier:
-	case OpTouch, OpIncr, OpDeletePrefix, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr:
+	case OpTouch, OpIncr, OpDeletePrefix, OpBatch, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr:
 		if version == codecV1 {
 			return Command{}, fmt.Errorf("%w: %d in a version 1 command", ErrUnknownOp, b[1])
 		}
@@ -407,6 +447,8 @@ func Decode(b []byte) (Command, error) {
 		c.ExpiresAt = d.varint("expiresAt")
 	case OpDeletePrefix:
 		c.Key = d.string("prefix")
+	case OpBatch:
+		c.Batch = d.batch()
 	case OpRestoreChunk:
 		c.RestoreID = d.uvarint("restore id")
 		c.RestoreSeq = d.uvarint("restore chunk")
@@ -432,6 +474,47 @@ func Decode(b []byte) (Command, error) {
 		return Command{}, d.err
 	}
 	return c, nil
+}
+
+// minBatchWriteSize is the fewest bytes one write of a batch can take (its
+// length byte and a delete's version, op, Now and key length).
+const minBatchWriteSize = 5
+
+// batch reads an OpBatch's writes and enforces its rules: at least MinBatch
+// writes, each a Batchable command that decodes on its own, no key twice.
+func (d *decoder) batch() []Command {
+	n := d.uvarint("batch size")
+	if d.err != nil {
+		return nil
+	}
+	if n < MinBatch || n > uint64(d.remaining()/minBatchWriteSize) {
+		d.fail("batch of %d writes (at least %d, and the %d bytes remaining)", n, MinBatch, d.remaining())
+		return nil
+	}
+	ws := make([]Command, n)
+	keys := make(map[string]struct{}, n)
+	for i := range ws {
+		raw := d.span("batch write")
+		if d.err != nil {
+			return nil
+		}
+		w, err := Decode(raw)
+		if err != nil {
+			d.fail("batch write %d: %v", i, err)
+			return nil
+		}
+		if !w.Batchable() {
+			d.fail("batch write %d is a %s command", i, w.Op)
+			return nil
+		}
+		if _, dup := keys[w.Key]; dup {
+			d.fail("batch writes key %q twice", w.Key)
+			return nil
+		}
+		keys[w.Key] = struct{}{}
+		ws[i] = w
+	}
+	return ws
 }
 
 // flags reads the version 2 flags and the fields they announce into c.

@@ -41,6 +41,31 @@ var roundTripCases = []struct {
 	{"delete prefix idempotent", Command{Op: OpDeletePrefix, Key: "p", Now: 9, IdemKey: "k"}},
 	{"node addr", Command{Op: OpNodeAddr, Key: "n4", Value: []byte("http://127.0.0.1:8084"), Now: 9}},
 	{"node addr forget", Command{Op: OpNodeAddr, Key: "n4", Now: 9}},
+	{"batch", batchCmd(setCmd("a", `{"x":1}`, 99, 5), deleteCmd("b", 6))},
+	{"batch of every write kind", batchCmd(
+		Command{Op: OpSet, Key: "s", Value: []byte("1"), Now: 5, Cond: CondIfMatch, CondVersion: 7, IdemKey: "r1"},
+		Command{Op: OpDelete, Key: "d", Now: 6, Cond: CondIfMatch, CondVersion: 2},
+		Command{Op: OpTouch, Key: "t", ExpiresAt: 1, Now: 7},
+		Command{Op: OpIncr, Key: "i", By: -3, Now: 8, IdemKey: "r2", Fingerprint: [32]byte{4}},
+		setCmd("", "null", 0, -1),
+	)},
+}
+
+// batchCmd is an OpBatch of ws (Now taken from the first write).
+func batchCmd(ws ...Command) Command {
+	return Command{Op: OpBatch, Now: ws[0].Now, Batch: ws}
+}
+
+// batchBytes hand-encodes an OpBatch of already encoded writes, so invalid
+// batches can be built.
+func batchBytes(ws ...[]byte) []byte {
+	b := []byte{2, byte(OpBatch), 0, 0}
+	b = binary.AppendUvarint(b, uint64(len(ws)))
+	for _, w := range ws {
+		b = binary.AppendUvarint(b, uint64(len(w)))
+		b = append(b, w...)
+	}
+	return b
 }
 
 func TestCommandRoundTrip(t *testing.T) {
@@ -98,7 +123,17 @@ func TestDecodeRejects(t *testing.T) {
 		{"version 0", []byte{0, byte(OpSet), 0}, ErrUnsupportedVersion},
 		{"version 3", append([]byte{3}, setCmd("k", "v", 0, 0).Encode()[1:]...), ErrUnsupportedVersion},
 		{"op 0", []byte{CodecVersion, 0, 0}, ErrUnknownOp},
-		{"op 8", []byte{CodecVersion, 8, 0, 0}, ErrUnknownOp},
+		{"op 9", []byte{CodecVersion, 9, 0, 0}, ErrUnknownOp},
+		{"batch in version 1", []byte{1, byte(OpBatch), 0, 2}, ErrUnknownOp},
+		{"batch of one", batchBytes(setCmd("a", "1", 0, 1).Encode()), ErrMalformed},
+		{"batch of none", []byte{2, byte(OpBatch), 0, 0, 0}, ErrMalformed},
+		{"batch writes a key twice", batchBytes(setCmd("a", "1", 0, 1).Encode(), deleteCmd("a", 1).Encode()), ErrMalformed},
+		{"batch holds an expire", batchBytes(setCmd("a", "1", 0, 1).Encode(), expireCmd(1, ExpireItem{"b", 1}).Encode()), ErrMalformed},
+		{"batch holds a delete-prefix", batchBytes(setCmd("a", "1", 0, 1).Encode(), Command{Op: OpDeletePrefix, Key: "b"}.Encode()), ErrMalformed},
+		{"batch holds a batch", batchBytes(setCmd("a", "1", 0, 1).Encode(), batchCmd(setCmd("b", "1", 0, 1), setCmd("c", "1", 0, 1)).Encode()), ErrMalformed},
+		{"batch write undecodable", batchBytes(setCmd("a", "1", 0, 1).Encode(), []byte{9, 9, 9, 9, 9}), ErrMalformed},
+		{"batch count beyond input", []byte{2, byte(OpBatch), 0, 0, 200, 1, 0, 0, 0, 0}, ErrMalformed},
+		{"batch with flags", []byte{2, byte(OpBatch), 0, flagIdem, 0}, ErrMalformed},
 		{"v2 op in version 1", []byte{1, byte(OpIncr), 0, 1, 'k', 2, 0}, ErrUnknownOp},
 		{"v1 command in version 2 layout", []byte{2, byte(OpSet), 0, 0, 1, 'k', 1, '1', 0}, ErrMalformed},
 		{"unknown flag", []byte{2, byte(OpSet), 0, 0x10, 1, 'k', 1, '1', 0}, ErrMalformed},

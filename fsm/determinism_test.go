@@ -169,7 +169,31 @@ func genLog(seed uint64, n int) (logs []*raft.Log, want []interface{}, final mod
 			now += IdempotencyWindowMs / 3 // let dedup entries age out
 		}
 		var c Command
-		switch p := r.IntN(130); {
+		switch p := r.IntN(145); {
+		case p >= 130:
+			// A batch: independent writes to distinct keys at one index,
+			// each answered as if it were its own command at that index.
+			var ws []Command
+			var res []interface{}
+			used := map[string]bool{}
+			for len(ws) < 2+r.IntN(4) {
+				w := genV2Command(r, m, key, now+int64(r.IntN(5)), idx)
+				if r.IntN(3) == 0 {
+					w = Command{Op: OpSet, Key: key(), Value: fmt.Appendf(nil, "%d", r.IntN(9)), Now: now}
+				}
+				if !w.Batchable() || used[w.Key] {
+					continue
+				}
+				if r.IntN(4) == 0 {
+					w.IdemKey = fmt.Sprintf("req-%d", r.IntN(40))
+				}
+				used[w.Key] = true
+				ws = append(ws, w)
+				res = append(res, m.applyIdem(table, idx, w))
+			}
+			logs = append(logs, cmdLog(idx, Command{Op: OpBatch, Now: now, Batch: ws}))
+			want = append(want, BatchResult{Results: res})
+			continue
 		case p >= 100:
 			c = genV2Command(r, m, key, now, idx)
 			if r.IntN(3) == 0 {

@@ -137,13 +137,25 @@ func (f *FSM) applyLocked(l *raft.Log, cmd *Command) interface{} {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	if cmd.Op == OpBatch {
+		res := BatchResult{Results: make([]interface{}, len(cmd.Batch))}
+		for i := range cmd.Batch {
+			res.Results[i] = f.applyCommand(l.Index, &cmd.Batch[i])
+		}
+		return res
+	}
+	return f.applyCommand(l.Index, cmd)
+}
+
+// applyCommand applies one command (not a batch) at log index; see applyLocked.
+func (f *FSM) applyCommand(index uint64, cmd *Command) interface{} {
 	f.pruneIdem(cmd.Now)
 	if cmd.IdemKey != "" {
 		if res, ok := f.lookupIdem(cmd); ok {
 			return res
 		}
 	}
-	res := f.applyOp(l.Index, cmd)
+	res := f.applyOp(index, cmd)
 	if cmd.IdemKey != "" {
 		f.recordIdem(cmd, res)
 	}

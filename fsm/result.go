@@ -111,3 +111,9 @@ type ExpireResult struct {
 
 // BarrierResult is the outcome of OpBarrier.
 type BarrierResult struct{}
+
+// BatchResult is OpBatch's response: Results[i] is what write i alone would
+// have returned (a SetResult, DeleteResult or IncrResult).
+type BatchResult struct {
+	Results []interface{}
+}

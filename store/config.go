@@ -41,6 +41,16 @@ type Config struct {
 	// lagging followers catch up from the log instead of a snapshot.
 	TrailingLogs uint64
 
+	// DisableWriteBatching proposes every client write as its own raft entry.
+	// By default the leader packs concurrent writes into one entry (fsm.OpBatch,
+	// propose.go). Set it while a rolling upgrade from a build without OpBatch
+	// is in progress: such a replica cannot apply a batch and stops.
+	DisableWriteBatching bool
+	// MaxWriteBatchesInFlight: how many write batches the leader may have
+	// proposed and not yet applied. Writes arriving meanwhile wait and form the
+	// next batch.
+	MaxWriteBatchesInFlight int
+
 	// ExpireInterval: the longest the leader's expiry loop sleeps between scans.
 	// An expired key is physically deleted within about this long (plus a commit).
 	ExpireInterval time.Duration
@@ -82,18 +92,19 @@ type Config struct {
 // DefaultConfig returns the settings used when a field is left zero.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:   1000 * time.Millisecond,
-		ElectionTimeout:    1000 * time.Millisecond,
-		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      50 * time.Millisecond,
-		MaxAppendEntries:   256,
-		SnapshotThreshold:  16384,
-		SnapshotInterval:   30 * time.Second,
-		TrailingLogs:       10240,
-		ExpireInterval:     100 * time.Millisecond,
-		ExpireBatch:        1000,
-		PromoteLag:         100,
-		MonitorInterval:    250 * time.Millisecond,
+		HeartbeatTimeout:        1000 * time.Millisecond,
+		ElectionTimeout:         1000 * time.Millisecond,
+		LeaderLeaseTimeout:      500 * time.Millisecond,
+		CommitTimeout:           50 * time.Millisecond,
+		MaxAppendEntries:        256,
+		SnapshotThreshold:       16384,
+		SnapshotInterval:        30 * time.Second,
+		TrailingLogs:            10240,
+		MaxWriteBatchesInFlight: 2,
+		ExpireInterval:          100 * time.Millisecond,
+		ExpireBatch:             1000,
+		PromoteLag:              100,
+		MonitorInterval:         250 * time.Millisecond,
 	}
 }
 
@@ -123,6 +134,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = d.TrailingLogs
+	}
+	if c.MaxWriteBatchesInFlight == 0 {
+		c.MaxWriteBatchesInFlight = d.MaxWriteBatchesInFlight
 	}
 	if c.ExpireInterval == 0 {
 		c.ExpireInterval = d.ExpireInterval
@@ -157,6 +171,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: LeaderLeaseTimeout (%s) must not exceed HeartbeatTimeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
 	case c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024:
 		return fmt.Errorf("store: MaxAppendEntries must be 1..1024, got %d", c.MaxAppendEntries)
+	case c.MaxWriteBatchesInFlight < 1:
+		return fmt.Errorf("store: MaxWriteBatchesInFlight must be positive, got %d", c.MaxWriteBatchesInFlight)
 	case c.ExpireBatch < 1:
 		return fmt.Errorf("store: ExpireBatch must be positive, got %d", c.ExpireBatch)
 	}

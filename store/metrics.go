@@ -41,6 +41,7 @@ type metrics struct {
 		duration  prometheus.Observer
 	}
 	applyBatch prometheus.Histogram
+	writeBatch prometheus.Histogram
 
 	forwarded       *prometheus.CounterVec
 	forwardDuration *prometheus.HistogramVec
@@ -70,6 +71,11 @@ func newMetrics() *metrics {
 			Name:    "quorumkv_raft_apply_batch_size",
 			Help:    "Committed log entries handed to this node's state machine in one ApplyBatch call.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 11), // 1 .. 1024 (MaxAppendEntries' bound)
+		}),
+		writeBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "quorumkv_write_batch_size",
+			Help:    "Client writes this node, as leader, proposed together in one raft log entry (1: proposed alone).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11), // 1 .. 1024 (maxBatchWrites)
 		}),
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumkv_forwarded_requests_total",
@@ -118,7 +124,7 @@ func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 	}
 	m.reg = reg
 	for _, c := range []prometheus.Collector{
-		m.proposals, m.applyDuration, m.applyBatch, m.forwarded, m.forwardDuration,
+		m.proposals, m.applyDuration, m.applyBatch, m.writeBatch, m.forwarded, m.forwardDuration,
 		m.expirationsProposed, m.snapshots, m.snapshotDuration, newStoreCollector(s),
 	} {
 		if err := reg.Register(c); err != nil {

@@ -57,6 +57,11 @@ type Store struct {
 	// mon is the leader's membership monitor (promote.go).
 	mon memberMonitor
 
+	// proposals queues client writes for the proposer, and batchSlots holds
+	// one token per write batch in flight (propose.go).
+	proposals  chan *proposal
+	batchSlots chan struct{}
+
 	closing   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -83,6 +88,8 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		leaderChanged: make(chan struct{}),
 		observerCh:    make(chan raft.Observation, 64),
 		notifyCh:      make(chan bool, 16),
+		proposals:     make(chan *proposal, 4096),
+		batchSlots:    make(chan struct{}, cfg.MaxWriteBatchesInFlight),
 		closing:       make(chan struct{}),
 		mon:           memberMonitor{changes: make(chan struct{}, 1)},
 	}
@@ -96,7 +103,8 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 	}
 	mux.SetRPCHandler(s.handleRPC)
 
-	s.wg.Add(5)
+	s.wg.Add(6)
+	go s.runProposer()
 	go s.watchLeadership()
 	go s.watchObservations()
 	go s.readLoop()

@@ -218,7 +218,7 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 	case fsm.OpDelete, fsm.OpDeletePrefix:
 		cmd.ExpiresAt = 0
 	}
-	resp, index, err := s.applyLocalIndex(ctx, cmd)
+	resp, index, err := s.propose(ctx, cmd)
 	if err != nil {
 		return writeResult{}, err
 	}
@@ -258,18 +258,23 @@ func (s *Store) applyLocalIndex(ctx context.Context, cmd fsm.Command) (interface
 	f := s.raft.Apply(cmd.Encode(), timeout)
 	resp, err := waitFuture(ctx, f)
 	s.metrics.proposed(cmd.Op, time.Since(start), err)
+	if err != nil {
+		return nil, 0, classifyApplyError(err)
+	}
+	return resp, f.Index(), nil
+}
+
+// classifyApplyError maps a failed proposal to errNotCommitted (raft certainly
+// did not commit it: safe to retry) or ErrOutcomeUnknown.
+func classifyApplyError(err error) error {
 	switch {
-	case err == nil:
-		return resp, f.Index(), nil
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress),
 		errors.Is(err, raft.ErrEnqueueTimeout):
-		return nil, 0, fmt.Errorf("%w: %v", errNotCommitted, err)
+		return fmt.Errorf("%w: %v", errNotCommitted, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return nil, 0, fmt.Errorf("%w: no commit before the deadline (%v)", ErrOutcomeUnknown, err)
-	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
-		return nil, 0, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
-	default:
-		return nil, 0, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+		return fmt.Errorf("%w: no commit before the deadline (%v)", ErrOutcomeUnknown, err)
+	default: // ErrLeadershipLost, ErrRaftShutdown, anything else
+		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 	}
 }
 

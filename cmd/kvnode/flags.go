@@ -30,6 +30,8 @@ type options struct {
 	heartbeatTimeout  time.Duration
 	electionTimeout   time.Duration
 	snapshotThreshold uint64
+	writeBatching     bool
+	writeBatches      int
 	logLevel          string
 	logFormat         string
 	peerCA            string
@@ -73,6 +75,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", time.Second, "raft: follower waits this long without a leader before an election")
 	fs.DurationVar(&o.electionTimeout, "election-timeout", time.Second, "raft: candidate waits this long for votes")
 	fs.Uint64Var(&o.snapshotThreshold, "snapshot-threshold", store.DefaultConfig().SnapshotThreshold, "raft: log entries between snapshots")
+	fs.BoolVar(&o.writeBatching, "write-batching", true, "leader packs concurrent writes into one raft entry; set false while rolling-upgrading from a version without write batching (its nodes cannot apply a batch)")
+	fs.IntVar(&o.writeBatches, "write-batches-in-flight", store.DefaultConfig().MaxWriteBatchesInFlight, "write batches the leader may have proposed and not yet applied")
 	fs.StringVar(&o.peerCA, "peer-ca", "", "cluster CA certificate (PEM): with --peer-cert and --peer-key, the peer port runs mutual TLS 1.3")
 	fs.StringVar(&o.peerCert, "peer-cert", "", "this node's certificate (PEM) for the peer port, signed by --peer-ca")
 	fs.StringVar(&o.peerKey, "peer-key", "", "the key of --peer-cert (PEM)")

@@ -172,18 +172,20 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 	}
 	metrics := newMetricsRegistry()
 	st, err := store.Open(store.Config{
-		NodeID:             o.id,
-		DataDir:            o.dataDir,
-		Bootstrap:          peers,
-		HeartbeatTimeout:   o.heartbeatTimeout,
-		ElectionTimeout:    o.electionTimeout,
-		LeaderLeaseTimeout: min(o.heartbeatTimeout/2, 500*time.Millisecond),
-		SnapshotThreshold:  o.snapshotThreshold,
-		Clock:              testClock(o, logger),
-		Join:               len(joins) > 0,
-		HTTPAddr:           advertisedHTTPAddr(o, ln),
-		Logger:             nodeLogger,
-		Metrics:            metrics,
+		NodeID:                  o.id,
+		DataDir:                 o.dataDir,
+		Bootstrap:               peers,
+		HeartbeatTimeout:        o.heartbeatTimeout,
+		ElectionTimeout:         o.electionTimeout,
+		LeaderLeaseTimeout:      min(o.heartbeatTimeout/2, 500*time.Millisecond),
+		SnapshotThreshold:       o.snapshotThreshold,
+		DisableWriteBatching:    !o.writeBatching,
+		MaxWriteBatchesInFlight: o.writeBatches,
+		Clock:                   testClock(o, logger),
+		Join:                    len(joins) > 0,
+		HTTPAddr:                advertisedHTTPAddr(o, ln),
+		Logger:                  nodeLogger,
+		Metrics:                 metrics,
 	}, mux)
 	if err != nil {
 		ln.Close()
