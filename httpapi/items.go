@@ -20,6 +20,9 @@ type itemMeta struct {
 // itemKey returns the validated key of a /kv/items/{key} request. The router
 // matches the escaped path, so the variable is still percent-encoded.
 func itemKey(r *http.Request) (string, error) {
+	if k := r.PathValue("key"); k != "" { // set by router's fast path
+		return parseKey(k)
+	}
 	return parseKey(mux.Vars(r)["key"])
 }
 

@@ -136,11 +136,49 @@ func New(cfg Config, st Store) (http.Handler, error) {
 	// SkipClean: never answer with a redirect (a 301 turns a PUT into a GET in
 	// many clients); a path that does not match is a 404.
 	r := mux.NewRouter().UseEncodedPath().SkipClean(true)
+	var item http.Handler
 	for _, rt := range a.routeTable() {
-		r.Handle(rt.template, a.serve(rt))
+		h := a.serve(rt)
+		r.Handle(rt.template, h)
+		if rt.template == itemTemplate {
+			item = h
+		}
 	}
 	r.NotFoundHandler = a.serve(route{template: "", public: true})
-	return r, nil
+	return &router{mux: r, item: item}, nil
+}
+
+// itemTemplate is the route nearly every request takes.
+const itemTemplate = "/kv/items/{key}"
+
+// router sends /kv/items/{key} straight to its handler and everything else
+// through gorilla/mux. For the item route mux would run a regexp and copy the
+// request twice to attach its variables; this match is a prefix test, and
+// itemKey reads the key from PathValue. It decides exactly as mux does for
+// that template on the escaped path (one non-empty segment after
+// /kv/items/), which TestRouterMatchesMux checks.
+type router struct {
+	mux  *mux.Router
+	item http.Handler
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if key, ok := itemPathKey(r.URL.EscapedPath()); ok {
+		r.SetPathValue("key", key)
+		rt.item.ServeHTTP(w, r)
+		return
+	}
+	rt.mux.ServeHTTP(w, r)
+}
+
+// itemPathKey returns the still-escaped {key} of an escaped path matching
+// itemTemplate.
+func itemPathKey(path string) (string, bool) {
+	key, ok := strings.CutPrefix(path, "/kv/items/")
+	if !ok || key == "" || strings.IndexByte(key, '/') >= 0 {
+		return "", false
+	}
+	return key, true
 }
 
 // routeTable lists every route and its methods. gorilla/mux tries routes in
@@ -155,7 +193,7 @@ func (a *api) routeTable() []route {
 			{http.MethodPut, a.emptyKey},
 			{http.MethodDelete, a.emptyKey},
 		}},
-		{template: "/kv/items/{key}", methods: []routeMethod{
+		{template: itemTemplate, methods: []routeMethod{
 			{http.MethodGet, a.getItem},
 			{http.MethodPut, a.putItem},
 			{http.MethodPatch, a.patchItem},
