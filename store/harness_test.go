@@ -18,7 +18,7 @@ import (
 // testCluster is an in-process cluster on real TCP (127.0.0.1:0), wired as
 // cmd/kvnode wires a node, with a hook on every node's raft layer to cut links.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	nodes []*testNode
 }
 
@@ -44,7 +44,7 @@ func fastConfig() Config {
 	}
 }
 
-func newTestCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
+func newTestCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
 	var peers []Peer
@@ -236,7 +236,7 @@ func (c *trackedConn) Close() error {
 }
 
 // waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -247,7 +247,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
@@ -257,7 +257,7 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 // would drown the output), tagged with the node id. raft's per-connection
 // goroutines are not waited for by anyone and may log while the test ends,
 // so the writer goes quiet, under a lock, once the test's cleanups run.
-func testLogger(t *testing.T, id string) *slog.Logger {
+func testLogger(t testing.TB, id string) *slog.Logger {
 	w := &testWriter{t: t}
 	t.Cleanup(func() {
 		w.mu.Lock()
@@ -268,7 +268,7 @@ func testLogger(t *testing.T, id string) *slog.Logger {
 }
 
 type testWriter struct {
-	t    *testing.T
+	t    testing.TB
 	mu   sync.Mutex
 	done bool
 }
