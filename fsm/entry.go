@@ -23,14 +23,12 @@ type item struct {
 
 func itemLess(a, b item) bool { return a.key < b.key }
 
-// expiryKey is an element of the expiry index, ordered by (at, key). rev is a
-// payload, not part of the order: it mirrors the entry's Revision so that
-// ExpiredItems needs no second lookup. Every write to an expiring entry removes
-// and re-adds its expiryKey, so rev is always current.
+// expiryKey is an element of the expiry index (expiry.go), ordered by
+// (at, key). key shares the entry's key string. Every write to an expiring
+// entry removes and re-adds its expiryKey.
 type expiryKey struct {
 	at  int64
 	key string
-	rev uint64
 }
 
 func expiryLess(a, b expiryKey) bool {
