@@ -81,14 +81,15 @@ func (f *FSM) restoreCommit(index uint64, cmd *Command) RestoreResult {
 	if r.staging.id != 0 {
 		return RestoreResult{Reason: fmt.Sprintf("restore %x: staged data itself holds a restore in progress", cmd.RestoreID)}
 	}
-	data := newDataTree()
+	load := newSortedLoader()
 	var valueBytes int64
 	r.data.Scan(func(it item) bool {
 		it.Revision = index
 		valueBytes += int64(len(it.Value))
-		data.Load(it)
+		load.add(it)
 		return true
 	})
+	data := load.finish()
 	f.data, f.expiry = data, r.expiry
 	f.idem, f.idemAge = r.idem, r.idemAge
 	f.stats.valueBytes = valueBytes

@@ -268,7 +268,7 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	applied = binary.BigEndian.Uint64(rest[4:])
 	count := binary.BigEndian.Uint64(rest[12:])
 
-	data := newDataTree()
+	load := newSortedLoader()
 	// The expiry pairs are collected and sorted, then cut into full chunks:
 	// in key order they would arrive in no particular expiry order.
 	var pairs []expiryKey
@@ -287,8 +287,7 @@ func readSnapshot(r io.Reader) (*restored, error) {
 			return nil, fmt.Errorf("%w: record %d: revision %d beyond applied index %d", ErrBadSnapshot, i, it.Revision, applied)
 		}
 		prevKey = it.key
-		// Keys arrive in order, so Load appends to the rightmost leaf.
-		data.Load(it)
+		load.add(it) // keys arrive in order (checked above)
 		if it.ExpiresAt != 0 {
 			pairs = append(pairs, expiryKey{at: it.ExpiresAt, key: it.key})
 		}
@@ -326,7 +325,7 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	case !errors.Is(err, io.EOF):
 		return nil, sr.wrap(err, "end of stream")
 	}
-	return &restored{data: data, expiry: buildExpiryIndex(pairs), idem: idem, idemAge: idemAge, nodes: nodes, applied: applied, staging: staging}, nil
+	return &restored{data: load.finish(), expiry: buildExpiryIndex(pairs), idem: idem, idemAge: idemAge, nodes: nodes, applied: applied, staging: staging}, nil
 }
 
 // readStaging reads the staging section of a version 3 snapshot: a restore
