@@ -19,7 +19,8 @@ import (
 // Layout: chunks of at most expiryChunk pairs, each sorted, every pair of a
 // chunk less than every pair of the next, no chunk empty. Finding a pair is a
 // binary search over the chunks' last pairs, then one within the chunk. A
-// full chunk that takes an insert in its middle splits in two halves; a chunk
+// full chunk that takes an insert first passes its last pair to the next chunk
+// if that has room, else splits at the insertion point; a chunk
 // that shrinks below a quarter merges into its left neighbour when they fit
 // together, so random deletes cannot leave a trail of near-empty chunks.
 type expiryIndex struct {
@@ -67,17 +68,31 @@ func (x *expiryIndex) Set(k expiryKey) {
 		c[i] = k
 		return
 	}
+	if len(c) == expiryChunk && ci+1 < len(x.chunks) && len(x.chunks[ci+1]) < expiryChunk {
+		// Make room by moving c's last pair to the front of the next chunk
+		// (k < that pair, so order holds).
+		next := append(x.chunks[ci+1], expiryKey{})
+		copy(next[1:], next)
+		next[0] = c[len(c)-1]
+		x.chunks[ci+1] = next
+		c[len(c)-1] = expiryKey{}
+		c = c[:len(c)-1]
+	}
 	if len(c) == expiryChunk {
-		right := make([]expiryKey, expiryChunk/2, expiryChunk)
-		copy(right, c[expiryChunk/2:])
-		clear(c[expiryChunk/2:])
-		c = c[:expiryChunk/2]
+		// Split at the insertion point (i < len(c), since k < c's last
+		// pair): k ends the left chunk and the pairs after it start the
+		// right one. An insert just before the end, the common case
+		// (proposals stamped a little out of log order), leaves the left
+		// chunk full and a short right chunk for the appends that follow;
+		// halving would leave a trail of half-full chunks.
+		right := make([]expiryKey, expiryChunk-i, expiryChunk)
+		copy(right, c[i:])
+		clear(c[i:])
 		x.chunks = append(x.chunks, nil)
 		copy(x.chunks[ci+2:], x.chunks[ci+1:])
-		x.chunks[ci], x.chunks[ci+1] = c, right
-		if i > len(c) {
-			ci, c, i = ci+1, right, i-len(c)
-		}
+		x.chunks[ci], x.chunks[ci+1] = append(c[:i], k), right
+		x.n++
+		return
 	}
 	c = append(c, expiryKey{})
 	copy(c[i+1:], c[i:])

@@ -75,3 +75,18 @@ func checkExpiryIndex(t *testing.T, x *expiryIndex, ref *btree.BTreeG[expiryKey]
 		t.Fatalf("buildExpiryIndex Len %d, want %d", b.Len(), len(want))
 	}
 }
+
+// TestExpiryIndexStaysFullUnderNearAppends: expiry times stamped by the
+// proposer reach the log slightly out of order; the chunks must still end up
+// nearly full (a half split would leave them at about half).
+func TestExpiryIndexStaysFullUnderNearAppends(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	x := newExpiryIndex()
+	const n = 100_000
+	for i := range n {
+		x.Set(expiryKey{at: int64(i - r.IntN(8)), key: fmt.Sprintf("k%06d", i)})
+	}
+	if fill := float64(x.Len()) / float64(len(x.chunks)*expiryChunk); x.Len() != n || fill < 0.9 {
+		t.Fatalf("%d pairs in %d chunks: fill %.2f, want >= 0.9", x.Len(), len(x.chunks), fill)
+	}
+}
