@@ -19,12 +19,12 @@ import (
 // runs concurrently with later applies. Everything Apply does is a function of
 // the log alone.
 type FSM struct {
-	// mu guards data and expiry (the pointers and the trees behind them).
+	// mu guards data and expiry (the pointers and the indexes behind them).
 	// Writers (apply, restore's swap, snapshot's Copy) hold it exclusively;
 	// readers hold it shared. The trees are built with NoLocks: mu is their lock.
 	mu     sync.RWMutex
 	data   *btree.BTreeG[item]
-	expiry *btree.BTreeG[expiryKey]
+	expiry *expiryIndex
 	// idem is the replicated dedup table of idempotent commands, by key, and
 	// idemAge the same entries ordered by (createdAt, key) for pruning. Both are
 	// guarded by mu like the data trees. See idempotency.go.
@@ -59,13 +59,9 @@ func newDataTree() *btree.BTreeG[item] {
 	return btree.NewBTreeGOptions(itemLess, treeOptions)
 }
 
-func newExpiryTree() *btree.BTreeG[expiryKey] {
-	return btree.NewBTreeGOptions(expiryLess, treeOptions)
-}
-
 // New returns an empty FSM with applied index 0.
 func New() *FSM {
-	return &FSM{data: newDataTree(), expiry: newExpiryTree(), idem: newIdemTree(), idemAge: newIdemAgeTree(), nodes: map[string]string{}}
+	return &FSM{data: newDataTree(), expiry: newExpiryIndex(), idem: newIdemTree(), idemAge: newIdemAgeTree(), nodes: map[string]string{}}
 }
 
 var (
@@ -228,7 +224,7 @@ func (f *FSM) put(index uint64, key string, value []byte, exp int64) (prev item,
 		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key})
 	}
 	if exp != 0 {
-		f.expiry.Set(expiryKey{at: exp, key: key, rev: index})
+		f.expiry.Set(expiryKey{at: exp, key: key})
 	}
 	return prev, replaced
 }

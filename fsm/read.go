@@ -85,7 +85,9 @@ func (f *FSM) ExpiredItems(nowMs int64, max int) []ExpireItem {
 		if out == nil {
 			out = make([]ExpireItem, 0, min(max, 64))
 		}
-		out = append(out, ExpireItem{Key: k.key, Revision: k.rev})
+		// The index holds only expiring entries, each once, so the entry is there.
+		it, _ := f.data.Get(item{key: k.key})
+		out = append(out, ExpireItem{Key: k.key, Revision: it.Revision})
 		return len(out) < max
 	})
 	return out

@@ -81,18 +81,17 @@ func (f *FSM) restoreCommit(index uint64, cmd *Command) RestoreResult {
 	if r.staging.id != 0 {
 		return RestoreResult{Reason: fmt.Sprintf("restore %x: staged data itself holds a restore in progress", cmd.RestoreID)}
 	}
-	data, expiry := newDataTree(), newExpiryTree()
+	load := newSortedLoader()
 	var valueBytes int64
 	r.data.Scan(func(it item) bool {
 		it.Revision = index
 		valueBytes += int64(len(it.Value))
-		data.Load(it)
-		if it.ExpiresAt != 0 {
-			expiry.Set(expiryKey{at: it.ExpiresAt, key: it.key, rev: index})
-		}
+		load.add(it)
 		return true
 	})
-	f.data, f.expiry, f.idem, f.idemAge = data, expiry, r.idem, r.idemAge
+	data := load.finish()
+	f.data, f.expiry = data, r.expiry
+	f.idem, f.idemAge = r.idem, r.idemAge
 	f.stats.valueBytes = valueBytes
 	return RestoreResult{OK: true, Entries: data.Len(), Revision: index}
 }

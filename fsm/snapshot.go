@@ -242,7 +242,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 // restored is the state decoded from a snapshot, ready to be swapped in.
 type restored struct {
 	data    *btree.BTreeG[item]
-	expiry  *btree.BTreeG[expiryKey]
+	expiry  *expiryIndex
 	idem    *btree.BTreeG[idemEntry]
 	idemAge *btree.BTreeG[idemAgeKey]
 	nodes   map[string]string
@@ -251,8 +251,6 @@ type restored struct {
 }
 
 func readSnapshot(r io.Reader) (*restored, error) {
-	var data *btree.BTreeG[item]
-	var expiry *btree.BTreeG[expiryKey]
 	var applied uint64
 	sr := &snapReader{r: r, buf: make([]byte, snapshotBufSize)}
 	var hdr [snapshotHeaderSize]byte
@@ -270,7 +268,10 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	applied = binary.BigEndian.Uint64(rest[4:])
 	count := binary.BigEndian.Uint64(rest[12:])
 
-	data, expiry = newDataTree(), newExpiryTree()
+	load := newSortedLoader()
+	// The expiry pairs are collected and sorted, then cut into full chunks:
+	// in key order they would arrive in no particular expiry order.
+	var pairs []expiryKey
 	var prevKey string
 	// count is not trusted for allocation: records are read one by one and a
 	// short stream fails on truncation, however large count claims to be.
@@ -286,10 +287,9 @@ func readSnapshot(r io.Reader) (*restored, error) {
 			return nil, fmt.Errorf("%w: record %d: revision %d beyond applied index %d", ErrBadSnapshot, i, it.Revision, applied)
 		}
 		prevKey = it.key
-		// Keys arrive in order, so Load appends to the rightmost leaf.
-		data.Load(it)
+		load.add(it) // keys arrive in order (checked above)
 		if it.ExpiresAt != 0 {
-			expiry.Set(expiryKey{at: it.ExpiresAt, key: it.key, rev: it.Revision})
+			pairs = append(pairs, expiryKey{at: it.ExpiresAt, key: it.key})
 		}
 	}
 
@@ -325,7 +325,7 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	case !errors.Is(err, io.EOF):
 		return nil, sr.wrap(err, "end of stream")
 	}
-	return &restored{data: data, expiry: expiry, idem: idem, idemAge: idemAge, nodes: nodes, applied: applied, staging: staging}, nil
+	return &restored{data: load.finish(), expiry: buildExpiryIndex(pairs), idem: idem, idemAge: idemAge, nodes: nodes, applied: applied, staging: staging}, nil
 }
 
 // readStaging reads the staging section of a version 3 snapshot: a restore

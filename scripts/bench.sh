@@ -14,7 +14,10 @@
 #   3. RSS of every node, and the restart time of a follower: SIGKILL, start
 #      on the same data, until it answers a linearizable GET of a preloaded key
 #   4. --memory-keys N: preloads N more keys and measures RSS and restart time
-#      again (the issue's 1,000,000-key target: --memory-keys 1000000)
+#      again (the issue's 1,000,000-key target: --memory-keys 1000000), then
+#      write p99 in 2 s open-loop windows with and without a raft snapshot
+#      running (scripts/snapshot-p99.sh, BENCH_SNAP_SECONDS (120) at
+#      BENCH_SNAP_RATE (1000) writes/s)
 #   5. --compare-etcd: installs etcd from Debian's packages when missing, starts
 #      a local three-member etcd (client ports BENCH_ETCD_BASE+1..3, peer ports
 #      BENCH_ETCD_BASE+11..13) beside the cluster, and right after each write,
@@ -163,12 +166,13 @@ key_name() {
 	printf '%s%0*d' "$1" "$w" "$3"
 }
 
-rss_mb() { awk '/^VmRSS/{printf "%.0f", $2/1024}' "/proc/$1/status"; }
+# rss_mb PID: "RSS MB (anon A + file F)"; file pages are bbolt's mmap of the raft log.
+rss_mb() { awk '/^VmRSS/{r=$2} /^RssAnon/{a=$2} /^RssFile/{f=$2} END{printf "%.0f MB (anon %.0f + file %.0f)", r/1024, a/1024, f/1024}' "/proc/$1/status"; }
 
-node_rss() { # -> "n1=NN n2=NN n3=NN" (MB)
+node_rss() { # -> "n1=NN MB (...) n2=..."
 	local n out=()
 	for n in 1 2 3; do
-		out+=("n$n=$(rss_mb "$(cat "$KV_CLUSTER_DIR/n$n/pid")") MB")
+		out+=("n$n=$(rss_mb "$(cat "$KV_CLUSTER_DIR/n$n/pid")")")
 	done
 	echo "${out[*]}"
 }
@@ -292,6 +296,11 @@ if ((memory_keys > 0)); then
 	restart_big=$(restart_time "$fn" "$(key_name big- "$memory_keys" 0)")
 	mem_rows+=("| $((keys + memory_keys)) | $rss_big | $restart_big s (n$fn, SIGKILL, until a linearizable GET answers 200) |")
 	log "RSS with $((keys + memory_keys)) keys: $rss_big; follower restart: ${restart_big}s"
+	log "write p99 with and without raft snapshots ($((keys + memory_keys)) keys, ${BENCH_SNAP_SECONDS:-120}s)"
+	scripts/snapshot-p99.sh "$work/kvbench" "${BENCH_SNAP_SECONDS:-120}" "${BENCH_SNAP_RATE:-1000}" >"$work/json/snapshot-p99.txt"
+	while read -r line; do
+		notes+=("snapshot windows ($((keys + memory_keys)) keys, open loop ${BENCH_SNAP_RATE:-1000}/s PUT on the leader): $line")
+	done < <(grep -E '^(none|leader|follower):' "$work/json/snapshot-p99.txt")
 fi
 
 scripts/cluster.sh stop >/dev/null

@@ -23,6 +23,8 @@
 #   KV_CLUSTER_HTTP_BASE   node N listens for HTTP on 127.0.0.1:$((BASE+N)) (default 8080)
 #   KV_CLUSTER_PEER_BASE   node N listens for raft on 127.0.0.1:$((BASE+N)) (default 9080)
 #   KV_CLUSTER_TIMEOUT     seconds start and restart wait for a leader (default 30)
+#   KV_CLUSTER_DEBUG_BASE  when set, node N serves net/http/pprof on 127.0.0.1:$((BASE+N))
+#                          (--debug-addr; unauthenticated, loopback only)
 #   KV_LOG_LEVEL and other KV_* settings of kvnode pass through to the nodes.
 set -euo pipefail
 
@@ -37,6 +39,8 @@ cluster_dir=$(realpath -m -- "${KV_CLUSTER_DIR:-$repo_root/.cluster}")
 http_base=${KV_CLUSTER_HTTP_BASE:-8080}
 peer_base=${KV_CLUSTER_PEER_BASE:-9080}
 wait_timeout=${KV_CLUSTER_TIMEOUT:-30}
+debug_base=${KV_CLUSTER_DEBUG_BASE:-}
+[[ -z $debug_base || $debug_base =~ ^[0-9]+$ ]] || { printf "cluster.sh: KV_CLUSTER_DEBUG_BASE must be a port number\n" >&2; exit 2; }
 bin=$cluster_dir/bin/kvnode
 key_file=$cluster_dir/api-key
 
@@ -303,6 +307,9 @@ start_node() {
 		args+=(--peers "$(peers_flag)")
 	else
 		args+=(--join "$(join_flag "$n")")
+	fi
+	if [[ -n $debug_base ]]; then
+		args+=(--debug-addr "127.0.0.1:$((debug_base + n))")
 	fi
 	if tls_on; then
 		args+=(

@@ -190,6 +190,8 @@ func (s *Store) callLeader(ctx context.Context, addr string, method uint8, req [
 type instrumentedFSM struct {
 	*fsm.FSM
 	m *metrics
+	// snapDir is the FileSnapshotStore's directory, for syncingSink.
+	snapDir string
 }
 
 var _ raft.BatchingFSM = instrumentedFSM{}
@@ -204,18 +206,20 @@ func (f instrumentedFSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return timedSnapshot{FSMSnapshot: snap, m: f.m}, nil
+	return timedSnapshot{FSMSnapshot: snap, m: f.m, snapDir: f.snapDir}, nil
 }
 
-// timedSnapshot times Persist, which raft runs on its snapshot goroutine.
+// timedSnapshot times Persist, which raft runs on its snapshot goroutine,
+// and spreads the snapshot's disk writes (syncingSink).
 type timedSnapshot struct {
 	raft.FSMSnapshot
-	m *metrics
+	m       *metrics
+	snapDir string
 }
 
 func (s timedSnapshot) Persist(sink raft.SnapshotSink) error {
 	start := time.Now()
-	err := s.FSMSnapshot.Persist(sink)
+	err := s.FSMSnapshot.Persist(newSyncingSink(sink, s.snapDir))
 	s.m.snapshotDuration.Observe(time.Since(start).Seconds())
 	result := "ok"
 	if err != nil {

@@ -171,7 +171,7 @@ func (s *Store) openRaft() error {
 		return fmt.Errorf("store: inspect raft state: %w", err)
 	}
 	stable := &shutdownSafeStable{StableStore: bolt}
-	r, err := raft.NewRaft(rc, instrumentedFSM{FSM: s.fsm, m: s.metrics}, logs, stable, snaps, trans)
+	r, err := raft.NewRaft(rc, instrumentedFSM{FSM: s.fsm, m: s.metrics, snapDir: filepath.Join(dir, "snapshots")}, logs, stable, snaps, trans)
 	if err != nil {
 		trans.Close()
 		bolt.Close()

@@ -51,6 +51,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kvnode: %v\n", err)
 		return 2
 	}
+	gc := startGCGovernor(o.gcHeadroomMB<<20, getenv, logger.With("component", "gc"))
+	defer gc.stopGC()
 	n, err := start(o, logger, stderr)
 	logger = logger.With("component", "kvnode") // kvnode's own lines from here on
 	if err != nil {

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"log/slog"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// The garbage collector's default pacing (GOGC=100) lets the heap grow to
+// twice the live heap before it collects. A node's live heap is mostly its
+// data set, which only grows, so at a million keys (~330 MB live) the default
+// keeps ~330 MB of garbage on top: RSS twice the data. gcGovernor keeps the
+// headroom at a fixed size instead, --gc-headroom bytes beyond the live heap,
+// by lowering GOGC as the live heap grows:
+//
+//	GOGC = clamp(100 * headroom / live, gcMinPercent, 100)
+//
+// so a small node collects exactly as Go's default does, and a large one
+// collects every `headroom` bytes of allocation. The floor bounds the cost
+// when the data set dwarfs the headroom (at 10 % a collection still frees
+// at least a tenth of the live heap's size). Setting GOGC in the environment
+// turns the governor off: an operator's explicit policy wins. GOMEMLIMIT
+// needs nothing from us: the runtime applies it on top of either policy.
+
+// gcMinPercent is the lowest GOGC the governor sets.
+const gcMinPercent = 10
+
+// gcPercentFor returns the GOGC that leaves headroom bytes of heap growth
+// above a live heap of live bytes, within [gcMinPercent, 100].
+func gcPercentFor(live, headroom uint64) int {
+	if live == 0 || headroom >= live {
+		return 100
+	}
+	return max(gcMinPercent, int(headroom*100/live))
+}
+
+// gcGovernor re-tunes GOGC after every collection. It polls the runtime's
+// cycle counter (cheap: two metric samples) rather than hooking the
+// collector, so it lags a collection by at most one interval.
+type gcGovernor struct {
+	stop chan struct{}
+	done chan struct{}
+}
+
+// startGCGovernor starts the governor unless headroom is 0 or GOGC is set in
+// the environment (then it returns nil, whose stopGC is a no-op).
+func startGCGovernor(headroom uint64, getenv func(string) string, logger *slog.Logger) *gcGovernor {
+	if headroom == 0 {
+		return nil
+	}
+	if v := getenv("GOGC"); v != "" {
+		logger.Info("GOGC is set; --gc-headroom is not applied", "GOGC", v)
+		return nil
+	}
+	g := &gcGovernor{stop: make(chan struct{}), done: make(chan struct{})}
+	go g.run(headroom, logger)
+	return g
+}
+
+func (g *gcGovernor) run(headroom uint64, logger *slog.Logger) {
+	defer close(g.done)
+	samples := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/live:bytes"}}
+	var lastCycle uint64
+	percent := 100
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		metrics.Read(samples)
+		if samples[0].Value.Kind() != metrics.KindUint64 || samples[1].Value.Kind() != metrics.KindUint64 {
+			logger.Warn("runtime metrics for the GC governor are unavailable; leaving GOGC alone")
+			return
+		}
+		cycle := samples[0].Value.Uint64()
+		if cycle == lastCycle {
+			continue
+		}
+		lastCycle = cycle
+		if p := gcPercentFor(samples[1].Value.Uint64(), headroom); p != percent {
+			debug.SetGCPercent(p)
+			logger.Debug("GC percent changed", "gogc", p, "live_bytes", samples[1].Value.Uint64())
+			percent = p
+		}
+	}
+}
+
+// stopGC stops the governor and waits for it; GOGC keeps its last value.
+func (g *gcGovernor) stopGC() {
+	if g == nil {
+		return
+	}
+	close(g.stop)
+	<-g.done
+}
