@@ -1,6 +1,10 @@
 package fsm
 
-import "github.com/tidwall/btree"
+import (
+	"unsafe"
+
+	"github.com/tidwall/btree"
+)
 
 // Entry is one stored key. Value is compact JSON bytes; callers must not mutate
 // it, and the FSM never mutates a stored slice in place.
@@ -18,12 +22,53 @@ func (e Entry) Expired(nowMs int64) bool {
 // item is an element of the primary index, ordered by key bytes. It is stored
 // by value: the tree copies items when it copies a node, and never shares an
 // item between a snapshot and the live tree in a way either side can mutate.
+//
+// The key and the value live in one immutable allocation, kv (the key's
+// bytes, then the value's), so an item is 40 bytes and one allocation
+// instead of 56 bytes and two (a key string and a value slice): ~36 MB less
+// at one million keys of 200 bytes (issue 7; BenchmarkMemoryPerKey). kv is
+// never written after newItem builds it, which is what makes handing out the
+// value as a []byte view of it (value) safe: Entry.Value's callers must not
+// mutate it, as before.
 type item struct {
-	key string
-	Entry
+	kv        string
+	klen      uint32
+	Revision  uint64 // raft log index of the write that last changed the key
+	ExpiresAt int64  // absolute Unix milliseconds; 0 = never expires
 }
 
-func itemLess(a, b item) bool { return a.key < b.key }
+// newItem builds an item holding a copy of key and value.
+func newItem(key string, value []byte, rev uint64, exp int64) item {
+	buf := make([]byte, 0, len(key)+len(value))
+	buf = append(buf, key...)
+	buf = append(buf, value...)
+	return item{kv: unsafe.String(unsafe.SliceData(buf), len(buf)), klen: uint32(len(key)), Revision: rev, ExpiresAt: exp}
+}
+
+// probe is an item that only carries key, for lookups.
+func probe(key string) item { return item{kv: key, klen: uint32(len(key))} }
+
+func (it item) key() string { return it.kv[:it.klen] }
+
+// value returns the stored value, aliasing kv (nil when empty). Read only.
+func (it item) value() []byte {
+	v := it.kv[it.klen:]
+	if v == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(v), len(v))
+}
+
+func (it item) entry() Entry {
+	return Entry{Value: it.value(), Revision: it.Revision, ExpiresAt: it.ExpiresAt}
+}
+
+// Expired reports whether the item is expired at nowMs (see Entry.Expired).
+func (it item) Expired(nowMs int64) bool {
+	return it.ExpiresAt != 0 && it.ExpiresAt <= nowMs
+}
+
+func itemLess(a, b item) bool { return a.key() < b.key() }
 
 // expiryKey is an element of the expiry index (expiry.go), ordered by
 // (at, key). key shares the entry's key string. Every write to an expiring

@@ -189,7 +189,7 @@ func (f *FSM) applyOp(index uint64, cmd *Command) interface{} {
 
 // live returns the entry at key if it exists and is not expired at now.
 func (f *FSM) live(key string, now int64) (item, bool) {
-	cur, ok := f.data.Get(item{key: key})
+	cur, ok := f.data.Get(probe(key))
 	if !ok || cur.Expired(now) {
 		return item{}, false
 	}
@@ -218,10 +218,10 @@ func checkCond(cmd *Command, cur item, live bool) (st Status, current uint64) {
 // put stores value at key with revision index and expiry exp, keeping the
 // expiry index in step. It returns the replaced item, if any.
 func (f *FSM) put(index uint64, key string, value []byte, exp int64) (prev item, replaced bool) {
-	prev, replaced = f.data.Set(item{key: key, Entry: Entry{Value: value, Revision: index, ExpiresAt: exp}})
-	f.stats.valueBytes += int64(len(value) - len(prev.Value))
+	prev, replaced = f.data.Set(newItem(key, value, index, exp))
+	f.stats.valueBytes += int64(len(value) - len(prev.value()))
 	if replaced && prev.ExpiresAt != 0 {
-		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key})
+		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key()})
 	}
 	if exp != 0 {
 		f.expiry.Set(expiryKey{at: exp, key: key})
@@ -231,10 +231,10 @@ func (f *FSM) put(index uint64, key string, value []byte, exp int64) (prev item,
 
 // remove deletes key from both indexes and reports the removed item.
 func (f *FSM) remove(key string) (item, bool) {
-	prev, found := f.data.Delete(item{key: key})
-	f.stats.valueBytes -= int64(len(prev.Value))
+	prev, found := f.data.Delete(probe(key))
+	f.stats.valueBytes -= int64(len(prev.value()))
 	if found && prev.ExpiresAt != 0 {
-		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key})
+		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key()})
 	}
 	return prev, found
 }
@@ -276,7 +276,7 @@ func (f *FSM) touch(index uint64, cmd *Command) SetResult {
 	if st, current := checkCond(cmd, cur, live); st != StatusOK {
 		return SetResult{Status: st, Current: current}
 	}
-	f.put(index, cmd.Key, cur.Value, cmd.ExpiresAt)
+	f.put(index, cmd.Key, cur.value(), cmd.ExpiresAt)
 	return SetResult{Revision: index, ExpiresAt: cmd.ExpiresAt}
 }
 
@@ -289,7 +289,7 @@ func (f *FSM) incr(index uint64, cmd *Command) IncrResult {
 	}
 	n, exp := cmd.By, cmd.ExpiresAt
 	if live {
-		old, ok := parseInt64(cur.Value)
+		old, ok := parseInt64(cur.value())
 		if !ok {
 			return IncrResult{Status: StatusNotAnInteger, Current: cur.Revision}
 		}
@@ -324,8 +324,8 @@ func parseInt64(b []byte) (int64, bool) {
 // live ones. It costs time proportional to the number of matching entries.
 func (f *FSM) deletePrefix(index uint64, cmd *Command) DeletePrefixResult {
 	var doomed []item
-	f.data.Ascend(item{key: cmd.Key}, func(it item) bool {
-		if !strings.HasPrefix(it.key, cmd.Key) {
+	f.data.Ascend(probe(cmd.Key), func(it item) bool {
+		if !strings.HasPrefix(it.key(), cmd.Key) {
 			return false
 		}
 		doomed = append(doomed, it)
@@ -333,7 +333,7 @@ func (f *FSM) deletePrefix(index uint64, cmd *Command) DeletePrefixResult {
 	})
 	n := 0
 	for _, it := range doomed {
-		f.remove(it.key)
+		f.remove(it.key())
 		if !it.Expired(cmd.Now) {
 			n++
 		}
@@ -348,13 +348,13 @@ func (f *FSM) deletePrefix(index uint64, cmd *Command) DeletePrefixResult {
 func (f *FSM) expire(cmd *Command) ExpireResult {
 	n := 0
 	for _, it := range cmd.Items {
-		cur, ok := f.data.Get(item{key: it.Key})
+		cur, ok := f.data.Get(probe(it.Key))
 		if !ok || cur.Revision != it.Revision || !cur.Expired(cmd.Now) {
 			continue
 		}
-		f.data.Delete(item{key: it.Key})
+		f.data.Delete(probe(it.Key))
 		f.expiry.Delete(expiryKey{at: cur.ExpiresAt, key: it.Key})
-		f.stats.valueBytes -= int64(len(cur.Value))
+		f.stats.valueBytes -= int64(len(cur.value()))
 		n++
 	}
 	f.stats.expired += uint64(n)

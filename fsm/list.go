@@ -28,18 +28,18 @@ func (f *FSM) List(prefix, after string, limit int, nowMs int64) (entries []List
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	f.data.Ascend(item{key: start}, func(it item) bool {
-		if !strings.HasPrefix(it.key, prefix) {
+	f.data.Ascend(probe(start), func(it item) bool {
+		if !strings.HasPrefix(it.key(), prefix) {
 			return false
 		}
-		if it.key == after || it.Expired(nowMs) {
+		if it.key() == after || it.Expired(nowMs) {
 			return true
 		}
 		if len(entries) == limit {
 			more = true
 			return false
 		}
-		entries = append(entries, ListEntry{Key: it.key, Entry: it.Entry})
+		entries = append(entries, ListEntry{Key: it.key(), Entry: it.entry()})
 		return true
 	})
 	return entries, more

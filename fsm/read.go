@@ -16,12 +16,12 @@ import (
 // The returned Value must not be mutated.
 func (f *FSM) Get(key string, nowMs int64) (Entry, bool) {
 	f.mu.RLock()
-	it, ok := f.data.Get(item{key: key})
+	it, ok := f.data.Get(probe(key))
 	f.mu.RUnlock()
 	if !ok || it.Expired(nowMs) {
 		return Entry{}, false
 	}
-	return it.Entry, true
+	return it.entry(), true
 }
 
 // Len returns the number of physical entries, including expired entries that
@@ -86,7 +86,7 @@ func (f *FSM) ExpiredItems(nowMs int64, max int) []ExpireItem {
 			out = make([]ExpireItem, 0, min(max, 64))
 		}
 		// The index holds only expiring entries, each once, so the entry is there.
-		it, _ := f.data.Get(item{key: k.key})
+		it, _ := f.data.Get(probe(k.key))
 		out = append(out, ExpireItem{Key: k.key, Revision: it.Revision})
 		return len(out) < max
 	})
@@ -137,12 +137,12 @@ func (f *FSM) hash(withMeta bool) string {
 	h := sha256.New()
 	var scratch [2*binary.MaxVarintLen64 + 16]byte
 	data.Scan(func(it item) bool {
-		b := binary.AppendUvarint(scratch[:0], uint64(len(it.key)))
+		b := binary.AppendUvarint(scratch[:0], uint64(len(it.key())))
 		h.Write(b)
-		io.WriteString(h, it.key)
-		b = binary.AppendUvarint(scratch[:0], uint64(len(it.Value)))
+		io.WriteString(h, it.key())
+		b = binary.AppendUvarint(scratch[:0], uint64(len(it.value())))
 		h.Write(b)
-		h.Write(it.Value)
+		h.Write(it.value())
 		b = binary.BigEndian.AppendUint64(scratch[:0], it.Revision)
 		b = binary.BigEndian.AppendUint64(b, uint64(it.ExpiresAt))
 		h.Write(b)

@@ -85,7 +85,7 @@ func (f *FSM) restoreCommit(index uint64, cmd *Command) RestoreResult {
 	var valueBytes int64
 	r.data.Scan(func(it item) bool {
 		it.Revision = index
-		valueBytes += int64(len(it.Value))
+		valueBytes += int64(len(it.value()))
 		load.add(it)
 		return true
 	})

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"maps"
+	"unsafe"
 
 	"github.com/hashicorp/raft"
 	"github.com/tidwall/btree"
@@ -121,18 +122,18 @@ func (s *snapshot) write(w io.Writer) error {
 	var err error
 	var scratch [2 * binary.MaxVarintLen64]byte
 	s.data.Scan(func(it item) bool {
-		b := binary.AppendUvarint(scratch[:0], uint64(len(it.key)))
+		b := binary.AppendUvarint(scratch[:0], uint64(len(it.key())))
 		if _, err = bw.Write(b); err != nil {
 			return false
 		}
-		if _, err = bw.WriteString(it.key); err != nil {
+		if _, err = bw.WriteString(it.key()); err != nil {
 			return false
 		}
-		b = binary.AppendUvarint(scratch[:0], uint64(len(it.Value)))
+		b = binary.AppendUvarint(scratch[:0], uint64(len(it.value())))
 		if _, err = bw.Write(b); err != nil {
 			return false
 		}
-		if _, err = bw.Write(it.Value); err != nil {
+		if _, err = bw.Write(it.value()); err != nil {
 			return false
 		}
 		b = binary.AppendUvarint(scratch[:0], it.Revision)
@@ -280,16 +281,16 @@ func readSnapshot(r io.Reader) (*restored, error) {
 		if err != nil {
 			return nil, err
 		}
-		if i > 0 && it.key <= prevKey {
-			return nil, fmt.Errorf("%w: record %d: key %q not after previous key %q", ErrBadSnapshot, i, it.key, prevKey)
+		if i > 0 && it.key() <= prevKey {
+			return nil, fmt.Errorf("%w: record %d: key %q not after previous key %q", ErrBadSnapshot, i, it.key(), prevKey)
 		}
 		if it.Revision > applied {
 			return nil, fmt.Errorf("%w: record %d: revision %d beyond applied index %d", ErrBadSnapshot, i, it.Revision, applied)
 		}
-		prevKey = it.key
+		prevKey = it.key()
 		load.add(it) // keys arrive in order (checked above)
 		if it.ExpiresAt != 0 {
-			pairs = append(pairs, expiryKey{at: it.ExpiresAt, key: it.key})
+			pairs = append(pairs, expiryKey{at: it.ExpiresAt, key: it.key()})
 		}
 	}
 
@@ -416,6 +417,7 @@ type snapReader struct {
 	crc      uint32 // checksum of consumed bytes before buf[0]
 	off      int64  // bytes consumed, for error messages
 	err      error  // sticky error from r
+	scratch  []byte // readRecord's key buffer
 }
 
 // fill makes at least one unread byte available, or returns r's error
@@ -509,17 +511,44 @@ func (s *snapReader) readRecord(i uint64) (item, error) {
 	if n > maxSnapshotField {
 		return it, fmt.Errorf("%w: %s: key length %d exceeds limit %d", ErrBadSnapshot, what("key"), n, maxSnapshotField)
 	}
-	if it.key, err = s.readString(n); err != nil {
+	// The item's one allocation (newItem's layout: key, then value) can only
+	// be sized once the value's length is read, so the key waits in scratch.
+	// Lengths come from the stream: anything over snapshotChunk is read in
+	// growing pieces (readBytes), so a bogus length fails on truncation
+	// before it allocates.
+	var key []byte
+	if n <= snapshotChunk {
+		if uint64(cap(s.scratch)) < n {
+			s.scratch = make([]byte, n)
+		}
+		key = s.scratch[:n]
+		err = s.readFull(key)
+	} else {
+		key, err = s.readBytes(n)
+	}
+	if err != nil {
 		return it, s.wrap(err, what("key"))
 	}
-	if n, err = binary.ReadUvarint(s); err != nil {
+	vn, err := binary.ReadUvarint(s)
+	if err != nil {
 		return it, s.wrap(err, what("value length"))
 	}
-	if n > maxSnapshotField {
-		return it, fmt.Errorf("%w: %s: value length %d exceeds limit %d", ErrBadSnapshot, what("value"), n, maxSnapshotField)
+	if vn > maxSnapshotField {
+		return it, fmt.Errorf("%w: %s: value length %d exceeds limit %d", ErrBadSnapshot, what("value"), vn, maxSnapshotField)
 	}
-	if it.Value, err = s.readBytes(n); err != nil {
-		return it, s.wrap(err, what("value"))
+	if n+vn <= snapshotChunk {
+		kv := make([]byte, n+vn)
+		copy(kv, key)
+		if err = s.readFull(kv[n:]); err != nil {
+			return it, s.wrap(err, what("value"))
+		}
+		it = item{kv: unsafe.String(unsafe.SliceData(kv), len(kv)), klen: uint32(n)}
+	} else {
+		v, err := s.readBytes(vn)
+		if err != nil {
+			return it, s.wrap(err, what("value"))
+		}
+		it = newItem(string(key), v, 0, 0)
 	}
 	if it.Revision, err = binary.ReadUvarint(s); err != nil {
 		return it, s.wrap(err, what("revision"))

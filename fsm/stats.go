@@ -36,7 +36,7 @@ func (f *FSM) Stats() Stats {
 func valueBytesOf(data interface{ Scan(func(item) bool) }) int64 {
 	var n int64
 	data.Scan(func(it item) bool {
-		n += int64(len(it.Value))
+		n += int64(len(it.value()))
 		return true
 	})
 	return n

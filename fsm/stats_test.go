@@ -12,7 +12,7 @@ func scanStats(f *FSM) (keys int, valueBytes int64) {
 	defer f.mu.RUnlock()
 	f.data.Scan(func(it item) bool {
 		keys++
-		valueBytes += int64(len(it.Value))
+		valueBytes += int64(len(it.value()))
 		return true
 	})
 	return keys, valueBytes
