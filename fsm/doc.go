@@ -14,7 +14,7 @@
 // Goroutines: raft calls Apply, ApplyBatch, Snapshot and Restore from its single
 // FSM goroutine; Persist runs on raft's snapshot goroutine concurrently with later
 // applies. The read methods (Get, Len, AppliedIndex, WaitApplied, ExpiredItems,
-// NextExpiry, Hash) are safe from any goroutine at any time and never observe a
+// ExpiredItemsAfter, NextExpiry, Hash) are safe from any goroutine at any time and never observe a
 // half-applied batch or a half-restored snapshot.
 //
 // See DESIGN.md in this directory for the codec and snapshot formats and the

@@ -148,6 +148,28 @@ func (x *expiryIndex) Scan(fn func(expiryKey) bool) {
 	}
 }
 
+// Ascend calls fn for each pair >= pivot in order until fn returns false.
+func (x *expiryIndex) Ascend(pivot expiryKey, fn func(expiryKey) bool) {
+	ci := x.find(pivot)
+	if ci == len(x.chunks) {
+		return
+	}
+	c := x.chunks[ci]
+	start := sort.Search(len(c), func(i int) bool { return !expiryLess(c[i], pivot) })
+	for _, k := range c[start:] {
+		if !fn(k) {
+			return
+		}
+	}
+	for _, c := range x.chunks[ci+1:] {
+		for _, k := range c {
+			if !fn(k) {
+				return
+			}
+		}
+	}
+}
+
 // buildExpiryIndex returns the index of pairs (in any order, no duplicates),
 // with every chunk full but the last. pairs is sorted in place and not kept.
 func buildExpiryIndex(pairs []expiryKey) *expiryIndex {

@@ -72,15 +72,35 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 // proposed as an Expire command. It walks the expiry index only, so its cost is
 // proportional to the result, not to the number of entries.
 func (f *FSM) ExpiredItems(nowMs int64, max int) []ExpireItem {
+	items, _ := f.ExpiredItemsAfter(nowMs, ExpiryCursor{}, max)
+	return items
+}
+
+// ExpiryCursor is a position in the expiry index (expiry time, then key). The
+// zero cursor is before every entry.
+type ExpiryCursor struct {
+	at    int64
+	key   string
+	valid bool
+}
+
+// ExpiredItemsAfter is ExpiredItems that starts strictly after cursor and also
+// returns the cursor of the last item returned (cursor itself when none is).
+// A proposer that keeps several expire commands in flight passes the cursor of
+// the previous batch, so it does not propose again items whose removal is
+// proposed but not applied yet.
+func (f *FSM) ExpiredItemsAfter(nowMs int64, cursor ExpiryCursor, max int) ([]ExpireItem, ExpiryCursor) {
 	if max <= 0 {
-		return nil
+		return nil, cursor
 	}
 	var out []ExpireItem
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	f.expiry.Scan(func(k expiryKey) bool {
+	next := cursor
+	visit := func(k expiryKey) bool {
 		if k.at > nowMs {
 			return false
+		}
+		if cursor.valid && k.at == cursor.at && k.key == cursor.key {
+			return true // Ascend starts at the pivot itself
 		}
 		if out == nil {
 			out = make([]ExpireItem, 0, min(max, 64))
@@ -88,9 +108,17 @@ func (f *FSM) ExpiredItems(nowMs int64, max int) []ExpireItem {
 		// The index holds only expiring entries, each once, so the entry is there.
 		it, _ := f.data.Get(probe(k.key))
 		out = append(out, ExpireItem{Key: k.key, Revision: it.Revision})
+		next = ExpiryCursor{at: k.at, key: k.key, valid: true}
 		return len(out) < max
-	})
-	return out
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if cursor.valid {
+		f.expiry.Ascend(expiryKey{at: cursor.at, key: cursor.key}, visit)
+	} else {
+		f.expiry.Scan(visit)
+	}
+	return out, next
 }
 
 // NextExpiry returns the earliest ExpiresAt in the expiry index, or false if no

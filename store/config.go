@@ -61,6 +61,14 @@ type Config struct {
 	ExpireInterval time.Duration
 	// ExpireBatch: the most keys one expire command removes.
 	ExpireBatch int
+	// ExpirePipeline: the most expire commands the leader keeps proposed and
+	// not yet applied while it is behind (see ExpireCatchUp); otherwise it
+	// waits for each command before proposing the next. 1 never pipelines.
+	ExpirePipeline int
+	// ExpireCatchUp: the loop is behind when the earliest entry still in the
+	// expiry index has been due for longer than this. It then trades write
+	// latency for removal speed (store/DESIGN.md, Expiry).
+	ExpireCatchUp time.Duration
 
 	// Clock returns the current time. The leader stamps expiry times and evaluates
 	// expiry with it. nil means time.Now. Tests use it to skew one node's clock.
@@ -108,6 +116,8 @@ func DefaultConfig() Config {
 		MaxWriteBatchesInFlight: 2,
 		ExpireInterval:          100 * time.Millisecond,
 		ExpireBatch:             1000,
+		ExpirePipeline:          4,
+		ExpireCatchUp:           time.Second,
 		PromoteLag:              100,
 		MonitorInterval:         250 * time.Millisecond,
 	}
@@ -149,6 +159,12 @@ func (c Config) withDefaults() Config {
 	if c.ExpireBatch == 0 {
 		c.ExpireBatch = d.ExpireBatch
 	}
+	if c.ExpirePipeline == 0 {
+		c.ExpirePipeline = d.ExpirePipeline
+	}
+	if c.ExpireCatchUp == 0 {
+		c.ExpireCatchUp = d.ExpireCatchUp
+	}
 	if c.PromoteLag == 0 {
 		c.PromoteLag = d.PromoteLag
 	}
@@ -180,6 +196,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: MaxWriteBatchesInFlight must be positive, got %d", c.MaxWriteBatchesInFlight)
 	case c.ExpireBatch < 1:
 		return fmt.Errorf("store: ExpireBatch must be positive, got %d", c.ExpireBatch)
+	case c.ExpirePipeline < 1:
+		return fmt.Errorf("store: ExpirePipeline must be positive, got %d", c.ExpirePipeline)
+	case c.ExpireCatchUp < 0:
+		return fmt.Errorf("store: ExpireCatchUp must not be negative, got %s", c.ExpireCatchUp)
 	}
 	seen := map[string]bool{}
 	self := len(c.Bootstrap) == 0
