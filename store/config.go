@@ -113,7 +113,7 @@ func DefaultConfig() Config {
 		SnapshotThreshold:       4096,
 		SnapshotInterval:        30 * time.Second,
 		TrailingLogs:            1024,
-		MaxWriteBatchesInFlight: 2,
+		MaxWriteBatchesInFlight: 1,
 		ExpireInterval:          100 * time.Millisecond,
 		ExpireBatch:             1000,
 		ExpirePipeline:          4,
