@@ -56,11 +56,7 @@ func labelValue(m *dto.Metric, name string) string {
 // writes and reads through a follower, lets keys expire and takes a
 // snapshot, and checks that every store metric is exported and moved.
 func TestMetricsMoveWithTraffic(t *testing.T) {
-	regs := map[string]*prometheus.Registry{}
-	c := newTestCluster(t, 3, func(cfg *Config) {
-		regs[cfg.NodeID] = prometheus.NewRegistry()
-		cfg.Metrics = regs[cfg.NodeID]
-	})
+	c, regs := newMeteredCluster(t)
 	leader := c.leader()
 	f := c.followers(leader)[0]
 	lreg, freg := regs[leader.id], regs[f.id]
@@ -168,4 +164,34 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	if families, err := freg.Gather(); err != nil || len(families) != 0 {
 		t.Fatalf("after Close the registry still has %d families (%v)", len(families), err)
 	}
+}
+
+// histogram returns a histogram's sample count and sum.
+func histogram(t *testing.T, g prometheus.Gatherer, name string) (count, sum float64) {
+	t.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				count += float64(m.GetHistogram().GetSampleCount())
+				sum += m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return count, sum
+}
+
+// newMeteredCluster is a three-node test cluster with a Prometheus registry
+// per node, by node ID.
+func newMeteredCluster(t *testing.T) (*testCluster, map[string]*prometheus.Registry) {
+	t.Helper()
+	regs := map[string]*prometheus.Registry{}
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		regs[cfg.NodeID] = prometheus.NewRegistry()
+		cfg.Metrics = regs[cfg.NodeID]
+	})
+	return c, regs
 }

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestConcurrentWritesShareLogEntries: concurrent writes, on the leader and
@@ -14,11 +12,7 @@ import (
 // and batching changes nothing a client can see: every write is on every
 // node, and writes racing on one key still get distinct versions.
 func TestConcurrentWritesShareLogEntries(t *testing.T) {
-	regs := map[string]*prometheus.Registry{}
-	c := newTestCluster(t, 3, func(cfg *Config) {
-		regs[cfg.NodeID] = prometheus.NewRegistry()
-		cfg.Metrics = regs[cfg.NodeID]
-	})
+	c, regs := newMeteredCluster(t)
 	leader := c.leader()
 	f := c.followers(leader)[0]
 
@@ -95,22 +89,4 @@ func TestConcurrentWritesShareLogEntries(t *testing.T) {
 			t.Fatalf("%s state hash differs from the leader's", nd.id)
 		}
 	}
-}
-
-// histogram returns a histogram's sample count and sum.
-func histogram(t *testing.T, g prometheus.Gatherer, name string) (count, sum float64) {
-	t.Helper()
-	families, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range families {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				count += float64(m.GetHistogram().GetSampleCount())
-				sum += m.GetHistogram().GetSampleSum()
-			}
-		}
-	}
-	return count, sum
 }

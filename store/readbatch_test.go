@@ -5,8 +5,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestFollowerReadsShareReadIndexCalls: concurrent linearizable reads on a
@@ -14,11 +12,7 @@ import (
 // there are reads, and every read still sees the write acknowledged before
 // it started.
 func TestFollowerReadsShareReadIndexCalls(t *testing.T) {
-	regs := map[string]*prometheus.Registry{}
-	c := newTestCluster(t, 3, func(cfg *Config) {
-		regs[cfg.NodeID] = prometheus.NewRegistry()
-		cfg.Metrics = regs[cfg.NodeID]
-	})
+	c, regs := newMeteredCluster(t)
 	leader := c.leader()
 	f := c.followers(leader)[0]
 	before, _ := sample(t, regs[f.id], "quorumkv_forwarded_requests_total", "kind", "read_index", "result", "ok")
