@@ -83,28 +83,21 @@ func parseSetBodyStrict(body []byte, maxValueBytes int64) (setRequest, error) {
 	} else if tok != json.Delim('{') {
 		return setRequest{}, errInvalidJSON(fmt.Sprintf(`The request body is %s; it must be a JSON object such as {"value": 42}.`, tokenKind(tok)))
 	}
-	var value, ttl, keep json.RawMessage
+	var f setFields
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
 			return setRequest{}, jsonSyntaxError(err)
 		}
 		name, _ := tok.(string) // inside an object the decoder only yields string keys here
-		var dst *json.RawMessage
-		switch name {
-		case "value":
-			dst = &value
-		case "ttlSeconds":
-			dst = &ttl
-		case "keepTtl":
-			dst = &keep
-		default:
+		dst := f.slot(name)
+		if dst == nil {
 			return setRequest{}, errInvalidJSON(fmt.Sprintf(`The request body has unknown field %q; the only fields are "value", "ttlSeconds" and "keepTtl".`, clip(name)))
 		}
 		if *dst != nil {
 			return setRequest{}, errInvalidJSON(fmt.Sprintf("The request body has field %q more than once; send it once.", name))
 		}
-		if err := dec.Decode(dst); err != nil {
+		if err := dec.Decode((*json.RawMessage)(dst)); err != nil {
 			return setRequest{}, jsonSyntaxError(err)
 		}
 	}
@@ -115,12 +108,35 @@ func parseSetBodyStrict(body []byte, maxValueBytes int64) (setRequest, error) {
 		return setRequest{}, errInvalidJSON("The request body has data after the JSON object; send exactly one object.")
 	}
 
-	if value == nil {
+	return f.request(maxValueBytes, true)
+}
+
+// setFields are a PUT body's raw members, as either parser found them.
+type setFields struct{ value, ttl, keep []byte }
+
+// slot is where the member called name goes; nil for a name that is not a field.
+func (f *setFields) slot(name string) *[]byte {
+	switch name {
+	case "value":
+		return &f.value
+	case "ttlSeconds":
+		return &f.ttl
+	case "keepTtl":
+		return &f.keep
+	}
+	return nil
+}
+
+// request checks the members of a syntactically valid body and builds the
+// setRequest. compact: the value may hold insignificant whitespace to remove
+// (the strict parser always says so; the scanner knows).
+func (f setFields) request(maxValueBytes int64, compact bool) (setRequest, error) {
+	if f.value == nil {
 		return setRequest{}, errMissingValue
 	}
 	var req setRequest
-	if keep != nil {
-		switch string(keep) {
+	if f.keep != nil {
+		switch string(f.keep) {
 		case "true":
 			req.keepTTL = true
 		case "false":
@@ -128,24 +144,27 @@ func parseSetBodyStrict(body []byte, maxValueBytes int64) (setRequest, error) {
 			return setRequest{}, errInvalidJSON(`"keepTtl" must be true or false.`)
 		}
 	}
-	if req.keepTTL && ttl != nil {
+	if req.keepTTL && f.ttl != nil {
 		return setRequest{}, errInvalidTTL(`"keepTtl": true keeps the current expiry, so "ttlSeconds" cannot be sent with it; send one of them.`)
 	}
-	if ttl != nil {
-		d, err := parseTTL(ttl)
+	if f.ttl != nil {
+		d, err := parseTTL(f.ttl)
 		if err != nil {
 			return setRequest{}, err
 		}
 		req.ttl = d
 	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, value); err != nil { // unreachable: the decoder validated it
-		return setRequest{}, errInvalidJSON("The value is not valid JSON: " + err.Error() + ".")
+	req.value = f.value
+	if compact {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, f.value); err != nil { // unreachable: both parsers validated it
+			return setRequest{}, errInvalidJSON("The value is not valid JSON: " + err.Error() + ".")
+		}
+		req.value = buf.Bytes()
 	}
-	if int64(buf.Len()) > maxValueBytes {
-		return setRequest{}, errTooLarge(fmt.Sprintf("The value is %d bytes as compact JSON; values may be at most %d bytes.", buf.Len(), maxValueBytes))
+	if int64(len(req.value)) > maxValueBytes {
+		return setRequest{}, errTooLarge(fmt.Sprintf("The value is %d bytes as compact JSON; values may be at most %d bytes.", len(req.value), maxValueBytes))
 	}
-	req.value = buf.Bytes()
 	return req, nil
 }
 

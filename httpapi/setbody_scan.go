@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"unicode/utf8"
 )
 
@@ -24,7 +23,7 @@ func scanSetBody(body []byte, maxValueBytes int64) (req setRequest, ok bool) {
 		return setRequest{}, false
 	}
 	i = skipSpace(body, i+1)
-	var value, ttl, keep []byte
+	var f setFields
 	valueSpaced := false
 	for {
 		// A field: "name" : value
@@ -39,19 +38,9 @@ func scanSetBody(body []byte, maxValueBytes int64) (req setRequest, ok bool) {
 		if bytes.IndexByte(name, '\\') >= 0 {
 			return setRequest{}, false // escaped names are rare: the strict parser decodes them
 		}
-		var dst *[]byte
-		switch string(name) {
-		case "value":
-			dst = &value
-		case "ttlSeconds":
-			dst = &ttl
-		case "keepTtl":
-			dst = &keep
-		default:
-			return setRequest{}, false
-		}
-		if *dst != nil {
-			return setRequest{}, false // a duplicate field
+		dst := f.slot(string(name))
+		if dst == nil || *dst != nil {
+			return setRequest{}, false // an unknown or duplicate field
 		}
 		i = skipSpace(body, i+2+end)
 		if i >= len(body) || body[i] != ':' {
@@ -63,7 +52,7 @@ func scanSetBody(body []byte, maxValueBytes int64) (req setRequest, ok bool) {
 			return setRequest{}, false
 		}
 		*dst = body[i:vend]
-		if dst == &value {
+		if dst == &f.value {
 			valueSpaced = spaced
 		}
 		i = skipSpace(body, vend)
@@ -79,40 +68,11 @@ func scanSetBody(body []byte, maxValueBytes int64) (req setRequest, ok bool) {
 		}
 		i = skipSpace(body, i+1)
 	}
-	if skipSpace(body, i) != len(body) || value == nil {
+	if skipSpace(body, i) != len(body) {
 		return setRequest{}, false
 	}
-	if keep != nil {
-		switch string(keep) {
-		case "true":
-			req.keepTTL = true
-		case "false":
-		default:
-			return setRequest{}, false
-		}
-	}
-	if req.keepTTL && ttl != nil {
-		return setRequest{}, false
-	}
-	if ttl != nil {
-		d, err := parseTTL(ttl)
-		if err != nil {
-			return setRequest{}, false
-		}
-		req.ttl = d
-	}
-	if valueSpaced {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, value); err != nil {
-			return setRequest{}, false
-		}
-		value = buf.Bytes()
-	}
-	if int64(len(value)) > maxValueBytes {
-		return setRequest{}, false
-	}
-	req.value = value
-	return req, true
+	req, err := f.request(maxValueBytes, valueSpaced)
+	return req, err == nil
 }
 
 // isSpace reports JSON's insignificant whitespace.
