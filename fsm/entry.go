@@ -65,7 +65,7 @@ func (it item) entry() Entry {
 
 // Expired reports whether the item is expired at nowMs (see Entry.Expired).
 func (it item) Expired(nowMs int64) bool {
-	return it.ExpiresAt != 0 && it.ExpiresAt <= nowMs
+	return Entry{ExpiresAt: it.ExpiresAt}.Expired(nowMs)
 }
 
 func itemLess(a, b item) bool { return a.key() < b.key() }

@@ -147,14 +147,21 @@ func readHeaders(h http.Header, info store.ReadInfo) http.Header {
 	return h
 }
 
+// Canonical header names, so writeHeaders can fill the map directly (Set
+// would canonicalise on every write).
+var (
+	canonicalETag  = http.CanonicalHeaderKey("ETag")
+	canonicalIndex = http.CanonicalHeaderKey(headerIndex)
+)
+
 // writeHeaders carries a write's version (when it has one) and log index.
 func writeHeaders(version, index uint64) http.Header {
 	h := make(http.Header, 2)
 	if version != 0 {
-		h["Etag"] = []string{etag(version)} // canonical form of ETag
+		h[canonicalETag] = []string{etag(version)}
 	}
 	if index != 0 {
-		h["X-Kv-Index"] = []string{strconv.FormatUint(index, 10)} // canonical form of headerIndex
+		h[canonicalIndex] = []string{strconv.FormatUint(index, 10)}
 	}
 	return h
 }
