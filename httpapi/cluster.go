@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
+
+	"github.com/quorumkv/quorumkv/store"
 )
 
 // healthz serves GET /healthz: the process is up and serving HTTP. It says
@@ -18,21 +21,53 @@ func (a *api) healthz(*http.Request) (reply, error) {
 // linearizable read and catch up within it is not ready.
 const readyTimeout = 2 * time.Second
 
-// readyz serves GET /readyz (unauthenticated, no data in the body): 200 when
-// this node knows a leader, has caught up with it and can serve linearizable
-// reads; otherwise 503 not_ready with the reason.
+// readyz serves GET /readyz: 200 when this node knows a leader, has caught up
+// with it and can serve linearizable reads; otherwise 503 not_ready with a
+// short reason code (readyReason). It is unauthenticated, so its answer says
+// nothing about the cluster's internals: no indexes, ids, addresses or error
+// text. GET /readyz?verbose with a read-scope key adds the detail to the 503
+// message (and answers 401/403 without one).
 func (a *api) readyz(r *http.Request) (reply, error) {
+	_, verbose := r.URL.Query()["verbose"]
+	if verbose {
+		key, err := a.authenticate(r)
+		if err != nil {
+			return reply{}, err
+		}
+		if err := authorize(key, http.MethodGet, "/cluster/status"); err != nil {
+			return reply{}, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	if err := a.st.Ready(ctx); err != nil {
+		reason := readyReason(err)
+		msg := "This node cannot serve linearizable reads yet (" + reason + "). Send traffic to another node until it is ready."
+		if verbose {
+			msg = "This node cannot serve linearizable reads yet: " + err.Error() + ". Send traffic to another node until it is ready."
+		}
 		return reply{}, &apiError{
 			status: http.StatusServiceUnavailable, code: "not_ready", retryable: true, retryAfter: true,
-			message: "This node cannot serve linearizable reads yet: " + err.Error() + ". Send traffic to another node until it is ready.",
+			reason: reason, message: msg,
 		}
 	}
 	return dataReply(http.StatusOK, struct {
 		Status string `json:"status"`
 	}{"ready"})
+}
+
+// readyReason is the short, fixed code /readyz gives for why a node is not
+// ready.
+func readyReason(err error) string {
+	switch {
+	case errors.Is(err, store.ErrShuttingDown):
+		return "shutting_down"
+	case errors.Is(err, store.ErrNoLeader):
+		return "no_leader"
+	case errors.Is(err, store.ErrCatchingUp):
+		return "catching_up"
+	}
+	return "leader_unconfirmed"
 }
 
 type statusData struct {

@@ -18,6 +18,7 @@ type apiError struct {
 	retryable bool   // repeating the same request may succeed
 
 	retryAfter bool   // send "Retry-After: 1"
+	reason     string // a short code refining code (not_ready), sent as "reason" when set
 	allow      string // Allow header value, for 405
 
 	// withVersion adds "currentVersion" to the body: current, or null when

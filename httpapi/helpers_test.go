@@ -101,6 +101,7 @@ type apiErrorBody struct {
 	Message        string          `json:"message"`
 	Retryable      bool            `json:"retryable"`
 	CurrentVersion json.RawMessage `json:"currentVersion"` // 412 only
+	Reason         string          `json:"reason"`         // not_ready only
 }
 
 // wantError checks res is a JSON error with the given status and code and returns it.

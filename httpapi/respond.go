@@ -114,7 +114,7 @@ func writeReply(w http.ResponseWriter, rep reply) {
 // writeError sends e as {"error": {...}} with its headers. It is the only
 // place an error status is written.
 func writeError(w http.ResponseWriter, e *apiError) {
-	eb := errorBody{Code: e.code, Message: e.message, Retryable: e.retryable}
+	eb := errorBody{Code: e.code, Message: e.message, Retryable: e.retryable, Reason: e.reason}
 	if e.withVersion {
 		eb.CurrentVersion = json.RawMessage("null")
 		if e.current != 0 {
@@ -144,6 +144,8 @@ type errorBody struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	Retryable bool   `json:"retryable"`
+	// Reason refines Code where one code has several causes (not_ready).
+	Reason string `json:"reason,omitempty"`
 	// CurrentVersion is present on 412 responses only: the key's current
 	// version, or null when it does not exist.
 	CurrentVersion json.RawMessage `json:"currentVersion,omitempty"`

@@ -398,7 +398,7 @@ print_endpoints() {
 		echo "  n$n  $(scheme)://$(http_addr "$n")$mark"
 	done
 	echo "leader:  $leader"
-	echo "api key: $(api_key)  (file: $key_file)"
+	echo "api key: in $key_file (mode 0600; KEY=\$(cat $key_file))"
 	if tls_on; then
 		echo "tls:     HTTPS and peer mutual TLS; CA certificate $certs_dir/ca.pem (curl --cacert)"
 	fi

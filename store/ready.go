@@ -2,14 +2,21 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
+
+// ErrCatchingUp: the leader confirmed a read index but this node's state
+// machine had not applied it before the deadline. It is always wrapped
+// together with ErrTimeout.
+var ErrCatchingUp = errors.New("this node is catching up with the leader")
 
 // Ready reports whether this node can serve a linearizable read now: it knows
 // a leader, the leader confirms a read index, and this node's state machine
 // reaches that index before ctx ends (the lag bound is the caller's
 // deadline). It returns nil when ready, otherwise an error wrapping
-// ErrNoLeader or ErrTimeout that says why. Load balancers and Kubernetes
+// ErrNoLeader, ErrShuttingDown or ErrTimeout (with ErrCatchingUp when only
+// this node's apply lags) that says why. Load balancers and Kubernetes
 // readiness probes call it through GET /readyz.
 func (s *Store) Ready(ctx context.Context) error {
 	idx, _, err := s.readIndex(ctx)
@@ -17,7 +24,7 @@ func (s *Store) Ready(ctx context.Context) error {
 		return err
 	}
 	if err := s.fsm.WaitApplied(ctx, idx); err != nil {
-		return fmt.Errorf("%w: this node has applied index %d, behind the leader's %d", ErrTimeout, s.fsm.AppliedIndex(), idx)
+		return fmt.Errorf("%w: %w: applied index %d, the leader's read index %d", ErrTimeout, ErrCatchingUp, s.fsm.AppliedIndex(), idx)
 	}
 	return nil
 }

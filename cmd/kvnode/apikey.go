@@ -11,6 +11,8 @@ import (
 	"strings"
 )
 
+// apiKeyFileName is the generated key's file in the data dir. Its path is
+// printed and logged; the key itself never is.
 const apiKeyFileName = "api-key"
 
 // loadOrCreateKey keeps a node from ever running open: without a configured key
@@ -48,4 +50,18 @@ func loadOrCreateKey(dataDir string) (string, bool, error) {
 		return "", false, fmt.Errorf("save API key: %w", err)
 	}
 	return key, true, nil
+}
+
+// readKeyFile reads a single-key file as --api-key-file and the generated
+// key are read: the first line, trimmed, which must not be empty.
+func readKeyFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	key, _, _ := strings.Cut(string(b), "\n")
+	if key = strings.TrimSpace(key); key == "" {
+		return "", fmt.Errorf("%s: first line is empty", path)
+	}
+	return key, nil
 }

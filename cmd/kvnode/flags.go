@@ -50,6 +50,7 @@ type options struct {
 	join              string
 	advertiseHTTPAddr string
 	debugAddr         string
+	debugAllowRemote  bool
 	gcHeadroomMB      uint64
 }
 
@@ -93,7 +94,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "serve GET /metrics without an API key (for scrapers that cannot send one); otherwise it needs the read scope")
 	fs.Uint64Var(&o.gcHeadroomMB, "gc-headroom-mb", 64, "let the heap grow this many MiB beyond the live heap between collections: GOGC is lowered from 100 as the live heap passes this size (floor 10); 0 = Go's default pacing; ignored when GOGC is set")
 	registerTestFlags(fs, &o)
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve net/http/pprof (/debug/pprof/, no authentication) on this separate address, e.g. 127.0.0.1:6060")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve net/http/pprof (/debug/pprof/, no authentication) on this separate address, e.g. 127.0.0.1:6060 (no host: loopback)")
+	fs.BoolVar(&o.debugAllowRemote, "debug-allow-remote", false, "let --debug-addr bind a non-loopback address (the profiles are unauthenticated; logged as a warning)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: kvnode [flags]\n       kvnode certs --help      (development TLS certificates)\n       kvnode health --help     (container health probe)\n       kvnode restore --help    (seed a data dir from a backup, offline)\n\nRuns one quorumkv node. Every flag can also be set with the environment\nvariable KV_<FLAG> (e.g. KV_HTTP_ADDR, KV_API_KEY); a flag given on the\ncommand line wins.\n\nFlags:\n")
 		fs.PrintDefaults()

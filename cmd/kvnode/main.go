@@ -38,6 +38,18 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	// Signals are taken over before anything slow (raft opens its log and
+	// replays it in start): an early SIGHUP must not kill the process, as it
+	// would by default, and an early SIGTERM must still stop it cleanly.
+	// Both wait here until the node has started; one pending reload covers
+	// any number of HUPs, so a full hup channel drops the extras.
+	hup := make(chan os.Signal, 1)
+	stopSig := make(chan os.Signal, 2)
+	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(stopSig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(hup)
+	defer signal.Stop(stopSig)
+
 	o, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -51,6 +63,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kvnode: %v\n", err)
 		return 2
 	}
+	logger.Info("kvnode starting", "component", "kvnode", "pid", os.Getpid())
 	gc := startGCGovernor(o.gcHeadroomMB<<20, getenv, logger.With("component", "gc"))
 	defer gc.stopGC()
 	n, err := start(o, logger, stderr)
@@ -61,16 +74,12 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 1
 	}
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 wait:
 	for {
 		select {
-		case s := <-sig:
-			if s == syscall.SIGHUP {
-				n.creds.reload(logger)
-				continue
-			}
+		case <-hup:
+			n.creds.reload(logger)
+		case s := <-stopSig:
 			logger.Info("signal received; stopping", "signal", s.String())
 			break wait
 		case err := <-n.httpErr:
@@ -78,7 +87,6 @@ wait:
 			break wait
 		}
 	}
-	signal.Stop(sig)
 	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
 	if err := n.stop(ctx); err != nil {
@@ -195,8 +203,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Config{
-		APIKey:          creds.apiKey,
-		Keys:            creds.keys,
+		Keys:            creds.keys, // the single admin key too: reload may revoke it
 		InsecureNoAuth:  creds.insecure,
 		MaxValueBytes:   o.maxValueBytes,
 		MaxRestoreBytes: o.maxRestoreBytes,
@@ -212,7 +219,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		mux.Close()
 		return nil, err
 	}
-	dbg, err := startDebug(o.debugAddr, logger)
+	dbg, err := startDebug(o.debugAddr, o.debugAllowRemote, os.Args, logger)
 	if err != nil {
 		st.Close()
 		mux.Close()
