@@ -37,10 +37,9 @@ var storeErrors = []struct {
 	target error
 	resp   apiError
 }{
-	{store.ErrOutcomeUnknown, apiError{
-		status: http.StatusServiceUnavailable, code: "outcome_unknown", retryable: true,
-		message: "The write may or may not have been applied; read the key to find out. PUT and DELETE are safe to repeat.",
-	}},
+	// serve replaces this entry by outcomeUnknownFor's, which decides
+	// "retryable" from the request (outcome.go).
+	{store.ErrOutcomeUnknown, outcomeUnknownUnsafe},
 	{store.ErrNotFound, apiError{
 		status: http.StatusNotFound, code: "not_found",
 		message: "No item exists at this key (it was never written, was deleted, or has expired).",

@@ -282,6 +282,9 @@ func (a *api) serve(rt route) http.Handler {
 		rep, err := a.dispatch(rt, allowHeader, w, r, &caller)
 		if err != nil {
 			e, internal := resolveError(err)
+			if e.code == outcomeUnknownUnsafe.code {
+				e = outcomeUnknownFor(rt.template, r)
+			}
 			if internal {
 				a.log.Error("request failed", "method", r.Method, "path", r.URL.EscapedPath(), "key", caller, "err", err, "request_id", id)
 			}

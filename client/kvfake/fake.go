@@ -333,7 +333,9 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, fault Fault, targ
 	s.mu.Unlock()
 	switch fault {
 	case OutcomeUnknown:
-		errResp(http.StatusServiceUnavailable, "outcome_unknown", "fake: the write may or may not have been applied", true).write(w)
+		// Retryable as the real server says it: only when repeating is safe.
+		safe := key != "" || (r.Method != http.MethodPost && len(r.Header.Values("If-Match")) == 0 && len(r.Header.Values("If-None-Match")) == 0)
+		errResp(http.StatusServiceUnavailable, "outcome_unknown", "fake: the write may or may not have been applied", safe).write(w)
 	case DropAfterApply:
 		panic(http.ErrAbortHandler)
 	default:
