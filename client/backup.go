@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 )
 
 // Snapshot streams a consistent point-in-time snapshot of the whole dataset
@@ -37,9 +38,20 @@ func (c *Client) Snapshot(ctx context.Context, w io.Writer, opts ...Option) (int
 // rejects a corrupt or truncated file without changing anything. Restore is
 // not replayable: it is retried on another node only when the failure proves
 // nothing was done, and only if r is an io.Seeker (rewound to its start,
-// so r must be at its start when Restore is called). Needs an admin key.
-func (c *Client) Restore(ctx context.Context, r io.Reader) error {
-	_, err := c.do(ctx, &call{method: http.MethodPost, path: "/admin/restore", stream: r,
+// so r must be at its start when Restore is called). A backup from another
+// cluster fails with ErrClusterMismatch unless the ForceRestore option is
+// given; ErrRestoreInProgress means another restore is running. Needs an
+// admin key.
+func (c *Client) Restore(ctx context.Context, r io.Reader, opts ...Option) error {
+	o, err := collect("Restore", optForceRestore, opts)
+	if err != nil {
+		return err
+	}
+	var query url.Values
+	if o.set&optForceRestore != 0 {
+		query = url.Values{"force": {"true"}}
+	}
+	_, err = c.do(ctx, &call{method: http.MethodPost, path: "/admin/restore", stream: r, query: query,
 		header: http.Header{"Content-Type": {"application/octet-stream"}}, streaming: true})
 	return err
 }

@@ -44,6 +44,12 @@ var (
 	// index_not_reached, outcome_unknown, ...) or a node that could not be
 	// reached. Matched by every such error once retries are exhausted.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrClusterMismatch: 409 cluster_mismatch, Restore of a backup taken
+	// from another cluster (or naming none) without ForceRestore.
+	ErrClusterMismatch = errors.New("backup is from another cluster")
+	// ErrRestoreInProgress: 409 restore_in_progress, another restore is
+	// running in the cluster.
+	ErrRestoreInProgress = errors.New("another restore is in progress")
 	// ErrInvalidOption: the call's options cannot be combined (or a value
 	// could not be encoded); nothing was sent.
 	ErrInvalidOption = errors.New("invalid option")
@@ -60,6 +66,8 @@ var codeSentinels = map[string]error{
 	"forbidden":              ErrForbidden,
 	"idempotency_key_reused": ErrIdempotencyKeyReused,
 	"outcome_unknown":        ErrOutcomeUnknown,
+	"cluster_mismatch":       ErrClusterMismatch,
+	"restore_in_progress":    ErrRestoreInProgress,
 }
 
 // APIError is a failed request: the server's error body, or a node that

@@ -30,6 +30,7 @@ const (
 	optStale
 	optMinIndex
 	optIdempotencyKey
+	optForceRestore
 )
 
 var optionNames = []struct {
@@ -38,6 +39,7 @@ var optionNames = []struct {
 }{
 	{optTTL, "TTL"}, {optIfMatch, "IfMatch"}, {optIfNoneMatch, "IfNoneMatch"}, {optKeepTTL, "KeepTTL"},
 	{optStale, "Stale"}, {optMinIndex, "MinIndex"}, {optIdempotencyKey, "IdempotencyKey"},
+	{optForceRestore, "ForceRestore"},
 }
 
 // TTL sets the key's time to live, rounded to the millisecond; it must be
@@ -66,6 +68,13 @@ func IfNoneMatch() Option {
 // absent). It cannot be combined with TTL.
 func KeepTTL() Option {
 	return func(o *options) { o.set |= optKeepTTL }
+}
+
+// ForceRestore lets Restore replace the data with a backup taken from
+// another cluster, or one that names no cluster (an older file); without it
+// such a restore fails with ErrClusterMismatch and changes nothing.
+func ForceRestore() Option {
+	return func(o *options) { o.set |= optForceRestore }
 }
 
 // Stale makes a read (Get, List) be served from the receiving node's own

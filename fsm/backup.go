@@ -11,15 +11,22 @@ import (
 	"io"
 )
 
-// Backup file format, version 1 (fixed-width integers big-endian):
+// Backup file format, version 2 (fixed-width integers big-endian):
 //
 //	header   magic "qkvbkup\x00" (8 bytes), backup format version uint32,
 //	         created at int64 (Unix ms, the taker's clock, informational),
 //	         raft index uint64 (the applied index the state reflects),
-//	         entry count uint64, idempotency entry count uint64
+//	         entry count uint64, idempotency entry count uint64,
+//	         (version 2) cluster id length uint16 and the cluster id (length
+//	         0: the cluster had not recorded one yet)
 //	body     one FSM snapshot stream exactly as Persist writes it (see
-//	         snapshot.go: its own header, records, dedup table, CRC-32C)
+//	         snapshot.go: its own header, records, dedup table, the cluster
+//	         id again, CRC-32C)
 //	trailer  SHA-256 (32 bytes) of every byte before it
+//
+// Version 1 files (no cluster id; their body is a version 3 snapshot) stay
+// readable: they describe a cluster of unknown identity, which an online
+// restore accepts only when forced (store.Restore).
 //
 // The body is the snapshot encoding, not a second encoding of the state: the
 // same decoder (readSnapshot) validates both, and a backup is restored into a
@@ -29,10 +36,13 @@ import (
 // stays what it is for local snapshots.
 const (
 	backupMagic         = "qkvbkup\x00"
-	BackupFormatVersion = 1
-	// BackupHeaderSize and BackupTrailerSize frame the body: a backup of n
-	// bytes carries a snapshot stream of n - BackupHeaderSize - BackupTrailerSize.
-	BackupHeaderSize  = len(backupMagic) + 4 + 8 + 8 + 8 + 8
+	BackupFormatVersion = 2
+	backupFormatV1      = 1
+	// backupFixedHeaderSize is the header of a version 1 file and the part
+	// every version shares.
+	backupFixedHeaderSize = len(backupMagic) + 4 + 8 + 8 + 8 + 8
+	// BackupTrailerSize and BackupInfo.HeaderSize frame the body: a backup
+	// of n bytes carries a snapshot stream of n - HeaderSize - BackupTrailerSize.
 	BackupTrailerSize = sha256.Size
 )
 
@@ -49,7 +59,11 @@ type BackupInfo struct {
 	Index         uint64 // the raft index the data reflects
 	Entries       uint64 // stored entries, including expired ones not yet removed
 	IdemEntries   uint64 // idempotency (dedup) table entries
-	Size          int64  // bytes, header and trailer included
+	// ClusterID is the id of the cluster the backup was taken from; "" for a
+	// version 1 file or a cluster that had not recorded its id yet.
+	ClusterID  string
+	HeaderSize int   // bytes before the body
+	Size       int64 // bytes, header and trailer included
 	SHA256        [sha256.Size]byte
 }
 
@@ -65,15 +79,20 @@ type Backup struct {
 // done. A backup carries data only: neither a restore in progress (the staging
 // area is replicated state, but not data) nor the node address table (it
 // describes the cluster the backup came from, not the one it is restored to).
+// It does carry the cluster id, in its header and body (cluster.go).
 func (f *FSM) Backup() *Backup {
 	f.mu.Lock()
-	s := &snapshot{data: f.data.Copy(), idem: f.idem.Copy(), applied: f.applied.Load()}
+	s := &snapshot{data: f.data.Copy(), idem: f.idem.Copy(), applied: f.applied.Load(), cluster: f.clusterID}
 	f.mu.Unlock()
 	return &Backup{s: s}
 }
 
 // Index is the applied index the backup reflects.
 func (b *Backup) Index() uint64 { return b.s.applied }
+
+// ClusterID is the id of the cluster the backup is taken from ("" when none
+// is recorded yet).
+func (b *Backup) ClusterID() string { return b.s.cluster }
 
 // Entries is the number of stored entries in the backup.
 func (b *Backup) Entries() int { return b.s.data.Len() }
@@ -91,10 +110,13 @@ func (b *Backup) Stream(w io.Writer, createdAtMs int64) (BackupInfo, error) {
 		Index:         b.s.applied,
 		Entries:       uint64(b.s.data.Len()),
 		IdemEntries:   uint64(b.s.idem.Len()),
+		ClusterID:     b.s.cluster,
 	}
+	hdr := encodeBackupHeader(info)
+	info.HeaderSize = len(hdr)
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, h)}
-	if _, err := cw.Write(encodeBackupHeader(info)); err != nil {
+	if _, err := cw.Write(hdr); err != nil {
 		return info, err
 	}
 	if err := b.s.write(cw); err != nil {
@@ -108,14 +130,21 @@ func (b *Backup) Stream(w io.Writer, createdAtMs int64) (BackupInfo, error) {
 	return info, nil
 }
 
+// encodeBackupHeader writes the header of info.FormatVersion (1 only for
+// tests that make old files).
 func encodeBackupHeader(info BackupInfo) []byte {
-	b := make([]byte, 0, BackupHeaderSize)
+	b := make([]byte, 0, backupFixedHeaderSize+2+len(info.ClusterID))
 	b = append(b, backupMagic...)
 	b = binary.BigEndian.AppendUint32(b, info.FormatVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(info.CreatedAtMs))
 	b = binary.BigEndian.AppendUint64(b, info.Index)
 	b = binary.BigEndian.AppendUint64(b, info.Entries)
-	return binary.BigEndian.AppendUint64(b, info.IdemEntries)
+	b = binary.BigEndian.AppendUint64(b, info.IdemEntries)
+	if info.FormatVersion >= 2 {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(info.ClusterID)))
+		b = append(b, info.ClusterID...)
+	}
+	return b
 }
 
 type countWriter struct {
@@ -155,6 +184,8 @@ func VerifyBackup(r io.Reader) (BackupInfo, error) {
 		return br.info, fmt.Errorf("%w: header says %d entries, body holds %d", ErrBadBackup, br.info.Entries, st.data.Len())
 	case uint64(st.idem.Len()) != br.info.IdemEntries:
 		return br.info, fmt.Errorf("%w: header says %d idempotency entries, body holds %d", ErrBadBackup, br.info.IdemEntries, st.idem.Len())
+	case st.cluster != br.info.ClusterID:
+		return br.info, fmt.Errorf("%w: header says cluster %q, body says %q", ErrBadBackup, br.info.ClusterID, st.cluster)
 	}
 	return br.info, nil
 }
@@ -191,12 +222,18 @@ type backupReader struct {
 
 func newBackupReader(r io.Reader) (*backupReader, error) {
 	br := &backupReader{r: bufio.NewReaderSize(r, snapshotBufSize), h: sha256.New(), buf: make([]byte, snapshotBufSize)}
-	hdr := make([]byte, BackupHeaderSize)
-	if n, err := io.ReadFull(br.r, hdr); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: truncated: %d bytes, shorter than the %d-byte header", ErrBadBackup, n, BackupHeaderSize)
+	hdr := make([]byte, backupFixedHeaderSize, backupFixedHeaderSize+2+MaxClusterIDLen)
+	readHdr := func(p []byte) error {
+		if n, err := io.ReadFull(br.r, p); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return fmt.Errorf("%w: truncated: the file ends %d bytes into a header field", ErrBadBackup, n)
+			}
+			return fmt.Errorf("reading backup header: %w", err)
 		}
-		return nil, fmt.Errorf("reading backup header: %w", err)
+		return nil
+	}
+	if err := readHdr(hdr); err != nil {
+		return nil, err
 	}
 	if !bytes.Equal(hdr[:len(backupMagic)], []byte(backupMagic)) {
 		return nil, fmt.Errorf("%w: not a quorumkv backup (bad magic %q)", ErrBadBackup, hdr[:len(backupMagic)])
@@ -208,11 +245,34 @@ func newBackupReader(r io.Reader) (*backupReader, error) {
 		Index:         binary.BigEndian.Uint64(rest[12:]),
 		Entries:       binary.BigEndian.Uint64(rest[20:]),
 		IdemEntries:   binary.BigEndian.Uint64(rest[28:]),
-		Size:          int64(BackupHeaderSize),
 	}
-	if br.info.FormatVersion != BackupFormatVersion {
-		return nil, fmt.Errorf("%w: unsupported backup format version %d, want %d", ErrBadBackup, br.info.FormatVersion, BackupFormatVersion)
+	switch br.info.FormatVersion {
+	case backupFormatV1:
+	case BackupFormatVersion:
+		n := hdr[len(hdr) : len(hdr)+2]
+		if err := readHdr(n); err != nil {
+			return nil, err
+		}
+		idLen := int(binary.BigEndian.Uint16(n))
+		if idLen > MaxClusterIDLen {
+			return nil, fmt.Errorf("%w: cluster id length %d exceeds %d", ErrBadBackup, idLen, MaxClusterIDLen)
+		}
+		id := hdr[len(hdr)+2 : len(hdr)+2+idLen]
+		if err := readHdr(id); err != nil {
+			return nil, err
+		}
+		hdr = hdr[:len(hdr)+2+idLen]
+		br.info.ClusterID = string(id)
+		if idLen > 0 {
+			if err := validClusterID(br.info.ClusterID); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrBadBackup, err)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%w: unsupported backup format version %d, want %d or %d", ErrBadBackup, br.info.FormatVersion, backupFormatV1, BackupFormatVersion)
 	}
+	br.info.HeaderSize = len(hdr)
+	br.info.Size = int64(len(hdr))
 	br.h.Write(hdr)
 	return br, nil
 }

@@ -26,6 +26,7 @@ func backupBytes(t testing.TB, f *FSM, createdAt int64) ([]byte, BackupInfo) {
 
 func TestBackupRoundTrip(t *testing.T) {
 	src := populated(t)
+	apply(t, src, src.AppliedIndex()+1, Command{Op: OpClusterID, Value: []byte("c0ffee"), Now: 1_000})
 	apply(t, src, src.AppliedIndex()+1, Command{Op: OpSet, Key: "idem-k", Value: []byte("1"), Now: 1_000,
 		IdemKey: "retry-1", Fingerprint: [32]byte{7}})
 	file, info := backupBytes(t, src, 1_700_000_000_123)
@@ -38,7 +39,8 @@ func TestBackupRoundTrip(t *testing.T) {
 		t.Fatalf("VerifyBackup: %v", err)
 	}
 	want := BackupInfo{FormatVersion: BackupFormatVersion, CreatedAtMs: 1_700_000_000_123, Index: src.AppliedIndex(),
-		Entries: uint64(src.Len()), IdemEntries: uint64(src.IdempotencyEntries()), Size: int64(len(file)), SHA256: info.SHA256}
+		Entries: uint64(src.Len()), IdemEntries: uint64(src.IdempotencyEntries()), ClusterID: "c0ffee",
+		HeaderSize: backupFixedHeaderSize + 2 + len("c0ffee"), Size: int64(len(file)), SHA256: info.SHA256}
 	if got != want || info != want {
 		t.Fatalf("VerifyBackup = %+v\nStream      = %+v\nwant        = %+v", got, info, want)
 	}
@@ -48,15 +50,15 @@ func TestBackupRoundTrip(t *testing.T) {
 	if _, err := CopyBackupBody(bytes.NewReader(file), &body); err != nil {
 		t.Fatalf("CopyBackupBody: %v", err)
 	}
-	if body.Len() != len(file)-BackupHeaderSize-BackupTrailerSize {
+	if body.Len() != len(file)-info.HeaderSize-BackupTrailerSize {
 		t.Fatalf("body is %d bytes of a %d-byte file", body.Len(), len(file))
 	}
 	dst := New()
 	if err := restoreBytes(dst, body.Bytes()); err != nil {
 		t.Fatalf("restore body: %v", err)
 	}
-	if stateOf(dst) != stateOf(src) {
-		t.Fatalf("restored %+v, source %+v", stateOf(dst), stateOf(src))
+	if stateOf(dst) != stateOf(src) || dst.ClusterID() != "c0ffee" {
+		t.Fatalf("restored %+v (cluster %q), source %+v", stateOf(dst), dst.ClusterID(), stateOf(src))
 	}
 }
 
@@ -102,12 +104,61 @@ func TestVerifyBackupDecodesBody(t *testing.T) {
 		copy(b[len(b)-BackupTrailerSize:], sum[:])
 		return b
 	}
-	bodyFlip := resum(flip(file, BackupHeaderSize+40))
+	hdrSize := backupFixedHeaderSize + 2 // no cluster id recorded
+	bodyFlip := resum(flip(file, hdrSize+40))
 	if _, err := VerifyBackup(bytes.NewReader(bodyFlip)); !errors.Is(err, ErrBadBackup) {
 		t.Fatalf("corrupt body with a valid SHA-256: %v", err)
 	}
-	wrongCount := resum(flip(file, BackupHeaderSize-9)) // entry count in the header
+	wrongCount := resum(flip(file, backupFixedHeaderSize-9)) // entry count in the header
 	if _, err := VerifyBackup(bytes.NewReader(wrongCount)); !errors.Is(err, ErrBadBackup) {
 		t.Fatalf("header disagreeing with body: %v", err)
+	}
+}
+
+// TestBackupClusterIDMustMatchBody: the header's cluster id is checked
+// against the body's, so a file cannot claim another cluster's id.
+func TestBackupClusterIDMustMatchBody(t *testing.T) {
+	f := populated(t)
+	apply(t, f, f.AppliedIndex()+1, Command{Op: OpClusterID, Value: []byte("aaaa"), Now: 1_000})
+	file, info := backupBytes(t, f, 5)
+	forged := bytes.Clone(file)
+	copy(forged[backupFixedHeaderSize+2:], "bbbb")
+	sum := sha256.Sum256(forged[:len(forged)-BackupTrailerSize])
+	copy(forged[len(forged)-BackupTrailerSize:], sum[:])
+	if _, err := VerifyBackup(bytes.NewReader(forged)); !errors.Is(err, ErrBadBackup) {
+		t.Fatalf("header claiming another cluster than the body: %v", err)
+	}
+	if info.ClusterID != "aaaa" {
+		t.Fatalf("info.ClusterID = %q", info.ClusterID)
+	}
+}
+
+// TestVersion1BackupStillReadable: a file written before backups carried a
+// cluster id (header version 1, body a version 3 snapshot) verifies, with an
+// empty cluster id, and its body restores.
+func TestVersion1BackupStillReadable(t *testing.T) {
+	body := craftSnapshot(snapshotMagic, 3, 2, 2,
+		snapshotRecord("a", "1", 1, 0), snapshotRecord("b", "22", 2, -7), idemSection(), nodesSection())
+	file := encodeBackupHeader(BackupInfo{FormatVersion: 1, CreatedAtMs: 5, Index: 2, Entries: 2})
+	if len(file) != backupFixedHeaderSize {
+		t.Fatalf("version 1 header is %d bytes", len(file))
+	}
+	file = append(file, body...)
+	sum := sha256.Sum256(file)
+	file = append(file, sum[:]...)
+	info, err := VerifyBackup(bytes.NewReader(file))
+	if err != nil {
+		t.Fatalf("VerifyBackup: %v", err)
+	}
+	if info.FormatVersion != 1 || info.ClusterID != "" || info.HeaderSize != backupFixedHeaderSize || info.Entries != 2 {
+		t.Fatalf("info = %+v", info)
+	}
+	var out bytes.Buffer
+	if _, err := CopyBackupBody(bytes.NewReader(file), &out); err != nil || !bytes.Equal(out.Bytes(), body) {
+		t.Fatalf("CopyBackupBody: %v", err)
+	}
+	dst := New()
+	if err := restoreBytes(dst, body); err != nil || dst.Len() != 2 || dst.ClusterID() != "" {
+		t.Fatalf("restore: %v, %d entries, cluster %q", err, dst.Len(), dst.ClusterID())
 	}
 }

@@ -36,6 +36,9 @@ const (
 	// and Value its HTTP API address (empty Value: forget it). Version 2 only.
 	// Numbered apart from the data ops on purpose. See nodes.go.
 	OpNodeAddr Op = 16
+	// OpClusterID records the cluster's id (Value) unless one is recorded
+	// already (cluster.go). Cluster metadata, version 2 only.
+	OpClusterID Op = 17
 )
 
 // String returns a lower-case name for known ops and "op(N)" otherwise.
@@ -65,6 +68,8 @@ func (o Op) String() string {
 		return "restore-abort"
 	case OpNodeAddr:
 		return "node-addr"
+	case OpClusterID:
+		return "cluster-id"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -122,6 +127,7 @@ var opFlags = map[Op]uint64{
 	OpRestoreCommit: 0,
 	OpRestoreAbort:  0,
 	OpNodeAddr:      0,
+	OpClusterID:     0,
 }
 
 // Decode errors. Every error returned by Decode wraps exactly one of these.
@@ -150,7 +156,7 @@ type ExpireItem struct {
 type Command struct {
 	Op        Op
 	Key       string       // set, delete, touch, incr; delete-prefix: the prefix; node-addr: the server ID
-	Value     []byte       // set; node-addr: the HTTP address (empty: forget the server)
+	Value     []byte       // set; node-addr: the HTTP address (empty: forget the server); cluster-id: the id
 	ExpiresAt int64        // set, touch: absolute Unix ms, 0 = never; incr: applied only when the key is created
 	Now       int64        // every op: the proposer's clock in Unix ms when proposing; used to decide whether an existing entry is live
 	Items     []ExpireItem // expire
@@ -240,6 +246,7 @@ func (c Command) version() byte {
 //	restore-commit: uvarint RestoreID, uvarint RestoreSeq
 //	restore-abort:  uvarint RestoreID
 //	node-addr: uvarint len(Key), Key, uvarint len(Value), Value
+//	cluster-id: uvarint len(Value), Value
 //
 // Fields the op does not use are dropped. An unknown Op is encoded as version,
 // op and Now; Decode rejects it.
@@ -306,6 +313,9 @@ func (c Command) AppendEncode(dst []byte) []byte {
 	case OpNodeAddr:
 		dst = appendString(dst, c.Key)
 		dst = appendString(dst, string(c.Value))
+	case OpClusterID:
+		dst = binary.AppendUvarint(dst, uint64(len(c.Value)))
+		dst = append(dst, c.Value...)
 	}
 	return dst
 }
@@ -354,6 +364,8 @@ func (c Command) encodedSize() int {
 		n += uvarintLen(c.RestoreID)
 	case OpNodeAddr:
 		n += uvarintLen(uint64(len(c.Key))) + len(c.Key) + uvarintLen(uint64(len(c.Value))) + len(c.Value)
+	case OpClusterID:
+		n += uvarintLen(uint64(len(c.Value))) + len(c.Value)
 	}
 	return n
 }
@@ -404,7 +416,7 @@ func Decode(b []byte) (Command, error) {
 	c.Op = Op(b[1])
 	switch c.Op {
 	case OpSet, OpDelete, OpExpire, OpBarrier:
-	case OpTouch, OpIncr, OpDeletePrefix, OpBatch, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr:
+	case OpTouch, OpIncr, OpDeletePrefix, OpBatch, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr, OpClusterID:
 		if version == codecV1 {
 			return Command{}, fmt.Errorf("%w: %d in a version 1 command", ErrUnknownOp, b[1])
 		}
@@ -461,6 +473,13 @@ func Decode(b []byte) (Command, error) {
 	case OpNodeAddr:
 		c.Key = d.string("node id")
 		c.Value = d.bytes("http address")
+	case OpClusterID:
+		c.Value = d.bytes("cluster id")
+		if d.err == nil {
+			if err := validClusterID(string(c.Value)); err != nil {
+				d.fail("%v", err)
+			}
+		}
 	}
 	if d.err == nil && version == codecV2 && c.version() != codecV2 {
 		// Exactly one encoding per command: a command that fits version 1

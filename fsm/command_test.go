@@ -41,6 +41,7 @@ var roundTripCases = []struct {
 	{"delete prefix idempotent", Command{Op: OpDeletePrefix, Key: "p", Now: 9, IdemKey: "k"}},
 	{"node addr", Command{Op: OpNodeAddr, Key: "n4", Value: []byte("http://127.0.0.1:8084"), Now: 9}},
 	{"node addr forget", Command{Op: OpNodeAddr, Key: "n4", Now: 9}},
+	{"cluster id", Command{Op: OpClusterID, Value: []byte("5f1c0de2a7b94e3d8c6b1a0f9e8d7c6b"), Now: 9}},
 	{"batch", batchCmd(setCmd("a", `{"x":1}`, 99, 5), deleteCmd("b", 6))},
 	{"batch of every write kind", batchCmd(
 		Command{Op: OpSet, Key: "s", Value: []byte("1"), Now: 5, Cond: CondIfMatch, CondVersion: 7, IdemKey: "r1"},
@@ -144,6 +145,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"op 255", []byte{CodecVersion, 255, 0}, ErrUnknownOp},
 		{"node addr in version 1", []byte{1, byte(OpNodeAddr), 0, 1, 'n', 0}, ErrUnknownOp},
 		{"node addr with flags", []byte{2, byte(OpNodeAddr), 0, flagIdem, 1, 'n', 0}, ErrMalformed},
+		{"cluster id in version 1", []byte{1, byte(OpClusterID), 0, 1, 'c'}, ErrUnknownOp},
+		{"empty cluster id", []byte{2, byte(OpClusterID), 0, 0, 0}, ErrMalformed},
+		{"cluster id with a space", []byte{2, byte(OpClusterID), 0, 0, 3, 'a', ' ', 'b'}, ErrMalformed},
 		{"barrier missing now", []byte{CodecVersion, byte(OpBarrier)}, ErrMalformed},
 		{"barrier trailing byte", append(Command{Op: OpBarrier}.Encode(), 0), ErrMalformed},
 		{"set trailing byte", append(setCmd("k", "v", 1, 2).Encode(), 0), ErrMalformed},
@@ -180,7 +184,7 @@ func TestDecodeRejectsEveryTruncation(t *testing.T) {
 }
 
 func TestOpString(t *testing.T) {
-	for op, want := range map[Op]string{OpSet: "set", OpDelete: "delete", OpExpire: "expire", OpBarrier: "barrier", OpTouch: "touch", OpIncr: "incr", OpDeletePrefix: "delete-prefix", OpNodeAddr: "node-addr", 9: "op(9)"} {
+	for op, want := range map[Op]string{OpSet: "set", OpDelete: "delete", OpExpire: "expire", OpBarrier: "barrier", OpTouch: "touch", OpIncr: "incr", OpDeletePrefix: "delete-prefix", OpNodeAddr: "node-addr", OpClusterID: "cluster-id", 9: "op(9)"} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)
 		}

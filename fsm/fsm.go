@@ -35,6 +35,8 @@ type FSM struct {
 	// nodes maps raft server IDs to their HTTP API addresses (nodes.go),
 	// guarded by mu. Small: one entry per server.
 	nodes map[string]string
+	// clusterID is the cluster's id once recorded (cluster.go), guarded by mu.
+	clusterID string
 	// stats are running totals for monitoring, guarded by mu (stats.go).
 	stats stats
 
@@ -182,6 +184,8 @@ func (f *FSM) applyOp(index uint64, cmd *Command) interface{} {
 		return f.restoreAbort(cmd)
 	case OpNodeAddr:
 		return f.setNodeAddr(cmd)
+	case OpClusterID:
+		return f.setClusterID(cmd)
 	}
 	// Decode only returns known ops; reaching here is a programming error.
 	panic(fmt.Sprintf("fsm: log %d: decoded command has unhandled op %s", index, cmd.Op))

@@ -18,6 +18,11 @@ func nodesSection(pairs ...string) []byte {
 	return binary.BigEndian.AppendUint64(b, 0)
 }
 
+// clusterSection is a version 4 snapshot's cluster section.
+func clusterSection(id string) []byte {
+	return append(binary.AppendUvarint(nil, uint64(len(id))), id...)
+}
+
 func nodeCmd(id, addr string) Command {
 	return Command{Op: OpNodeAddr, Key: id, Value: []byte(addr), Now: 1}
 }
@@ -48,7 +53,7 @@ func TestNodeAddrApplySnapshotAndHash(t *testing.T) {
 	}
 
 	snap := persist(t, f)
-	wantTail := nodesSection("n1", "http://10.0.0.1:8081", "n2", "http://127.0.0.1:8082")
+	wantTail := append(nodesSection("n1", "http://10.0.0.1:8081", "n2", "http://127.0.0.1:8082"), clusterSection("")...)
 	if tail := snap[len(snap)-4-len(wantTail) : len(snap)-4]; string(tail) != string(wantTail) {
 		t.Fatalf("node section = %x, want %x", tail, wantTail)
 	}

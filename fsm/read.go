@@ -156,9 +156,11 @@ func (f *FSM) hash(withMeta bool) string {
 	idem := f.idem.Copy()
 	var staging restoreStaging
 	var nodes map[string]string
+	var cluster string
 	if withMeta {
 		staging = f.staging
 		nodes = maps.Clone(f.nodes)
+		cluster = f.clusterID
 	}
 	f.mu.Unlock()
 
@@ -195,9 +197,15 @@ func (f *FSM) hash(withMeta bool) string {
 		b := append(scratch[:0], 0xfe)
 		b = binary.BigEndian.AppendUint64(b, staging.id)
 		b = binary.BigEndian.AppendUint64(b, staging.next)
+		b = binary.BigEndian.AppendUint64(b, uint64(staging.updatedAt))
 		h.Write(b)
 		h.Write(staging.data)
 	}
 	hashNodes(h, nodes)
+	if cluster != "" {
+		h.Write([]byte{0xfc})
+		h.Write(binary.AppendUvarint(nil, uint64(len(cluster))))
+		io.WriteString(h, cluster)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }

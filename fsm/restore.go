@@ -14,8 +14,12 @@ import (
 // catches up from a snapshot taken between two chunks stages exactly what the
 // others staged.
 //
-// One restore is staged at a time: chunk 0 of a new restore discards whatever
-// was staged. A chunk or commit that does not continue the staged restore (a
+// One restore is staged at a time, cluster-wide: chunk 0 of a new restore is
+// refused (RestoreResult.Busy) while another restore's last chunk is less than
+// RestoreAbandonedMs old at the new command's Now, and replaces a staged
+// restore older than that (its proposer died or gave up without aborting).
+// Both sides of the comparison are command times, so every replica decides
+// alike. A chunk or commit that does not continue the staged restore (a
 // different id, or a sequence gap) fails as a value and changes nothing, so a
 // proposer that lost track (leader change, retry) sees the failure and starts
 // over with a new id.
@@ -24,10 +28,16 @@ import (
 // never written again after a chunk is applied (later chunks append beyond it,
 // a new restore allocates afresh), so a snapshot may share the slice.
 type restoreStaging struct {
-	id   uint64 // 0: nothing staged
-	next uint64 // the chunk sequence number expected next
-	data []byte
+	id        uint64 // 0: nothing staged
+	next      uint64 // the chunk sequence number expected next
+	updatedAt int64  // Now of the last chunk applied (Unix ms)
+	data      []byte
 }
+
+// RestoreAbandonedMs is how long (in command time) a staged restore keeps
+// others out after its last chunk. A proposer sends the next chunk as soon as
+// the previous one commits, so a gap this long means it is gone.
+const RestoreAbandonedMs = 30_000
 
 // RestoreResult is the outcome of OpRestoreChunk, OpRestoreCommit and
 // OpRestoreAbort.
@@ -35,6 +45,8 @@ type RestoreResult struct {
 	OK bool
 	// Reason says why a command failed (OK false); nothing changed.
 	Reason string
+	// Busy (OK false, chunk 0 only): another restore is staged and active.
+	Busy bool
 	// Staged is the size of the staged stream after a chunk.
 	Staged int
 	// Entries (commit): the entries now stored, expired ones included.
@@ -48,8 +60,10 @@ func (f *FSM) restoreChunk(cmd *Command) RestoreResult {
 	switch st := &f.staging; {
 	case cmd.RestoreID == 0:
 		return RestoreResult{Reason: "restore id 0 is reserved"}
+	case cmd.RestoreSeq == 0 && st.id != 0 && st.id != cmd.RestoreID && cmd.Now-st.updatedAt < RestoreAbandonedMs:
+		return RestoreResult{Busy: true, Reason: fmt.Sprintf("restore %x is in progress (%d chunks staged); one restore at a time", st.id, st.next)}
 	case cmd.RestoreSeq == 0:
-		f.staging = restoreStaging{id: cmd.RestoreID, next: 1, data: bytes.Clone(cmd.Value)}
+		f.staging = restoreStaging{id: cmd.RestoreID, next: 1, updatedAt: cmd.Now, data: bytes.Clone(cmd.Value)}
 	case st.id != cmd.RestoreID:
 		return RestoreResult{Reason: fmt.Sprintf("restore %x is not staged (another restore replaced it, or it was aborted)", cmd.RestoreID)}
 	case st.next != cmd.RestoreSeq:
@@ -57,6 +71,7 @@ func (f *FSM) restoreChunk(cmd *Command) RestoreResult {
 	default:
 		st.data = append(st.data, cmd.Value...)
 		st.next++
+		st.updatedAt = cmd.Now
 	}
 	return RestoreResult{OK: true, Staged: len(f.staging.data)}
 }
@@ -64,7 +79,8 @@ func (f *FSM) restoreChunk(cmd *Command) RestoreResult {
 // restoreCommit decodes the staged stream (a snapshot stream, verified again
 // here: magic, order, CRC-32C) and, if it is intact, replaces data, expiry
 // index and idempotency table with it. Every entry gets revision index. The
-// staging area is emptied either way.
+// cluster's metadata (node addresses, cluster id) stays: the backup's
+// describe the cluster it came from. The staging area is emptied either way.
 func (f *FSM) restoreCommit(index uint64, cmd *Command) RestoreResult {
 	st := f.staging
 	switch {

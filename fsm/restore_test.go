@@ -153,11 +153,22 @@ func TestOnlineRestoreFailuresChangeNothing(t *testing.T) {
 	if f.Hash() != before || f.StagedRestoreBytes() != 0 {
 		t.Fatal("a failed commit changed the data or kept the staging")
 	}
-	// A new restore replaces a staged one; abort drops it.
+	// One restore at a time: while restore 7 is active (its last chunk is
+	// younger than RestoreAbandonedMs in command time), another is refused
+	// as busy; once 7 is abandoned, a new restore replaces it. Abort drops it.
 	apply(t, f, 10, chunkCmd(7, 0, body[:10]))
-	apply(t, f, 11, chunkCmd(8, 0, body))
-	fails(12, commitCmd(7, 1))
-	if res := apply(t, f, 13, Command{Op: OpRestoreAbort, RestoreID: 8}).(RestoreResult); !res.OK {
+	busy := chunkCmd(8, 0, body)
+	busy.Now = 10 + RestoreAbandonedMs - 1
+	if res := apply(t, f, 11, busy).(RestoreResult); res.OK || !res.Busy || f.StagedRestoreBytes() != 10 {
+		t.Fatalf("second restore while one is active: %+v, staged %d", res, f.StagedRestoreBytes())
+	}
+	late := chunkCmd(8, 0, body)
+	late.Now = 10 + RestoreAbandonedMs
+	if res := apply(t, f, 12, late).(RestoreResult); !res.OK {
+		t.Fatalf("restore after the staged one was abandoned: %+v", res)
+	}
+	fails(13, commitCmd(7, 1))
+	if res := apply(t, f, 14, Command{Op: OpRestoreAbort, RestoreID: 8}).(RestoreResult); !res.OK {
 		t.Fatalf("abort: %+v", res)
 	}
 	if f.Hash() != before || f.StagedRestoreBytes() != 0 {

@@ -14,7 +14,7 @@ import (
 	"github.com/tidwall/btree"
 )
 
-// Snapshot format, version 3 (all fixed-width integers big-endian):
+// Snapshot format, version 4 (all fixed-width integers big-endian):
 //
 //	header   magic "qkvsnap\x00" (8 bytes), format version uint32,
 //	         applied index uint64, entry count uint64
@@ -26,17 +26,22 @@ import (
 //	         32-byte fingerprint, uvarint len(result), result, varint createdAt
 //	nodes    (version 3 only) node count uint64, then that many in strictly
 //	         ascending id order: uvarint len(id), id, uvarint len(addr), addr
-//	staging  (version 3 only) restore id uint64, 0 when no online restore is
-//	         staged; otherwise next chunk uint64, staged length uint64 and the
+//	staging  (versions 3 and 4) restore id uint64, 0 when no online restore
+//	         is staged; otherwise next chunk uint64, (version 4 only) the last
+//	         chunk's command time int64 (Unix ms), staged length uint64 and the
 //	         staged bytes of the online restore in progress (restore.go)
+//	cluster  (version 4 only) uvarint len(cluster id), cluster id; length 0
+//	         when none is recorded yet (cluster.go)
 //	trailer  CRC-32C (Castagnoli) uint32 of every byte before it
 //
 // Nothing may follow the trailer. Restore reads versions 1 (no dedup section,
 // written before idempotency existed), 2 (no node or staging section, written
-// before membership changes and online restore) and 3; Persist writes version 3.
+// before membership changes and online restore), 3 (no cluster id, no chunk
+// time: a staged restore read from it counts as abandoned) and 4; Persist
+// writes version 4.
 const (
 	snapshotMagic         = "qkvsnap\x00"
-	snapshotFormatVersion = 3
+	snapshotFormatVersion = 4
 	snapshotFormatV1      = 1
 	snapshotHeaderSize    = len(snapshotMagic) + 4 + 8 + 8
 
@@ -73,6 +78,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		nodes:   maps.Clone(f.nodes),
 		applied: f.applied.Load(),
 		staging: f.staging,
+		cluster: f.clusterID,
 	}
 	f.mu.Unlock()
 	return s, nil
@@ -86,6 +92,7 @@ type snapshot struct {
 	nodes   map[string]string
 	applied uint64
 	staging restoreStaging
+	cluster string // the cluster id, "" when none is recorded
 }
 
 // Persist streams the snapshot to sink in the format above, then closes sink,
@@ -150,7 +157,7 @@ func (s *snapshot) write(w io.Writer) error {
 	if err := writeNodes(bw, s.nodes); err != nil {
 		return err
 	}
-	var st [24]byte
+	var st [32]byte
 	binary.BigEndian.PutUint64(st[:], s.staging.id)
 	if s.staging.id == 0 {
 		if _, err := bw.Write(st[:8]); err != nil {
@@ -158,13 +165,17 @@ func (s *snapshot) write(w io.Writer) error {
 		}
 	} else {
 		binary.BigEndian.PutUint64(st[8:], s.staging.next)
-		binary.BigEndian.PutUint64(st[16:], uint64(len(s.staging.data)))
+		binary.BigEndian.PutUint64(st[16:], uint64(s.staging.updatedAt))
+		binary.BigEndian.PutUint64(st[24:], uint64(len(s.staging.data)))
 		if _, err := bw.Write(st[:]); err != nil {
 			return err
 		}
 		if _, err := bw.Write(s.staging.data); err != nil {
 			return err
 		}
+	}
+	if err := writeClusterID(bw, s.cluster); err != nil {
+		return err
 	}
 	if err := bw.Flush(); err != nil {
 		return err
@@ -233,6 +244,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.data, f.expiry, f.idem, f.idemAge, f.nodes = st.data, st.expiry, st.idem, st.idemAge, st.nodes
 	f.staging = st.staging
+	f.clusterID = st.cluster
 	f.stats.valueBytes = valueBytes
 	f.mu.Unlock()
 	applied := st.applied
@@ -249,6 +261,7 @@ type restored struct {
 	nodes   map[string]string
 	applied uint64
 	staging restoreStaging
+	cluster string
 }
 
 func readSnapshot(r io.Reader) (*restored, error) {
@@ -302,12 +315,19 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	}
 	nodes := map[string]string{}
 	var staging restoreStaging
+	var cluster string
 	if version >= 3 {
 		var err error
 		if nodes, err = sr.readNodes(); err != nil {
 			return nil, err
 		}
-		if staging, err = sr.readStaging(); err != nil {
+		if staging, err = sr.readStaging(version); err != nil {
+			return nil, err
+		}
+	}
+	if version >= 4 {
+		var err error
+		if cluster, err = sr.readClusterID(); err != nil {
 			return nil, err
 		}
 	}
@@ -326,24 +346,32 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	case !errors.Is(err, io.EOF):
 		return nil, sr.wrap(err, "end of stream")
 	}
-	return &restored{data: load.finish(), expiry: buildExpiryIndex(pairs), idem: idem, idemAge: idemAge, nodes: nodes, applied: applied, staging: staging}, nil
+	return &restored{data: load.finish(), expiry: buildExpiryIndex(pairs), idem: idem, idemAge: idemAge, nodes: nodes, applied: applied, staging: staging, cluster: cluster}, nil
 }
 
-// readStaging reads the staging section of a version 3 snapshot: a restore
-// id of 0 means no online restore was staged.
-func (s *snapReader) readStaging() (restoreStaging, error) {
-	var hdr [24]byte
+// readStaging reads the staging section of a version 3 or 4 snapshot: a
+// restore id of 0 means no online restore was staged.
+func (s *snapReader) readStaging(version uint32) (restoreStaging, error) {
+	var hdr [32]byte
 	if err := s.readFull(hdr[:8]); err != nil {
 		return restoreStaging{}, s.wrap(err, "restore staging id")
 	}
 	if binary.BigEndian.Uint64(hdr[:8]) == 0 {
 		return restoreStaging{}, nil
 	}
-	if err := s.readFull(hdr[8:]); err != nil {
+	size := 24
+	if version >= 4 {
+		size = 32
+	}
+	if err := s.readFull(hdr[8:size]); err != nil {
 		return restoreStaging{}, s.wrap(err, "restore staging header")
 	}
 	st := restoreStaging{id: binary.BigEndian.Uint64(hdr[:]), next: binary.BigEndian.Uint64(hdr[8:])}
 	n := binary.BigEndian.Uint64(hdr[16:])
+	if version >= 4 {
+		st.updatedAt = int64(binary.BigEndian.Uint64(hdr[16:]))
+		n = binary.BigEndian.Uint64(hdr[24:])
+	}
 	switch {
 	case st.next == 0:
 		return restoreStaging{}, fmt.Errorf("%w: staging section with no chunk staged", ErrBadSnapshot)

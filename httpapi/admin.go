@@ -8,12 +8,15 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/quorumkv/quorumkv/store"
 )
 
 // Backup download headers. The SHA-256 and size are known only once the body
 // is written, so they travel as HTTP trailers (announced in "Trailer").
 const (
 	headerBackupEntries = "X-KV-Backup-Entries"
+	headerClusterID     = "X-KV-Cluster-Id"
 	headerBackupSHA256  = "X-KV-Backup-Sha256"
 	headerBackupSize    = "X-KV-Backup-Size"
 )
@@ -45,6 +48,9 @@ func (a *api) adminSnapshot(r *http.Request) (reply, error) {
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="quorumkv-%d.qkvbak"`, b.Index()))
 	h.Set(headerIndex, strconv.FormatUint(b.Index(), 10))
 	h.Set(headerBackupEntries, strconv.Itoa(b.Entries()))
+	if id := b.ClusterID(); id != "" {
+		h.Set(headerClusterID, id)
+	}
 	h.Set("Trailer", headerBackupSHA256+", "+headerBackupSize)
 	return reply{status: http.StatusOK, header: h, stream: func(w http.ResponseWriter) {
 		defer b.Close()
@@ -81,6 +87,11 @@ type restoreData struct {
 	BackupCreated string `json:"backupCreatedAt"`
 	Bytes         int64  `json:"bytes"`
 	SHA256        string `json:"sha256"`
+	// BackupCluster is the id of the cluster the backup came from (null: an
+	// older file that names none); Forced says ?force=true let a mismatch
+	// through.
+	BackupCluster *string `json:"backupClusterId"`
+	Forced        bool    `json:"forced"`
 }
 
 // adminRestore serves POST /admin/restore: the body is a backup file. The
@@ -88,13 +99,22 @@ type restoreData struct {
 // otherwise), then replaces the whole dataset on every node at one log index.
 // The body is bounded by Config.MaxRestoreBytes (413 beyond it) and the request
 // by Config.RestoreTimeout, which also replaces the server's read and write
-// timeouts for this connection (see dispatch).
+// timeouts for this connection (see dispatch). A backup from another cluster
+// is refused (409 cluster_mismatch) unless ?force=true.
 func (a *api) adminRestore(r *http.Request) (reply, error) {
+	var opts store.RestoreOptions
+	switch v := r.URL.Query()["force"]; {
+	case len(v) == 0:
+	case len(v) == 1 && (v[0] == "true" || v[0] == "false"):
+		opts.Force = v[0] == "true"
+	default:
+		return reply{}, errInvalidParameter(`force must be given once, as true or false (?force=true restores a backup taken from another cluster).`)
+	}
 	limit := a.cfg.MaxRestoreBytes
 	if r.ContentLength > limit {
 		return reply{}, errRestoreTooLarge(limit)
 	}
-	res, err := a.st.Restore(r.Context(), r.Body)
+	res, err := a.st.Restore(r.Context(), r.Body, opts)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -102,8 +122,14 @@ func (a *api) adminRestore(r *http.Request) (reply, error) {
 		}
 		return reply{}, err
 	}
-	a.log.Info("restore committed", "index", res.Index, "entries", res.Entries, "backup_index", res.Backup.Index)
+	a.log.Info("restore committed", "index", res.Index, "entries", res.Entries, "backup_index", res.Backup.Index, "forced", res.Forced)
+	var cluster *string
+	if res.Backup.ClusterID != "" {
+		cluster = &res.Backup.ClusterID
+	}
 	rep, err := dataReply(http.StatusOK, restoreData{
+		BackupCluster: cluster,
+		Forced:        res.Forced,
 		Index:         res.Index,
 		Entries:       res.Entries,
 		BackupIndex:   res.Backup.Index,

@@ -22,7 +22,10 @@ type fakeBackup struct {
 
 func (b *fakeBackup) Index() uint64 { return b.index }
 func (b *fakeBackup) Entries() int  { return 3 }
-func (b *fakeBackup) Close()        { close(b.closed) }
+func (b *fakeBackup) ClusterID() string {
+	return "c1d2"
+}
+func (b *fakeBackup) Close() { close(b.closed) }
 
 func (b *fakeBackup) Stream(w io.Writer) (store.BackupInfo, error) {
 	n, err := io.WriteString(w, b.body)
@@ -30,8 +33,9 @@ func (b *fakeBackup) Stream(w io.Writer) (store.BackupInfo, error) {
 }
 
 // Restore accepts a body starting with "good" and reads it whole; anything
-// else is a bad backup.
-func (f *fakeStore) Restore(ctx context.Context, body io.Reader) (store.RestoreResult, error) {
+// else is a bad backup. "good-other" is a backup of another cluster, refused
+// unless forced.
+func (f *fakeStore) Restore(ctx context.Context, body io.Reader, opts store.RestoreOptions) (store.RestoreResult, error) {
 	if err := f.enter(ctx, ""); err != nil {
 		return store.RestoreResult{}, err
 	}
@@ -42,11 +46,18 @@ func (f *fakeStore) Restore(ctx context.Context, body io.Reader) (store.RestoreR
 	if !strings.HasPrefix(string(b), "good") {
 		return store.RestoreResult{}, fmt.Errorf("fake: %w: bad magic", store.ErrBadBackup)
 	}
+	cluster, forced := "c1d2", false
+	if strings.HasPrefix(string(b), "good-other") {
+		if !opts.Force {
+			return store.RestoreResult{}, fmt.Errorf("fake: %w", store.ErrClusterMismatch)
+		}
+		cluster, forced = "e5f6", true
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lastValue = b
-	return store.RestoreResult{Index: 77, Entries: 5, Backup: store.BackupInfo{Index: 42, CreatedAtMs: 1_764_138_600_123,
-		Size: int64(len(b)), SHA256: sha256.Sum256(b)}}, nil
+	return store.RestoreResult{Index: 77, Entries: 5, Forced: forced, Backup: store.BackupInfo{Index: 42, CreatedAtMs: 1_764_138_600_123,
+		Size: int64(len(b)), SHA256: sha256.Sum256(b), ClusterID: cluster}}, nil
 }
 
 func (f *fakeStore) Backup(ctx context.Context, level store.ReadLevel) (store.BackupSnapshot, error) {
@@ -157,6 +168,10 @@ func TestAdminRestore(t *testing.T) {
 	var data restoreData
 	wantData(t, res, 200, &data)
 	sum := sha256.Sum256([]byte("good backup bytes"))
+	if data.BackupCluster == nil || *data.BackupCluster != "c1d2" || data.Forced {
+		t.Fatalf("backupClusterId %v, forced %v", data.BackupCluster, data.Forced)
+	}
+	data.BackupCluster = nil
 	want := restoreData{Index: 77, Entries: 5, BackupIndex: 42, BackupCreated: "2025-11-26T06:30:00.123Z",
 		Bytes: 17, SHA256: hex.EncodeToString(sum[:])}
 	if data != want {
@@ -185,6 +200,7 @@ func TestAdminRestoreErrors(t *testing.T) {
 		code   string
 	}{
 		{store.ErrRestoreInterrupted, 503, "restore_interrupted"},
+		{store.ErrRestoreInProgress, 409, "restore_in_progress"},
 		{store.ErrOutcomeUnknown, 503, "outcome_unknown"},
 		{store.ErrNoLeader, 503, "no_leader"},
 	} {
@@ -215,5 +231,29 @@ func TestAdminRestoreChunkedUploadLimit(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != 413 {
 		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+}
+
+// TestAdminRestoreClusterCheck: a backup of another cluster is 409
+// cluster_mismatch unless ?force=true; force takes exactly true or false.
+func TestAdminRestoreClusterCheck(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for _, path := range []string{"/admin/restore", "/admin/restore?force=false"} {
+		body := wantError(t, e.do("POST", path, "good-other cluster", bearer), 409, "cluster_mismatch")
+		if body.Retryable || !strings.Contains(body.Message, "force=true") {
+			t.Fatalf("%s: %+v", path, body)
+		}
+	}
+	var data restoreData
+	wantData(t, e.do("POST", "/admin/restore?force=true", "good-other cluster", bearer), 200, &data)
+	if !data.Forced || data.BackupCluster == nil || *data.BackupCluster != "e5f6" {
+		t.Fatalf("forced restore: %+v", data)
+	}
+	for _, bad := range []string{"?force=yes", "?force=", "?force=true&force=true"} {
+		wantError(t, e.do("POST", "/admin/restore"+bad, "good", bearer), 400, "invalid_parameter")
+	}
+	res, _ := e.download("/admin/snapshot")
+	if res.Header.Get("X-KV-Cluster-Id") != "c1d2" {
+		t.Fatalf("snapshot X-KV-Cluster-Id = %q", res.Header.Get("X-KV-Cluster-Id"))
 	}
 }

@@ -81,6 +81,7 @@ type statusData struct {
 	Voters       []voterData `json:"voters"`
 	Keys         int         `json:"keys"`
 	AuthDisabled bool        `json:"authDisabled"`
+	ClusterID    *string     `json:"clusterId"` // null until the first leader recorded one
 }
 
 type voterData struct {
@@ -93,6 +94,10 @@ func (a *api) clusterStatus(r *http.Request) (reply, error) {
 	st, err := a.st.Status(r.Context())
 	if err != nil {
 		return reply{}, err
+	}
+	var clusterID *string
+	if st.ClusterID != "" {
+		clusterID = &st.ClusterID
 	}
 	voters := make([]voterData, 0, len(st.Voters)) // [] rather than null when empty
 	for _, p := range st.Voters {
@@ -109,5 +114,6 @@ func (a *api) clusterStatus(r *http.Request) (reply, error) {
 		Voters:       voters,
 		Keys:         st.Keys,
 		AuthDisabled: a.cfg.InsecureNoAuth,
+		ClusterID:    clusterID,
 	})
 }

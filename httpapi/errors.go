@@ -80,6 +80,14 @@ var storeErrors = []struct {
 		status: http.StatusBadRequest, code: "invalid_backup",
 		message: "The request body is not an intact quorumkv backup (truncated, corrupted or not a backup file); nothing was changed. Send a file saved from GET /admin/snapshot.",
 	}},
+	{store.ErrClusterMismatch, apiError{
+		status: http.StatusConflict, code: "cluster_mismatch",
+		message: "The backup was taken from another cluster, or is an older file that names no cluster; nothing was changed. Check it is the file you mean, then send it again with ?force=true to replace this cluster's data with it anyway.",
+	}},
+	{store.ErrRestoreInProgress, apiError{
+		status: http.StatusConflict, code: "restore_in_progress",
+		message: "Another restore is in progress in this cluster; nothing was changed. One restore runs at a time: wait for it to finish (one abandoned by its sender stops blocking after 30 s), then send this one again.",
+	}},
 	{store.ErrRestoreInterrupted, apiError{
 		status: http.StatusServiceUnavailable, code: "restore_interrupted", retryable: true, retryAfter: true,
 		message: "The restore stopped before it was committed (leader change, another restore, or the deadline); the dataset is unchanged. Send the restore again.",

@@ -63,8 +63,11 @@ type Store interface {
 	Backup(ctx context.Context, level store.ReadLevel) (store.BackupSnapshot, error)
 
 	// Restore replaces the whole dataset on every node with the backup read
-	// from body, after verifying it (store.ErrBadBackup: nothing changed).
-	Restore(ctx context.Context, body io.Reader) (store.RestoreResult, error)
+	// from body, after verifying it (store.ErrBadBackup: nothing changed). A
+	// backup from another cluster, or naming none, is refused unless
+	// opts.Force (store.ErrClusterMismatch); one restore runs at a time
+	// (store.ErrRestoreInProgress).
+	Restore(ctx context.Context, body io.Reader, opts store.RestoreOptions) (store.RestoreResult, error)
 
 	// Membership (admin). Nodes lists every server; Join adds or updates one
 	// through the leader; RemoveNode removes one (store.ErrLastVoter,

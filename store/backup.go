@@ -19,7 +19,8 @@ import (
 var ErrBadBackup = errors.New("invalid backup")
 
 // BackupInfo describes a backup file: format version, creation time (Unix
-// ms), the raft index it reflects, entry counts, size and SHA-256.
+// ms), the raft index it reflects, entry counts, the cluster id, size and
+// SHA-256.
 type BackupInfo = fsm.BackupInfo
 
 // BackupSnapshot is a consistent point-in-time copy of the data, frozen when
@@ -31,6 +32,9 @@ type BackupSnapshot interface {
 	// Entries is the number of stored entries (expired ones not yet removed
 	// included).
 	Entries() int
+	// ClusterID is the id of the cluster the backup is taken from ("" when
+	// none is recorded yet).
+	ClusterID() string
 	// WriteTo streams the backup file to w and returns its description,
 	// SHA-256 included. It holds no lock: applies continue meanwhile.
 	Stream(w io.Writer) (BackupInfo, error)
@@ -45,6 +49,7 @@ type backup struct {
 
 func (b *backup) Index() uint64                          { return b.b.Index() }
 func (b *backup) Entries() int                           { return b.b.Entries() }
+func (b *backup) ClusterID() string                      { return b.b.ClusterID() }
 func (b *backup) Stream(w io.Writer) (BackupInfo, error) { return b.b.Stream(w, b.createdAt) }
 func (b *backup) Close()                                 { b.b.Release() }
 

@@ -21,6 +21,22 @@ import (
 // unchanged; the restore may be sent again.
 var ErrRestoreInterrupted = errors.New("restore interrupted; the dataset is unchanged")
 
+// ErrClusterMismatch: the backup was taken from another cluster, or carries no
+// cluster id (a file written before backups named their cluster), and the
+// restore was not forced. Nothing was changed.
+var ErrClusterMismatch = errors.New("backup is from another cluster")
+
+// ErrRestoreInProgress: another online restore is running in the cluster (or
+// on this node); one runs at a time. Nothing was changed.
+var ErrRestoreInProgress = errors.New("another restore is in progress")
+
+// RestoreOptions modify an online restore.
+type RestoreOptions struct {
+	// Force restores a backup whose cluster id differs from this cluster's,
+	// or that carries none. The cluster keeps its own id either way.
+	Force bool
+}
+
 // RestoreChunkBytes is the size of one restore chunk, i.e. of one raft log
 // entry. Chunks are proposed one at a time, so at most one is in flight:
 // AppendEntries stays small whatever MaxAppendEntries is, and heartbeats and
@@ -37,6 +53,9 @@ type RestoreResult struct {
 	Backup  BackupInfo // the backup that was restored
 	Index   uint64     // the log index of the commit; every restored key has this version
 	Entries int        // entries stored after the restore, expired ones included
+	// Forced: the backup's cluster id did not match (or was missing) and
+	// RestoreOptions.Force let it through.
+	Forced bool
 }
 
 // Restore replaces the whole dataset, on every node, with the backup read from
@@ -49,10 +68,23 @@ type RestoreResult struct {
 // absolute expiries kept, so keys already expired stay invisible). Writes
 // committed before the commit are replaced by it.
 //
-// Errors: ErrBadBackup; ErrRestoreInterrupted (nothing changed); ErrOutcomeUnknown
-// (the commit may or may not have applied: repeat the restore, the result is
-// the same); read errors from r are returned wrapped.
-func (s *Store) Restore(ctx context.Context, r io.Reader) (RestoreResult, error) {
+// The backup must come from this cluster: its cluster id must be this
+// cluster's (checked after a linearizable read, so the id is known), unless
+// opts.Force. A backup without an id (an older file) needs Force too.
+//
+// One restore runs at a time: a second call on this node while one runs, or
+// a restore whose first chunk finds another restore staged and active in the
+// cluster (fsm.RestoreAbandonedMs), fails with ErrRestoreInProgress.
+//
+// Errors: ErrBadBackup; ErrClusterMismatch and ErrRestoreInProgress (nothing
+// changed); ErrRestoreInterrupted (nothing changed); ErrOutcomeUnknown (the
+// commit may or may not have applied); read errors from r are returned
+// wrapped.
+func (s *Store) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (RestoreResult, error) {
+	if !s.restoring.CompareAndSwap(false, true) {
+		return RestoreResult{}, fmt.Errorf("%w on this node", ErrRestoreInProgress)
+	}
+	defer s.restoring.Store(false)
 	tmp, err := os.CreateTemp(s.cfg.DataDir, "restore-*.tmp")
 	if err != nil {
 		return RestoreResult{}, fmt.Errorf("store: restore: buffer upload: %w", err)
@@ -70,11 +102,18 @@ func (s *Store) Restore(ctx context.Context, r io.Reader) (RestoreResult, error)
 	if err != nil {
 		return RestoreResult{Backup: info}, backupError(err)
 	}
-	body := io.NewSectionReader(tmp, int64(fsm.BackupHeaderSize), size-int64(fsm.BackupHeaderSize+fsm.BackupTrailerSize))
+	forced, err := s.checkBackupCluster(ctx, info, opts)
+	if err != nil {
+		return RestoreResult{Backup: info}, err
+	}
+	body := io.NewSectionReader(tmp, int64(info.HeaderSize), size-int64(info.HeaderSize+fsm.BackupTrailerSize))
 
 	id := newRestoreID()
 	log := s.log.With("restore", fmt.Sprintf("%016x", id))
-	log.Info("online restore: staging", "backup_index", info.Index, "entries", info.Entries, "bytes", info.Size)
+	if forced {
+		log.Warn("online restore: FORCED past the cluster check", "backup_cluster_id", info.ClusterID, "cluster_id", s.fsm.ClusterID())
+	}
+	log.Info("online restore: staging", "backup_index", info.Index, "entries", info.Entries, "bytes", info.Size, "backup_cluster_id", info.ClusterID)
 	start := time.Now()
 	buf := make([]byte, RestoreChunkBytes)
 	var seq uint64
@@ -82,6 +121,10 @@ func (s *Store) Restore(ctx context.Context, r io.Reader) (RestoreResult, error)
 		n, rerr := io.ReadFull(body, buf)
 		if n > 0 || seq == 0 {
 			res, err := s.proposeRestore(ctx, fsm.Command{Op: fsm.OpRestoreChunk, RestoreID: id, RestoreSeq: seq, Value: buf[:n]})
+			if err == nil && res.Busy {
+				// Nothing of ours is staged: another restore holds the area.
+				return RestoreResult{Backup: info}, fmt.Errorf("%w: %s", ErrRestoreInProgress, res.Reason)
+			}
 			if err == nil && !res.OK {
 				err = fmt.Errorf("%w: chunk %d: %s", ErrRestoreInterrupted, seq, res.Reason)
 			}
@@ -111,7 +154,29 @@ func (s *Store) Restore(ctx context.Context, r io.Reader) (RestoreResult, error)
 		return RestoreResult{Backup: info}, fmt.Errorf("%w: commit: %s", ErrRestoreInterrupted, res.Reason)
 	}
 	log.Info("online restore: committed", "index", res.Revision, "entries", res.Entries, "chunks", seq, "took", time.Since(start))
-	return RestoreResult{Backup: info, Index: res.Revision, Entries: res.Entries}, nil
+	return RestoreResult{Backup: info, Index: res.Revision, Entries: res.Entries, Forced: forced}, nil
+}
+
+// checkBackupCluster compares the backup's cluster id with this cluster's,
+// read after a linearizable read (so the id a new leader records before it
+// serves reads is applied here). forced is true when only opts.Force let a
+// mismatch through.
+func (s *Store) checkBackupCluster(ctx context.Context, info BackupInfo, opts RestoreOptions) (forced bool, err error) {
+	if _, _, err := s.prepareRead(ctx, ReadOptions{Level: Linearizable}); err != nil {
+		return false, err
+	}
+	own := s.fsm.ClusterID()
+	var mismatch error
+	switch {
+	case info.ClusterID == "":
+		mismatch = fmt.Errorf("%w: the backup carries no cluster id (it was written before backups named their cluster, or before the cluster recorded its id); this is cluster %s", ErrClusterMismatch, own)
+	case info.ClusterID != own:
+		mismatch = fmt.Errorf("%w: the backup is from cluster %s, this is cluster %s", ErrClusterMismatch, info.ClusterID, own)
+	}
+	if mismatch != nil && !opts.Force {
+		return false, mismatch
+	}
+	return mismatch != nil, nil
 }
 
 // interrupted marks a failure before the commit as ErrRestoreInterrupted
@@ -224,7 +289,8 @@ func (s *Store) handleRestoreRPC(ctx context.Context, req []byte) ([]byte, error
 }
 
 // Restore answer: status byte, uvarint len(msg) msg, ok byte,
-// uvarint len(reason) reason, uvarint entries, uvarint revision.
+// uvarint len(reason) reason, uvarint entries, uvarint revision, then a flags
+// byte (bit 0: busy). A leader that predates the flags byte omits it.
 func encodeRestoreResponse(res fsm.RestoreResult, st rpcStatus, msg string) []byte {
 	b := []byte{byte(st)}
 	b = binary.AppendUvarint(b, uint64(len(msg)))
@@ -237,8 +303,15 @@ func encodeRestoreResponse(res fsm.RestoreResult, st rpcStatus, msg string) []by
 	b = binary.AppendUvarint(b, uint64(len(res.Reason)))
 	b = append(b, res.Reason...)
 	b = binary.AppendUvarint(b, uint64(res.Entries))
-	return binary.AppendUvarint(b, res.Revision)
+	b = binary.AppendUvarint(b, res.Revision)
+	var flags byte
+	if res.Busy {
+		flags |= restoreFlagBusy
+	}
+	return append(b, flags)
 }
+
+const restoreFlagBusy = 1 << 0
 
 func decodeRestoreResponse(b []byte) (fsm.RestoreResult, rpcStatus, string, error) {
 	var res fsm.RestoreResult
@@ -272,7 +345,13 @@ func decodeRestoreResponse(b []byte) (fsm.RestoreResult, rpcStatus, string, erro
 	}
 	b = b[w:]
 	rev, w := binary.Uvarint(b)
-	if w <= 0 || w != len(b) {
+	if w <= 0 {
+		return res, 0, "", bad
+	}
+	switch b = b[w:]; {
+	case len(b) == 1 && b[0]&^restoreFlagBusy == 0:
+		res.Busy = b[0]&restoreFlagBusy != 0
+	case len(b) != 0:
 		return res, 0, "", bad
 	}
 	res.Entries, res.Revision = int(entries), rev

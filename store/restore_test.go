@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 // The online restore replaces the dataset on every node of a live cluster:
 // identical state everywhere, the backup's values and absolute expiries,
 // every key at the commit's version, keys written before it gone, keys that
-// expired since the backup invisible.
+// expired since the backup invisible. The backup comes from another cluster,
+// so it is refused (nothing changed) until forced, and the cluster keeps its
+// own id.
 func TestOnlineRestoreReplacesDataOnEveryNode(t *testing.T) {
 	src := newTestCluster(t, 1, nil)
 	sl := src.leader()
@@ -40,9 +43,27 @@ func TestOnlineRestoreReplacesDataOnEveryNode(t *testing.T) {
 		return time.Now().After(short.ExpiresAt)
 	})
 	f := c.followers(l)[0]
-	res, err := f.store.Restore(ctxTimeout(t, 30*time.Second), bytes.NewReader(file))
+	ownID, hash := l.store.ClusterID(), l.store.StateHash()
+	if info.ClusterID == "" || ownID == "" || info.ClusterID == ownID {
+		t.Fatalf("cluster ids: backup %q, cluster %q; want two different ids", info.ClusterID, ownID)
+	}
+	if _, err := f.store.Restore(ctxTimeout(t, 30*time.Second), bytes.NewReader(file), RestoreOptions{}); !errors.Is(err, ErrClusterMismatch) {
+		t.Fatalf("restore of another cluster's backup: %v, want ErrClusterMismatch", err)
+	}
+	if l.store.StateHash() != hash {
+		t.Fatal("a refused restore changed the state")
+	}
+	res, err := f.store.Restore(ctxTimeout(t, 30*time.Second), bytes.NewReader(file), RestoreOptions{Force: true})
 	if err != nil {
-		t.Fatalf("restore via follower: %v", err)
+		t.Fatalf("forced restore via follower: %v", err)
+	}
+	if !res.Forced || res.Backup.ClusterID != info.ClusterID {
+		t.Fatalf("forced restore result %+v", res)
+	}
+	for _, nd := range c.nodes {
+		if id := nd.store.ClusterID(); id != ownID {
+			t.Fatalf("%s: cluster id %q after restore, want the cluster's own %q", nd.id, id, ownID)
+		}
 	}
 	if res.Backup.SHA256 != info.SHA256 || res.Entries != 51 || res.Index == 0 {
 		t.Fatalf("restore result %+v", res)
@@ -103,7 +124,7 @@ func TestOnlineRestoreRejectsDamagedBackupWithoutChange(t *testing.T) {
 		"empty":     nil,
 	} {
 		for _, nd := range c.nodes {
-			if _, err := nd.store.Restore(ctxTimeout(t, 10*time.Second), bytes.NewReader(bad)); !errors.Is(err, ErrBadBackup) {
+			if _, err := nd.store.Restore(ctxTimeout(t, 10*time.Second), bytes.NewReader(bad), RestoreOptions{Force: true}); !errors.Is(err, ErrBadBackup) {
 				t.Fatalf("%s via %s: %v, want ErrBadBackup", name, nd.id, err)
 			}
 		}
@@ -144,7 +165,7 @@ func TestBackupRestore100kKeysFigures(t *testing.T) {
 	l := c.leader()
 	f := c.followers(l)[0]
 	start := time.Now()
-	res, err := f.store.Restore(ctxTimeout(t, 2*time.Minute), bytes.NewReader(file.Bytes()))
+	res, err := f.store.Restore(ctxTimeout(t, 2*time.Minute), bytes.NewReader(file.Bytes()), RestoreOptions{Force: true})
 	if err != nil || res.Entries != n {
 		t.Fatalf("restore: %+v %v", res, err)
 	}
@@ -161,4 +182,93 @@ func TestBackupRestore100kKeysFigures(t *testing.T) {
 	}
 	t.Logf("100k keys: backup file %d bytes (%.1f MiB); online restore via a follower (%d chunks of %d bytes) %v; linearizable backup from a follower %v",
 		info.Size, float64(info.Size)/(1<<20), (file.Len()+RestoreChunkBytes-1)/RestoreChunkBytes, RestoreChunkBytes, restoreTook.Round(time.Millisecond), backupTook.Round(time.Millisecond))
+}
+
+// TestOnlineRestoreOfOwnBackupNeedsNoForce: a backup restores into the
+// cluster it came from without force; one that names no cluster (taken
+// before the cluster had an id, like a file from an older version) needs it.
+func TestOnlineRestoreOfOwnBackupNeedsNoForce(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	l := c.leader()
+	mustSet(t, l, "k", `"v1"`, 0)
+	file, info := takeBackup(t, l, Linearizable)
+	if info.ClusterID != l.store.ClusterID() || info.ClusterID == "" {
+		t.Fatalf("backup cluster %q, cluster %q", info.ClusterID, l.store.ClusterID())
+	}
+	mustSet(t, l, "k", `"v2"`, 0)
+	res, err := c.followers(l)[0].store.Restore(ctxTimeout(t, 30*time.Second), bytes.NewReader(file), RestoreOptions{})
+	if err != nil || res.Forced {
+		t.Fatalf("restore of the cluster's own backup: %+v, %v", res, err)
+	}
+	if got := mustGet(t, l, "k"); string(got.Value) != `"v1"` {
+		t.Fatalf("k = %s after restore", got.Value)
+	}
+
+	anon := fsm.New()
+	bk := anon.Backup()
+	var old bytes.Buffer
+	if _, err := bk.Stream(&old, 1); err != nil {
+		t.Fatal(err)
+	}
+	bk.Release()
+	if _, err := l.store.Restore(ctxTimeout(t, 30*time.Second), bytes.NewReader(old.Bytes()), RestoreOptions{}); !errors.Is(err, ErrClusterMismatch) {
+		t.Fatalf("backup without a cluster id: %v, want ErrClusterMismatch", err)
+	}
+	if _, err := l.store.Restore(ctxTimeout(t, 30*time.Second), bytes.NewReader(old.Bytes()), RestoreOptions{Force: true}); err != nil {
+		t.Fatalf("forced restore of a backup without a cluster id: %v", err)
+	}
+}
+
+// TestOneRestoreAtATime: a restore is refused with ErrRestoreInProgress while
+// another runs on the same node (still uploading) or is staged elsewhere in
+// the cluster; nothing changes, and the refused one succeeds afterwards.
+func TestOneRestoreAtATime(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	l := c.leader()
+	mustSet(t, l, "k", `"v1"`, 0)
+	file, _ := takeBackup(t, l, Linearizable)
+	f := c.followers(l)[0]
+
+	// Same node: the first restore is still reading its upload.
+	pr, pw := io.Pipe()
+	first := make(chan error, 1)
+	go func() {
+		_, err := f.store.Restore(ctxTimeout(t, 30*time.Second), pr, RestoreOptions{})
+		first <- err
+	}()
+	waitFor(t, 10*time.Second, "the first restore to start", func() bool { return f.store.restoring.Load() })
+	if _, err := f.store.Restore(ctxTimeout(t, 10*time.Second), bytes.NewReader(file), RestoreOptions{}); !errors.Is(err, ErrRestoreInProgress) {
+		t.Fatalf("second restore on the same node: %v, want ErrRestoreInProgress", err)
+	}
+	pw.CloseWithError(errors.New("upload abandoned"))
+	if err := <-first; err == nil {
+		t.Fatal("the abandoned upload was restored")
+	}
+
+	// Another node: a restore is staged in the cluster (its proposer is
+	// elsewhere and still sending chunks).
+	staged, err := l.store.proposeRestore(ctxTimeout(t, 10*time.Second), fsm.Command{Op: fsm.OpRestoreChunk, RestoreID: 99, RestoreSeq: 0, Value: []byte("partial")})
+	if err != nil || !staged.OK {
+		t.Fatalf("staging a chunk: %+v %v", staged, err)
+	}
+	for _, nd := range c.nodes {
+		if _, err := nd.store.Restore(ctxTimeout(t, 10*time.Second), bytes.NewReader(file), RestoreOptions{}); !errors.Is(err, ErrRestoreInProgress) {
+			t.Fatalf("restore via %s while another is staged: %v, want ErrRestoreInProgress", nd.id, err)
+		}
+	}
+	if got := l.store.fsm.StagedRestoreBytes(); got != len("partial") {
+		t.Fatalf("the refused restore touched the staged one: %d bytes staged", got)
+	}
+	l.store.abortRestore(99)
+	waitFor(t, 10*time.Second, "the abort to apply everywhere", func() bool {
+		for _, nd := range c.nodes {
+			if nd.store.fsm.StagedRestoreBytes() != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := f.store.Restore(ctxTimeout(t, 30*time.Second), bytes.NewReader(file), RestoreOptions{}); err != nil {
+		t.Fatalf("restore once the other was aborted: %v", err)
+	}
 }

@@ -19,6 +19,7 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 		CommitIndex:  s.raft.CommitIndex(),
 		AppliedIndex: s.fsm.AppliedIndex(),
 		Keys:         s.fsm.Len(),
+		ClusterID:    s.fsm.ClusterID(),
 	}
 	f := s.raft.GetConfiguration()
 	if _, err := waitFuture(ctx, f); err != nil {

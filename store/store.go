@@ -52,6 +52,9 @@ type Store struct {
 	observer   *raft.Observer
 	notifyCh   chan bool
 
+	// restoring is set while this node runs an online restore (restore.go).
+	restoring atomic.Bool
+
 	// joining: opened with no raft state and Config.Join, so not bootstrapped.
 	joining bool
 	// mon is the leader's membership monitor (promote.go).
@@ -295,7 +298,7 @@ func (s *Store) lead(ctx context.Context) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if s.raft.CurrentTerm() != term || s.raft.State() != raft.Leader {
+	if !s.recordClusterID(ctx) || s.raft.CurrentTerm() != term || s.raft.State() != raft.Leader {
 		return
 	}
 	s.readyTerm.Store(term)

@@ -194,4 +194,5 @@ type Status struct {
 	AppliedIndex uint64 // the state machine's own applied index
 	Voters       []Peer
 	Keys         int
+	ClusterID    string // "" until the first leader has recorded one
 }

@@ -150,23 +150,25 @@ func transferCommand() *command {
 }
 
 func snapshotCommand() *command {
-	var stale bool
+	var stale, force bool
 	return &command{
 		name: "snapshot", args: "save FILE | restore FILE", minArgs: 2, maxArgs: 2, streaming: true,
 		summary: "save a consistent snapshot of the whole dataset to FILE, or replace the dataset with FILE",
 		detail: "FILE - is stdout (save) or stdin (restore). save writes FILE.tmp and renames it into place\n" +
 			"only once the snapshot is complete (mode 0600: it holds every value). restore replaces\n" +
 			"every key on every node; the server verifies the file's checksum first and changes\n" +
-			"nothing if it is corrupt or truncated. No --timeout unless one is given. Needs an admin key.",
+			"nothing if it is corrupt or truncated, or taken from another cluster (unless --force).\n" +
+			"No --timeout unless one is given. Needs an admin key.",
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&stale, "stale", false, "save: serve it from the receiving node's state, without a linearizable read point")
+			fs.BoolVar(&force, "force", false, "restore: accept a snapshot taken from another cluster (or an older file that names none)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			switch args[0] {
 			case "save":
 				return snapshotSave(ctx, e, args[1], stale)
 			case "restore":
-				return snapshotRestore(ctx, e, args[1])
+				return snapshotRestore(ctx, e, args[1], force)
 			}
 			return usagef("usage: kvctl snapshot save FILE | kvctl snapshot restore FILE")
 		},
@@ -209,7 +211,7 @@ func snapshotSave(ctx context.Context, e *env, file string, stale bool) error {
 	return nil
 }
 
-func snapshotRestore(ctx context.Context, e *env, file string) error {
+func snapshotRestore(ctx context.Context, e *env, file string, force bool) error {
 	var r io.Reader = e.io.in
 	if file != "-" {
 		f, err := os.Open(file)
@@ -219,7 +221,11 @@ func snapshotRestore(ctx context.Context, e *env, file string) error {
 		defer f.Close()
 		r = f // an *os.File can be rewound, so a restore refused by a node without a leader is retried
 	}
-	if err := e.c.Restore(ctx, r); err != nil {
+	var opts []client.Option
+	if force {
+		opts = append(opts, client.ForceRestore())
+	}
+	if err := e.c.Restore(ctx, r, opts...); err != nil {
 		return err
 	}
 	if e.json {

@@ -16,7 +16,11 @@ import (
 // backup file, offline, so that kvnode started on that dir holds the backup's
 // data. Run it with the same file and the same --peers on every node of the
 // new cluster, then start the nodes. Exit status: 0 seeded, 1 the backup or
-// the data dir was refused (nothing changed), 2 bad usage.
+// the data dir was refused (nothing changed), 2 bad usage. The new cluster
+// adopts the backup's cluster id (it is in the seeded snapshot): restoring
+// offline is how a lost cluster is rebuilt, and the rebuilt one is the same
+// cluster for online restores. A backup without an id seeds a cluster that
+// records a fresh one. There is no cluster to compare with, so no --force.
 func runRestore(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kvnode restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -85,6 +89,11 @@ func runRestore(args []string, getenv func(string) string, stdout, stderr io.Wri
 	fmt.Fprintf(stdout, "restored %s into %s: index %d, %d entries, %d idempotency entries, taken %s, %d bytes, sha256 %x\n",
 		*from, *dataDir, info.Index, info.Entries, info.IdemEntries,
 		time.UnixMilli(info.CreatedAtMs).UTC().Format(time.RFC3339), info.Size, info.SHA256)
+	if info.ClusterID != "" {
+		fmt.Fprintf(stdout, "cluster id %s: the new cluster continues the one the backup was taken from, and their backups restore into each other without force\n", info.ClusterID)
+	} else {
+		fmt.Fprintf(stdout, "the backup names no cluster (an older file); the new cluster records a new cluster id when it first elects a leader\n")
+	}
 	fmt.Fprintf(stdout, "start the node with --data-dir %s --id %s; voters: %s\n", *dataDir, *id, formatPeers(voters))
 	return 0
 }

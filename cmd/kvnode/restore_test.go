@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func freeAddr(t *testing.T) string {
@@ -34,7 +35,11 @@ func TestRestoreCommandSeedsDataDir(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("GET /admin/snapshot: %d %s", code, file)
 	}
-	wantHash := src.store.DataHash()
+	waitUntil(t, 10*time.Second, "the source cluster's id", func() bool { return src.store.ClusterID() != "" })
+	wantHash, srcID := src.store.DataHash(), src.store.ClusterID()
+	if srcID == "" {
+		t.Fatal("the source cluster has no cluster id")
+	}
 	stop()
 
 	dir := filepath.Join(t.TempDir(), "node")
@@ -67,7 +72,7 @@ func TestRestoreCommandSeedsDataDir(t *testing.T) {
 	if rc := runRestore([]string{"--from", good}, func(k string) string { return env[k] }, &stdout, io.Discard); rc != 0 {
 		t.Fatalf("restore: exit %d", rc)
 	}
-	if !strings.Contains(stdout.String(), "3 entries") {
+	if !strings.Contains(stdout.String(), "3 entries") || !strings.Contains(stdout.String(), "cluster id "+srcID) {
 		t.Fatalf("stdout: %s", stdout.String())
 	}
 	if rc := runRestore([]string{"--from", good, "--data-dir", dir}, func(string) string { return "" }, io.Discard, io.Discard); rc != 1 {
@@ -82,6 +87,9 @@ func TestRestoreCommandSeedsDataDir(t *testing.T) {
 	}
 	if got := dst.store.DataHash(); got != wantHash {
 		t.Fatalf("state hash %s after restore, want %s", got, wantHash)
+	}
+	if got := dst.store.ClusterID(); got != srcID {
+		t.Fatalf("offline restore: cluster id %q, want the backup's %q", got, srcID)
 	}
 	if code, _ := do(t, "PUT", base+"/kv/items/d", `{"value":1}`); code != 201 {
 		t.Fatalf("write after restore: %d", code)
@@ -105,5 +113,29 @@ func TestRestoreCommandSeedsDataDir(t *testing.T) {
 	}
 	if leftovers, _ := filepath.Glob(filepath.Join(dir, "restore-*")); len(leftovers) != 0 {
 		t.Fatalf("temporary files left in the data dir: %v", leftovers)
+	}
+
+	// Another cluster refuses the backup unless forced, and keeps its id.
+	other, _ := startTestNode(t, nil, "--api-key", "secret", "--data-dir", t.TempDir(), "--peer-addr", freeAddr(t))
+	obase := "http://" + other.httpAddr
+	if code, body := do(t, "PUT", obase+"/kv/items/mine", `{"value":1}`); code != 201 {
+		t.Fatalf("PUT on the other cluster: %d %s", code, body)
+	}
+	waitUntil(t, 10*time.Second, "the other cluster's id", func() bool { return other.store.ClusterID() != "" })
+	otherID := other.store.ClusterID()
+	if code, body := do(t, "POST", obase+"/admin/restore", string(file)); code != 409 || !bytes.Contains(body, []byte(`"cluster_mismatch"`)) {
+		t.Fatalf("restore of another cluster's backup: %d %s", code, body)
+	}
+	if code, _ := do(t, "GET", obase+"/kv/items/mine", ""); code != 200 {
+		t.Fatalf("a refused restore changed the data: GET mine = %d", code)
+	}
+	if code, body := do(t, "POST", obase+"/admin/restore?force=true", string(file)); code != 200 || !bytes.Contains(body, []byte(`"forced":true`)) || !bytes.Contains(body, []byte(`"backupClusterId":"`+srcID+`"`)) {
+		t.Fatalf("forced restore: %d %s", code, body)
+	}
+	if code, _ := do(t, "GET", obase+"/kv/items/a", ""); code != 200 {
+		t.Fatalf("GET after forced restore: %d", code)
+	}
+	if got := other.store.ClusterID(); got != otherID || otherID == srcID {
+		t.Fatalf("cluster id after a forced restore: %q, want its own %q", got, otherID)
 	}
 }
