@@ -64,7 +64,7 @@ type BackupInfo struct {
 	ClusterID  string
 	HeaderSize int   // bytes before the body
 	Size       int64 // bytes, header and trailer included
-	SHA256        [sha256.Size]byte
+	SHA256     [sha256.Size]byte
 }
 
 // Backup is a frozen, point-in-time view of the state, taken in O(1) by
