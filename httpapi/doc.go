@@ -10,7 +10,8 @@
 // Routes:
 //
 //	GET    /healthz               liveness, unauthenticated
-//	GET    /readyz                readiness (leader known, caught up), unauthenticated
+//	GET    /readyz                readiness (leader known, caught up), unauthenticated: a status and
+//	                              a reason code only; ?verbose with a read-scope key adds the detail
 //	GET    /metrics               Prometheus metrics (read scope, or public with MetricsPublic)
 //	GET    /cluster/status        this node's view of the cluster
 //	GET    /kv/items/{key}        read (linearizable; ?consistency=stale, ?minIndex=n)
