@@ -70,6 +70,9 @@ func loadCredentials(o options, logger *slog.Logger, stderr io.Writer) (credenti
 		if err := checkAdminKey(key); err != nil {
 			return credentials{}, err
 		}
+		if o.apiKeyOnCommandLine {
+			logger.Warn("--api-key on the command line is visible to every local user (ps, /proc/<pid>/cmdline); pass it with --api-key-file or KV_API_KEY instead")
+		}
 		switch {
 		case o.apiKeyFile != "":
 			c.apiKeySource = o.apiKeyFile

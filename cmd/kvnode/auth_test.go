@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -157,5 +158,33 @@ func TestGeneratedKeyIsNeverPrinted(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), path) || !strings.Contains(logs.String(), path) {
 		t.Fatalf("the key file's path was not printed:\nstderr: %s\nlogs: %s", stderr.String(), logs.String())
+	}
+}
+
+// TestAPIKeyOnTheCommandLineIsWarnedAbout: a key in argv is visible to every
+// local user; the environment variable is not.
+func TestAPIKeyOnTheCommandLineIsWarnedAbout(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		warn bool
+	}{
+		{[]string{"--api-key", "argv-secret-0123456789"}, nil, true},
+		{nil, map[string]string{"KV_API_KEY": "env-secret-0123456789"}, false},
+	} {
+		o, err := parseFlags(append([]string{"--data-dir", t.TempDir()}, tc.args...), func(k string) string { return tc.env[k] }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs strings.Builder
+		if _, err := loadCredentials(o, slog.New(slog.NewTextHandler(&logs, nil)), io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), "visible to every local user"); got != tc.warn {
+			t.Errorf("args %v env %v: warned %v, want %v\n%s", tc.args, tc.env, got, tc.warn, logs.String())
+		}
+		if strings.Contains(logs.String(), "secret-0123456789") {
+			t.Errorf("the key was logged: %s", logs.String())
+		}
 	}
 }

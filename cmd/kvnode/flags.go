@@ -51,7 +51,10 @@ type options struct {
 	advertiseHTTPAddr string
 	debugAddr         string
 	debugAllowRemote  bool
-	gcHeadroomMB      uint64
+	// apiKeyOnCommandLine: --api-key was given as a flag (visible in ps),
+	// not through KV_API_KEY.
+	apiKeyOnCommandLine bool
+	gcHeadroomMB        uint64
 }
 
 // parseFlags reads args, then fills every flag not given on the command line
@@ -108,6 +111,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.apiKeyOnCommandLine = set["api-key"]
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if set[f.Name] || envErr != nil {
