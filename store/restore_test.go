@@ -272,3 +272,27 @@ func TestOneRestoreAtATime(t *testing.T) {
 		t.Fatalf("restore once the other was aborted: %v", err)
 	}
 }
+
+// TestRestoreResponseCarriesBusy: the forwarding answer round-trips the busy
+// flag, and an answer without the flags byte (an older leader) still decodes.
+func TestRestoreResponseCarriesBusy(t *testing.T) {
+	for _, res := range []fsm.RestoreResult{
+		{OK: true, Entries: 7, Revision: 42},
+		{Busy: true, Reason: "restore 1f is in progress"},
+	} {
+		b := encodeRestoreResponse(res, statusOK, "")
+		got, st, msg, err := decodeRestoreResponse(b)
+		if err != nil || st != statusOK || msg != "" || got.OK != res.OK || got.Busy != res.Busy || got.Reason != res.Reason || got.Revision != res.Revision || got.Entries != res.Entries {
+			t.Fatalf("round trip of %+v: %+v %v %q %v", res, got, st, msg, err)
+		}
+		if got, _, _, err := decodeRestoreResponse(b[:len(b)-1]); err != nil || got.Busy {
+			t.Fatalf("answer without the flags byte: %+v %v", got, err)
+		}
+	}
+	b := encodeRestoreResponse(fsm.RestoreResult{OK: true}, statusOK, "")
+	for _, bad := range [][]byte{append(bytes.Clone(b[:len(b)-1]), 0x80), append(bytes.Clone(b), 0)} {
+		if _, _, _, err := decodeRestoreResponse(bad); err == nil {
+			t.Fatalf("decoded %x", bad)
+		}
+	}
+}
