@@ -135,6 +135,10 @@ func resolveError(err error) (resp *apiError, internal bool) {
 	if errors.As(err, &ae) {
 		return ae, false
 	}
+	var ie *store.InvalidError
+	if errors.As(err, &ie) {
+		return invalidWrite(ie), false
+	}
 	for i := range storeErrors {
 		if errors.Is(err, storeErrors[i].target) {
 			resp := &storeErrors[i].resp
@@ -199,4 +203,24 @@ func errInvalidPrecondition(msg string) *apiError {
 
 func errInvalidIdempotencyKey(msg string) *apiError {
 	return &apiError{status: http.StatusBadRequest, code: "invalid_idempotency_key", message: msg}
+}
+
+// invalidWrite answers a write the store refused as breaking one of its
+// rules (store/validate.go): the same status and code as when this layer
+// finds the problem itself, with the store's reason.
+func invalidWrite(ie *store.InvalidError) *apiError {
+	msg := sentence(ie) + " Nothing was written."
+	switch ie.Err {
+	case store.ErrInvalidKey:
+		return errInvalidKey(msg)
+	case store.ErrInvalidValue:
+		return errInvalidJSON(msg)
+	case store.ErrValueTooLarge:
+		return errTooLarge(msg)
+	case store.ErrInvalidTTL:
+		return errInvalidTTL(msg)
+	case store.ErrInvalidIdempotencyKey:
+		return errInvalidIdempotencyKey(msg)
+	}
+	return errInvalidParameter(msg) // ErrInvalidPrefix, ErrInvalidWrite
 }

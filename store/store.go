@@ -76,13 +76,16 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if need := FrameBytesFor(cfg.MaxValueBytes); mux.MaxFrameBytes() < need {
+		return nil, fmt.Errorf("store: the peer port's frame limit (%d bytes) cannot carry a write of the largest value (%d bytes); it must be at least %d", mux.MaxFrameBytes(), cfg.MaxValueBytes, need)
+	}
 	s := &Store{
 		cfg:           cfg,
 		log:           cfg.Logger.With("component", "store"),
 		fsm:           fsm.New(),
 		metrics:       newMetrics(),
 		mux:           mux,
-		rpc:           transport.NewClient(transport.ClientConfig{Logger: cfg.Logger, TLS: mux.PeerTLS()}),
+		rpc:           transport.NewClient(transport.ClientConfig{Logger: cfg.Logger, TLS: mux.PeerTLS(), MaxFrameBytes: mux.MaxFrameBytes()}),
 		reads:         make(chan *readIndexRequest, 1024),
 		remoteReads:   make(chan *readIndexRequest, 1024),
 		leaderChanged: make(chan struct{}),

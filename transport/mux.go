@@ -239,6 +239,10 @@ func (m *Mux) closeConn(conn net.Conn) {
 	conn.Close()
 }
 
+// MaxFrameBytes is the RPC frame limit in force (Config.MaxFrameBytes or
+// its default), so the node's client sends and accepts the same frames.
+func (m *Mux) MaxFrameBytes() int { return m.cfg.MaxFrameBytes }
+
 // PeerTLS returns the peer TLS configuration (nil for plain TCP), so the
 // node's RPC client dials peers the same way raft does.
 func (m *Mux) PeerTLS() *PeerTLS { return m.cfg.TLS }

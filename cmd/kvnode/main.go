@@ -165,7 +165,8 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		TLS:           peerTLS,
 		BindAddr:      o.peerAddr,
 		AdvertiseAddr: o.advertisePeerAddr,
-		MaxFrameBytes: int(max(64<<20, 2*o.maxValueBytes+(1<<20))),
+		// Frames always carry a write of the largest legal value.
+		MaxFrameBytes: max(transport.DefaultMaxFrameBytes, store.FrameBytesFor(o.maxValueBytes)),
 		Logger:        nodeLogger,
 	})
 	if err != nil {
@@ -186,6 +187,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		Clock:                   testClock(o, logger),
 		Join:                    len(joins) > 0,
 		HTTPAddr:                advertisedHTTPAddr(o, ln),
+		MaxValueBytes:           o.maxValueBytes,
 		Logger:                  nodeLogger,
 		Metrics:                 metrics,
 	}, mux)
