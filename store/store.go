@@ -56,6 +56,9 @@ type Store struct {
 	joining bool
 	// mon is the leader's membership monitor (promote.go).
 	mon memberMonitor
+	// repl is the leader's own view of each server's log (replication.go),
+	// from which non-voters are promoted.
+	repl *replicationView
 
 	// proposals queues client writes for the proposer, and batchSlots holds
 	// one token per write batch in flight (propose.go).
@@ -95,6 +98,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		batchSlots:    make(chan struct{}, cfg.MaxWriteBatchesInFlight),
 		closing:       make(chan struct{}),
 		mon:           memberMonitor{changes: make(chan struct{}, 1)},
+		repl:          newReplicationView(),
 	}
 	if err := s.openRaft(); err != nil {
 		s.rpc.Close()
@@ -174,7 +178,8 @@ func (s *Store) openRaft() error {
 		return fmt.Errorf("store: inspect raft state: %w", err)
 	}
 	stable := &shutdownSafeStable{StableStore: bolt}
-	r, err := raft.NewRaft(rc, instrumentedFSM{FSM: s.fsm, m: s.metrics, snapDir: filepath.Join(dir, "snapshots")}, logs, stable, snaps, trans)
+	r, err := raft.NewRaft(rc, instrumentedFSM{FSM: s.fsm, m: s.metrics, snapDir: filepath.Join(dir, "snapshots")}, logs, stable, snaps,
+		observedTransport{NetworkTransport: trans, view: s.repl})
 	if err != nil {
 		trans.Close()
 		bolt.Close()

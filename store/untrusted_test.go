@@ -1,8 +1,11 @@
 package store
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,4 +182,48 @@ func TestOpenRefusesTooSmallFrameLimit(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "frame limit") {
 		t.Fatalf("Open: %v, want a frame limit error", err)
 	}
+}
+
+// TestPromotionIgnoresSelfReportedIndex: a non-voter whose node-info answer
+// claims an applied index far ahead of the leader, but which never accepts
+// the leader's log, is never promoted: promotion follows the leader's own
+// view of replication, not what a node says about itself.
+func TestPromotionIgnoresSelfReportedIndex(t *testing.T) {
+	c := newTestCluster(t, 1, memberConfig)
+	leader := c.leader()
+	ctx := ctxTimeout(t, 30*time.Second)
+	mustSet(t, leader, "k", `1`, 0)
+
+	// The liar answers every RPC as a node far ahead, and never takes a raft
+	// connection (nobody calls its raft layer's Accept).
+	liar, err := transport.Listen(transport.Config{BindAddr: "127.0.0.1:0", Logger: testLogger(t, "evil")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer liar.Close()
+	var probes atomic.Int32
+	liar.SetRPCHandler(func(_ context.Context, method uint8, _ []byte) ([]byte, error) {
+		if method != methodNodeInfo {
+			return nil, fmt.Errorf("unexpected method %d", method)
+		}
+		probes.Add(1)
+		return encodeNodeInfo("evil", "", 1<<40), nil
+	})
+	if a, err := leader.store.Join(ctx, JoinRequest{ID: "evil", PeerAddr: liar.Addr()}); err != nil || a != JoinAdded {
+		t.Fatalf("join evil: %v %v", a, err)
+	}
+	// Every monitor round probes, then decides promotions: once the leader
+	// has heard the lie several times, it has had as many chances to act on it.
+	// (A promotion would also cost the cluster its quorum, which stops the
+	// probes: check for it while waiting.)
+	waitFor(t, 15*time.Second, "the leader to hear the claim 5 times", func() bool {
+		return probes.Load() >= 5 || nodesByID(t, leader)["evil"].Voter
+	})
+	if n := nodesByID(t, leader)["evil"]; n.ID != "evil" || n.Voter {
+		t.Fatalf("evil: %+v, want a non-voter member: a non-voter was promoted on its own report of its applied index", n)
+	}
+
+	// A real node behind the same path is promoted: the leader's view works.
+	c.join("n2", leader)
+	waitFor(t, 20*time.Second, "n2 promoted", func() bool { return nodesByID(t, leader)["n2"].Voter })
 }
