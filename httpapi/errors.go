@@ -108,6 +108,10 @@ var storeErrors = []struct {
 		status: http.StatusBadRequest, code: "invalid_node",
 		message: `The join request is invalid: send {"id": "<id>", "peerAddr": "<host:port>", "httpAddr": "<url>"} with non-empty id and peerAddr, without spaces, at most 256 bytes each.`,
 	}},
+	{store.ErrPeerUnauthenticated, apiError{
+		status: http.StatusServiceUnavailable, code: "peer_unauthenticated",
+		message: "The leader refused the membership change because this node's peer connection is not authenticated as a cluster member; nothing was changed. Give every node a member certificate for peer mutual TLS.",
+	}},
 	{store.ErrTimeout, errTimeout},
 	{context.DeadlineExceeded, errTimeout},
 	// The client went away (or the server is closing the connection); nobody is

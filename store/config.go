@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,6 +96,17 @@ type Config struct {
 	// at most MaxMaxValueBytes. The peer port's frame limit must fit a write
 	// of this size (FrameBytesFor); Open checks it.
 	MaxValueBytes int64
+
+	// PeerAuth reports the member identity the peer port authenticated for
+	// the connection an RPC arrived on (ctx is the RPC handler's context); ok
+	// is false when the connection is not authenticated. Membership RPCs
+	// (join, register, remove, leadership transfer) from a connection it
+	// does not vouch for are refused with ErrPeerUnauthenticated, unless
+	// AllowUnauthenticatedPeers. nil: no connection is authenticated.
+	PeerAuth func(ctx context.Context) (id string, ok bool)
+	// AllowUnauthenticatedPeers serves membership RPCs from any peer
+	// connection: for a deliberately insecure (plaintext) peer port only.
+	AllowUnauthenticatedPeers bool
 
 	// Logger receives the store's and raft's logs. nil means slog.Default().
 	Logger *slog.Logger

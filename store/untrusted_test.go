@@ -227,3 +227,58 @@ func TestPromotionIgnoresSelfReportedIndex(t *testing.T) {
 	c.join("n2", leader)
 	waitFor(t, 20*time.Second, "n2 promoted", func() bool { return nodesByID(t, leader)["n2"].Voter })
 }
+
+// TestMembershipNeedsAuthenticatedPeer: join, register, remove and transfer
+// frames over a connection the peer port does not vouch for are refused
+// with nothing changed; the same frames from an authenticated member run.
+func TestMembershipNeedsAuthenticatedPeer(t *testing.T) {
+	var authenticated atomic.Bool
+	c := newTestCluster(t, 1, func(cfg *Config) {
+		memberConfig(cfg)
+		cfg.AllowUnauthenticatedPeers = false
+		cfg.PeerAuth = func(context.Context) (string, bool) { return "n2", authenticated.Load() }
+	})
+	leader := c.leader()
+	ctx := ctxTimeout(t, 30*time.Second)
+	cl := transport.NewClient(transport.ClientConfig{})
+	defer cl.Close()
+	call := func(method uint8, payload []byte) error {
+		t.Helper()
+		resp, err := cl.Call(ctx, leader.addr, method, payload)
+		if err != nil {
+			t.Fatalf("call %d: %v", method, err)
+		}
+		_, err = decodeAdminResponse(resp)
+		return err
+	}
+	evil := JoinRequest{ID: "evil", PeerAddr: "127.0.0.1:1"}
+	for _, f := range []struct {
+		method  uint8
+		payload []byte
+	}{
+		{methodJoin, encodeJoinRequest(evil, false)},
+		{methodJoin, encodeJoinRequest(JoinRequest{ID: "n1", PeerAddr: leader.addr, HTTPAddr: "http://evil.test"}, true)},
+		{methodRemove, encodeIDRequest("n1")},
+		{methodTransfer, encodeIDRequest("")},
+	} {
+		if err := call(f.method, f.payload); !errors.Is(err, ErrPeerUnauthenticated) {
+			t.Errorf("method %d from an unauthenticated connection: %v, want ErrPeerUnauthenticated", f.method, err)
+		}
+	}
+	nodes := nodesByID(t, leader)
+	if len(nodes) != 1 || nodes["n1"].HTTPAddr != "http://n1.test:8080" {
+		t.Fatalf("membership changed by refused frames: %+v", nodes)
+	}
+	// Read-only membership RPCs still answer.
+	if _, err := cl.Call(ctx, leader.addr, methodNodeStats, nil); err != nil {
+		t.Fatalf("node stats: %v", err)
+	}
+
+	authenticated.Store(true)
+	if err := call(methodJoin, encodeJoinRequest(evil, false)); err != nil {
+		t.Fatalf("join from an authenticated member: %v", err)
+	}
+	if _, ok := nodesByID(t, leader)["evil"]; !ok {
+		t.Fatal("authenticated join did not add the node")
+	}
+}

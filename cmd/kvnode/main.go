@@ -188,8 +188,14 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		Join:                    len(joins) > 0,
 		HTTPAddr:                advertisedHTTPAddr(o, ln),
 		MaxValueBytes:           o.maxValueBytes,
-		Logger:                  nodeLogger,
-		Metrics:                 metrics,
+		// Membership RPCs are served to any connection the peer port
+		// accepted, as before: with peer TLS that is a holder of a
+		// certificate from the cluster CA, without it anyone. To require a
+		// member's identity, set PeerAuth to the transport's accessor for
+		// the authenticated peer and this to the insecure-peer setting.
+		AllowUnauthenticatedPeers: true,
+		Logger:                    nodeLogger,
+		Metrics:                   metrics,
 	}, mux)
 	if err != nil {
 		ln.Close()

@@ -1,0 +1,33 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// ErrPeerUnauthenticated: a membership request (join, register, remove,
+// leadership transfer) arrived over a peer connection that is not
+// authenticated as a member, and the node does not allow that
+// (Config.AllowUnauthenticatedPeers). Nothing was changed.
+var ErrPeerUnauthenticated = errors.New("peer connection not authenticated")
+
+// authorizeMembership decides whether a membership RPC may run: only over a
+// connection Config.PeerAuth vouches for as a member, or, in insecure mode
+// (AllowUnauthenticatedPeers), over any. This is the seam between the store
+// and whatever authenticates the peer port: the transport puts the
+// connection's identity in the handler's context and PeerAuth reads it.
+// Which member may ask for what is decided elsewhere; this only keeps
+// strangers out.
+func (s *Store) authorizeMembership(ctx context.Context, method uint8) error {
+	if s.cfg.PeerAuth != nil {
+		if _, ok := s.cfg.PeerAuth(ctx); ok {
+			return nil
+		}
+	}
+	if s.cfg.AllowUnauthenticatedPeers {
+		return nil
+	}
+	s.log.Warn("refused membership request from an unauthenticated peer connection", "method", method)
+	return fmt.Errorf("%w: membership changes need a member's authenticated connection", ErrPeerUnauthenticated)
+}
