@@ -42,7 +42,7 @@ func fastConfig() Config {
 		CommitTimeout:      10 * time.Millisecond,
 		ExpireInterval:     50 * time.Millisecond,
 		// Plaintext peer ports: membership RPCs come from unauthenticated
-		// connections (TestMembershipNeedsAuthenticatedPeer turns this off).
+		// connections (TestChangesNeedAuthenticatedPeer turns this off).
 		AllowUnauthenticatedPeers: true,
 	}
 }

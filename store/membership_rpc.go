@@ -34,7 +34,7 @@ const (
 func (s *Store) handleMembershipRPC(ctx context.Context, method uint8, req []byte) (resp []byte, ok bool, err error) {
 	switch method {
 	case methodJoin, methodRemove, methodTransfer:
-		if err := s.authorizeMembership(ctx, method); err != nil {
+		if err := s.authorizePeer(ctx, method); err != nil {
 			return encodeAdminResponse(err, nil), true, nil
 		}
 	}

@@ -105,9 +105,11 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 			return nil, fmt.Errorf("store: bad write request: %w", err)
 		}
 		var res writeResult
-		if s.raft.State() != raft.Leader {
+		switch err = s.authorizePeer(ctx, method); {
+		case err != nil:
+		case s.raft.State() != raft.Leader:
 			err = fmt.Errorf("%w: %s is not the leader", errNotCommitted, s.cfg.NodeID)
-		} else {
+		default:
 			res, err = s.writeAsLeader(ctx, wr)
 		}
 		// Answer in the request's format, so a follower that only knows
@@ -117,6 +119,9 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 		idx, now, err := s.leaderReadIndex(ctx)
 		return encodeReadIndexResponse(idx, now, statusOf(err), errString(err)), nil
 	case methodRestore:
+		if err := s.authorizePeer(ctx, method); err != nil {
+			return encodeRestoreResponse(fsm.RestoreResult{}, statusOf(err), errString(err)), nil
+		}
 		return s.handleRestoreRPC(ctx, req)
 	default:
 		if resp, ok, err := s.handleMembershipRPC(ctx, method, req); ok {

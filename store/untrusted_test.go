@@ -228,10 +228,11 @@ func TestPromotionIgnoresSelfReportedIndex(t *testing.T) {
 	waitFor(t, 20*time.Second, "n2 promoted", func() bool { return nodesByID(t, leader)["n2"].Voter })
 }
 
-// TestMembershipNeedsAuthenticatedPeer: join, register, remove and transfer
-// frames over a connection the peer port does not vouch for are refused
-// with nothing changed; the same frames from an authenticated member run.
-func TestMembershipNeedsAuthenticatedPeer(t *testing.T) {
+// TestChangesNeedAuthenticatedPeer: join, register, remove, transfer,
+// write and restore frames over a connection the peer port does not vouch
+// for are refused with nothing changed; the same frames from an
+// authenticated member run.
+func TestChangesNeedAuthenticatedPeer(t *testing.T) {
 	var authenticated atomic.Bool
 	c := newTestCluster(t, 1, func(cfg *Config) {
 		memberConfig(cfg)
@@ -265,6 +266,25 @@ func TestMembershipNeedsAuthenticatedPeer(t *testing.T) {
 			t.Errorf("method %d from an unauthenticated connection: %v, want ErrPeerUnauthenticated", f.method, err)
 		}
 	}
+	// Data-changing frames are refused the same way.
+	applied := leader.store.fsm.AppliedIndex()
+	resp, err := cl.Call(ctx, leader.addr, methodWrite, encodeWriteRequest(writeRequest{op: fsm.OpSet, key: "k", value: []byte(`1`)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, st, msg, err := decodeWriteResponse(resp); err != nil || st == statusOK || !strings.Contains(msg, ErrPeerUnauthenticated.Error()) {
+		t.Errorf("write from an unauthenticated connection: status %d %q %v", st, msg, err)
+	}
+	resp, err = cl.Call(ctx, leader.addr, methodRestore, fsm.Command{Op: fsm.OpRestoreAbort, RestoreID: 7, Now: 1}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, st, msg, err := decodeRestoreResponse(resp); err != nil || st == statusOK || !strings.Contains(msg, ErrPeerUnauthenticated.Error()) {
+		t.Errorf("restore step from an unauthenticated connection: status %d %q %v", st, msg, err)
+	}
+	if a := leader.store.fsm.AppliedIndex(); a != applied {
+		t.Errorf("refused frames reached the log: applied %d -> %d", applied, a)
+	}
 	nodes := nodesByID(t, leader)
 	if len(nodes) != 1 || nodes["n1"].HTTPAddr != "http://n1.test:8080" {
 		t.Fatalf("membership changed by refused frames: %+v", nodes)
@@ -280,5 +300,12 @@ func TestMembershipNeedsAuthenticatedPeer(t *testing.T) {
 	}
 	if _, ok := nodesByID(t, leader)["evil"]; !ok {
 		t.Fatal("authenticated join did not add the node")
+	}
+	resp, err = cl.Call(ctx, leader.addr, methodWrite, encodeWriteRequest(writeRequest{op: fsm.OpSet, key: "k", value: []byte(`1`)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, st, msg, err := decodeWriteResponse(resp); err != nil || st != statusOK {
+		t.Fatalf("write from an authenticated member: status %d %q %v", st, msg, err)
 	}
 }
