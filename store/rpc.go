@@ -53,6 +53,9 @@ const (
 	// (validationErrors[n], validate.go); the message is the reason. Nothing
 	// was proposed. A follower that predates it reads statusFailed's meaning.
 	statusInvalid rpcStatus = 16
+	// statusUnauthenticated: the leader refused the request because the
+	// connection it came on is not a member's (ErrPeerUnauthenticated).
+	statusUnauthenticated rpcStatus = 32
 )
 
 func statusOf(err error) rpcStatus {
@@ -65,6 +68,8 @@ func statusOf(err error) rpcStatus {
 		return statusOutcomeUnknown
 	case errors.Is(err, ErrShuttingDown):
 		return statusShuttingDown
+	case errors.Is(err, ErrPeerUnauthenticated):
+		return statusUnauthenticated
 	}
 	var ie *InvalidError
 	if errors.As(err, &ie) {
@@ -87,6 +92,8 @@ func statusError(st rpcStatus, msg string) error {
 		return fmt.Errorf("%w: leader: %s", errNotCommitted, msg)
 	case statusOutcomeUnknown:
 		return fmt.Errorf("%w: leader: %s", ErrOutcomeUnknown, msg)
+	case statusUnauthenticated:
+		return fmt.Errorf("%w: leader: %s", ErrPeerUnauthenticated, msg)
 	}
 	if st > statusInvalid && int(st-statusInvalid) < len(validationErrors) {
 		return &InvalidError{Err: validationErrors[st-statusInvalid], Reason: msg}

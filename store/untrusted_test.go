@@ -272,7 +272,7 @@ func TestChangesNeedAuthenticatedPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, st, msg, err := decodeWriteResponse(resp); err != nil || st == statusOK || !strings.Contains(msg, ErrPeerUnauthenticated.Error()) {
+	if _, st, msg, err := decodeWriteResponse(resp); err != nil || !errors.Is(statusError(st, msg), ErrPeerUnauthenticated) {
 		t.Errorf("write from an unauthenticated connection: status %d %q %v", st, msg, err)
 	}
 	resp, err = cl.Call(ctx, leader.addr, methodRestore, fsm.Command{Op: fsm.OpRestoreAbort, RestoreID: 7, Now: 1}.Encode())
