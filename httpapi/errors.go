@@ -110,7 +110,7 @@ var storeErrors = []struct {
 	}},
 	{store.ErrPeerUnauthenticated, apiError{
 		status: http.StatusServiceUnavailable, code: "peer_unauthenticated",
-		message: "The leader refused the membership change because this node's peer connection is not authenticated as a cluster member; nothing was changed. Give every node a member certificate for peer mutual TLS.",
+		message: "The leader refused the request this node forwarded because this node's peer connection is not authenticated as a cluster member; nothing was changed. Give every node a member certificate for peer mutual TLS.",
 	}},
 	{store.ErrTimeout, errTimeout},
 	{context.DeadlineExceeded, errTimeout},
