@@ -102,6 +102,14 @@ func CheckValue(value []byte, maxBytes int64) error {
 	if int64(len(value)) > maxBytes {
 		return invalid(ErrValueTooLarge, "the value is %d bytes as compact JSON; values may be at most %d bytes", len(value), maxBytes)
 	}
+	if !utf8.Valid(value) {
+		return invalid(ErrInvalidValue, "the value is not valid UTF-8")
+	}
+	// The fast scanner decides almost every value; encoding/json decides
+	// what it declines (an invalid value, or one nested very deeply).
+	if end, spaced, ok := ScanJSONValue(value, 0); ok && end == len(value) && !spaced {
+		return nil
+	}
 	if len(value) == 0 || !json.Valid(value) {
 		return invalid(ErrInvalidValue, "the value is not a valid JSON value")
 	}
