@@ -136,6 +136,9 @@ func (s *Store) readIndex(ctx context.Context) (uint64, int64, error) {
 			if !sawLeader {
 				return 0, 0, fmt.Errorf("%w: no leader known before the deadline", ErrNoLeader)
 			}
+			if errors.Is(last, ErrClockOffset) {
+				return 0, 0, fmt.Errorf("could not confirm a read index before the deadline: %w", last)
+			}
 			return 0, 0, fmt.Errorf("%w: could not confirm a read index with the leader: %v", ErrTimeout, last)
 		}
 	}
@@ -275,7 +278,10 @@ func (s *Store) confirmReadIndex() (uint64, int64, error) {
 		return 0, 0, errNotReadyLeader
 	}
 	idx := s.raft.CommitIndex()
-	now := s.nowMs()
+	now, err := s.stampNow()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", errNotReadyLeader, err)
+	}
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		return 0, 0, fmt.Errorf("%w: leadership check failed: %v", errNotReadyLeader, err)
 	}
