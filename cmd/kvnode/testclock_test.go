@@ -16,7 +16,9 @@ import (
 // behind returns how far clock is behind the system clock.
 func behind(clock func() time.Time) time.Duration { return time.Since(clock()) }
 
-func near(d, want time.Duration) bool { return d > want-100*time.Millisecond && d < want+100*time.Millisecond }
+func near(d, want time.Duration) bool {
+	return d > want-100*time.Millisecond && d < want+100*time.Millisecond
+}
 
 func TestTestClockOffsetFlag(t *testing.T) {
 	dir := t.TempDir()
