@@ -205,8 +205,13 @@ func clockFaults(ctx context.Context, c *cluster) {
 			if err := setClockOffset(fl, clockJump); err != nil {
 				c.t.Errorf("set %s's clock: %v", fl.id, err)
 			}
-			// The leader measures the follower within a ping interval or two.
+			// Offer it leadership once the leader has measured the new offset
+			// (within a ping interval or two): an offer made before that
+			// is rightly accepted, and the node hands leadership on itself.
 			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) && !c.measuredOutOfBound(adm, l, fl) {
+				time.Sleep(50 * time.Millisecond)
+			}
 			for time.Now().Before(deadline) {
 				rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 				resp, err := adm.do(rctx, http.MethodPost, l.httpBase()+"/cluster/leader/transfer", []byte(fmt.Sprintf(`{"id":%q}`, fl.id)))
@@ -246,6 +251,32 @@ func clockFaults(ctx context.Context, c *cluster) {
 		}
 		sleep(ctx, time.Second)
 	}
+}
+
+// measuredOutOfBound reports whether via's GET /cluster/nodes shows n's
+// clock outside the bound.
+func (c *cluster) measuredOutOfBound(adm *apiClient, via, n *node) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var env struct {
+		Data struct {
+			Nodes []struct {
+				ID    string `json:"id"`
+				Clock *struct {
+					WithinBound bool `json:"withinBound"`
+				} `json:"clock"`
+			} `json:"nodes"`
+		} `json:"data"`
+	}
+	if err := adm.getJSON(ctx, via.httpBase()+"/cluster/nodes", &env); err != nil {
+		return false
+	}
+	for _, m := range env.Data.Nodes {
+		if m.ID == n.id {
+			return m.Clock != nil && !m.Clock.WithinBound
+		}
+	}
+	return false
 }
 
 // waitLeaderNot waits until a node other than l leads in a term above term.
