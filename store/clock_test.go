@@ -237,3 +237,39 @@ func TestClockSkewedLeaderHandsOverAndStampsNothing(t *testing.T) {
 	}
 	t.Logf("whole test %s", time.Since(start).Round(time.Millisecond))
 }
+
+// The clock ping is bounded: it takes no payload and its answer is one
+// format byte and one varint; the refusal of a clock out of bound crosses
+// the wire as its own status, so a follower's caller sees ErrClockOffset.
+func TestClockPingWireFormat(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	s := c.nodes[0].store
+	resp, err := s.handleRPC(ctxTimeout(t, time.Second), methodClockPing, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := decodeClockPong(resp)
+	if err != nil || time.Since(time.Unix(0, ns)).Abs() > time.Second {
+		t.Fatalf("pong %v %v", time.Unix(0, ns), err)
+	}
+	if _, err := s.handleRPC(ctxTimeout(t, time.Second), methodClockPing, []byte{1}); err == nil {
+		t.Fatal("a ping with a payload was answered")
+	}
+	for _, bad := range [][]byte{nil, {rpcFormat}, {2, 0}, append(append([]byte{}, resp...), 0)} {
+		if _, err := decodeClockPong(bad); err == nil {
+			t.Fatalf("decoded %v", bad)
+		}
+	}
+	refused := fmt.Errorf("%w: %w: clock", errNotCommitted, ErrClockOffset)
+	if st := statusOf(refused); st != statusClockOffset {
+		t.Fatalf("status %d", st)
+	}
+	if err := statusError(statusClockOffset, "x"); !errors.Is(err, ErrClockOffset) || !errors.Is(err, errNotCommitted) {
+		t.Fatalf("status error: %v", err)
+	}
+	// A single voter always agrees with itself.
+	waitFor(t, 5*time.Second, "the view", func() bool { return s.clockWithinBound().ok })
+	if _, err := s.stampNow(); err != nil {
+		t.Fatal(err)
+	}
+}
