@@ -527,6 +527,17 @@ func (s *Store) clockTransferTarget(want string) (raft.Server, bool) {
 	return cands[0].srv, true
 }
 
+// leadershipTransfer starts a transfer to a voter whose clock is within
+// bound, or, with none known, to whichever voter raft picks: used where
+// leadership must go regardless (removing or stopping the leader), where a
+// node out of bound would hand it on again.
+func (s *Store) leadershipTransfer() raft.Future {
+	if t, ok := s.clockTransferTarget(""); ok {
+		return s.raft.LeadershipTransferToServer(t.ID, t.Address)
+	}
+	return s.raft.LeadershipTransfer()
+}
+
 // checkTransferTarget refuses to hand leadership to voter id unless this
 // node's measurements show its clock within bound of a majority.
 func (s *Store) checkTransferTarget(id string) error {

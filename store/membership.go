@@ -352,11 +352,7 @@ func (s *Store) removeAsLeader(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: %s is the only voter", ErrLastVoter, id)
 	case id == s.cfg.NodeID:
 		s.log.Info("removing the leader: transferring leadership first", "id", id)
-		f := s.raft.LeadershipTransfer()
-		if t, ok := s.clockTransferTarget(""); ok {
-			f = s.raft.LeadershipTransferToServer(t.ID, t.Address)
-		}
-		if _, err := waitFuture(ctx, f); err != nil {
+		if _, err := waitFuture(ctx, s.leadershipTransfer()); err != nil {
 			return fmt.Errorf("%w: %v", ErrTransferFailed, err)
 		}
 		return fmt.Errorf("%w: leadership transferred before removing %s", errNotCommitted, id)

@@ -333,11 +333,7 @@ func (s *Store) TransferLeadership(ctx context.Context) error {
 	if s.raft.State() != raft.Leader {
 		return nil
 	}
-	f := s.raft.LeadershipTransfer()
-	if target, ok := s.clockTransferTarget(""); ok {
-		f = s.raft.LeadershipTransferToServer(target.ID, target.Address)
-	}
-	if _, err := waitFuture(ctx, f); err != nil {
+	if _, err := waitFuture(ctx, s.leadershipTransfer()); err != nil {
 		return fmt.Errorf("store: leadership transfer: %w", err)
 	}
 	s.log.Info("leadership transferred")
