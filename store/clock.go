@@ -254,7 +254,9 @@ func (c *clockState) publish(self string) {
 // and of the monotonic clock.
 func (s *Store) clockVerdictAt(wall time.Time, mono time.Time) clockVerdict {
 	v := s.clock.view.Load()
-	if v == nil {
+	if v == nil || v.voters == 0 {
+		// Not measured yet, or not in a configuration (a node waiting to
+		// join): nothing is known either way.
 		return clockVerdict{need: 1, unknown: 1}
 	}
 	return v.judge(v.estimates(wall.UnixNano(), mono), s.cfg.MaxClockOffset)
