@@ -273,3 +273,54 @@ func TestClockPingWireFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// With no majority of agreeing clocks nobody may decide time: writes and
+// linearizable reads are refused with ErrClockOffset (nothing written), the
+// TTL key is neither expired nor extended, and the cluster resumes by itself
+// once the clocks agree again.
+func TestClockNoMajorityRefusesTimeAndRecovers(t *testing.T) {
+	offsets := map[string]*atomic.Int64{}
+	c := newTestCluster(t, 3, skewable(offsets, nil))
+	l := c.leader()
+	k := mustSet(t, l, "k600", `"keep-me"`, 600*time.Second)
+	fs := c.followers(l)
+	offsets[fs[0].id].Store(int64(20 * time.Minute))
+	offsets[fs[1].id].Store(int64(-20 * time.Minute))
+	waitFor(t, 10*time.Second, "every node out of bound", func() bool {
+		for _, nd := range c.nodes {
+			if nd.store.clockWithinBound().ok {
+				return false
+			}
+		}
+		return true
+	})
+	for _, nd := range c.nodes {
+		if _, err := nd.store.Set(ctxTimeout(t, time.Second), "refused", []byte("1"), time.Minute); !errors.Is(err, ErrClockOffset) {
+			t.Fatalf("write through %s with no agreeing majority: %v, want ErrClockOffset", nd.id, err)
+		}
+		if _, err := nd.store.Get(ctxTimeout(t, time.Second), "k600", Linearizable); !errors.Is(err, ErrClockOffset) {
+			t.Fatalf("linearizable read through %s: %v, want ErrClockOffset", nd.id, err)
+		}
+	}
+	for _, id := range []string{fs[0].id, fs[1].id} {
+		offsets[id].Store(0)
+	}
+	waitFor(t, 10*time.Second, "the clocks to agree again", func() bool {
+		for _, nd := range c.nodes {
+			if !nd.store.clockWithinBound().ok {
+				return false
+			}
+		}
+		return true
+	})
+	l = c.leader()
+	for _, nd := range c.nodes {
+		if it := mustGet(t, nd, "k600"); it.Version != k.Version || !it.ExpiresAt.Equal(k.ExpiresAt) {
+			t.Fatalf("k600 on %s: %+v", nd.id, it)
+		}
+		if _, err := nd.store.Get(ctxTimeout(t, 5*time.Second), "refused", Linearizable); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("a refused write exists on %s: %v", nd.id, err)
+		}
+	}
+	mustSet(t, l, "after", "1", time.Minute)
+}

@@ -195,6 +195,9 @@ func (s *Store) remoteReadIndex(ctx context.Context, addr string) (uint64, int64
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: malformed read index answer: %w", err)
 	}
+	if st == statusClockOffset {
+		return 0, 0, fmt.Errorf("%w: %w: leader: %s", errNotReadyLeader, ErrClockOffset, msg)
+	}
 	if st != statusOK {
 		return 0, 0, fmt.Errorf("%w: leader: %s", errNotReadyLeader, msg)
 	}
@@ -204,6 +207,10 @@ func (s *Store) remoteReadIndex(ctx context.Context, addr string) (uint64, int64
 // leaderReadIndex queues a request for readLoop and waits for its answer.
 func (s *Store) leaderReadIndex(ctx context.Context) (uint64, int64, error) {
 	if s.raft.State() != raft.Leader || s.readyTerm.Load() == 0 {
+		if _, err := s.stampNow(); err != nil && s.raft.State() == raft.Leader {
+			// Not ready because its barrier waits for the clock.
+			return 0, 0, fmt.Errorf("%w: %w", errNotReadyLeader, err)
+		}
 		return 0, 0, errNotReadyLeader
 	}
 	return submitRead(ctx, s.reads, s.closing)
