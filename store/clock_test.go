@@ -202,12 +202,20 @@ func TestClockSkewedLeaderHandsOverAndStampsNothing(t *testing.T) {
 				}
 			}
 
-			// raft cannot refuse an election: make the skewed node win one,
-			// and it hands leadership away again without stamping time.
-			if err := nl.store.raft.LeadershipTransferToServer(raft.ServerID(l.id), raft.ServerAddress(l.addr)).Error(); err != nil {
-				t.Fatalf("forced transfer to %s: %v", l.id, err)
-			}
-			elected := time.Now()
+			// raft cannot refuse an election: make the skewed node win one
+			// (bypassing the store's checks), and it hands leadership away
+			// again without stamping time.
+			var elected time.Time
+			waitFor(t, 15*time.Second, "the skewed node elected", func() bool {
+				for _, nd := range c.nodes {
+					if nd.store.IsLeader() && nd != l {
+						err := nd.store.raft.LeadershipTransferToServer(raft.ServerID(l.id), raft.ServerAddress(l.addr)).Error()
+						elected = time.Now()
+						return err == nil
+					}
+				}
+				return false
+			})
 			waitFor(t, 15*time.Second, "the skewed node to hand leadership away", func() bool {
 				return !l.store.IsLeader() && c.leader() != l
 			})
@@ -295,10 +303,10 @@ func TestClockNoMajorityRefusesTimeAndRecovers(t *testing.T) {
 		return true
 	})
 	for _, nd := range c.nodes {
-		if _, err := nd.store.Set(ctxTimeout(t, time.Second), "refused", []byte("1"), time.Minute); !errors.Is(err, ErrClockOffset) {
+		if _, err := nd.store.Set(ctxTimeout(t, 2*time.Second), "refused", []byte("1"), time.Minute); !errors.Is(err, ErrClockOffset) {
 			t.Fatalf("write through %s with no agreeing majority: %v, want ErrClockOffset", nd.id, err)
 		}
-		if _, err := nd.store.Get(ctxTimeout(t, time.Second), "k600", Linearizable); !errors.Is(err, ErrClockOffset) {
+		if _, err := nd.store.Get(ctxTimeout(t, 2*time.Second), "k600", Linearizable); !errors.Is(err, ErrClockOffset) {
 			t.Fatalf("linearizable read through %s: %v, want ErrClockOffset", nd.id, err)
 		}
 	}

@@ -164,7 +164,9 @@ func (s *Store) writeWith(ctx context.Context, req writeRequest, opts WriteOptio
 // committed ends the call with ErrOutcomeUnknown.
 func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error) {
 	sawLeader := false
-	var clockErr error // the last attempt was refused for the leader's clock
+	// clockErr: an attempt was refused for the leader's clock; if no leader
+	// takes the write before the deadline, that is the reason to report.
+	var clockErr error
 	for attempt := 0; ; attempt++ {
 		select {
 		case <-s.closing:
@@ -187,7 +189,6 @@ func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error
 		if !errors.Is(err, errNotCommitted) {
 			return res, err
 		}
-		clockErr = nil
 		if errors.Is(err, ErrClockOffset) {
 			clockErr = err
 		}
