@@ -44,17 +44,8 @@ func (s *Store) clockLoop() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel() // runs before pings.Wait: no ping outlives the store
 	for {
-		f := s.raft.GetConfiguration()
-		if err := f.Error(); err == nil {
+		if s.refreshClockConfig() {
 			s.clock.mu.Lock()
-			s.clock.config = f.Configuration().Servers
-			for id := range s.clock.samples {
-				if !inConfig(s.clock.config, id) {
-					delete(s.clock.samples, id)
-					delete(s.clock.outside, id)
-				}
-			}
-			s.clock.publish(s.cfg.NodeID)
 			for _, srv := range s.clock.config {
 				id := string(srv.ID)
 				if id == s.cfg.NodeID || s.clock.inflight[id] {
@@ -76,6 +67,26 @@ func (s *Store) clockLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// refreshClockConfig reads raft's configuration into the clock view
+// (forgetting servers that left); false when raft could not answer.
+func (s *Store) refreshClockConfig() bool {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return false
+	}
+	s.clock.mu.Lock()
+	defer s.clock.mu.Unlock()
+	s.clock.config = f.Configuration().Servers
+	for id := range s.clock.samples {
+		if !inConfig(s.clock.config, id) {
+			delete(s.clock.samples, id)
+			delete(s.clock.outside, id)
+		}
+	}
+	s.clock.publish(s.cfg.NodeID)
+	return true
 }
 
 func inConfig(servers []raft.Server, id string) bool {
@@ -120,19 +131,19 @@ func (s *Store) pingClock(ctx context.Context, id, addr string) {
 	s.clock.publish(s.cfg.NodeID)
 }
 
-// measureClocks pings every other voter now and waits for the answers (at
-// most clockPingTimeout), so that a decision about who may lead rests on
-// samples taken after it was asked for, not up to a ping interval earlier.
+// measureClocks reads the configuration and pings every other server now,
+// waiting for the answers (at most clockPingTimeout), so that a decision
+// about who may lead rests on the current configuration and on samples
+// taken after it was asked for, not up to a ping interval earlier.
 func (s *Store) measureClocks(ctx context.Context) {
+	s.refreshClockConfig()
 	v := s.clock.view.Load()
 	if v == nil {
 		return
 	}
 	var wg sync.WaitGroup
 	for _, p := range v.peers {
-		if p.voter {
-			wg.Go(func() { s.pingClock(ctx, p.id, p.addr) })
-		}
+		wg.Go(func() { s.pingClock(ctx, p.id, p.addr) })
 	}
 	wg.Wait()
 }
