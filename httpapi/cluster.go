@@ -22,8 +22,9 @@ func (a *api) healthz(*http.Request) (reply, error) {
 const readyTimeout = 2 * time.Second
 
 // readyz serves GET /readyz: 200 when this node knows a leader, has caught up
-// with it and can serve linearizable reads; otherwise 503 not_ready with a
-// short reason code (readyReason). It is unauthenticated, so its answer says
+// with it and can serve linearizable reads; otherwise 503 not_ready (or
+// clock_offset, when its clock is out of bounds) with a short reason code
+// (readyReason). It is unauthenticated, so its answer says
 // nothing about the cluster's internals: no indexes, ids, addresses or error
 // text. GET /readyz?verbose with a read-scope key adds the detail to the 503
 // message (and answers 401/403 without one).
@@ -42,12 +43,18 @@ func (a *api) readyz(r *http.Request) (reply, error) {
 	defer cancel()
 	if err := a.st.Ready(ctx); err != nil {
 		reason := readyReason(err)
+		code := "not_ready"
 		msg := "This node cannot serve linearizable reads yet (" + reason + "). Send traffic to another node until it is ready."
+		if reason == "clock_offset" {
+			// Its own code too: the operator must fix the clock, not wait.
+			code = "clock_offset"
+			msg = "This node is not ready: its clock is outside --max-clock-offset of a majority of the voters (GET /cluster/nodes shows the offsets). Fix its clock synchronisation; send traffic to another node meanwhile."
+		}
 		if verbose {
-			msg = "This node cannot serve linearizable reads yet: " + err.Error() + ". Send traffic to another node until it is ready."
+			msg += " Detail: " + err.Error() + "."
 		}
 		return reply{}, &apiError{
-			status: http.StatusServiceUnavailable, code: "not_ready", retryable: true, retryAfter: true,
+			status: http.StatusServiceUnavailable, code: code, retryable: true, retryAfter: true,
 			reason: reason, message: msg,
 		}
 	}
@@ -60,6 +67,8 @@ func (a *api) readyz(r *http.Request) (reply, error) {
 // ready.
 func readyReason(err error) string {
 	switch {
+	case errors.Is(err, store.ErrClockOffset):
+		return "clock_offset"
 	case errors.Is(err, store.ErrShuttingDown):
 		return "shutting_down"
 	case errors.Is(err, store.ErrNoLeader):

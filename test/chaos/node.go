@@ -63,6 +63,7 @@ func (n *node) start() error {
 		// Small enough that snapshots are taken (and installed on a node that
 		// was down) within a scenario.
 		"--snapshot-threshold", "1024",
+		"--max-clock-offset", maxClockOffset.String(),
 		"--log-format", "json",
 	}
 	// A node given --join never bootstraps an empty data dir: it waits to be
