@@ -23,7 +23,12 @@ func (s *Store) recordClusterID(ctx context.Context) bool {
 	}
 	id := newClusterID()
 	for {
-		res, err := s.applyLocal(ctx, fsm.Command{Op: fsm.OpClusterID, Value: []byte(id), Now: s.nowMs()})
+		// Stamped like every command: never from a clock out of bound.
+		now, err := s.stampNow()
+		var res interface{}
+		if err == nil {
+			res, err = s.applyLocal(ctx, fsm.Command{Op: fsm.OpClusterID, Value: []byte(id), Now: now})
+		}
 		if err == nil {
 			if r, ok := res.(fsm.ClusterIDResult); ok {
 				s.log.Info("cluster id recorded", "cluster_id", r.ID)
