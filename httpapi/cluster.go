@@ -46,7 +46,13 @@ type statusData struct {
 	Voters       []voterData `json:"voters"`
 	Keys         int         `json:"keys"`
 	AuthDisabled bool        `json:"authDisabled"`
+	InsecurePeer bool        `json:"insecurePeer"`
+	PeerWarning  string      `json:"peerWarning,omitempty"`
 }
+
+// insecurePeerWarning is what GET /cluster/status says about a peer port
+// without mutual TLS.
+const insecurePeerWarning = "the peer port runs WITHOUT authentication (--insecure-peer): anyone who can reach it can join the cluster and rewrite its data"
 
 type voterData struct {
 	ID   string `json:"id"`
@@ -74,5 +80,14 @@ func (a *api) clusterStatus(r *http.Request) (reply, error) {
 		Voters:       voters,
 		Keys:         st.Keys,
 		AuthDisabled: a.cfg.InsecureNoAuth,
+		InsecurePeer: a.cfg.InsecurePeer,
+		PeerWarning:  peerWarning(a.cfg.InsecurePeer),
 	})
+}
+
+func peerWarning(insecure bool) string {
+	if insecure {
+		return insecurePeerWarning
+	}
+	return ""
 }

@@ -41,6 +41,7 @@ func fastConfig() Config {
 		LeaderLeaseTimeout: 150 * time.Millisecond,
 		CommitTimeout:      10 * time.Millisecond,
 		ExpireInterval:     50 * time.Millisecond,
+		InsecurePeer:       true, // plaintext peer ports; TLS tests set their own
 	}
 }
 

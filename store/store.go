@@ -76,6 +76,9 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if mux.PeerTLS() == nil && !cfg.InsecurePeer {
+		return nil, errors.New("store: the peer port has no mutual TLS; configure it, or set InsecurePeer to run an unauthenticated peer port on purpose")
+	}
 	s := &Store{
 		cfg:           cfg,
 		log:           cfg.Logger.With("component", "store"),
@@ -96,6 +99,9 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 	if err := s.openRaft(); err != nil {
 		s.rpc.Close()
 		return nil, err
+	}
+	if ptls := mux.PeerTLS(); ptls != nil {
+		ptls.ExpectPeers(s.peerIDAt) // dialers check who answers (peerauth.go)
 	}
 	if err := s.metrics.register(cfg.Metrics, s); err != nil {
 		s.Close()

@@ -21,7 +21,8 @@ const maxInFlightPerConn = 1024
 // serveRPC serves the RPC protocol on conn until it fails or the Mux closes.
 // It returns only after every handler it started has returned.
 func (m *Mux) serveRPC(conn net.Conn) {
-	ctx, cancel := context.WithCancel(m.ctx)
+	// Handlers learn the authenticated caller through PeerID(ctx).
+	ctx, cancel := context.WithCancel(m.withPeer(m.ctx, conn))
 	var handlers sync.WaitGroup
 	defer func() {
 		cancel()
