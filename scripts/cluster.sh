@@ -30,6 +30,8 @@
 #   KV_CLUSTER_DEBUG_BASE  when set, node N serves net/http/pprof on 127.0.0.1:$((BASE+N))
 #                          (--debug-addr; unauthenticated, loopback only)
 #   KV_CLUSTER_NAME        the cluster name in the certificates and on the nodes (default quorumkv)
+#   KV_INSECURE_PEER=true  run the peer ports WITHOUT mutual TLS (kvnode --insecure-peer; every
+#                          node warns): only to measure what peer TLS costs
 #   KV_LOG_LEVEL and other KV_* settings of kvnode pass through to the nodes.
 set -euo pipefail
 
@@ -82,6 +84,7 @@ EOF
 http_addr() { printf '127.0.0.1:%d' $((http_base + $1)); }
 certs_dir=$cluster_dir/certs
 tls_on() { [[ -f $cluster_dir/tls ]]; }
+insecure_peer() { [[ ${KV_INSECURE_PEER:-} == true ]]; }
 scheme() { if tls_on; then printf https; else printf http; fi; }
 
 # ensure_certs N... generates the cluster dir's dev CA once, and a certificate
@@ -324,8 +327,12 @@ start_node() {
 	if [[ -n $debug_base ]]; then
 		args+=(--debug-addr "127.0.0.1:$((debug_base + n))")
 	fi
-	ensure_certs "$n"
-	args+=(--peer-ca "$certs_dir/ca.pem" --peer-cert "$certs_dir/n$n.pem" --peer-key "$certs_dir/n$n-key.pem")
+	if ! insecure_peer; then
+		ensure_certs "$n"
+		args+=(--peer-ca "$certs_dir/ca.pem" --peer-cert "$certs_dir/n$n.pem" --peer-key "$certs_dir/n$n-key.pem")
+	elif tls_on; then
+		ensure_certs "$n"
+	fi
 	if tls_on; then
 		args+=(--tls-cert "$certs_dir/n$n.pem" --tls-key "$certs_dir/n$n-key.pem")
 	fi
@@ -411,7 +418,9 @@ print_endpoints() {
 	done
 	echo "leader:  $leader"
 	echo "api key: $(api_key)  (file: $key_file)"
-	if tls_on; then
+	if insecure_peer; then
+		echo "tls:     NONE on the peer ports (KV_INSECURE_PEER=true): anyone who reaches them can rewrite the data"
+	elif tls_on; then
 		echo "tls:     HTTPS and peer mutual TLS; CA certificate $certs_dir/ca.pem (curl --cacert)"
 	else
 		echo "tls:     peer mutual TLS (CA $certs_dir/ca.pem); the HTTP API is plain (start --tls for HTTPS)"
@@ -435,7 +444,7 @@ cmd_start() {
 		echo "cluster is already running"
 	else
 		build
-		ensure_certs "${down[@]}"
+		insecure_peer || ensure_certs "${down[@]}"
 		for n in "${down[@]}"; do
 			start_node "$n"
 		done
