@@ -41,7 +41,11 @@ func fastConfig() Config {
 		LeaderLeaseTimeout: 150 * time.Millisecond,
 		CommitTimeout:      10 * time.Millisecond,
 		ExpireInterval:     50 * time.Millisecond,
-		InsecurePeer:       true, // plaintext peer ports; TLS tests set their own
+		// Plaintext peer ports (InsecurePeer): membership RPCs come from
+		// unauthenticated connections (TestChangesNeedAuthenticatedPeer
+		// turns AllowUnauthenticatedPeers off).
+		InsecurePeer:              true,
+		AllowUnauthenticatedPeers: true,
 	}
 }
 

@@ -169,7 +169,8 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		TLS:           peerTLS,
 		BindAddr:      o.peerAddr,
 		AdvertiseAddr: o.advertisePeerAddr,
-		MaxFrameBytes: int(max(64<<20, 2*o.maxValueBytes+(1<<20))),
+		// Frames always carry a write of the largest legal value.
+		MaxFrameBytes: max(transport.DefaultMaxFrameBytes, store.FrameBytesFor(o.maxValueBytes)),
 		Logger:        nodeLogger,
 	})
 	if err != nil {
@@ -190,9 +191,15 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		Clock:                   testClock(o, logger),
 		Join:                    len(joins) > 0,
 		HTTPAddr:                advertisedHTTPAddr(o, ln),
-		Logger:                  nodeLogger,
-		Metrics:                 metrics,
-		InsecurePeer:            peerTLS == nil,
+		MaxValueBytes:           o.maxValueBytes,
+		// Membership RPCs need a member-authenticated connection: the
+		// identity peer TLS verified (transport.PeerID). Only a node run
+		// with --insecure-peer serves them (and all else) unauthenticated.
+		PeerAuth:                  transport.PeerID,
+		AllowUnauthenticatedPeers: peerTLS == nil,
+		InsecurePeer:              peerTLS == nil,
+		Logger:                    nodeLogger,
+		Metrics:                   metrics,
 	}, mux)
 	if err != nil {
 		ln.Close()
