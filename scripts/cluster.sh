@@ -190,6 +190,20 @@ build() {
 	mv -f "$tmp" "$bin"
 }
 
+# build_testclock builds kvnode's fault-injection variant (-tags testclock,
+# the only build with --test-clock-offset) beside the production binary.
+build_testclock() {
+	ensure_go
+	ensure_ca_certificates
+	mkdir -p "$cluster_dir/bin"
+	local tmp=$bin-testclock.tmp.$$
+	if ! (cd "$repo_root" && go build -tags testclock -o "$tmp" ./cmd/kvnode); then
+		rm -f "$tmp"
+		die "go build -tags testclock ./cmd/kvnode failed"
+	fi
+	mv -f "$tmp" "$bin-testclock"
+}
+
 # take_lock serialises commands that change the cluster, so two concurrent
 # starts cannot launch a node twice. Nodes are started with fd 9 closed.
 take_lock() {
@@ -243,7 +257,7 @@ ensure_api_key() {
 is_our_node() {
 	local n=$1 pid=$2 cmdline want
 	cmdline=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline") || return 1
-	[[ ${cmdline%%$'\n'*} == "$bin" ]] || return 1
+	[[ ${cmdline%%$'\n'*} == "$bin" || ${cmdline%%$'\n'*} == "$bin-testclock" ]] || return 1
 	want=$'\n'"--data-dir"$'\n'"$(node_dir "$n")/data"$'\n'
 	[[ $'\n'$cmdline$'\n' == *"$want"* ]]
 }
@@ -336,6 +350,16 @@ start_node() {
 	if tls_on; then
 		args+=(--tls-cert "$certs_dir/n$n.pem" --tls-key "$certs_dir/n$n-key.pem")
 	fi
+	# Tests only: KV_TEST_CLOCK_OFFSET (read by kvnode as --test-clock-offset)
+	# runs this node on the fault-injection build, whose clock offset can
+	# then be changed by writing data/test-clock-offset; starting the node
+	# again resets it to the variable.
+	local exe=$bin
+	rm -f "$dir/data/test-clock-offset"
+	if [[ -n ${KV_TEST_CLOCK_OFFSET:-} ]]; then
+		build_testclock
+		exe=$bin-testclock
+	fi
 	local launcher=(nohup)
 	command -v setsid >/dev/null 2>&1 && launcher=(setsid)
 	# The inner bash writes its own pid and then execs kvnode, so the pid file
@@ -346,7 +370,7 @@ start_node() {
 		# shellcheck disable=SC2016 # $$, $1 and $@ belong to the inner bash
 		exec env -u KV_API_KEY "${launcher[@]}" bash -c \
 			'printf "%s\n" "$$" >"$1.tmp" && mv -f "$1.tmp" "$1" && shift && exec "$@"' \
-			launch "$pid_file" "$bin" "${args[@]}"
+			launch "$pid_file" "$exe" "${args[@]}"
 	) </dev/null >>"$dir/kvnode.log" 2>&1 9>&- &
 
 	local deadline=$((SECONDS + 5)) pid

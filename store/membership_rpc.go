@@ -110,7 +110,7 @@ func (s *Store) forwardAdmin(ctx context.Context, addr, id string, method uint8,
 // adminErrors are the sentinels a membership answer carries by number.
 // Index 0 means none (use the rpc status); never renumber.
 var adminErrors = []error{nil, ErrNodeNotFound, ErrLastVoter, ErrNodeConflict, ErrNotVoter,
-	ErrTransferFailed, ErrInvalidNode, ErrNoLeader, ErrTimeout, ErrPeerUnauthenticated}
+	ErrTransferFailed, ErrInvalidNode, ErrNoLeader, ErrTimeout, ErrPeerUnauthenticated, ErrClockOffset}
 
 // encodeAdminResponse: format byte 1, rpc status, sentinel number, uvarint
 // len(message), message, then the method's body.

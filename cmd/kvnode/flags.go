@@ -48,8 +48,10 @@ type options struct {
 	headerTimeout     time.Duration
 	metricsPublic     bool
 	logRequests       string
-	// testClockOffset shifts this node's clock (TEST ONLY; see testflags.go).
+	// testClockOffset shifts this node's clock (TEST ONLY; only in the
+	// testclock build, see testflags.go).
 	testClockOffset   time.Duration
+	maxClockOffset    time.Duration
 	join              string
 	advertiseHTTPAddr string
 	debugAddr         string
@@ -97,6 +99,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.logRequests, "log-requests", string(httpapi.RequestLogErrors), "requests logged at info: errors (5xx, 401/403, slower than 1s), all, or off; the others are logged at debug")
 	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "serve GET /metrics without an API key (for scrapers that cannot send one); otherwise it needs the read scope")
 	fs.Uint64Var(&o.gcHeadroomMB, "gc-headroom-mb", 64, "let the heap grow this many MiB beyond the live heap between collections: GOGC is lowered from 100 as the live heap passes this size (floor 10); 0 = Go's default pacing; ignored when GOGC is set")
+	fs.DurationVar(&o.maxClockOffset, "max-clock-offset", store.DefaultConfig().MaxClockOffset, "largest clock offset from a majority of the voters under which this node leads and stamps time (TTLs, expirations, dedup window); measured continuously over the peer port. Use the same value on every node")
 	registerTestFlags(fs, &o)
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve net/http/pprof (/debug/pprof/, no authentication) on this separate address, e.g. 127.0.0.1:6060")
 	fs.Usage = func() {

@@ -189,6 +189,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		DisableWriteBatching:    !o.writeBatching,
 		MaxWriteBatchesInFlight: o.writeBatches,
 		Clock:                   testClock(o, logger),
+		MaxClockOffset:          o.maxClockOffset,
 		Join:                    len(joins) > 0,
 		HTTPAddr:                advertisedHTTPAddr(o, ln),
 		MaxValueBytes:           o.maxValueBytes,

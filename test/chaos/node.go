@@ -66,6 +66,7 @@ func (n *node) start() error {
 		// Small enough that snapshots are taken (and installed on a node that
 		// was down) within a scenario.
 		"--snapshot-threshold", "1024",
+		"--max-clock-offset", maxClockOffset.String(),
 		"--log-format", "json",
 		// Peer mutual TLS, as every kvnode runs by default (certificates
 		// generated per run by newNodes).
