@@ -90,8 +90,14 @@ type statusData struct {
 	Voters       []voterData `json:"voters"`
 	Keys         int         `json:"keys"`
 	AuthDisabled bool        `json:"authDisabled"`
+	InsecurePeer bool        `json:"insecurePeer"`
+	PeerWarning  string      `json:"peerWarning,omitempty"`
 	ClusterID    *string     `json:"clusterId"` // null until the first leader recorded one
 }
+
+// insecurePeerWarning is what GET /cluster/status says about a peer port
+// without mutual TLS.
+const insecurePeerWarning = "the peer port runs WITHOUT authentication (--insecure-peer): anyone who can reach it can join the cluster and rewrite its data"
 
 type voterData struct {
 	ID   string `json:"id"`
@@ -123,6 +129,15 @@ func (a *api) clusterStatus(r *http.Request) (reply, error) {
 		Voters:       voters,
 		Keys:         st.Keys,
 		AuthDisabled: a.cfg.InsecureNoAuth,
+		InsecurePeer: a.cfg.InsecurePeer,
+		PeerWarning:  peerWarning(a.cfg.InsecurePeer),
 		ClusterID:    clusterID,
 	})
+}
+
+func peerWarning(insecure bool) string {
+	if insecure {
+		return insecurePeerWarning
+	}
+	return ""
 }

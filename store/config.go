@@ -124,6 +124,12 @@ type Config struct {
 	// in-process clusters apart. nil means the metrics are kept but not exported.
 	Metrics prometheus.Registerer
 
+	// InsecurePeer allows a peer port without mutual TLS (a Mux whose
+	// transport.Config has no TLS): Open refuses one otherwise, because
+	// anyone who reaches such a port can append to the raft log. Tests and
+	// kvnode --insecure-peer set it.
+	InsecurePeer bool
+
 	// WrapRaftLayer, when set, wraps the raft stream layer. Tests use it to cut
 	// raft traffic between nodes; production leaves it nil.
 	WrapRaftLayer func(raft.StreamLayer) raft.StreamLayer

@@ -135,6 +135,9 @@ func (s *Store) Join(ctx context.Context, req JoinRequest) (JoinAction, error) {
 		return 0, err
 	}
 	resp, err := s.viaLeader(ctx, methodJoin, encodeJoinRequest(req, false), func(ctx context.Context) ([]byte, error) {
+		if err := s.verifyJoiner(ctx, req); err != nil { // peerauth.go
+			return nil, err
+		}
 		a, err := s.joinAsLeader(ctx, req, false)
 		return []byte{byte(a)}, err
 	})

@@ -48,6 +48,9 @@ func (s *Store) handleMembershipRPC(ctx context.Context, method uint8, req []byt
 		err = jr.validate()
 		if err == nil {
 			err = s.asLeader(func() error {
+				if err := s.authorizeJoinRPC(ctx, jr, register); err != nil { // peerauth.go
+					return err
+				}
 				a, err := s.joinAsLeader(ctx, jr, register)
 				body = []byte{byte(a)}
 				return err

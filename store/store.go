@@ -83,6 +83,9 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if mux.PeerTLS() == nil && !cfg.InsecurePeer {
+		return nil, errors.New("store: the peer port has no mutual TLS; configure it, or set InsecurePeer to run an unauthenticated peer port on purpose")
+	}
 	if need := FrameBytesFor(cfg.MaxValueBytes); mux.MaxFrameBytes() < need {
 		return nil, fmt.Errorf("store: the peer port's frame limit (%d bytes) cannot carry a write of the largest value (%d bytes); it must be at least %d", mux.MaxFrameBytes(), cfg.MaxValueBytes, need)
 	}
@@ -108,6 +111,9 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 	if err := s.openRaft(); err != nil {
 		s.rpc.Close()
 		return nil, err
+	}
+	if ptls := mux.PeerTLS(); ptls != nil {
+		ptls.ExpectPeers(s.peerIDAt) // dialers check who answers (peerauth.go)
 	}
 	if err := s.metrics.register(cfg.Metrics, s); err != nil {
 		s.Close()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quorumkv/quorumkv/httpapi"
+	"github.com/quorumkv/quorumkv/pki"
 	"github.com/quorumkv/quorumkv/store"
 )
 
@@ -37,6 +38,8 @@ type options struct {
 	peerCA            string
 	peerCert          string
 	peerKey           string
+	clusterName       string
+	insecurePeer      bool
 	tlsCert           string
 	tlsKey            string
 	maxConcurrent     int
@@ -87,6 +90,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.peerCA, "peer-ca", "", "cluster CA certificate (PEM): with --peer-cert and --peer-key, the peer port runs mutual TLS 1.3")
 	fs.StringVar(&o.peerCert, "peer-cert", "", "this node's certificate (PEM) for the peer port, signed by --peer-ca")
 	fs.StringVar(&o.peerKey, "peer-key", "", "the key of --peer-cert (PEM)")
+	fs.StringVar(&o.clusterName, "cluster-name", pki.DefaultClusterName, "this cluster's name: peer certificates must carry the identity quorumkv://<cluster-name>/node/<id>, so a certificate the same CA issued to another cluster or workload is refused")
+	fs.BoolVar(&o.insecurePeer, "insecure-peer", false, "run the peer port WITHOUT mutual TLS: anyone who can reach it can join the cluster and rewrite its data (isolated tests only; logged as a warning and shown in /cluster/status)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "certificate (PEM) for HTTPS on --http-addr; reloaded when the file changes")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-requests", 4096, "requests served at once; more are answered 503 overloaded with Retry-After (0 = no limit)")
