@@ -58,7 +58,7 @@ func TestSIGHUPDuringStartDoesNotKillTheNode(t *testing.T) {
 	httpAddr := freeAddr(t)
 	cmd := exec.Command(bin, "--id", "n1", "--http-addr", httpAddr, "--peer-addr", freeAddr(t),
 		"--data-dir", filepath.Join(dir, "data"), "--api-key-file", keyFile,
-		"--heartbeat-timeout", "300ms", "--election-timeout", "300ms")
+		"--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--insecure-peer")
 	out := &firstByteWriter{started: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = io.Discard, out
 	if err := cmd.Start(); err != nil {
