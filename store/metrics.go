@@ -161,6 +161,8 @@ func forwardKind(method uint8) string {
 		return "write"
 	case methodReadIndex:
 		return "read_index"
+	case methodReadAt:
+		return "read"
 	case methodRestore:
 		return "restore"
 	}

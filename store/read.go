@@ -21,9 +21,8 @@ type readIndexRequest struct {
 }
 
 type readIndexResult struct {
-	index uint64
-	nowMs int64 // the leader's clock when the index was taken; expiry is judged at it
-	err   error
+	readPoint
+	err error
 }
 
 // Get returns the live entry for key. Linearizable reads observe every write
@@ -35,9 +34,27 @@ func (s *Store) Get(ctx context.Context, key string, level ReadLevel) (Item, err
 
 // Read is Get with read options, also describing the state it was served from.
 func (s *Store) Read(ctx context.Context, key string, opts ReadOptions) (Item, ReadInfo, error) {
-	now, info, err := s.prepareRead(ctx, opts)
-	if err != nil {
+	var remote *Item
+	var remoteErr error
+	now, info, err := s.prepareRead(ctx, opts, func(ctx context.Context, at readPoint) error {
+		res, err := s.readAt(ctx, at, readAtRequest{key: key})
+		if err != nil {
+			return err
+		}
+		if len(res.items) == 0 {
+			remoteErr = ErrNotFound
+		} else {
+			remote = &res.items[0]
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
 		return Item{}, info, err
+	case remote != nil:
+		return *remote, info, nil
+	case remoteErr != nil:
+		return Item{}, info, remoteErr
 	}
 	e, ok := s.fsm.Get(key, now)
 	if !ok {
@@ -53,9 +70,20 @@ func (s *Store) List(ctx context.Context, req ListRequest) (ListResult, ReadInfo
 	if req.Limit < 1 {
 		return ListResult{}, ReadInfo{}, fmt.Errorf("store: list limit must be positive, got %d", req.Limit)
 	}
-	now, info, err := s.prepareRead(ctx, req.ReadOptions)
+	var remote *ListResult
+	now, info, err := s.prepareRead(ctx, req.ReadOptions, func(ctx context.Context, at readPoint) error {
+		res, err := s.readAt(ctx, at, readAtRequest{list: true, key: req.Prefix, after: req.After, limit: req.Limit})
+		if err != nil {
+			return err
+		}
+		remote = &ListResult{Items: res.items, More: res.more}
+		return nil
+	})
 	if err != nil {
 		return ListResult{}, info, err
+	}
+	if remote != nil {
+		return *remote, info, nil
 	}
 	entries, more := s.fsm.List(req.Prefix, req.After, req.Limit, now)
 	res := ListResult{Items: make([]Item, len(entries)), More: more}
@@ -65,12 +93,34 @@ func (s *Store) List(ctx context.Context, req ListRequest) (ListResult, ReadInfo
 	return res, info, nil
 }
 
+// readPoint is a confirmed linearizable read: state applied up to index
+// reflects every write acknowledged before the read began, and expiry is
+// judged at nowMs, the leader's clock when it took the index. from is the
+// peer address of the leader that confirmed it ("" when this node did).
+type readPoint struct {
+	index uint64
+	nowMs int64
+	from  string
+}
+
+// remoteRead serves a read elsewhere at a confirmed read point: it returns
+// nil once the read's result is in hand, an error to make the caller wait for
+// its own state machine instead.
+type remoteRead func(ctx context.Context, at readPoint) error
+
 // prepareRead waits until this node may serve a read with opts and returns the
 // clock at which to judge expiry: for MinIndex, until the local state machine
 // applied it; for a linearizable read, until it applied a confirmed read index
 // (then expiry is judged at the leader's clock); a stale read uses the local
 // clock.
-func (s *Store) prepareRead(ctx context.Context, opts ReadOptions) (int64, ReadInfo, error) {
+//
+// A follower whose state machine has not reached the read index within
+// followerReadGrace hands the read to remote (when not nil), which asks the
+// leader to serve it at the same read point (readat.go): otherwise the read
+// would wait for the leader's next AppendEntries to carry the commit index,
+// which without further writes takes raft's CommitTimeout. If remote returns
+// nil the read is done there, and the returned clock is not to be used.
+func (s *Store) prepareRead(ctx context.Context, opts ReadOptions, remote remoteRead) (int64, ReadInfo, error) {
 	if opts.MinIndex > 0 {
 		if err := s.fsm.WaitApplied(ctx, opts.MinIndex); err != nil {
 			return 0, s.readInfo(), fmt.Errorf("%w: index %d not applied before the deadline (applied %d)",
@@ -79,16 +129,36 @@ func (s *Store) prepareRead(ctx context.Context, opts ReadOptions) (int64, ReadI
 	}
 	now := s.nowMs()
 	if opts.Level != Stale && !brokenReads {
-		idx, leaderNow, err := s.readIndex(ctx)
+		at, err := s.readIndex(ctx)
 		if err != nil {
 			return 0, s.readInfo(), err
 		}
-		if err := s.fsm.WaitApplied(ctx, idx); err != nil {
-			return 0, s.readInfo(), fmt.Errorf("%w: waiting to apply index %d (applied %d)", ErrTimeout, idx, s.fsm.AppliedIndex())
+		if at.from != "" && remote != nil && s.fsm.AppliedIndex() < at.index {
+			if s.waitAppliedFor(ctx, at.index, followerReadGrace) {
+				return at.nowMs, s.readInfo(), nil
+			}
+			if err := remote(ctx, at); err == nil {
+				return 0, s.readInfo(), nil
+			} else if ctx.Err() == nil {
+				s.log.Debug("read at the leader failed; waiting for the local state machine", "index", at.index, "err", err)
+			}
 		}
-		now = leaderNow
+		if err := s.fsm.WaitApplied(ctx, at.index); err != nil {
+			return 0, s.readInfo(), fmt.Errorf("%w: waiting to apply index %d (applied %d)", ErrTimeout, at.index, s.fsm.AppliedIndex())
+		}
+		now = at.nowMs
 	}
 	return now, s.readInfo(), nil
+}
+
+// waitAppliedFor reports whether the state machine reaches index within d.
+func (s *Store) waitAppliedFor(ctx context.Context, index uint64, d time.Duration) bool {
+	if s.fsm.AppliedIndex() >= index {
+		return true
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return s.fsm.WaitApplied(wctx, index) == nil
 }
 
 // readInfo describes this node's state now.
@@ -103,40 +173,39 @@ func (s *Store) readInfo() ReadInfo {
 	return info
 }
 
-// readIndex returns an index such that state applied up to it reflects every
-// write acknowledged before the call, and the leader's clock at that point. It
-// asks the local read loop when this node leads, the leader otherwise, and
-// retries until ctx ends.
-func (s *Store) readIndex(ctx context.Context) (uint64, int64, error) {
+// readIndex returns a read point: an index such that state applied up to it
+// reflects every write acknowledged before the call, and the leader's clock at
+// that point. It asks the local read loop when this node leads, the leader
+// otherwise, and retries until ctx ends.
+func (s *Store) readIndex(ctx context.Context) (readPoint, error) {
 	sawLeader := false
 	var last error
 	for attempt := 0; ; attempt++ {
-		var idx uint64
-		var now int64
+		var at readPoint
 		var err error
 		addr, _ := s.raft.LeaderWithID()
 		switch {
 		case s.raft.State() == raft.Leader:
 			sawLeader = true
-			idx, now, err = s.leaderReadIndex(ctx)
+			at.index, at.nowMs, err = s.leaderReadIndex(ctx)
 		case addr != "":
 			sawLeader = true
-			idx, now, err = s.followerReadIndex(ctx)
+			at, err = s.followerReadIndex(ctx)
 		default:
 			err = errNotReadyLeader
 		}
 		if err == nil {
-			return idx, now, nil
+			return at, nil
 		}
 		last = err
 		if werr := s.waitForLeader(ctx, attempt); werr != nil {
 			if errors.Is(werr, ErrShuttingDown) {
-				return 0, 0, werr
+				return readPoint{}, werr
 			}
 			if !sawLeader {
-				return 0, 0, fmt.Errorf("%w: no leader known before the deadline", ErrNoLeader)
+				return readPoint{}, fmt.Errorf("%w: no leader known before the deadline", ErrNoLeader)
 			}
-			return 0, 0, fmt.Errorf("%w: could not confirm a read index with the leader: %v", ErrTimeout, last)
+			return readPoint{}, fmt.Errorf("%w: could not confirm a read index with the leader: %v", ErrTimeout, last)
 		}
 	}
 }
@@ -147,7 +216,7 @@ const remoteReadTimeout = 3 * time.Second
 
 // followerReadIndex queues a request for remoteReadLoop and waits for its
 // answer: concurrent reads on a follower share one call to the leader.
-func (s *Store) followerReadIndex(ctx context.Context) (uint64, int64, error) {
+func (s *Store) followerReadIndex(ctx context.Context) (readPoint, error) {
 	return submitRead(ctx, s.remoteReads, s.closing)
 }
 
@@ -176,6 +245,7 @@ func (s *Store) remoteReadLoop() {
 			}
 		}()
 		res.index, res.nowMs, res.err = s.remoteReadIndex(ctx, string(addr))
+		res.from = string(addr)
 		return res
 	})
 }
@@ -203,7 +273,8 @@ func (s *Store) leaderReadIndex(ctx context.Context) (uint64, int64, error) {
 	if s.raft.State() != raft.Leader || s.readyTerm.Load() == 0 {
 		return 0, 0, errNotReadyLeader
 	}
-	return submitRead(ctx, s.reads, s.closing)
+	at, err := submitRead(ctx, s.reads, s.closing)
+	return at.index, at.nowMs, err
 }
 
 // readLoop confirms read indexes in batches (ReadIndex, Raft thesis §6.4): every
@@ -220,20 +291,20 @@ func (s *Store) readLoop() {
 // submitRead queues a read-index request on queue and waits for its answer
 // or ctx. The answer channel is buffered, so the batching loop never blocks
 // on a caller that gave up.
-func submitRead(ctx context.Context, queue chan<- *readIndexRequest, closing <-chan struct{}) (uint64, int64, error) {
+func submitRead(ctx context.Context, queue chan<- *readIndexRequest, closing <-chan struct{}) (readPoint, error) {
 	req := &readIndexRequest{done: make(chan readIndexResult, 1)}
 	select {
 	case queue <- req:
 	case <-ctx.Done():
-		return 0, 0, ctx.Err()
+		return readPoint{}, ctx.Err()
 	case <-closing:
-		return 0, 0, ErrShuttingDown
+		return readPoint{}, ErrShuttingDown
 	}
 	select {
 	case res := <-req.done:
-		return res.index, res.nowMs, res.err
+		return res.readPoint, res.err
 	case <-ctx.Done():
-		return 0, 0, ctx.Err()
+		return readPoint{}, ctx.Err()
 	}
 }
 

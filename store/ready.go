@@ -12,12 +12,12 @@ import (
 // ErrNoLeader or ErrTimeout that says why. Load balancers and Kubernetes
 // readiness probes call it through GET /readyz.
 func (s *Store) Ready(ctx context.Context) error {
-	idx, _, err := s.readIndex(ctx)
+	at, err := s.readIndex(ctx)
 	if err != nil {
 		return err
 	}
-	if err := s.fsm.WaitApplied(ctx, idx); err != nil {
-		return fmt.Errorf("%w: this node has applied index %d, behind the leader's %d", ErrTimeout, s.fsm.AppliedIndex(), idx)
+	if err := s.fsm.WaitApplied(ctx, at.index); err != nil {
+		return fmt.Errorf("%w: this node has applied index %d, behind the leader's %d", ErrTimeout, s.fsm.AppliedIndex(), at.index)
 	}
 	return nil
 }

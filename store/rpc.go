@@ -19,6 +19,7 @@ const (
 	// methodReadIndex: a follower asks the leader for a linearizable read index
 	// and the leader's clock at that point.
 	methodReadIndex uint8 = 2
+	// methodReadAt (3, readat.go) serves a follower's read at its read point;
 	// methodRestore (8, restore.go) forwards an online restore's steps;
 	// membership methods are 16-20 (membership_rpc.go). Every method number is
 	// unique across files: handleRPC dispatches on it.
@@ -90,6 +91,8 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 		return encodeReadIndexResponse(idx, now, statusOf(err), errString(err)), nil
 	case methodRestore:
 		return s.handleRestoreRPC(ctx, req)
+	case methodReadAt:
+		return s.handleReadAtRPC(ctx, req)
 	default:
 		if resp, ok, err := s.handleMembershipRPC(ctx, method, req); ok {
 			return resp, err

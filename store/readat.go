@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Reads served by the leader at a follower's read point.
+//
+// A follower that has confirmed a read index with the leader can only apply
+// it once raft tells it the commit index, and hashicorp/raft sends the commit
+// index to a follower only in an AppendEntries that carries entries or on the
+// replication loop's CommitTimeout tick (heartbeats do not carry it). A read
+// issued right after an acknowledged write therefore used to wait for the next
+// write or for CommitTimeout (50-100 ms). Instead, when the follower has not
+// applied the read index within followerReadGrace, it sends the read itself
+// (one key, or one list page) with the read point to the node that confirmed
+// the index, which serves it from its own state machine once that has applied
+// the index. No leadership check is needed there: any state applied at or past
+// a confirmed read index reflects every write acknowledged before the read
+// began, and expiry is judged at the read point's clock as a local read would.
+
+// methodReadAt: a follower asks the leader to serve one read at a read point
+// the leader confirmed. Served by any node (see above).
+const methodReadAt uint8 = 3
+
+// followerReadGrace is how long a follower waits for its own state machine to
+// reach a confirmed read index before it asks the leader to serve the read.
+// Under a steady stream of writes the commit index arrives with the next
+// AppendEntries, usually within this; without writes it would take
+// CommitTimeout. Measured in BENCHMARKS.md ("Follower reads").
+const followerReadGrace = 2 * time.Millisecond
+
+// Bounds on a forwarded read. Keys are at most 512 bytes at the HTTP API; a
+// list page at most 1000 items. A page whose answer would exceed
+// readAtMaxAnswerBytes is refused, and the follower serves it from its own
+// state once applied.
+const (
+	readAtMaxKeyBytes    = 1024
+	readAtMaxLimit       = 1000
+	readAtMaxAnswerBytes = 16 << 20
+	// readAtTimeout bounds both the call and the server's wait for its own
+	// state machine to reach the index.
+	readAtTimeout = time.Second
+)
+
+// readAtRequest is one read to serve at a read point: a GET of key, or when
+// list is set a page of up to limit keys with prefix key after after.
+type readAtRequest struct {
+	readPoint
+	list  bool
+	key   string
+	after string
+	limit int
+}
+
+// readAtResult is the answer: the live items found (at most one for a GET)
+// and, for a page, whether more follow.
+type readAtResult struct {
+	items []Item
+	more  bool
+}
+
+// readAt asks the node that confirmed at to serve r at that read point.
+func (s *Store) readAt(ctx context.Context, at readPoint, r readAtRequest) (readAtResult, error) {
+	r.readPoint = at
+	ctx, cancel := context.WithTimeout(ctx, readAtTimeout)
+	defer cancel()
+	payload, err := s.callLeader(ctx, at.from, methodReadAt, encodeReadAtRequest(r))
+	if err != nil {
+		return readAtResult{}, err
+	}
+	res, st, msg, err := decodeReadAtResponse(payload)
+	if err != nil {
+		return readAtResult{}, fmt.Errorf("store: malformed read answer: %w", err)
+	}
+	if st != statusOK {
+		return readAtResult{}, fmt.Errorf("store: read at index %d refused: %s", at.index, msg)
+	}
+	if !r.list && len(res.items) > 1 {
+		return readAtResult{}, errors.New("store: read answer has more than one item")
+	}
+	return res, nil
+}
+
+// handleReadAtRPC serves a forwarded read once this node's state machine has
+// applied the request's index (waiting at most readAtTimeout).
+func (s *Store) handleReadAtRPC(ctx context.Context, req []byte) ([]byte, error) {
+	r, err := decodeReadAtRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("store: bad read request: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, readAtTimeout)
+	defer cancel()
+	if err := s.fsm.WaitApplied(wctx, r.index); err != nil {
+		return encodeReadAtResponse(readAtResult{}, statusFailed,
+			fmt.Sprintf("index %d not applied here in time (applied %d)", r.index, s.fsm.AppliedIndex())), nil
+	}
+	var res readAtResult
+	if r.list {
+		entries, more := s.fsm.List(r.key, r.after, r.limit, r.nowMs)
+		res.more = more
+		res.items = make([]Item, len(entries))
+		for i, e := range entries {
+			res.items[i] = Item{Key: e.Key, Value: e.Value, Version: e.Revision, ExpiresAt: msTime(e.ExpiresAt)}
+		}
+	} else if e, ok := s.fsm.Get(r.key, r.nowMs); ok {
+		res.items = []Item{{Key: r.key, Value: e.Value, Version: e.Revision, ExpiresAt: msTime(e.ExpiresAt)}}
+	}
+	if size := res.size(); size > readAtMaxAnswerBytes {
+		return encodeReadAtResponse(readAtResult{}, statusFailed,
+			fmt.Sprintf("answer of %d bytes is over the %d-byte limit for a forwarded read", size, readAtMaxAnswerBytes)), nil
+	}
+	return encodeReadAtResponse(res, statusOK, ""), nil
+}
+
+// size bounds the encoded answer's length.
+func (r readAtResult) size() int {
+	n := 16
+	for _, it := range r.items {
+		n += len(it.Key) + len(it.Value) + 4*binary.MaxVarintLen64
+	}
+	return n
+}
+
+// Wire format (rpcFormat, then uvarint/varint fields): request = kind (0 get,
+// 1 list), index, nowMs, key, after, limit; answer = status, message, more,
+// item count, then per item key, value, version, expiresAt (Unix ms, 0 =
+// never). The decoder accepts nothing else: bounded lengths, no trailing bytes.
+
+func encodeReadAtRequest(r readAtRequest) []byte {
+	b := make([]byte, 0, 32+len(r.key)+len(r.after))
+	b = append(b, rpcFormat, flag(r.list))
+	b = binary.AppendUvarint(b, r.index)
+	b = binary.AppendVarint(b, r.nowMs)
+	b = binary.AppendUvarint(b, uint64(len(r.key)))
+	b = append(b, r.key...)
+	b = binary.AppendUvarint(b, uint64(len(r.after)))
+	b = append(b, r.after...)
+	return binary.AppendUvarint(b, uint64(r.limit))
+}
+
+func decodeReadAtRequest(b []byte) (readAtRequest, error) {
+	d := decoder{b: b}
+	var r readAtRequest
+	if v := d.byte(); v != rpcFormat && d.err == nil {
+		return r, fmt.Errorf("unsupported format %d", v)
+	}
+	kind := d.byte()
+	r.index = d.uvarint()
+	r.nowMs = d.varint()
+	r.key = string(d.bytes())
+	r.after = string(d.bytes())
+	limit := d.uvarint()
+	switch {
+	case d.err != nil:
+		return readAtRequest{}, d.err
+	case len(d.b) != 0:
+		return readAtRequest{}, errors.New("trailing bytes")
+	case kind > 1:
+		return readAtRequest{}, fmt.Errorf("unknown read kind %d", kind)
+	case r.index == 0:
+		return readAtRequest{}, errors.New("no read index")
+	case len(r.key) > readAtMaxKeyBytes || len(r.after) > readAtMaxKeyBytes:
+		return readAtRequest{}, fmt.Errorf("key over %d bytes", readAtMaxKeyBytes)
+	}
+	r.list = kind == 1
+	if r.list {
+		if limit < 1 || limit > readAtMaxLimit {
+			return readAtRequest{}, fmt.Errorf("list limit %d: want 1..%d", limit, readAtMaxLimit)
+		}
+		r.limit = int(limit)
+	} else if limit != 0 || r.after != "" {
+		return readAtRequest{}, errors.New("a get carries no page fields")
+	}
+	return r, nil
+}
+
+func encodeReadAtResponse(r readAtResult, st rpcStatus, msg string) []byte {
+	b := make([]byte, 0, r.size()+len(msg))
+	b = append(b, rpcFormat, byte(st))
+	b = binary.AppendUvarint(b, uint64(len(msg)))
+	b = append(b, msg...)
+	b = append(b, flag(r.more))
+	b = binary.AppendUvarint(b, uint64(len(r.items)))
+	for _, it := range r.items {
+		b = binary.AppendUvarint(b, uint64(len(it.Key)))
+		b = append(b, it.Key...)
+		b = binary.AppendUvarint(b, uint64(len(it.Value)))
+		b = append(b, it.Value...)
+		b = binary.AppendUvarint(b, it.Version)
+		var exp int64
+		if !it.ExpiresAt.IsZero() {
+			exp = it.ExpiresAt.UnixMilli()
+		}
+		b = binary.AppendVarint(b, exp)
+	}
+	return b
+}
+
+func decodeReadAtResponse(b []byte) (readAtResult, rpcStatus, string, error) {
+	d := decoder{b: b}
+	var r readAtResult
+	if v := d.byte(); v != rpcFormat && d.err == nil {
+		return r, 0, "", fmt.Errorf("unsupported format %d", v)
+	}
+	st := rpcStatus(d.byte())
+	msg := string(d.bytes())
+	r.more = d.byte() != 0
+	n := d.uvarint()
+	if d.err == nil && n > readAtMaxLimit {
+		return readAtResult{}, 0, "", fmt.Errorf("%d items in one answer", n)
+	}
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		key := string(d.bytes())
+		value := d.bytes()
+		version := d.uvarint()
+		exp := d.varint()
+		r.items = append(r.items, Item{Key: key, Value: value, Version: version, ExpiresAt: msTime(exp)})
+	}
+	if d.err == nil && len(d.b) != 0 {
+		return readAtResult{}, 0, "", errors.New("trailing bytes")
+	}
+	return r, st, msg, d.err
+}
