@@ -163,6 +163,8 @@ func forwardKind(method uint8) string {
 		return "read_index"
 	case methodReadAt:
 		return "read"
+	case methodReadIndexGet:
+		return "read_index_get"
 	case methodRestore:
 		return "restore"
 	}

@@ -15,9 +15,14 @@ import (
 // a follower, or a new leader whose barrier has not committed in its term.
 var errNotReadyLeader = errors.New("not a ready leader")
 
-// readIndexRequest asks readLoop for a confirmed read index.
+// readIndexRequest asks readLoop (or on a follower remoteReadLoop) for a
+// confirmed read index.
 type readIndexRequest struct {
-	done chan readIndexResult // buffered(1): readLoop never blocks on it
+	// get, on a follower, names the key a GET will read: if the follower
+	// has not applied the read index yet, the leader reads the key at the
+	// read point and returns it with the index (readat.go).
+	get  *string
+	done chan readIndexResult // buffered(1): the loop never blocks on it
 }
 
 type readIndexResult struct {
@@ -34,27 +39,25 @@ func (s *Store) Get(ctx context.Context, key string, level ReadLevel) (Item, err
 
 // Read is Get with read options, also describing the state it was served from.
 func (s *Store) Read(ctx context.Context, key string, opts ReadOptions) (Item, ReadInfo, error) {
-	var remote *Item
-	var remoteErr error
-	now, info, err := s.prepareRead(ctx, opts, func(ctx context.Context, at readPoint) error {
+	var remote *readAtResult
+	now, info, err := s.prepareRead(ctx, opts, &key, func(ctx context.Context, at readPoint) error {
+		if at.got != nil {
+			remote = at.got
+			return nil
+		}
 		res, err := s.readAt(ctx, at, readAtRequest{key: key})
-		if err != nil {
-			return err
+		if err == nil {
+			remote = &res
 		}
-		if len(res.items) == 0 {
-			remoteErr = ErrNotFound
-		} else {
-			remote = &res.items[0]
-		}
-		return nil
+		return err
 	})
 	switch {
 	case err != nil:
 		return Item{}, info, err
+	case remote != nil && len(remote.items) == 0:
+		return Item{}, info, ErrNotFound
 	case remote != nil:
-		return *remote, info, nil
-	case remoteErr != nil:
-		return Item{}, info, remoteErr
+		return remote.items[0], info, nil
 	}
 	e, ok := s.fsm.Get(key, now)
 	if !ok {
@@ -71,7 +74,7 @@ func (s *Store) List(ctx context.Context, req ListRequest) (ListResult, ReadInfo
 		return ListResult{}, ReadInfo{}, fmt.Errorf("store: list limit must be positive, got %d", req.Limit)
 	}
 	var remote *ListResult
-	now, info, err := s.prepareRead(ctx, req.ReadOptions, func(ctx context.Context, at readPoint) error {
+	now, info, err := s.prepareRead(ctx, req.ReadOptions, nil, func(ctx context.Context, at readPoint) error {
 		res, err := s.readAt(ctx, at, readAtRequest{list: true, key: req.Prefix, after: req.After, limit: req.Limit})
 		if err != nil {
 			return err
@@ -101,6 +104,9 @@ type readPoint struct {
 	index uint64
 	nowMs int64
 	from  string
+	// got is the leader's answer to the GET the request named, read at
+	// this read point, when the leader found this follower behind it.
+	got *readAtResult
 }
 
 // remoteRead serves a read elsewhere at a confirmed read point: it returns
@@ -114,13 +120,15 @@ type remoteRead func(ctx context.Context, at readPoint) error
 // (then expiry is judged at the leader's clock); a stale read uses the local
 // clock.
 //
-// A follower whose state machine has not reached the read index within
-// followerReadGrace hands the read to remote (when not nil), which asks the
-// leader to serve it at the same read point (readat.go): otherwise the read
-// would wait for the leader's next AppendEntries to carry the commit index,
-// which without further writes takes raft's CommitTimeout. If remote returns
-// nil the read is done there, and the returned clock is not to be used.
-func (s *Store) prepareRead(ctx context.Context, opts ReadOptions, remote remoteRead) (int64, ReadInfo, error) {
+// A follower whose state machine has not reached the read index does not wait
+// for it when it need not (readat.go): a GET (get names its key) may come back
+// with the leader's answer read at the read point, and otherwise, after
+// followerReadGrace, remote (when not nil) asks the leader to serve the read at
+// that point. Waiting would take until the leader's next AppendEntries carries
+// the commit index, which without further writes is raft's CommitTimeout. If
+// remote returns nil the read is done there, and the returned clock is not to
+// be used.
+func (s *Store) prepareRead(ctx context.Context, opts ReadOptions, get *string, remote remoteRead) (int64, ReadInfo, error) {
 	if opts.MinIndex > 0 {
 		if err := s.fsm.WaitApplied(ctx, opts.MinIndex); err != nil {
 			return 0, s.readInfo(), fmt.Errorf("%w: index %d not applied before the deadline (applied %d)",
@@ -129,12 +137,12 @@ func (s *Store) prepareRead(ctx context.Context, opts ReadOptions, remote remote
 	}
 	now := s.nowMs()
 	if opts.Level != Stale && !brokenReads {
-		at, err := s.readIndex(ctx)
+		at, err := s.readIndex(ctx, get)
 		if err != nil {
 			return 0, s.readInfo(), err
 		}
 		if at.from != "" && remote != nil && s.fsm.AppliedIndex() < at.index {
-			if s.waitAppliedFor(ctx, at.index, followerReadGrace) {
+			if at.got == nil && s.waitAppliedFor(ctx, at.index, followerReadGrace) {
 				return at.nowMs, s.readInfo(), nil
 			}
 			if err := remote(ctx, at); err == nil {
@@ -177,7 +185,7 @@ func (s *Store) readInfo() ReadInfo {
 // reflects every write acknowledged before the call, and the leader's clock at
 // that point. It asks the local read loop when this node leads, the leader
 // otherwise, and retries until ctx ends.
-func (s *Store) readIndex(ctx context.Context) (readPoint, error) {
+func (s *Store) readIndex(ctx context.Context, get *string) (readPoint, error) {
 	sawLeader := false
 	var last error
 	for attempt := 0; ; attempt++ {
@@ -190,7 +198,7 @@ func (s *Store) readIndex(ctx context.Context) (readPoint, error) {
 			at.index, at.nowMs, err = s.leaderReadIndex(ctx)
 		case addr != "":
 			sawLeader = true
-			at, err = s.followerReadIndex(ctx)
+			at, err = s.followerReadIndex(ctx, get)
 		default:
 			err = errNotReadyLeader
 		}
@@ -216,8 +224,8 @@ const remoteReadTimeout = 3 * time.Second
 
 // followerReadIndex queues a request for remoteReadLoop and waits for its
 // answer: concurrent reads on a follower share one call to the leader.
-func (s *Store) followerReadIndex(ctx context.Context) (readPoint, error) {
-	return submitRead(ctx, s.remoteReads, s.closing)
+func (s *Store) followerReadIndex(ctx context.Context, get *string) (readPoint, error) {
+	return submitRead(ctx, s.remoteReads, s.closing, get)
 }
 
 // remoteReadLoop batches a follower's read-index requests: every request
@@ -227,13 +235,18 @@ func (s *Store) followerReadIndex(ctx context.Context) (readPoint, error) {
 // arrived — the same rule readLoop follows on the leader.
 func (s *Store) remoteReadLoop() {
 	defer s.wg.Done()
-	batchReads(s.remoteReads, s.closing, func() (res readIndexResult) {
+	batchReads(s.remoteReads, s.closing, func(batch []*readIndexRequest) {
+		answer := func(res readIndexResult) {
+			for _, req := range batch {
+				req.done <- res
+			}
+		}
 		addr, _ := s.raft.LeaderWithID()
 		if addr == "" || s.raft.State() == raft.Leader {
 			// Leadership moved since the requests were queued: let each
 			// request's own loop pick the right path again.
-			res.err = errNotReadyLeader
-			return res
+			answer(readIndexResult{err: errNotReadyLeader})
+			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), remoteReadTimeout)
 		defer cancel()
@@ -244,9 +257,36 @@ func (s *Store) remoteReadLoop() {
 			case <-ctx.Done():
 			}
 		}()
+		var keys []string
+		seen := make(map[string]bool)
+		for _, req := range batch {
+			if req.get != nil && !seen[*req.get] {
+				seen[*req.get] = true
+				keys = append(keys, *req.get)
+			}
+		}
+		if len(keys) > 0 {
+			// One call confirms the index and, if this node is behind it,
+			// brings the GETs' answers (readat.go). Should it fail (a
+			// leader without the method, a refusal), the plain call below
+			// still confirms the index.
+			at, got, err := s.remoteReadIndexGet(ctx, string(addr), keys)
+			if err == nil {
+				for _, req := range batch {
+					res := readIndexResult{readPoint: at}
+					if req.get != nil && got != nil {
+						res.got = got[*req.get]
+					}
+					req.done <- res
+				}
+				return
+			}
+			s.log.Debug("read index with GETs failed; asking for the index alone", "err", err)
+		}
+		var res readIndexResult
 		res.index, res.nowMs, res.err = s.remoteReadIndex(ctx, string(addr))
 		res.from = string(addr)
-		return res
+		answer(res)
 	})
 }
 
@@ -273,7 +313,7 @@ func (s *Store) leaderReadIndex(ctx context.Context) (uint64, int64, error) {
 	if s.raft.State() != raft.Leader || s.readyTerm.Load() == 0 {
 		return 0, 0, errNotReadyLeader
 	}
-	at, err := submitRead(ctx, s.reads, s.closing)
+	at, err := submitRead(ctx, s.reads, s.closing, nil)
 	return at.index, at.nowMs, err
 }
 
@@ -282,17 +322,20 @@ func (s *Store) leaderReadIndex(ctx context.Context) (uint64, int64, error) {
 // leadership check, so verification cost follows round trips, not request rate.
 func (s *Store) readLoop() {
 	defer s.wg.Done()
-	batchReads(s.reads, s.closing, func() (res readIndexResult) {
+	batchReads(s.reads, s.closing, func(batch []*readIndexRequest) {
+		var res readIndexResult
 		res.index, res.nowMs, res.err = s.confirmReadIndex()
-		return res
+		for _, req := range batch {
+			req.done <- res
+		}
 	})
 }
 
 // submitRead queues a read-index request on queue and waits for its answer
 // or ctx. The answer channel is buffered, so the batching loop never blocks
 // on a caller that gave up.
-func submitRead(ctx context.Context, queue chan<- *readIndexRequest, closing <-chan struct{}) (readPoint, error) {
-	req := &readIndexRequest{done: make(chan readIndexResult, 1)}
+func submitRead(ctx context.Context, queue chan<- *readIndexRequest, closing <-chan struct{}, get *string) (readPoint, error) {
+	req := &readIndexRequest{get: get, done: make(chan readIndexResult, 1)}
 	select {
 	case queue <- req:
 	case <-ctx.Done():
@@ -309,10 +352,10 @@ func submitRead(ctx context.Context, queue chan<- *readIndexRequest, closing <-c
 }
 
 // batchReads serves queue until closing: it takes every request queued
-// before a round starts, runs confirm once for all of them, and answers each
-// with the result. Requests that arrive during a round wait for the next, so
-// the index a round confirms is taken after every request in it arrived.
-func batchReads(queue <-chan *readIndexRequest, closing <-chan struct{}, confirm func() readIndexResult) {
+// before a round starts and runs confirm once for all of them, which answers
+// each. Requests that arrive during a round wait for the next, so the index a
+// round confirms is taken after every request in it arrived.
+func batchReads(queue <-chan *readIndexRequest, closing <-chan struct{}, confirm func(batch []*readIndexRequest)) {
 	batch := make([]*readIndexRequest, 0, 256)
 	for {
 		select {
@@ -330,10 +373,7 @@ func batchReads(queue <-chan *readIndexRequest, closing <-chan struct{}, confirm
 				break drain
 			}
 		}
-		res := confirm()
-		for _, req := range batch {
-			req.done <- res
-		}
+		confirm(batch)
 	}
 }
 

@@ -10,22 +10,36 @@ import (
 
 // Reads served by the leader at a follower's read point.
 //
+// methodReadIndexGet is the common case: a follower's batch of reads asks for
+// the read index and names its GETs' keys and its own applied index; if the
+// confirmed index is past the follower's applied index, the answer carries the
+// items, read by the leader at the read point. methodReadAt covers the rest (a
+// list page, or a GET whose item did not fit in the answer) after a short
+// grace. Why:
+//
 // A follower that has confirmed a read index with the leader can only apply
 // it once raft tells it the commit index, and hashicorp/raft sends the commit
 // index to a follower only in an AppendEntries that carries entries or on the
 // replication loop's CommitTimeout tick (heartbeats do not carry it). A read
 // issued right after an acknowledged write therefore used to wait for the next
-// write or for CommitTimeout (50-100 ms). Instead, when the follower has not
-// applied the read index within followerReadGrace, it sends the read itself
-// (one key, or one list page) with the read point to the node that confirmed
-// the index, which serves it from its own state machine once that has applied
-// the index. No leadership check is needed there: any state applied at or past
-// a confirmed read index reflects every write acknowledged before the read
-// began, and expiry is judged at the read point's clock as a local read would.
+// write or for CommitTimeout (50-100 ms). The leader serves such reads from its
+// own state machine once that has applied the index. No further leadership
+// check is needed for that: any state applied at or past a confirmed read
+// index reflects every write acknowledged before the read began, and expiry is
+// judged at the read point's clock as a local read would.
 
-// methodReadAt: a follower asks the leader to serve one read at a read point
-// the leader confirmed. Served by any node (see above).
-const methodReadAt uint8 = 3
+// Forwarded read methods.
+const (
+	// methodReadAt: a follower asks the leader to serve one read at a read
+	// point the leader confirmed. Served by any node (see above).
+	methodReadAt uint8 = 3
+	// methodReadIndexGet: methodReadIndex for a batch of follower reads that
+	// includes GETs. The request names the follower's applied index and the
+	// keys; when the confirmed index is past that applied index, the leader
+	// adds each key's item read at the read point, so the follower answers
+	// those GETs without waiting and without a second call.
+	methodReadIndexGet uint8 = 4
+)
 
 // followerReadGrace is how long a follower waits for its own state machine to
 // reach a confirmed read index before it asks the leader to serve the read.
@@ -225,4 +239,186 @@ func decodeReadAtResponse(b []byte) (readAtResult, rpcStatus, string, error) {
 		return readAtResult{}, 0, "", errors.New("trailing bytes")
 	}
 	return r, st, msg, d.err
+}
+
+// remoteReadIndexGet confirms a read index with the leader at addr for a batch
+// of reads that includes GETs of keys. got maps each key the leader read
+// (because this node had not applied the index) to its answer; it is nil when
+// the leader found this node caught up.
+func (s *Store) remoteReadIndexGet(ctx context.Context, addr string, keys []string) (readPoint, map[string]*readAtResult, error) {
+	payload, err := s.callLeader(ctx, addr, methodReadIndexGet, encodeReadIndexGetRequest(s.fsm.AppliedIndex(), keys))
+	if err != nil {
+		return readPoint{}, nil, err
+	}
+	at, items, st, msg, err := decodeReadIndexGetResponse(payload, keys)
+	if err != nil {
+		return readPoint{}, nil, fmt.Errorf("store: malformed read index answer: %w", err)
+	}
+	if st != statusOK {
+		return readPoint{}, nil, fmt.Errorf("%w: leader: %s", errNotReadyLeader, msg)
+	}
+	at.from = addr
+	return at, items, nil
+}
+
+// handleReadIndexGetRPC confirms a read index like methodReadIndex, and reads
+// the request's keys at it when the caller has not applied it.
+func (s *Store) handleReadIndexGetRPC(ctx context.Context, req []byte) ([]byte, error) {
+	applied, keys, err := decodeReadIndexGetRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("store: bad read index request: %w", err)
+	}
+	idx, now, err := s.leaderReadIndex(ctx)
+	if err != nil {
+		return encodeReadIndexGetResponse(readPoint{}, nil, statusOf(err), errString(err)), nil
+	}
+	at := readPoint{index: idx, nowMs: now}
+	if applied >= idx {
+		return encodeReadIndexGetResponse(at, nil, statusOK, ""), nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, readAtTimeout)
+	defer cancel()
+	if s.fsm.WaitApplied(wctx, idx) != nil {
+		// The caller will wait for its own state machine instead.
+		return encodeReadIndexGetResponse(at, nil, statusOK, ""), nil
+	}
+	items := make([]*Item, len(keys))
+	budget := readAtMaxAnswerBytes
+	for i, key := range keys {
+		e, ok := s.fsm.Get(key, now)
+		if !ok {
+			items[i] = &Item{}
+			continue
+		}
+		if budget -= len(key) + len(e.Value) + 4*binary.MaxVarintLen64; budget < 0 {
+			break // the rest are left out: those GETs fall back to methodReadAt
+		}
+		items[i] = &Item{Key: key, Value: e.Value, Version: e.Revision, ExpiresAt: msTime(e.ExpiresAt)}
+	}
+	return encodeReadIndexGetResponse(at, items, statusOK, ""), nil
+}
+
+// Request: rpcFormat, applied index, key count, keys. Answer: rpcFormat,
+// status, index, nowMs, message, then 0 (no items) or 1 and per requested key
+// one byte (0 left out, 1 missing or expired, 2 found) and for a found key its
+// value, version and expiresAt (Unix ms, 0 = never).
+
+func encodeReadIndexGetRequest(applied uint64, keys []string) []byte {
+	n := 16
+	for _, k := range keys {
+		n += len(k) + binary.MaxVarintLen64
+	}
+	b := make([]byte, 0, n)
+	b = append(b, rpcFormat)
+	b = binary.AppendUvarint(b, applied)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+	}
+	return b
+}
+
+func decodeReadIndexGetRequest(b []byte) (uint64, []string, error) {
+	d := decoder{b: b}
+	if v := d.byte(); v != rpcFormat && d.err == nil {
+		return 0, nil, fmt.Errorf("unsupported format %d", v)
+	}
+	applied := d.uvarint()
+	n := d.uvarint()
+	if d.err == nil && (n < 1 || n > readAtMaxLimit) {
+		return 0, nil, fmt.Errorf("%d keys: want 1..%d", n, readAtMaxLimit)
+	}
+	keys := make([]string, 0, n)
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		k := d.bytes()
+		if len(k) > readAtMaxKeyBytes {
+			return 0, nil, fmt.Errorf("key over %d bytes", readAtMaxKeyBytes)
+		}
+		keys = append(keys, string(k))
+	}
+	switch {
+	case d.err != nil:
+		return 0, nil, d.err
+	case len(d.b) != 0:
+		return 0, nil, errors.New("trailing bytes")
+	}
+	return applied, keys, nil
+}
+
+// encodeReadIndexGetResponse encodes items (nil: none) in the request's key
+// order; a nil entry is a key left out, an Item with no Key a missing one.
+func encodeReadIndexGetResponse(at readPoint, items []*Item, st rpcStatus, msg string) []byte {
+	b := []byte{rpcFormat, byte(st)}
+	b = binary.AppendUvarint(b, at.index)
+	b = binary.AppendVarint(b, at.nowMs)
+	b = binary.AppendUvarint(b, uint64(len(msg)))
+	b = append(b, msg...)
+	if items == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	for _, it := range items {
+		switch {
+		case it == nil:
+			b = append(b, 0)
+		case it.Key == "":
+			b = append(b, 1)
+		default:
+			b = append(b, 2)
+			b = binary.AppendUvarint(b, uint64(len(it.Value)))
+			b = append(b, it.Value...)
+			b = binary.AppendUvarint(b, it.Version)
+			var exp int64
+			if !it.ExpiresAt.IsZero() {
+				exp = it.ExpiresAt.UnixMilli()
+			}
+			b = binary.AppendVarint(b, exp)
+		}
+	}
+	return b
+}
+
+// decodeReadIndexGetResponse decodes an answer to a request for keys. items
+// maps each key the leader read to its answer (nil: no items at all).
+func decodeReadIndexGetResponse(b []byte, keys []string) (readPoint, map[string]*readAtResult, rpcStatus, string, error) {
+	d := decoder{b: b}
+	var at readPoint
+	if v := d.byte(); v != rpcFormat && d.err == nil {
+		return at, nil, 0, "", fmt.Errorf("unsupported format %d", v)
+	}
+	st := rpcStatus(d.byte())
+	at.index = d.uvarint()
+	at.nowMs = d.varint()
+	msg := string(d.bytes())
+	var items map[string]*readAtResult
+	if d.byte() == 1 {
+		items = make(map[string]*readAtResult, len(keys))
+		for _, key := range keys {
+			if d.err != nil {
+				break
+			}
+			switch d.byte() {
+			case 0:
+			case 1:
+				items[key] = &readAtResult{}
+			case 2:
+				value := d.bytes()
+				version := d.uvarint()
+				exp := d.varint()
+				items[key] = &readAtResult{items: []Item{{Key: key, Value: value, Version: version, ExpiresAt: msTime(exp)}}}
+			default:
+				if d.err == nil {
+					d.err = errors.New("bad item tag")
+				}
+			}
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errors.New("trailing bytes")
+	}
+	if d.err != nil {
+		return readPoint{}, nil, 0, "", d.err
+	}
+	return at, items, st, msg, nil
 }

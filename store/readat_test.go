@@ -159,3 +159,53 @@ func TestReadAtWireFormat(t *testing.T) {
 		t.Fatalf("refusal round trip: %v %q %v", st, msg, err)
 	}
 }
+
+func TestReadIndexGetWireFormat(t *testing.T) {
+	keys := []string{"a", "b", "c"}
+	applied, got, err := decodeReadIndexGetRequest(encodeReadIndexGetRequest(7, keys))
+	if err != nil || applied != 7 || !slices.Equal(got, keys) {
+		t.Fatalf("request round trip: %d %v %v", applied, got, err)
+	}
+	for name, b := range map[string][]byte{
+		"empty":     nil,
+		"no keys":   encodeReadIndexGetRequest(7, nil),
+		"long key":  encodeReadIndexGetRequest(7, []string{strings.Repeat("k", readAtMaxKeyBytes+1)}),
+		"trailing":  append(encodeReadIndexGetRequest(7, keys), 0),
+		"truncated": encodeReadIndexGetRequest(7, keys)[:4],
+		"format":    append([]byte{9}, encodeReadIndexGetRequest(7, keys)[1:]...),
+	} {
+		if _, _, err := decodeReadIndexGetRequest(b); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+
+	at := readPoint{index: 42, nowMs: 1_700_000_000_000}
+	exp := time.UnixMilli(1_700_000_360_000).UTC()
+	// a found, b missing, c left out.
+	items := []*Item{{Key: "a", Value: []byte(`{"x":1}`), Version: 40, ExpiresAt: exp}, {}, nil}
+	gotAt, m, st, msg, err := decodeReadIndexGetResponse(encodeReadIndexGetResponse(at, items, statusOK, ""), keys)
+	if err != nil || st != statusOK || msg != "" || gotAt != at || len(m) != 2 {
+		t.Fatalf("answer round trip: %+v %v %v %q %v", gotAt, m, st, msg, err)
+	}
+	if a := m["a"]; a == nil || len(a.items) != 1 || string(a.items[0].Value) != `{"x":1}` || a.items[0].Version != 40 || !a.items[0].ExpiresAt.Equal(exp) {
+		t.Fatalf("found item: %+v", m["a"])
+	}
+	if b := m["b"]; b == nil || len(b.items) != 0 {
+		t.Fatalf("missing item: %+v", m["b"])
+	}
+	if _, ok := m["c"]; ok {
+		t.Fatal("a key left out came back")
+	}
+	if _, m, _, _, err := decodeReadIndexGetResponse(encodeReadIndexGetResponse(at, nil, statusOK, ""), keys); err != nil || m != nil {
+		t.Fatalf("answer without items: %v %v", m, err)
+	}
+	if _, _, st, msg, err := decodeReadIndexGetResponse(encodeReadIndexGetResponse(readPoint{}, nil, statusNotCommitted, "not leader"), keys); err != nil || st != statusNotCommitted || msg != "not leader" {
+		t.Fatalf("refusal: %v %q %v", st, msg, err)
+	}
+	if _, _, _, _, err := decodeReadIndexGetResponse(append(encodeReadIndexGetResponse(at, items, statusOK, ""), 0), keys); err == nil {
+		t.Fatal("answer with trailing bytes decoded")
+	}
+	if _, _, _, _, err := decodeReadIndexGetResponse(encodeReadIndexGetResponse(at, items, statusOK, ""), keys[:2]); err == nil {
+		t.Fatal("answer with more items than keys decoded")
+	}
+}

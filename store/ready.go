@@ -12,7 +12,7 @@ import (
 // ErrNoLeader or ErrTimeout that says why. Load balancers and Kubernetes
 // readiness probes call it through GET /readyz.
 func (s *Store) Ready(ctx context.Context) error {
-	at, err := s.readIndex(ctx)
+	at, err := s.readIndex(ctx, nil)
 	if err != nil {
 		return err
 	}
