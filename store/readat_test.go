@@ -237,3 +237,22 @@ func FuzzDecodeReadAt(f *testing.F) {
 		decodeReadIndexGetResponse(b, []string{"a", "b", "c"})
 	})
 }
+
+// TestFollowerReadFallsBackWhenTheLeaderRefusesTheKeys: when the leader
+// refuses a read-index call with keys (here a key over the forwarded-read
+// bound; likewise a leader that does not know the method), the follower
+// confirms the index with the plain call and still returns the write.
+func TestFollowerReadFallsBackWhenTheLeaderRefusesTheKeys(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.leader()
+	f := c.followers(leader)[0]
+	long := strings.Repeat("x", readAtMaxKeyBytes+1)
+	for i := range 3 {
+		want := fmt.Sprintf(`%d`, i)
+		mustSet(t, leader, long, want, 0)
+		it, err := f.store.Get(ctxTimeout(t, 10*time.Second), long, Linearizable)
+		if err != nil || string(it.Value) != want {
+			t.Fatalf("follower read of a long key after writing %s: %s, %v", want, it.Value, err)
+		}
+	}
+}
