@@ -27,6 +27,10 @@ import (
 // check is needed for that: any state applied at or past a confirmed read
 // index reflects every write acknowledged before the read began, and expiry is
 // judged at the read point's clock as a local read would.
+//
+// Unlike methodReadIndex, both methods return data, so they run only for a
+// caller the peer port authenticated as a member (authorizePeer); a refused
+// caller falls back to confirming the index alone and reading its own state.
 
 // Forwarded read methods.
 const (
@@ -106,6 +110,9 @@ func (s *Store) handleReadAtRPC(ctx context.Context, req []byte) ([]byte, error)
 	r, err := decodeReadAtRequest(req)
 	if err != nil {
 		return nil, fmt.Errorf("store: bad read request: %w", err)
+	}
+	if err := s.authorizePeer(ctx, methodReadAt); err != nil {
+		return encodeReadAtResponse(readAtResult{}, statusOf(err), errString(err)), nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, readAtTimeout)
 	defer cancel()
@@ -267,6 +274,10 @@ func (s *Store) handleReadIndexGetRPC(ctx context.Context, req []byte) ([]byte, 
 	applied, keys, err := decodeReadIndexGetRequest(req)
 	if err != nil {
 		return nil, fmt.Errorf("store: bad read index request: %w", err)
+	}
+	if err := s.authorizePeer(ctx, methodReadIndexGet); err != nil {
+		// The caller falls back to methodReadIndex, which reveals no data.
+		return encodeReadIndexGetResponse(readPoint{}, nil, statusOf(err), errString(err)), nil
 	}
 	idx, now, err := s.leaderReadIndex(ctx)
 	if err != nil {

@@ -239,20 +239,48 @@ func FuzzDecodeReadAt(f *testing.F) {
 }
 
 // TestFollowerReadFallsBackWhenTheLeaderRefusesTheKeys: when the leader
-// refuses a read-index call with keys (here a key over the forwarded-read
-// bound; likewise a leader that does not know the method), the follower
-// confirms the index with the plain call and still returns the write.
+// refuses a read-index call with keys (here: the connection is not
+// authenticated as a member; likewise a leader that does not know the method),
+// the follower confirms the index with the plain call, waits for its own state
+// machine and still returns the write.
 func TestFollowerReadFallsBackWhenTheLeaderRefusesTheKeys(t *testing.T) {
-	c := newTestCluster(t, 3, nil)
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.AllowUnauthenticatedPeers = false })
 	leader := c.leader()
 	f := c.followers(leader)[0]
-	long := strings.Repeat("x", readAtMaxKeyBytes+1)
 	for i := range 3 {
 		want := fmt.Sprintf(`%d`, i)
-		mustSet(t, leader, long, want, 0)
-		it, err := f.store.Get(ctxTimeout(t, 10*time.Second), long, Linearizable)
+		mustSet(t, leader, "k", want, 0)
+		it, err := f.store.Get(ctxTimeout(t, 10*time.Second), "k", Linearizable)
 		if err != nil || string(it.Value) != want {
-			t.Fatalf("follower read of a long key after writing %s: %s, %v", want, it.Value, err)
+			t.Fatalf("follower read after writing %s: %s, %v", want, it.Value, err)
 		}
+	}
+}
+
+// TestForwardedReadsNeedAnAuthenticatedPeer: the read RPCs that return data
+// refuse a connection the peer port did not authenticate as a member, and
+// return no items.
+func TestForwardedReadsNeedAnAuthenticatedPeer(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.AllowUnauthenticatedPeers = false })
+	leader := c.leader()
+	res := mustSet(t, leader, "secret", `"v"`, 0)
+	s := leader.store
+	ctx := ctxTimeout(t, 5*time.Second)
+
+	payload, err := s.handleReadIndexGetRPC(ctx, encodeReadIndexGetRequest(0, []string{"secret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, items, st, _, err := decodeReadIndexGetResponse(payload, []string{"secret"})
+	if err != nil || st != statusUnauthenticated || items != nil {
+		t.Fatalf("read index with keys from a stranger: %v %v %v", st, items, err)
+	}
+	payload, err = s.handleReadAtRPC(ctx, encodeReadAtRequest(readAtRequest{readPoint: readPoint{index: res.Index, nowMs: time.Now().UnixMilli()}, key: "secret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, st, _, err := decodeReadAtResponse(payload)
+	if err != nil || st != statusUnauthenticated || len(out.items) != 0 {
+		t.Fatalf("read at from a stranger: %v %+v %v", st, out, err)
 	}
 }
