@@ -162,7 +162,7 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (
 // serves reads is applied here). forced is true when only opts.Force let a
 // mismatch through.
 func (s *Store) checkBackupCluster(ctx context.Context, info BackupInfo, opts RestoreOptions) (forced bool, err error) {
-	if _, _, err := s.prepareRead(ctx, ReadOptions{Level: Linearizable}); err != nil {
+	if _, _, err := s.prepareRead(ctx, ReadOptions{Level: Linearizable}, nil, nil); err != nil {
 		return false, err
 	}
 	own := s.fsm.ClusterID()
