@@ -24,6 +24,9 @@ type options struct {
 	apiKey            string
 	apiKeyFile        string
 	maxValueBytes     int64
+	maxListBytes      int64
+	maxKeys           int64
+	maxDataBytes      int64
 	maxRestoreBytes   int64
 	requestTimeout    time.Duration
 	shutdownTimeout   time.Duration
@@ -70,6 +73,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.apiKeysFile, "api-keys-file", "", "scoped API keys: JSON or 'name:scope:key' lines (scope read, write or admin; key may be sha256:<hex digest>); reloaded on SIGHUP")
 	fs.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve the API WITHOUT authentication (test setups only; logged as a warning and shown in /cluster/status)")
 	fs.Int64Var(&o.maxValueBytes, "max-value-bytes", 1<<20, "largest accepted value (compact JSON bytes)")
+	fs.Int64Var(&o.maxListBytes, "max-list-bytes", httpapi.DefaultMaxListBytes, "byte budget of one GET /kv/items page: the page ends early with a cursor once its body would exceed it (one item is always returned)")
 	fs.Int64Var(&o.maxRestoreBytes, "max-restore-bytes", 1<<30, "largest backup accepted by POST /admin/restore (it is buffered in --data-dir before it is verified)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "deadline for one API request, including waiting for a leader")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful stop (SIGTERM) may take")

@@ -199,6 +199,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		Keys:            creds.keys,
 		InsecureNoAuth:  creds.insecure,
 		MaxValueBytes:   o.maxValueBytes,
+		MaxListBytes:    o.maxListBytes,
 		MaxRestoreBytes: o.maxRestoreBytes,
 		RequestTimeout:  o.requestTimeout,
 		Logger:          nodeLogger,
