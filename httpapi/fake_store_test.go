@@ -22,6 +22,9 @@ type fakeStore struct {
 	version    uint64
 	err        error // when set, every method returns it
 	block      bool  // when set, every method waits for its context and returns ctx.Err()
+	// waitIndex makes a read whose MinIndex is above version wait for its
+	// context, as the store does, before failing with ErrIndexNotReached.
+	waitIndex bool
 	status     store.Status
 	calls      int
 	lastKey    string
@@ -79,6 +82,11 @@ func (f *fakeStore) Read(ctx context.Context, key string, opts store.ReadOptions
 	f.lastLevel = opts.Level
 	f.lastRead = opts
 	if opts.MinIndex > f.version {
+		if f.waitIndex {
+			f.mu.Unlock()
+			<-ctx.Done()
+			f.mu.Lock()
+		}
 		return store.Item{}, f.info, store.ErrIndexNotReached
 	}
 	it, ok := f.items[key]
