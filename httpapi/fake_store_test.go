@@ -17,14 +17,14 @@ type fakeStore struct {
 	// now stamps ExpiresAt = now + ttl, as the leader would.
 	now time.Time
 
-	mu         sync.Mutex
-	items      map[string]store.Item
-	version    uint64
-	err        error // when set, every method returns it
-	block      bool  // when set, every method waits for its context and returns ctx.Err()
+	mu      sync.Mutex
+	items   map[string]store.Item
+	version uint64
+	err     error // when set, every method returns it
+	block   bool  // when set, every method waits for its context and returns ctx.Err()
 	// waitIndex makes a read whose MinIndex is above version wait for its
 	// context, as the store does, before failing with ErrIndexNotReached.
-	waitIndex bool
+	waitIndex  bool
 	status     store.Status
 	calls      int
 	lastKey    string
