@@ -220,6 +220,9 @@ func checkCond(cmd *Command, cur item, live bool) (st Status, current uint64) {
 func (f *FSM) put(index uint64, key string, value []byte, exp int64) (prev item, replaced bool) {
 	prev, replaced = f.data.Set(newItem(key, value, index, exp))
 	f.stats.valueBytes += int64(len(value) - len(prev.value()))
+	if !replaced {
+		f.stats.keyBytes += int64(len(key))
+	}
 	if replaced && prev.ExpiresAt != 0 {
 		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key()})
 	}
@@ -233,6 +236,7 @@ func (f *FSM) put(index uint64, key string, value []byte, exp int64) (prev item,
 func (f *FSM) remove(key string) (item, bool) {
 	prev, found := f.data.Delete(probe(key))
 	f.stats.valueBytes -= int64(len(prev.value()))
+	f.stats.keyBytes -= int64(len(prev.key()))
 	if found && prev.ExpiresAt != 0 {
 		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key()})
 	}
@@ -355,6 +359,7 @@ func (f *FSM) expire(cmd *Command) ExpireResult {
 		f.data.Delete(probe(it.Key))
 		f.expiry.Delete(expiryKey{at: cur.ExpiresAt, key: it.Key})
 		f.stats.valueBytes -= int64(len(cur.value()))
+		f.stats.keyBytes -= int64(len(cur.key()))
 		n++
 	}
 	f.stats.expired += uint64(n)

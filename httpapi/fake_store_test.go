@@ -25,6 +25,7 @@ type fakeStore struct {
 	// waitIndex makes a read whose MinIndex is above version wait for its
 	// context, as the store does, before failing with ErrIndexNotReached.
 	waitIndex  bool
+	quota      store.QuotaStatus // returned by Quota
 	status     store.Status
 	calls      int
 	lastKey    string
@@ -303,6 +304,12 @@ func (f *fakeStore) Status(ctx context.Context) (store.Status, error) {
 
 func (f *fakeStore) Ready(ctx context.Context) error {
 	return f.enter(ctx, "")
+}
+
+func (f *fakeStore) Quota() store.QuotaStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.quota
 }
 
 func (f *fakeStore) setErr(err error) {

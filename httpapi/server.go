@@ -57,6 +57,9 @@ type Store interface {
 	// error wrapping store.ErrNoLeader or store.ErrTimeout saying why not.
 	Ready(ctx context.Context) error
 
+	// Quota describes the stored data against the storage quotas.
+	Quota() store.QuotaStatus
+
 	// Backup freezes a point-in-time copy of the data at the read level
 	// (linearizable: reflecting every write acknowledged before the call).
 	// The caller streams it after ctx may have ended, then closes it.

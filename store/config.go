@@ -70,6 +70,14 @@ type Config struct {
 	// latency for removal speed (store/DESIGN.md, Expiry).
 	ExpireCatchUp time.Duration
 
+	// MaxKeys and MaxDataBytes are storage quotas (quota.go): once the stored
+	// entries (expired ones not yet removed included) reach MaxKeys, or a
+	// write would take their keys plus values past MaxDataBytes, this node as
+	// leader refuses writes that add data with ErrQuotaExceeded. 0 = no limit.
+	// The leader's settings are the ones enforced; give every node the same.
+	MaxKeys      int64
+	MaxDataBytes int64
+
 	// Clock returns the current time. The leader stamps expiry times and evaluates
 	// expiry with it. nil means time.Now. Tests use it to skew one node's clock.
 	Clock func() time.Time
@@ -198,6 +206,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: ExpireBatch must be positive, got %d", c.ExpireBatch)
 	case c.ExpirePipeline < 1:
 		return fmt.Errorf("store: ExpirePipeline must be positive, got %d", c.ExpirePipeline)
+	case c.MaxKeys < 0 || c.MaxDataBytes < 0:
+		return fmt.Errorf("store: MaxKeys and MaxDataBytes must not be negative (0 = no limit), got %d and %d", c.MaxKeys, c.MaxDataBytes)
 	case c.ExpireCatchUp < 0:
 		return fmt.Errorf("store: ExpireCatchUp must not be negative, got %s", c.ExpireCatchUp)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/raft"
 
@@ -34,6 +35,7 @@ const (
 	statusOutcomeUnknown rpcStatus = 2
 	statusShuttingDown   rpcStatus = 3 // the leader is stopping; nothing committed by this call
 	statusFailed         rpcStatus = 4 // any other error; message says what
+	statusQuotaExceeded  rpcStatus = 5 // ErrQuotaExceeded: refused, nothing written
 )
 
 func statusOf(err error) rpcStatus {
@@ -46,6 +48,8 @@ func statusOf(err error) rpcStatus {
 		return statusOutcomeUnknown
 	case errors.Is(err, ErrShuttingDown):
 		return statusShuttingDown
+	case errors.Is(err, ErrQuotaExceeded):
+		return statusQuotaExceeded
 	default:
 		return statusFailed
 	}
@@ -61,6 +65,8 @@ func statusError(st rpcStatus, msg string) error {
 		return fmt.Errorf("%w: leader: %s", errNotCommitted, msg)
 	case statusOutcomeUnknown:
 		return fmt.Errorf("%w: leader: %s", ErrOutcomeUnknown, msg)
+	case statusQuotaExceeded:
+		return fmt.Errorf("%w: %s", ErrQuotaExceeded, strings.TrimPrefix(msg, ErrQuotaExceeded.Error()+": "))
 	default:
 		return fmt.Errorf("store: leader: %s", msg)
 	}

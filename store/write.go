@@ -198,6 +198,9 @@ func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error
 // writeAsLeader stamps req into a command and commits it on this node's raft.
 func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResult, error) {
 	now := s.nowMs()
+	if err := s.checkQuota(req, now); err != nil {
+		return writeResult{}, err
+	}
 	cmd := fsm.Command{
 		Op: req.op, Key: req.key, Now: now,
 		Cond: req.cond, CondVersion: req.condVersion,

@@ -183,6 +183,8 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		SnapshotThreshold:       o.snapshotThreshold,
 		DisableWriteBatching:    !o.writeBatching,
 		MaxWriteBatchesInFlight: o.writeBatches,
+		MaxKeys:                 o.maxKeys,
+		MaxDataBytes:            o.maxDataBytes,
 		Clock:                   testClock(o, logger),
 		Join:                    len(joins) > 0,
 		HTTPAddr:                advertisedHTTPAddr(o, ln),
