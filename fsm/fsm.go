@@ -146,8 +146,14 @@ func (f *FSM) applyLocked(l *raft.Log, cmd *Command) interface{} {
 // applyCommand applies one command (not a batch) at log index; see applyLocked.
 func (f *FSM) applyCommand(index uint64, cmd *Command) interface{} {
 	f.pruneIdem(cmd.Now)
+	if cmd.Op == OpDeletePrefixChunk && cmd.Bound != 0 {
+		return f.continueDeletePrefix(cmd) // updates its own dedup record
+	}
 	if cmd.IdemKey != "" {
 		if res, ok := f.lookupIdem(cmd); ok {
+			if cmd.Op == OpDeletePrefixChunk {
+				return replayedDeletePrefix(res)
+			}
 			return res
 		}
 	}
@@ -174,6 +180,8 @@ func (f *FSM) applyOp(index uint64, cmd *Command) interface{} {
 		return f.incr(index, cmd)
 	case OpDeletePrefix:
 		return f.deletePrefix(index, cmd)
+	case OpDeletePrefixChunk:
+		return f.firstDeletePrefixChunk(index, cmd)
 	case OpRestoreChunk:
 		return f.restoreChunk(cmd)
 	case OpRestoreCommit:

@@ -19,7 +19,7 @@
 //	DELETE /kv/items/{key}        delete
 //	POST   /kv/items/{key}/incr   counter {"by": <integer>, "ttlSeconds": <number>}
 //	GET    /kv/items              list ?prefix=&limit=&cursor=&values=
-//	DELETE /kv/items?prefix=P     delete every key starting with P, atomically
+//	DELETE /kv/items?prefix=P     delete every key starting with P (in bounded chunks)
 //
 // Writes honour If-Match (a version, as the ETag sends it), If-None-Match: *
 // (PUT only) and Idempotency-Key; every condition is checked by the state

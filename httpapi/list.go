@@ -151,8 +151,9 @@ func listBodySize(items []store.Item, values bool) int {
 	return size
 }
 
-// deletePrefix serves DELETE /kv/items?prefix=P: one atomic command deleting
-// every key that starts with P.
+// deletePrefix serves DELETE /kv/items?prefix=P: deletes every key that
+// starts with P and was written before the request, in bounded chunks (see
+// Store.DeletePrefix).
 func (a *api) deletePrefix(r *http.Request) (reply, error) {
 	prefix, err := parsePrefix(r)
 	if err != nil {

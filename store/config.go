@@ -70,6 +70,11 @@ type Config struct {
 	// latency for removal speed (store/DESIGN.md, Expiry).
 	ExpireCatchUp time.Duration
 
+	// DeletePrefixChunk: the most keys one log entry of a bulk delete removes
+	// (deleteprefix.go); a larger prefix takes several entries, so applying
+	// one never holds the state machine for long.
+	DeletePrefixChunk int
+
 	// MaxKeys and MaxDataBytes are storage quotas (quota.go): once the stored
 	// entries (expired ones not yet removed included) reach MaxKeys, or a
 	// write would take their keys plus values past MaxDataBytes, this node as
@@ -122,6 +127,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:        30 * time.Second,
 		TrailingLogs:            1024,
 		MaxWriteBatchesInFlight: 1,
+		DeletePrefixChunk:       1000,
 		ExpireInterval:          100 * time.Millisecond,
 		ExpireBatch:             1000,
 		ExpirePipeline:          4,
@@ -160,6 +166,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxWriteBatchesInFlight == 0 {
 		c.MaxWriteBatchesInFlight = d.MaxWriteBatchesInFlight
+	}
+	if c.DeletePrefixChunk == 0 {
+		c.DeletePrefixChunk = d.DeletePrefixChunk
 	}
 	if c.ExpireInterval == 0 {
 		c.ExpireInterval = d.ExpireInterval
@@ -206,6 +215,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: ExpireBatch must be positive, got %d", c.ExpireBatch)
 	case c.ExpirePipeline < 1:
 		return fmt.Errorf("store: ExpirePipeline must be positive, got %d", c.ExpirePipeline)
+	case c.DeletePrefixChunk < 1:
+		return fmt.Errorf("store: DeletePrefixChunk must be positive, got %d", c.DeletePrefixChunk)
 	case c.MaxKeys < 0 || c.MaxDataBytes < 0:
 		return fmt.Errorf("store: MaxKeys and MaxDataBytes must not be negative (0 = no limit), got %d and %d", c.MaxKeys, c.MaxDataBytes)
 	case c.ExpireCatchUp < 0:
