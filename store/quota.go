@@ -45,12 +45,15 @@ func (s *Store) checkQuota(req writeRequest, now int64) error {
 	default:
 		return nil
 	}
+	q := s.Quota()
+	if (q.MaxKeys == 0 || q.Keys < q.MaxKeys) && (q.MaxData == 0 || q.DataBytes+newSize <= q.MaxData) {
+		return nil // fits even as a new key: the common case costs one read lock
+	}
 	oldSize, stored := s.fsm.Footprint(req.key)
 	growth := newSize - oldSize
 	if stored && growth <= 0 {
 		return nil
 	}
-	q := s.Quota()
 	var err error
 	var limit string
 	switch {
