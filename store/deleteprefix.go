@@ -34,10 +34,12 @@ func (s *Store) deletePrefixAsLeader(ctx context.Context, req writeRequest, now 
 	count, chunks := int64(r.Deleted), 1
 	total, recorded := r.Total, r.Recorded
 	for r.More {
-		cmd.Now, cmd.Bound, cmd.After = s.nowMs(), r.Bound, r.Next
-		r, index, err = s.proposeChunk(ctx, cmd)
+		cmd.Bound, cmd.After = r.Bound, r.Next
+		if cmd.Now, err = s.stampNow(); err == nil {
+			r, index, err = s.proposeChunk(ctx, cmd)
+		}
 		if err != nil {
-			if errors.Is(err, errNotCommitted) || errors.Is(err, ErrShuttingDown) {
+			if !errors.Is(err, ErrOutcomeUnknown) {
 				err = fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 			}
 			return writeResult{}, fmt.Errorf("bulk delete of %q stopped after %d chunks (%d keys deleted); part of the prefix may remain: %w",
