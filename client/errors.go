@@ -33,6 +33,10 @@ var (
 	// ErrIdempotencyKeyReused: 422, the idempotency key was used for a
 	// different request.
 	ErrIdempotencyKeyReused = errors.New("idempotency key reused")
+	// ErrInsufficientStorage: 507 insufficient_storage, a storage quota of
+	// the cluster is reached and the write would add data; nothing was
+	// written. Not retried: delete keys or have the operator raise the limit.
+	ErrInsufficientStorage = errors.New("insufficient storage")
 	// ErrInvalid: a 400 (the request is malformed) or 413 (too large); the
 	// code says which rule it broke.
 	ErrInvalid = errors.New("invalid request")
@@ -68,6 +72,7 @@ var codeSentinels = map[string]error{
 	"outcome_unknown":        ErrOutcomeUnknown,
 	"cluster_mismatch":       ErrClusterMismatch,
 	"restore_in_progress":    ErrRestoreInProgress,
+	"insufficient_storage":   ErrInsufficientStorage,
 }
 
 // APIError is a failed request: the server's error body, or a node that

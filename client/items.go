@@ -300,9 +300,11 @@ func (c *Client) Incr(ctx context.Context, key string, by int64, opts ...Option)
 	return r, nil
 }
 
-// DeletePrefix deletes every live key starting with prefix (non-empty), in
-// one atomic command, and returns how many it deleted. Options:
-// IdempotencyKey.
+// DeletePrefix deletes every key starting with prefix (non-empty) that was
+// written before the call, and returns how many live keys it deleted. The
+// server deletes in chunks of bounded size, so readers may see the prefix
+// partly deleted meanwhile (README, "Bulk delete"). Options: IdempotencyKey,
+// with which a retry finishes the original and returns its count.
 func (c *Client) DeletePrefix(ctx context.Context, prefix string, opts ...Option) (int, error) {
 	o, err := collect("DeletePrefix", optIdempotencyKey, opts)
 	if err != nil {

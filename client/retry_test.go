@@ -29,6 +29,7 @@ func TestErrorCodesMatchSentinels(t *testing.T) {
 		{401, `{"error":{"code":"unauthorized","message":"m","retryable":false}}`, []error{client.ErrUnauthorized}, false},
 		{403, `{"error":{"code":"forbidden","message":"m","retryable":false}}`, []error{client.ErrForbidden}, false},
 		{422, `{"error":{"code":"idempotency_key_reused","message":"m","retryable":false}}`, []error{client.ErrIdempotencyKeyReused}, false},
+		{507, `{"error":{"code":"insufficient_storage","message":"m","retryable":false}}`, []error{client.ErrInsufficientStorage}, false},
 		{400, `{"error":{"code":"invalid_ttl","message":"m","retryable":false}}`, []error{client.ErrInvalid}, false},
 		{413, `{"error":{"code":"too_large","message":"m","retryable":false}}`, []error{client.ErrInvalid}, false},
 		{503, `{"error":{"code":"no_leader","message":"m","retryable":true}}`, []error{client.ErrUnavailable}, true},

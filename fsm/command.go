@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Op identifies the kind of a Command. Values are part of the wire format: never
@@ -19,13 +20,18 @@ const (
 	// Ops added with codec version 2; they are only ever encoded as version 2.
 	OpTouch        Op = 5 // replace a live key's expiry (ExpiresAt, 0 = none), keeping its value
 	OpIncr         Op = 6 // add By to a live integer value, or create it as By (with ExpiresAt)
-	OpDeletePrefix Op = 7 // delete every key starting with Key, atomically
+	OpDeletePrefix Op = 7 // delete every key starting with Key in one entry (still applied from old logs; leaders now propose OpDeletePrefixChunk)
 	// OpBatch carries two or more independent writes (set, delete, touch,
 	// incr) to distinct keys, applied in order at the batch's log index, each
 	// exactly as if it were its own command at that index. The leader groups
 	// concurrent client writes this way to pay raft's per-entry costs once per
 	// group (store/propose.go). See DESIGN.md.
 	OpBatch Op = 8
+	// OpDeletePrefixChunk removes at most Limit entries starting with Key that
+	// were last written before the bulk delete began (Revision < Bound, or the
+	// entry's own index when Bound is 0), resuming strictly after After. The
+	// leader proposes one per chunk of a bulk delete (deleteprefix.go).
+	OpDeletePrefixChunk Op = 9
 
 	// Online restore (version 2 only; see restore.go). A restore stages a
 	// backup's snapshot stream in chunks, then swaps it in with one commit.
@@ -60,6 +66,8 @@ func (o Op) String() string {
 		return "delete-prefix"
 	case OpBatch:
 		return "batch"
+	case OpDeletePrefixChunk:
+		return "delete-prefix-chunk"
 	case OpRestoreChunk:
 		return "restore-chunk"
 	case OpRestoreCommit:
@@ -115,19 +123,20 @@ const (
 
 // opFlags lists the flags each op may carry.
 var opFlags = map[Op]uint64{
-	OpSet:           flagIfMatch | flagIfAbsent | flagKeepTTL | flagIdem,
-	OpDelete:        flagIfMatch | flagIdem,
-	OpExpire:        0,
-	OpBarrier:       0,
-	OpTouch:         flagIfMatch | flagIdem,
-	OpIncr:          flagIfMatch | flagIdem,
-	OpDeletePrefix:  flagIdem,
-	OpBatch:         0,
-	OpRestoreChunk:  0,
-	OpRestoreCommit: 0,
-	OpRestoreAbort:  0,
-	OpNodeAddr:      0,
-	OpClusterID:     0,
+	OpSet:               flagIfMatch | flagIfAbsent | flagKeepTTL | flagIdem,
+	OpDelete:            flagIfMatch | flagIdem,
+	OpExpire:            0,
+	OpBarrier:           0,
+	OpTouch:             flagIfMatch | flagIdem,
+	OpIncr:              flagIfMatch | flagIdem,
+	OpDeletePrefix:      flagIdem,
+	OpDeletePrefixChunk: flagIdem,
+	OpBatch:             0,
+	OpRestoreChunk:      0,
+	OpRestoreCommit:     0,
+	OpRestoreAbort:      0,
+	OpNodeAddr:          0,
+	OpClusterID:         0,
 }
 
 // Decode errors. Every error returned by Decode wraps exactly one of these.
@@ -177,6 +186,15 @@ type Command struct {
 	// A chunk's bytes travel in Value.
 	RestoreID  uint64
 	RestoreSeq uint64
+
+	// Bulk delete chunk fields (OpDeletePrefixChunk): the most entries this
+	// entry removes (at least 1), the revision bound of the whole bulk delete
+	// (0: this entry is its first chunk and its own index is the bound), and
+	// the key after which to resume ("" = from the prefix; else it starts
+	// with the prefix).
+	Limit uint64
+	Bound uint64
+	After string
 
 	// Batch holds an OpBatch's writes: at least two, each Batchable, no two
 	// with the same Key. Encode writes whatever it is given; the proposer
@@ -241,6 +259,7 @@ func (c Command) version() byte {
 //	touch:   uvarint len(Key), Key, varint ExpiresAt
 //	incr:    uvarint len(Key), Key, varint By, varint ExpiresAt
 //	delete-prefix: uvarint len(Key), Key
+//	delete-prefix-chunk: uvarint len(Key), Key, uvarint Limit, uvarint Bound, uvarint len(After), After
 //	batch:   uvarint len(Batch), then per write: uvarint length, its encoding
 //	restore-chunk:  uvarint RestoreID, uvarint RestoreSeq, uvarint len(Value), Value
 //	restore-commit: uvarint RestoreID, uvarint RestoreSeq
@@ -294,6 +313,11 @@ func (c Command) AppendEncode(dst []byte) []byte {
 		dst = binary.AppendVarint(dst, c.ExpiresAt)
 	case OpDeletePrefix:
 		dst = appendString(dst, c.Key)
+	case OpDeletePrefixChunk:
+		dst = appendString(dst, c.Key)
+		dst = binary.AppendUvarint(dst, c.Limit)
+		dst = binary.AppendUvarint(dst, c.Bound)
+		dst = appendString(dst, c.After)
 	case OpBatch:
 		dst = binary.AppendUvarint(dst, uint64(len(c.Batch)))
 		for _, w := range c.Batch {
@@ -350,6 +374,9 @@ func (c Command) encodedSize() int {
 		n += uvarintLen(uint64(len(c.Key))) + len(c.Key) + varintLen(c.By) + varintLen(c.ExpiresAt)
 	case OpDeletePrefix:
 		n += uvarintLen(uint64(len(c.Key))) + len(c.Key)
+	case OpDeletePrefixChunk:
+		n += uvarintLen(uint64(len(c.Key))) + len(c.Key) + uvarintLen(c.Limit) + uvarintLen(c.Bound)
+		n += uvarintLen(uint64(len(c.After))) + len(c.After)
 	case OpBatch:
 		n += uvarintLen(uint64(len(c.Batch)))
 		for _, w := range c.Batch {
@@ -416,7 +443,7 @@ func Decode(b []byte) (Command, error) {
 	c.Op = Op(b[1])
 	switch c.Op {
 	case OpSet, OpDelete, OpExpire, OpBarrier:
-	case OpTouch, OpIncr, OpDeletePrefix, OpBatch, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr, OpClusterID:
+	case OpTouch, OpIncr, OpDeletePrefix, OpDeletePrefixChunk, OpBatch, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr, OpClusterID:
 		if version == codecV1 {
 			return Command{}, fmt.Errorf("%w: %d in a version 1 command", ErrUnknownOp, b[1])
 		}
@@ -459,6 +486,17 @@ func Decode(b []byte) (Command, error) {
 		c.ExpiresAt = d.varint("expiresAt")
 	case OpDeletePrefix:
 		c.Key = d.string("prefix")
+	case OpDeletePrefixChunk:
+		c.Key = d.string("prefix")
+		c.Limit = d.uvarint("limit")
+		c.Bound = d.uvarint("bound")
+		c.After = d.string("after")
+		if d.err == nil && c.Limit == 0 {
+			d.fail("delete-prefix chunk with limit 0")
+		}
+		if d.err == nil && c.After != "" && !strings.HasPrefix(c.After, c.Key) {
+			d.fail("delete-prefix chunk resumes after a key outside its prefix")
+		}
 	case OpBatch:
 		c.Batch = d.batch()
 	case OpRestoreChunk:

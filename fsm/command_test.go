@@ -39,6 +39,8 @@ var roundTripCases = []struct {
 	{"incr extremes", Command{Op: OpIncr, Key: "c", By: math.MinInt64, ExpiresAt: math.MaxInt64, Now: 1, IdemKey: strings.Repeat("i", 128), Fingerprint: [32]byte{0xff}}},
 	{"delete prefix", Command{Op: OpDeletePrefix, Key: "user/42/", Now: 9}},
 	{"delete prefix idempotent", Command{Op: OpDeletePrefix, Key: "p", Now: 9, IdemKey: "k"}},
+	{"delete prefix chunk", Command{Op: OpDeletePrefixChunk, Key: "p/", Now: 9, Limit: 1000}},
+	{"delete prefix chunk resumed", Command{Op: OpDeletePrefixChunk, Key: "p/", Now: 9, Limit: math.MaxUint64, Bound: 77, After: "p/x", IdemKey: "k", Fingerprint: [32]byte{7}}},
 	{"node addr", Command{Op: OpNodeAddr, Key: "n4", Value: []byte("http://127.0.0.1:8084"), Now: 9}},
 	{"node addr forget", Command{Op: OpNodeAddr, Key: "n4", Now: 9}},
 	{"cluster id", Command{Op: OpClusterID, Value: []byte("5f1c0de2a7b94e3d8c6b1a0f9e8d7c6b"), Now: 9}},
@@ -124,7 +126,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"version 0", []byte{0, byte(OpSet), 0}, ErrUnsupportedVersion},
 		{"version 3", append([]byte{3}, setCmd("k", "v", 0, 0).Encode()[1:]...), ErrUnsupportedVersion},
 		{"op 0", []byte{CodecVersion, 0, 0}, ErrUnknownOp},
-		{"op 9", []byte{CodecVersion, 9, 0, 0}, ErrUnknownOp},
+		{"op 10", []byte{CodecVersion, 10, 0, 0}, ErrUnknownOp},
+		{"delete prefix chunk in version 1", []byte{1, byte(OpDeletePrefixChunk), 0, 1, 'p', 1, 0, 0}, ErrUnknownOp},
+		{"delete prefix chunk limit 0", []byte{2, byte(OpDeletePrefixChunk), 0, 0, 1, 'p', 0, 0, 0}, ErrMalformed},
+		{"delete prefix chunk resumes outside its prefix", []byte{2, byte(OpDeletePrefixChunk), 0, 0, 1, 'p', 1, 5, 1, 'q'}, ErrMalformed},
+		{"batch holds a delete-prefix chunk", batchBytes(setCmd("a", "1", 0, 1).Encode(), Command{Op: OpDeletePrefixChunk, Key: "b", Limit: 1}.Encode()), ErrMalformed},
 		{"batch in version 1", []byte{1, byte(OpBatch), 0, 2}, ErrUnknownOp},
 		{"batch of one", batchBytes(setCmd("a", "1", 0, 1).Encode()), ErrMalformed},
 		{"batch of none", []byte{2, byte(OpBatch), 0, 0, 0}, ErrMalformed},
@@ -184,7 +190,7 @@ func TestDecodeRejectsEveryTruncation(t *testing.T) {
 }
 
 func TestOpString(t *testing.T) {
-	for op, want := range map[Op]string{OpSet: "set", OpDelete: "delete", OpExpire: "expire", OpBarrier: "barrier", OpTouch: "touch", OpIncr: "incr", OpDeletePrefix: "delete-prefix", OpNodeAddr: "node-addr", OpClusterID: "cluster-id", 9: "op(9)"} {
+	for op, want := range map[Op]string{OpSet: "set", OpDelete: "delete", OpExpire: "expire", OpBarrier: "barrier", OpTouch: "touch", OpIncr: "incr", OpDeletePrefix: "delete-prefix", OpNodeAddr: "node-addr", OpDeletePrefixChunk: "delete-prefix-chunk", OpClusterID: "cluster-id", 10: "op(10)"} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)
 		}

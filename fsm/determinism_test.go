@@ -26,9 +26,16 @@ type idemRec struct {
 }
 
 func (m model) applyIdem(table map[string]idemRec, index uint64, c Command) interface{} {
+	if c.Op == OpDeletePrefixChunk && c.Bound != 0 {
+		return m.continueChunk(table, c)
+	}
 	if c.IdemKey != "" {
 		if r, ok := table[c.IdemKey]; ok && !(c.Now-r.at >= IdempotencyWindowMs) {
 			if r.fp == c.Fingerprint {
+				if dr, ok := r.res.(DeletePrefixResult); ok && c.Op == OpDeletePrefixChunk && dr.Status == StatusOK {
+					dr.Bound, dr.More, dr.Replayed, dr.Recorded, dr.Total = dr.Revision, true, true, true, dr.Deleted
+					return dr
+				}
 				return r.res
 			}
 			return reusedResult(c.Op)
@@ -36,9 +43,70 @@ func (m model) applyIdem(table map[string]idemRec, index uint64, c Command) inte
 	}
 	res := m.apply(index, c)
 	if c.IdemKey != "" {
-		table[c.IdemKey] = idemRec{c.Fingerprint, res, c.Now}
+		rec := res
+		if dr, ok := res.(DeletePrefixResult); ok {
+			rec = DeletePrefixResult{Status: dr.Status, Deleted: dr.Deleted, Revision: dr.Revision} // what the table encodes
+		}
+		table[c.IdemKey] = idemRec{c.Fingerprint, rec, c.Now}
 	}
 	return res
+}
+
+// chunk removes, as one bulk delete chunk, the model's entries below bound.
+func (m model) chunk(c Command, bound uint64) DeletePrefixResult {
+	var keys []string
+	for k := range m {
+		if strings.HasPrefix(k, c.Key) && (c.After == "" || k > c.After) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	var r DeletePrefixResult
+	var doomed []string
+	visited := uint64(0)
+	for _, k := range keys {
+		if uint64(len(doomed)) == c.Limit || visited == c.Limit*chunkVisitFactor {
+			r.More = true
+			break
+		}
+		visited++
+		r.Next = k
+		if m[k].Revision < bound {
+			doomed = append(doomed, k)
+		}
+	}
+	for _, k := range doomed {
+		if !m[k].Expired(c.Now) {
+			r.Deleted++
+		}
+		delete(m, k)
+	}
+	if !r.More {
+		r.Next = ""
+	}
+	return r
+}
+
+// continueChunk is a later chunk: it adds to the bulk delete's record.
+func (m model) continueChunk(table map[string]idemRec, c Command) DeletePrefixResult {
+	r := m.chunk(c, c.Bound)
+	r.Revision, r.Bound = c.Bound, c.Bound
+	if c.IdemKey == "" {
+		return r
+	}
+	rec, ok := table[c.IdemKey]
+	if !ok || rec.fp != c.Fingerprint || c.Now-rec.at >= IdempotencyWindowMs {
+		return r
+	}
+	dr, isBulk := rec.res.(DeletePrefixResult)
+	if !isBulk || dr.Status != StatusOK || dr.Revision != c.Bound {
+		return r
+	}
+	dr.Deleted += r.Deleted
+	rec.res = dr
+	table[c.IdemKey] = rec
+	r.Recorded, r.Total = true, dr.Deleted
+	return r
 }
 
 // cond returns the failure status for c against the key's state, if any.
@@ -119,6 +187,13 @@ func (m model) apply(index uint64, c Command) interface{} {
 			}
 		}
 		return DeletePrefixResult{Deleted: n, Revision: index}
+	case OpDeletePrefixChunk: // a first chunk; later ones go through continueChunk
+		r := m.chunk(c, index)
+		r.Revision, r.Bound = index, index
+		if c.IdemKey != "" {
+			r.Recorded, r.Total = true, r.Deleted
+		}
+		return r
 	case OpExpire:
 		n := 0
 		for _, it := range c.Items {
@@ -275,6 +350,18 @@ func genV2Command(r *rand.Rand, m model, key func() string, now int64, idx uint6
 		c = Command{Op: OpIncr, Key: k, By: by, ExpiresAt: exp()}
 	default:
 		c = Command{Op: OpDeletePrefix, Key: k[:3+r.IntN(2)]}
+		if r.IntN(2) == 0 {
+			c.Op, c.Limit = OpDeletePrefixChunk, uint64(1+r.IntN(4))
+			switch r.IntN(3) {
+			case 0: // a later chunk bounded at an entry's own revision
+				c.Bound = ver + 1 - uint64(r.IntN(2))
+			case 1:
+				c.Bound = uint64(1 + r.IntN(int(idx)))
+			}
+			if r.IntN(2) == 0 {
+				c.After = k
+			}
+		}
 	}
 	c.Now = now
 	return c

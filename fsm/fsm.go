@@ -148,8 +148,14 @@ func (f *FSM) applyLocked(l *raft.Log, cmd *Command) interface{} {
 // applyCommand applies one command (not a batch) at log index; see applyLocked.
 func (f *FSM) applyCommand(index uint64, cmd *Command) interface{} {
 	f.pruneIdem(cmd.Now)
+	if cmd.Op == OpDeletePrefixChunk && cmd.Bound != 0 {
+		return f.continueDeletePrefix(cmd) // updates its own dedup record
+	}
 	if cmd.IdemKey != "" {
 		if res, ok := f.lookupIdem(cmd); ok {
+			if cmd.Op == OpDeletePrefixChunk {
+				return replayedDeletePrefix(res)
+			}
 			return res
 		}
 	}
@@ -176,6 +182,8 @@ func (f *FSM) applyOp(index uint64, cmd *Command) interface{} {
 		return f.incr(index, cmd)
 	case OpDeletePrefix:
 		return f.deletePrefix(index, cmd)
+	case OpDeletePrefixChunk:
+		return f.firstDeletePrefixChunk(index, cmd)
 	case OpRestoreChunk:
 		return f.restoreChunk(cmd)
 	case OpRestoreCommit:
@@ -224,6 +232,9 @@ func checkCond(cmd *Command, cur item, live bool) (st Status, current uint64) {
 func (f *FSM) put(index uint64, key string, value []byte, exp int64) (prev item, replaced bool) {
 	prev, replaced = f.data.Set(newItem(key, value, index, exp))
 	f.stats.valueBytes += int64(len(value) - len(prev.value()))
+	if !replaced {
+		f.stats.keyBytes += int64(len(key))
+	}
 	if replaced && prev.ExpiresAt != 0 {
 		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key()})
 	}
@@ -237,6 +248,7 @@ func (f *FSM) put(index uint64, key string, value []byte, exp int64) (prev item,
 func (f *FSM) remove(key string) (item, bool) {
 	prev, found := f.data.Delete(probe(key))
 	f.stats.valueBytes -= int64(len(prev.value()))
+	f.stats.keyBytes -= int64(len(prev.key()))
 	if found && prev.ExpiresAt != 0 {
 		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key()})
 	}
@@ -359,6 +371,7 @@ func (f *FSM) expire(cmd *Command) ExpireResult {
 		f.data.Delete(probe(it.Key))
 		f.expiry.Delete(expiryKey{at: cur.ExpiresAt, key: it.Key})
 		f.stats.valueBytes -= int64(len(cur.value()))
+		f.stats.keyBytes -= int64(len(cur.key()))
 		n++
 	}
 	f.stats.expired += uint64(n)

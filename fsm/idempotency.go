@@ -127,7 +127,7 @@ func reusedResult(op Op) interface{} {
 		return DeleteResult{Status: StatusIdempotencyKeyReused}
 	case OpIncr:
 		return IncrResult{Status: StatusIdempotencyKeyReused}
-	case OpDeletePrefix:
+	case OpDeletePrefix, OpDeletePrefixChunk:
 		return DeletePrefixResult{Status: StatusIdempotencyKeyReused}
 	default:
 		return SetResult{Status: StatusIdempotencyKeyReused}

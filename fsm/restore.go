@@ -98,17 +98,18 @@ func (f *FSM) restoreCommit(index uint64, cmd *Command) RestoreResult {
 		return RestoreResult{Reason: fmt.Sprintf("restore %x: staged data itself holds a restore in progress", cmd.RestoreID)}
 	}
 	load := newSortedLoader()
-	var valueBytes int64
+	var valueBytes, keyBytes int64
 	r.data.Scan(func(it item) bool {
 		it.Revision = index
 		valueBytes += int64(len(it.value()))
+		keyBytes += int64(len(it.key()))
 		load.add(it)
 		return true
 	})
 	data := load.finish()
 	f.data, f.expiry = data, r.expiry
 	f.idem, f.idemAge = r.idem, r.idemAge
-	f.stats.valueBytes = valueBytes
+	f.stats.valueBytes, f.stats.keyBytes = valueBytes, keyBytes
 	return RestoreResult{OK: true, Entries: data.Len(), Revision: index}
 }
 

@@ -93,14 +93,31 @@ type IncrResult struct {
 	Current uint64
 }
 
-// DeletePrefixResult is the outcome of OpDeletePrefix.
+// DeletePrefixResult is the outcome of OpDeletePrefix and of one
+// OpDeletePrefixChunk.
 type DeletePrefixResult struct {
 	Status Status
 	// Deleted counts the live entries removed (expired ones are removed too
-	// but not counted).
+	// but not counted). A result answered from the dedup table holds the
+	// running total of the bulk delete it recorded.
 	Deleted int
-	// Revision is the log index of this command; 0 when Status is not OK.
+	// Revision is the log index of this command; 0 when Status is not OK. A
+	// result answered from the dedup table holds its first chunk's index,
+	// which is the bulk delete's Bound.
 	Revision uint64
+
+	// Chunk results only (not recorded in the dedup table). Bound is the
+	// bulk delete's revision bound, for the next chunk. More: entries may
+	// remain, propose another chunk resuming after Next. Replayed: answered
+	// from the dedup table, so the bulk delete may still be running (More is
+	// then true). Recorded: the dedup table holds the bulk delete's running
+	// total, Total (this chunk included).
+	Bound    uint64
+	Next     string
+	More     bool
+	Replayed bool
+	Recorded bool
+	Total    int
 }
 
 // ExpireResult is the outcome of OpExpire.

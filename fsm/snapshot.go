@@ -240,12 +240,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
-	valueBytes := valueBytesOf(st.data)
+	valueBytes, keyBytes := bytesOf(st.data)
 	f.mu.Lock()
 	f.data, f.expiry, f.idem, f.idemAge, f.nodes = st.data, st.expiry, st.idem, st.idemAge, st.nodes
 	f.staging = st.staging
 	f.clusterID = st.cluster
-	f.stats.valueBytes = valueBytes
+	f.stats.valueBytes, f.stats.keyBytes = valueBytes, keyBytes
 	f.mu.Unlock()
 	applied := st.applied
 	f.advance(applied)

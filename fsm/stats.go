@@ -12,6 +12,9 @@ type Stats struct {
 	// ValueBytes is the total length of the stored values, expired entries
 	// included.
 	ValueBytes int64
+	// KeyBytes is the total length of the stored keys, expired entries
+	// included. KeyBytes + ValueBytes is the data size storage quotas limit.
+	KeyBytes int64
 	// Expired counts the entries removed by expire commands that this replica
 	// applied since it started (a Prometheus-style counter: it restarts at 0).
 	Expired uint64
@@ -20,6 +23,7 @@ type Stats struct {
 // stats is the FSM's part of Stats, guarded by FSM.mu like the trees.
 type stats struct {
 	valueBytes int64
+	keyBytes   int64
 	expired    uint64
 }
 
@@ -28,16 +32,16 @@ type stats struct {
 func (f *FSM) Stats() Stats {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return Stats{Keys: f.data.Len(), ValueBytes: f.stats.valueBytes, Expired: f.stats.expired}
+	return Stats{Keys: f.data.Len(), ValueBytes: f.stats.valueBytes, KeyBytes: f.stats.keyBytes, Expired: f.stats.expired}
 }
 
-// valueBytesOf sums the value lengths in a tree that is about to replace the
-// state (restore): O(n), like building the tree was.
-func valueBytesOf(data interface{ Scan(func(item) bool) }) int64 {
-	var n int64
+// bytesOf sums the value and key lengths in a tree that is about to replace
+// the state (restore): O(n), like building the tree was.
+func bytesOf(data interface{ Scan(func(item) bool) }) (values, keys int64) {
 	data.Scan(func(it item) bool {
-		n += int64(len(it.value()))
+		values += int64(len(it.value()))
+		keys += int64(len(it.key()))
 		return true
 	})
-	return n
+	return values, keys
 }

@@ -6,16 +6,17 @@ import (
 	"testing"
 )
 
-// scanStats recomputes Keys and ValueBytes the slow way.
-func scanStats(f *FSM) (keys int, valueBytes int64) {
+// scanStats recomputes Keys, ValueBytes and KeyBytes the slow way.
+func scanStats(f *FSM) (keys int, valueBytes, keyBytes int64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	f.data.Scan(func(it item) bool {
 		keys++
 		valueBytes += int64(len(it.value()))
+		keyBytes += int64(len(it.key()))
 		return true
 	})
-	return keys, valueBytes
+	return keys, valueBytes, keyBytes
 }
 
 // TestStatsFollowEveryOp drives random commands of every kind that changes
@@ -52,9 +53,9 @@ func TestStatsFollowEveryOp(t *testing.T) {
 		if r, ok := res.(ExpireResult); ok {
 			wantExpired += uint64(r.Expired)
 		}
-		keys, vb := scanStats(f)
-		if st := f.Stats(); st.Keys != keys || st.ValueBytes != vb || st.Expired != wantExpired {
-			t.Fatalf("after %d (%s): Stats = %+v, want keys %d, value bytes %d, expired %d", i, c.Op, st, keys, vb, wantExpired)
+		keys, vb, kb := scanStats(f)
+		if st := f.Stats(); st.Keys != keys || st.ValueBytes != vb || st.KeyBytes != kb || st.Expired != wantExpired {
+			t.Fatalf("after %d (%s): Stats = %+v, want keys %d, value bytes %d, key bytes %d, expired %d", i, c.Op, st, keys, vb, kb, wantExpired)
 		}
 	}
 	if wantExpired == 0 {
@@ -66,7 +67,7 @@ func TestStatsFollowEveryOp(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, got := f.Stats(), g.Stats()
-	if got.Keys != want.Keys || got.ValueBytes != want.ValueBytes || got.Expired != 0 {
+	if got.Keys != want.Keys || got.ValueBytes != want.ValueBytes || got.KeyBytes != want.KeyBytes || got.Expired != 0 {
 		t.Fatalf("restored replica: Stats = %+v, want keys %d, value bytes %d, expired 0", got, want.Keys, want.ValueBytes)
 	}
 }

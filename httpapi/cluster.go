@@ -58,9 +58,17 @@ func (a *api) readyz(r *http.Request) (reply, error) {
 			reason: reason, message: msg,
 		}
 	}
+	// A node whose storage quota is reached still serves reads, deletes and
+	// TTL changes, so it stays ready; the detail tells operators why writes
+	// that add data are refused.
+	var detail string
+	if a.st.Quota().Full() {
+		detail = "storage quota reached: writes that add data are refused with 507 insufficient_storage until keys are deleted or --max-keys/--max-data-bytes is raised"
+	}
 	return dataReply(http.StatusOK, struct {
 		Status string `json:"status"`
-	}{"ready"})
+		Detail string `json:"detail,omitempty"`
+	}{"ready", detail})
 }
 
 // readyReason is the short, fixed code /readyz gives for why a node is not

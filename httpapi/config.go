@@ -19,6 +19,10 @@ const (
 	DefaultRequestTimeout        = 10 * time.Second
 	DefaultMaxRestoreBytes int64 = 1 << 30
 	DefaultRestoreTimeout        = 10 * time.Minute
+	DefaultMaxListBytes    int64 = 4 << 20
+	// MinMaxListBytes is the smallest list byte budget accepted: below it,
+	// pages of ordinary keys would hold a handful of items.
+	MinMaxListBytes int64 = 4 << 10
 )
 
 // maxMaxValueBytes bounds MaxValueBytes so that the body limit (value plus
@@ -56,6 +60,13 @@ type Config struct {
 	// MaxValueBytes plus a small allowance for the envelope. Zero means
 	// DefaultMaxValueBytes (1 MiB); at most 1 GiB.
 	MaxValueBytes int64
+
+	// MaxListBytes is the byte budget of one GET /kv/items page: items are
+	// added while the response body stays within it, and the page then ends
+	// with a cursor and "complete": false. The first item of a page is always
+	// included, so one value larger than the budget still pages through.
+	// Zero means DefaultMaxListBytes (4 MiB); at least MinMaxListBytes.
+	MaxListBytes int64
 
 	// RequestTimeout is the deadline put on the context passed to Store for
 	// each request. Zero means DefaultRequestTimeout (10s). Server-level
@@ -110,6 +121,10 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("httpapi: MaxValueBytes must be between 0 (default %d) and %d, got %d",
 			DefaultMaxValueBytes, maxMaxValueBytes, c.MaxValueBytes))
 	}
+	if c.MaxListBytes != 0 && (c.MaxListBytes < MinMaxListBytes || c.MaxListBytes > maxMaxValueBytes) {
+		errs = append(errs, fmt.Errorf("httpapi: MaxListBytes must be 0 (default %d) or between %d and %d, got %d",
+			DefaultMaxListBytes, MinMaxListBytes, maxMaxValueBytes, c.MaxListBytes))
+	}
 	if c.MaxRestoreBytes < 0 || c.RestoreTimeout < 0 {
 		errs = append(errs, fmt.Errorf("httpapi: MaxRestoreBytes and RestoreTimeout must not be negative"))
 	}
@@ -128,6 +143,9 @@ func (c Config) Validate() error {
 func (c Config) withDefaults() Config {
 	if c.MaxValueBytes == 0 {
 		c.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if c.MaxListBytes == 0 {
+		c.MaxListBytes = DefaultMaxListBytes
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout

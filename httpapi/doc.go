@@ -19,8 +19,8 @@
 //	PATCH  /kv/items/{key}        refresh the expiry {"ttlSeconds": <number>|null}
 //	DELETE /kv/items/{key}        delete
 //	POST   /kv/items/{key}/incr   counter {"by": <integer>, "ttlSeconds": <number>}
-//	GET    /kv/items              list ?prefix=&limit=&cursor=&values=
-//	DELETE /kv/items?prefix=P     delete every key starting with P, atomically
+//	GET    /kv/items              list ?prefix=&limit=&cursor=&values= (pages end at MaxListBytes)
+//	DELETE /kv/items?prefix=P     delete every key starting with P (in bounded chunks)
 //
 // Writes honour If-Match (a version, as the ETag sends it), If-None-Match: *
 // (PUT only) and Idempotency-Key; every condition is checked by the state

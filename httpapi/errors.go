@@ -72,6 +72,10 @@ var storeErrors = []struct {
 		status: 422, code: "idempotency_key_reused",
 		message: "This Idempotency-Key was already used for a different request in the last 10 minutes; nothing was written. Use a new key for a new request.",
 	}},
+	{store.ErrQuotaExceeded, apiError{
+		status: http.StatusInsufficientStorage, code: "insufficient_storage",
+		message: "The cluster's storage quota is reached (--max-keys or --max-data-bytes) and this write would add data; nothing was written. Free space by deleting keys (DELETE, or a shorter TTL with PATCH), or have the operator raise the limit. Deletes, PATCH and writes that do not grow the data still work.",
+	}},
 	{store.ErrIndexNotReached, apiError{
 		status: http.StatusServiceUnavailable, code: "index_not_reached", retryable: true, retryAfter: true,
 		message: "This node had not applied the requested minIndex before the deadline; retry, or read from another node.",

@@ -38,6 +38,7 @@ func TestStoreErrorMapping(t *testing.T) {
 		{store.ErrNoLeader, 503, "no_leader", true, true},
 		{store.ErrShuttingDown, 503, "shutting_down", true, true},
 		{store.ErrTimeout, 503, "timeout", true, true},
+		{store.ErrQuotaExceeded, 507, "insufficient_storage", false, false},
 		{store.ErrClockOffset, 503, "clock_offset", true, true},
 		{context.DeadlineExceeded, 503, "timeout", true, true},
 		{context.Canceled, 503, "canceled", true, false},

@@ -17,11 +17,15 @@ type fakeStore struct {
 	// now stamps ExpiresAt = now + ttl, as the leader would.
 	now time.Time
 
-	mu         sync.Mutex
-	items      map[string]store.Item
-	version    uint64
-	err        error // when set, every method returns it
-	block      bool  // when set, every method waits for its context and returns ctx.Err()
+	mu      sync.Mutex
+	items   map[string]store.Item
+	version uint64
+	err     error // when set, every method returns it
+	block   bool  // when set, every method waits for its context and returns ctx.Err()
+	// waitIndex makes a read whose MinIndex is above version wait for its
+	// context, as the store does, before failing with ErrIndexNotReached.
+	waitIndex  bool
+	quota      store.QuotaStatus // returned by Quota
 	status     store.Status
 	calls      int
 	lastKey    string
@@ -79,6 +83,11 @@ func (f *fakeStore) Read(ctx context.Context, key string, opts store.ReadOptions
 	f.lastLevel = opts.Level
 	f.lastRead = opts
 	if opts.MinIndex > f.version {
+		if f.waitIndex {
+			f.mu.Unlock()
+			<-ctx.Done()
+			f.mu.Lock()
+		}
 		return store.Item{}, f.info, store.ErrIndexNotReached
 	}
 	it, ok := f.items[key]
@@ -295,6 +304,12 @@ func (f *fakeStore) Status(ctx context.Context) (store.Status, error) {
 
 func (f *fakeStore) Ready(ctx context.Context) error {
 	return f.enter(ctx, "")
+}
+
+func (f *fakeStore) Quota() store.QuotaStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.quota
 }
 
 func (f *fakeStore) setErr(err error) {

@@ -83,16 +83,17 @@ func (a *api) listItems(r *http.Request) (reply, error) {
 		return reply{}, err
 	}
 
-	size := 64
-	for _, it := range res.Items {
-		size += len(it.Key) + 64
-		if values {
-			size += len(it.Value) + 9
-		}
-	}
-	b := make([]byte, 0, size)
+	// The page is cut short at the byte budget: items are appended while the
+	// body stays within MaxListBytes, and the first one always goes in, so a
+	// single value larger than the budget cannot stall a paged scan. Any item
+	// left out is simply the start of the next page (the cursor names the last
+	// item written).
+	budget := int(a.cfg.MaxListBytes)
+	b := make([]byte, 0, min(listBodySize(res.Items, values), budget+listFrameBytes))
 	b = append(b, `{"data":{"items":[`...)
+	more, written := res.More, 0
 	for i, it := range res.Items {
+		mark := len(b)
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -107,21 +108,43 @@ func (a *api) listItems(r *http.Request) (reply, error) {
 		b = append(b, `,"expiresAt":`...)
 		b = appendExpiry(b, it.ExpiresAt)
 		b = append(b, '}')
+		if i > 0 && len(b)+listFrameBytes > budget {
+			b, more = b[:mark], true
+			break
+		}
+		written++
 	}
 	b = append(b, `],"cursor":`...)
-	if res.More && len(res.Items) > 0 {
-		b = appendJSONString(b, encodeCursor(res.Items[len(res.Items)-1].Key))
+	if more && written > 0 {
+		b = appendJSONString(b, encodeCursor(res.Items[written-1].Key))
 	} else {
 		b = append(b, "null"...)
 	}
 	b = append(b, `,"complete":`...)
-	b = strconv.AppendBool(b, !res.More)
+	b = strconv.AppendBool(b, !more)
 	b = append(b, "}}\n"...)
 	return reply{status: http.StatusOK, body: b, header: readHeaders(nil, info)}, nil
 }
 
-// deletePrefix serves DELETE /kv/items?prefix=P: one atomic command deleting
-// every key that starts with P.
+// listFrameBytes bounds the bytes of a list body outside its items: the
+// envelope, the cursor (a key of at most 512 bytes, base64) and "complete".
+const listFrameBytes = 64 + 4*(maxKeyBytes+1)/3 + 4
+
+// listBodySize estimates the body of a page holding every item of items.
+func listBodySize(items []store.Item, values bool) int {
+	size := listFrameBytes
+	for _, it := range items {
+		size += len(it.Key) + 64
+		if values {
+			size += len(it.Value) + 9
+		}
+	}
+	return size
+}
+
+// deletePrefix serves DELETE /kv/items?prefix=P: deletes every key that
+// starts with P and was written before the request, in bounded chunks (see
+// Store.DeletePrefix).
 func (a *api) deletePrefix(r *http.Request) (reply, error) {
 	prefix, err := parsePrefix(r)
 	if err != nil {

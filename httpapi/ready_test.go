@@ -89,3 +89,20 @@ func TestReadyzVerboseNeedsAKey(t *testing.T) {
 		t.Fatalf("ready, verbose: %d %s", res.status, res.body)
 	}
 }
+
+// TestReadyzQuotaDetail: a node whose storage quota is reached stays ready
+// (it serves reads and deletes) and says why writes are refused.
+func TestReadyzQuotaDetail(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.st.quota = store.QuotaStatus{Keys: 10, MaxKeys: 10, DataBytes: 100, MaxData: 1 << 20}
+	res := e.do("GET", "/readyz", "", "")
+	if res.status != http.StatusOK || !strings.Contains(string(res.body), `"ready"`) ||
+		!strings.Contains(string(res.body), "storage quota reached") {
+		t.Fatalf("full node: %d %s", res.status, res.body)
+	}
+	e.st.quota.Keys = 9
+	res = e.do("GET", "/readyz", "", "")
+	if res.status != http.StatusOK || strings.Contains(string(res.body), "detail") {
+		t.Fatalf("node under its quota: %d %s", res.status, res.body)
+	}
+}

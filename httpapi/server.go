@@ -47,7 +47,10 @@ type Store interface {
 	// Incr adds by to the integer at key, creating it from 0 with ttl (if > 0).
 	Incr(ctx context.Context, key string, by int64, ttl time.Duration, opts store.WriteOptions) (store.IncrResult, error)
 
-	// DeletePrefix deletes every key starting with prefix (non-empty), atomically.
+	// DeletePrefix deletes every key starting with prefix (non-empty) that was
+	// last written before the call, in chunks of bounded size: readers may see
+	// a partly deleted prefix while it runs. Deleted counts every live key
+	// removed.
 	DeletePrefix(ctx context.Context, prefix string, opts store.WriteOptions) (store.DeletePrefixResult, error)
 
 	// Status describes this node and the cluster as this node sees it.
@@ -56,6 +59,9 @@ type Store interface {
 	// Ready returns nil when this node can serve linearizable reads now, or an
 	// error wrapping store.ErrNoLeader or store.ErrTimeout saying why not.
 	Ready(ctx context.Context) error
+
+	// Quota describes the stored data against the storage quotas.
+	Quota() store.QuotaStatus
 
 	// Backup freezes a point-in-time copy of the data at the read level
 	// (linearizable: reflecting every write acknowledged before the call).

@@ -71,6 +71,19 @@ type Config struct {
 	// latency for removal speed (store/DESIGN.md, Expiry).
 	ExpireCatchUp time.Duration
 
+	// DeletePrefixChunk: the most keys one log entry of a bulk delete removes
+	// (deleteprefix.go); a larger prefix takes several entries, so applying
+	// one never holds the state machine for long.
+	DeletePrefixChunk int
+
+	// MaxKeys and MaxDataBytes are storage quotas (quota.go): once the stored
+	// entries (expired ones not yet removed included) reach MaxKeys, or a
+	// write would take their keys plus values past MaxDataBytes, this node as
+	// leader refuses writes that add data with ErrQuotaExceeded. 0 = no limit.
+	// The leader's settings are the ones enforced; give every node the same.
+	MaxKeys      int64
+	MaxDataBytes int64
+
 	// Clock returns the current time. The leader stamps expiry times and evaluates
 	// expiry with it. nil means time.Now. Tests use it to skew one node's clock.
 	Clock func() time.Time
@@ -147,6 +160,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:        30 * time.Second,
 		TrailingLogs:            1024,
 		MaxWriteBatchesInFlight: 1,
+		DeletePrefixChunk:       1000,
 		ExpireInterval:          100 * time.Millisecond,
 		ExpireBatch:             1000,
 		ExpirePipeline:          4,
@@ -187,6 +201,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxWriteBatchesInFlight == 0 {
 		c.MaxWriteBatchesInFlight = d.MaxWriteBatchesInFlight
+	}
+	if c.DeletePrefixChunk == 0 {
+		c.DeletePrefixChunk = d.DeletePrefixChunk
 	}
 	if c.ExpireInterval == 0 {
 		c.ExpireInterval = d.ExpireInterval
@@ -242,6 +259,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: ExpireBatch must be positive, got %d", c.ExpireBatch)
 	case c.ExpirePipeline < 1:
 		return fmt.Errorf("store: ExpirePipeline must be positive, got %d", c.ExpirePipeline)
+	case c.DeletePrefixChunk < 1:
+		return fmt.Errorf("store: DeletePrefixChunk must be positive, got %d", c.DeletePrefixChunk)
+	case c.MaxKeys < 0 || c.MaxDataBytes < 0:
+		return fmt.Errorf("store: MaxKeys and MaxDataBytes must not be negative (0 = no limit), got %d and %d", c.MaxKeys, c.MaxDataBytes)
 	case c.MaxClockOffset < 10*time.Millisecond:
 		return fmt.Errorf("store: MaxClockOffset must be at least 10ms, got %s", c.MaxClockOffset)
 	case c.ClockPingInterval < 0 || c.ClockPingInterval > c.MaxClockOffset*10:

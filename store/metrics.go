@@ -48,6 +48,9 @@ type metrics struct {
 
 	expirationsProposed prometheus.Counter
 
+	// quotaExceeded counts writes refused by a storage quota, by limit.
+	quotaExceeded *prometheus.CounterVec
+
 	snapshots        *prometheus.CounterVec
 	snapshotDuration prometheus.Histogram
 
@@ -90,6 +93,10 @@ func newMetrics() *metrics {
 			Name: "quorumkv_expirations_proposed_total",
 			Help: "Expired entries this node, as leader, proposed to remove (expire commands; an entry re-written meanwhile is not removed).",
 		}),
+		quotaExceeded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_quota_exceeded_total",
+			Help: "Writes this node, as leader, refused with 507 insufficient_storage because they would pass a storage quota, by limit (keys: --max-keys, data_bytes: --max-data-bytes).",
+		}, []string{"limit"}),
 		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumkv_snapshots_total",
 			Help: "Raft snapshots of the state machine this node persisted, by result (ok, error).",
@@ -111,6 +118,8 @@ func newMetrics() *metrics {
 			m.forwarded.WithLabelValues(kind, result)
 		}
 	}
+	m.quotaExceeded.WithLabelValues("keys")
+	m.quotaExceeded.WithLabelValues("data_bytes")
 	m.snapshots.WithLabelValues("ok")
 	m.snapshots.WithLabelValues("error")
 	return m
@@ -125,7 +134,7 @@ func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 	m.reg = reg
 	for _, c := range []prometheus.Collector{
 		m.proposals, m.applyDuration, m.applyBatch, m.writeBatch, m.forwarded, m.forwardDuration,
-		m.expirationsProposed, m.snapshots, m.snapshotDuration, newStoreCollector(s), newClockCollector(s),
+		m.expirationsProposed, m.quotaExceeded, m.snapshots, m.snapshotDuration, newStoreCollector(s), newClockCollector(s),
 	} {
 		if err := reg.Register(c); err != nil {
 			m.unregister()
@@ -241,6 +250,7 @@ type storeCollector struct {
 
 	state, term, commitIndex, lastIndex, applied, lastContact, hasLeader *prometheus.Desc
 	keys, valueBytes, expired                                            *prometheus.Desc
+	dataBytes, maxKeys, maxData                                          *prometheus.Desc
 }
 
 func newStoreCollector(s *Store) *storeCollector {
@@ -258,12 +268,15 @@ func newStoreCollector(s *Store) *storeCollector {
 		hasLeader:   d("quorumkv_raft_has_leader", "1 when this node knows a leader (itself included), else 0."),
 		keys:        d("quorumkv_fsm_keys", "Entries in this node's state machine, including expired entries not yet removed."),
 		valueBytes:  d("quorumkv_fsm_value_bytes", "Total size of the stored values in bytes, including expired entries not yet removed."),
+		dataBytes:   d("quorumkv_fsm_data_bytes", "Total size of the stored keys and values in bytes, including expired entries not yet removed: what --max-data-bytes limits."),
+		maxKeys:     d("quorumkv_quota_max_keys", "This node's --max-keys (0: no limit). Compare with quorumkv_fsm_keys."),
+		maxData:     d("quorumkv_quota_max_data_bytes", "This node's --max-data-bytes (0: no limit). Compare with quorumkv_fsm_data_bytes."),
 		expired:     d("quorumkv_expirations_applied_total", "Expired entries removed by expire commands this node's state machine applied since it started."),
 	}
 }
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.term, c.commitIndex, c.lastIndex, c.applied, c.lastContact, c.hasLeader, c.keys, c.valueBytes, c.expired} {
+	for _, d := range []*prometheus.Desc{c.state, c.term, c.commitIndex, c.lastIndex, c.applied, c.lastContact, c.hasLeader, c.keys, c.valueBytes, c.expired, c.dataBytes, c.maxKeys, c.maxData} {
 		ch <- d
 	}
 }
@@ -298,5 +311,8 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.fsm.Stats()
 	gauge(c.keys, float64(st.Keys))
 	gauge(c.valueBytes, float64(st.ValueBytes))
+	gauge(c.dataBytes, float64(st.KeyBytes+st.ValueBytes))
+	gauge(c.maxKeys, float64(c.s.cfg.MaxKeys))
+	gauge(c.maxData, float64(c.s.cfg.MaxDataBytes))
 	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.CounterValue, float64(st.Expired))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/raft"
 
@@ -54,6 +55,8 @@ const (
 	// statusClockOffset: not committed because the leader's clock is out of
 	// bound (clock.go); retry once leadership has moved.
 	statusClockOffset rpcStatus = 5
+	// statusQuotaExceeded: ErrQuotaExceeded, refused and nothing written.
+	statusQuotaExceeded rpcStatus = 6
 	// statusInvalid + n: the leader refused the write as breaking a rule
 	// (validationErrors[n], validate.go); the message is the reason. Nothing
 	// was proposed. A follower that predates it reads statusFailed's meaning.
@@ -75,6 +78,8 @@ func statusOf(err error) rpcStatus {
 		return statusOutcomeUnknown
 	case errors.Is(err, ErrShuttingDown):
 		return statusShuttingDown
+	case errors.Is(err, ErrQuotaExceeded):
+		return statusQuotaExceeded
 	case errors.Is(err, ErrPeerUnauthenticated):
 		return statusUnauthenticated
 	}
@@ -99,6 +104,8 @@ func statusError(st rpcStatus, msg string) error {
 		return fmt.Errorf("%w: leader: %s", errNotCommitted, msg)
 	case statusOutcomeUnknown:
 		return fmt.Errorf("%w: leader: %s", ErrOutcomeUnknown, msg)
+	case statusQuotaExceeded:
+		return fmt.Errorf("%w: %s", ErrQuotaExceeded, strings.TrimPrefix(msg, ErrQuotaExceeded.Error()+": "))
 	case statusClockOffset:
 		return fmt.Errorf("%w: %w: leader: %s", errNotCommitted, ErrClockOffset, msg)
 	case statusUnauthenticated:

@@ -49,6 +49,13 @@ var (
 	// window, for a different request. Nothing was written.
 	ErrIdempotencyKeyReused = errors.New("idempotency key reused for a different request")
 
+	// ErrQuotaExceeded: the write would add data beyond a storage quota
+	// (Config.MaxKeys, Config.MaxDataBytes). Nothing was written. Deletes,
+	// expiry changes and writes that do not grow the data still succeed;
+	// retrying the same write fails the same way until space is freed or the
+	// quota raised.
+	ErrQuotaExceeded = errors.New("storage quota exceeded")
+
 	// ErrIndexNotReached: a read with MinIndex found this node's state machine
 	// below that index when the deadline passed. Safe to retry.
 	ErrIndexNotReached = errors.New("index not reached")
@@ -173,6 +180,21 @@ type DeleteResult struct {
 	Deleted bool
 	// Index is the log index of the write.
 	Index uint64
+}
+
+// QuotaStatus describes this node's data against its storage quotas, as its
+// state machine has applied it.
+type QuotaStatus struct {
+	Keys      int64 // stored entries, expired ones not yet removed included
+	MaxKeys   int64 // 0 = no limit
+	DataBytes int64 // bytes of keys plus values of those entries
+	MaxData   int64 // 0 = no limit
+}
+
+// Full reports whether writes that add a key (keys quota) or any bytes
+// (data quota) are being refused.
+func (q QuotaStatus) Full() bool {
+	return (q.MaxKeys > 0 && q.Keys >= q.MaxKeys) || (q.MaxData > 0 && q.DataBytes >= q.MaxData)
 }
 
 // ReadLevel selects the consistency of a read.

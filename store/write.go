@@ -136,7 +136,10 @@ func (s *Store) Incr(ctx context.Context, key string, by int64, ttl time.Duratio
 	return IncrResult{Created: res.created, Value: res.value, Version: res.revision, ExpiresAt: msTime(res.expiresAt), Index: res.index}, nil
 }
 
-// DeletePrefix deletes every key starting with prefix in one atomic command.
+// DeletePrefix deletes every key starting with prefix that was last written
+// before the call began, in chunks of at most Config.DeletePrefixChunk keys
+// (one log entry each): readers may see a partly deleted prefix while it
+// runs. Deleted counts every live key removed. See DESIGN.md, "Bulk delete".
 func (s *Store) DeletePrefix(ctx context.Context, prefix string, opts WriteOptions) (DeletePrefixResult, error) {
 	res, err := s.writeWith(ctx, writeRequest{op: fsm.OpDeletePrefix, key: prefix}, opts)
 	if err != nil {
@@ -223,6 +226,12 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 		// Nothing proposed: the caller waits for a leader whose clock is
 		// within bound (this one hands leadership over) and retries.
 		return writeResult{}, fmt.Errorf("%w: %w", errNotCommitted, err)
+	}
+	if err := s.checkQuota(req, now); err != nil {
+		return writeResult{}, err
+	}
+	if req.op == fsm.OpDeletePrefix {
+		return s.deletePrefixAsLeader(ctx, req, now)
 	}
 	cmd := fsm.Command{
 		Op: req.op, Key: req.key, Now: now,

@@ -250,7 +250,7 @@ func delCommand() *command {
 		flags: func(fs *flag.FlagSet) {
 			ifMatch = versionFlag{}
 			fs.Var(&ifMatch, "if-match", "delete only if the key's current `VERSION` is this one (else exit 4)")
-			fs.BoolVar(&prefix, "prefix", false, "the argument is a prefix: delete every matching key, atomically")
+			fs.BoolVar(&prefix, "prefix", false, "the argument is a prefix: delete every matching key (in chunks; readers may see it partly done)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if prefix {

@@ -14,6 +14,16 @@ import (
 	"github.com/quorumkv/quorumkv/store"
 )
 
+// defaultMaxDataBytes is --max-data-bytes' default: 2 GiB of keys and values,
+// etcd's default backend quota. Every node holds the whole data set in memory
+// (about 300 bytes of index per key on top of the data) and a snapshot on
+// disk, so the default stops a runaway writer well before it exhausts a
+// typical node, and is generous for sessions and cache entries. Keys are not
+// limited by default: what most keys cost is their size, which this quota
+// measures; the fixed cost per key dominates only for very many tiny keys,
+// and --max-keys is there for that.
+const defaultMaxDataBytes = 2 << 30
+
 // options is everything kvnode reads from its command line and environment.
 type options struct {
 	id                string
@@ -25,6 +35,9 @@ type options struct {
 	apiKey            string
 	apiKeyFile        string
 	maxValueBytes     int64
+	maxListBytes      int64
+	maxKeys           int64
+	maxDataBytes      int64
 	maxRestoreBytes   int64
 	requestTimeout    time.Duration
 	shutdownTimeout   time.Duration
@@ -79,6 +92,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.apiKeysFile, "api-keys-file", "", "scoped API keys: JSON or 'name:scope:key' lines (scope read, write or admin; key may be sha256:<hex digest>); reloaded on SIGHUP")
 	fs.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve the API WITHOUT authentication (test setups only; logged as a warning and shown in /cluster/status)")
 	fs.Int64Var(&o.maxValueBytes, "max-value-bytes", 1<<20, "largest accepted value (compact JSON bytes)")
+	fs.Int64Var(&o.maxListBytes, "max-list-bytes", httpapi.DefaultMaxListBytes, "byte budget of one GET /kv/items page: the page ends early with a cursor once its body would exceed it (one item is always returned)")
+	fs.Int64Var(&o.maxKeys, "max-keys", 0, "storage quota: once this many keys are stored, writes that create a key get 507 insufficient_storage (0 = no limit)")
+	fs.Int64Var(&o.maxDataBytes, "max-data-bytes", defaultMaxDataBytes, "storage quota: writes that would take the stored keys plus values past this many bytes get 507 insufficient_storage (0 = no limit); the data set is held in memory on every node")
 	fs.Int64Var(&o.maxRestoreBytes, "max-restore-bytes", 1<<30, "largest backup accepted by POST /admin/restore (it is buffered in --data-dir before it is verified)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "deadline for one API request, including waiting for a leader")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful stop (SIGTERM) may take")
