@@ -67,7 +67,7 @@ type Backup struct {
 // describes the cluster the backup came from, not the one it is restored to).
 func (f *FSM) Backup() *Backup {
 	f.mu.Lock()
-	s := &snapshot{data: f.data.Copy(), idem: f.idem.Copy(), applied: f.applied.Load()}
+	s := &snapshot{data: f.data.Copy(), idem: f.idem.Copy(), applied: f.applied.Load(), lastNow: f.lastNow.Load()}
 	f.mu.Unlock()
 	return &Backup{s: s}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/tidwall/btree"
 )
 
-// Snapshot format, version 3 (all fixed-width integers big-endian):
+// Snapshot format, version 4 (all fixed-width integers big-endian):
 //
 //	header   magic "qkvsnap\x00" (8 bytes), format version uint32,
 //	         applied index uint64, entry count uint64
@@ -29,14 +29,20 @@ import (
 //	staging  (version 3 only) restore id uint64, 0 when no online restore is
 //	         staged; otherwise next chunk uint64, staged length uint64 and the
 //	         staged bytes of the online restore in progress (restore.go)
+//	clock    (version 4 only) command time of the last applied command
+//	         (FSM.LastNow), int64
 //	trailer  CRC-32C (Castagnoli) uint32 of every byte before it
 //
 // Nothing may follow the trailer. Restore reads versions 1 (no dedup section,
 // written before idempotency existed), 2 (no node or staging section, written
-// before membership changes and online restore) and 3; Persist writes version 3.
+// before membership changes and online restore), 3 (no clock section, written
+// before command time was kept monotonic) and 4; Persist writes version 4.
+// For versions before 4 the last command time is taken as the newest dedup
+// entry's createdAt (a command time that was applied; 0 when the table is
+// empty), so every replica restoring the same snapshot agrees on it.
 const (
 	snapshotMagic         = "qkvsnap\x00"
-	snapshotFormatVersion = 3
+	snapshotFormatVersion = 4
 	snapshotFormatV1      = 1
 	snapshotHeaderSize    = len(snapshotMagic) + 4 + 8 + 8
 
@@ -73,6 +79,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		nodes:   maps.Clone(f.nodes),
 		applied: f.applied.Load(),
 		staging: f.staging,
+		lastNow: f.lastNow.Load(),
 	}
 	f.mu.Unlock()
 	return s, nil
@@ -86,6 +93,7 @@ type snapshot struct {
 	nodes   map[string]string
 	applied uint64
 	staging restoreStaging
+	lastNow int64
 }
 
 // Persist streams the snapshot to sink in the format above, then closes sink,
@@ -166,6 +174,9 @@ func (s *snapshot) write(w io.Writer) error {
 			return err
 		}
 	}
+	if _, err := bw.Write(binary.BigEndian.AppendUint64(st[:0], uint64(s.lastNow))); err != nil {
+		return err
+	}
 	if err := bw.Flush(); err != nil {
 		return err
 	}
@@ -232,6 +243,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	valueBytes := valueBytesOf(st.data)
 	f.mu.Lock()
 	f.data, f.expiry, f.idem, f.idemAge, f.nodes = st.data, st.expiry, st.idem, st.idemAge, st.nodes
+	f.idemBytes = st.idemBytes
+	f.lastNow.Store(st.lastNow)
 	f.staging = st.staging
 	f.stats.valueBytes = valueBytes
 	f.mu.Unlock()
@@ -246,9 +259,12 @@ type restored struct {
 	expiry  *expiryIndex
 	idem    *btree.BTreeG[idemEntry]
 	idemAge *btree.BTreeG[idemAgeKey]
-	nodes   map[string]string
-	applied uint64
-	staging restoreStaging
+	// idemBytes is idem's accounted size; lastNow the last command time.
+	idemBytes int64
+	lastNow   int64
+	nodes     map[string]string
+	applied   uint64
+	staging   restoreStaging
 }
 
 func readSnapshot(r io.Reader) (*restored, error) {
@@ -295,8 +311,10 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	}
 
 	idem, idemAge := newIdemTree(), newIdemAgeTree()
+	var idemBytes int64
 	if version >= 2 {
-		if err := sr.readIdem(idem, idemAge); err != nil {
+		var err error
+		if idemBytes, err = sr.readIdem(idem, idemAge); err != nil {
 			return nil, err
 		}
 	}
@@ -310,6 +328,16 @@ func readSnapshot(r io.Reader) (*restored, error) {
 		if staging, err = sr.readStaging(); err != nil {
 			return nil, err
 		}
+	}
+	var lastNow int64
+	if version >= 4 {
+		var b [8]byte
+		if err := sr.readFull(b[:]); err != nil {
+			return nil, sr.wrap(err, "last command time")
+		}
+		lastNow = int64(binary.BigEndian.Uint64(b[:]))
+	} else if k, ok := idemAge.Max(); ok {
+		lastNow = k.at
 	}
 
 	want := sr.sum()
@@ -326,7 +354,8 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	case !errors.Is(err, io.EOF):
 		return nil, sr.wrap(err, "end of stream")
 	}
-	return &restored{data: load.finish(), expiry: buildExpiryIndex(pairs), idem: idem, idemAge: idemAge, nodes: nodes, applied: applied, staging: staging}, nil
+	return &restored{data: load.finish(), expiry: buildExpiryIndex(pairs), idem: idem, idemAge: idemAge,
+		idemBytes: idemBytes, lastNow: lastNow, nodes: nodes, applied: applied, staging: staging}, nil
 }
 
 // readStaging reads the staging section of a version 3 snapshot: a restore
@@ -358,12 +387,14 @@ func (s *snapReader) readStaging() (restoreStaging, error) {
 }
 
 // readIdem reads the dedup section into idem and idemAge, checking key order
-// and that every recorded result decodes.
-func (s *snapReader) readIdem(idem *btree.BTreeG[idemEntry], idemAge *btree.BTreeG[idemAgeKey]) error {
+// and that every recorded result decodes, and returns the table's accounted
+// size.
+func (s *snapReader) readIdem(idem *btree.BTreeG[idemEntry], idemAge *btree.BTreeG[idemAgeKey]) (int64, error) {
 	var cnt [8]byte
 	if err := s.readFull(cnt[:]); err != nil {
-		return s.wrap(err, "idempotency entry count")
+		return 0, s.wrap(err, "idempotency entry count")
 	}
+	var total int64
 	count := binary.BigEndian.Uint64(cnt[:])
 	var prevKey string
 	for i := uint64(0); i < count; i++ {
@@ -371,40 +402,41 @@ func (s *snapReader) readIdem(idem *btree.BTreeG[idemEntry], idemAge *btree.BTre
 		var e idemEntry
 		n, err := binary.ReadUvarint(s)
 		if err != nil {
-			return s.wrap(err, what("key length"))
+			return 0, s.wrap(err, what("key length"))
 		}
 		if n == 0 || n > maxSnapshotField {
-			return fmt.Errorf("%w: %s: bad key length %d", ErrBadSnapshot, what("key"), n)
+			return 0, fmt.Errorf("%w: %s: bad key length %d", ErrBadSnapshot, what("key"), n)
 		}
 		if e.key, err = s.readString(n); err != nil {
-			return s.wrap(err, what("key"))
+			return 0, s.wrap(err, what("key"))
 		}
 		if i > 0 && e.key <= prevKey {
-			return fmt.Errorf("%w: %s: key %q not after previous key %q", ErrBadSnapshot, what("key"), e.key, prevKey)
+			return 0, fmt.Errorf("%w: %s: key %q not after previous key %q", ErrBadSnapshot, what("key"), e.key, prevKey)
 		}
 		prevKey = e.key
 		if err := s.readFull(e.fingerprint[:]); err != nil {
-			return s.wrap(err, what("fingerprint"))
+			return 0, s.wrap(err, what("fingerprint"))
 		}
 		if n, err = binary.ReadUvarint(s); err != nil {
-			return s.wrap(err, what("result length"))
+			return 0, s.wrap(err, what("result length"))
 		}
 		if n > maxSnapshotField {
-			return fmt.Errorf("%w: %s: result length %d exceeds limit %d", ErrBadSnapshot, what("result"), n, maxSnapshotField)
+			return 0, fmt.Errorf("%w: %s: result length %d exceeds limit %d", ErrBadSnapshot, what("result"), n, maxSnapshotField)
 		}
 		if e.result, err = s.readBytes(n); err != nil {
-			return s.wrap(err, what("result"))
+			return 0, s.wrap(err, what("result"))
 		}
 		if _, err := decodeResult(e.result); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrBadSnapshot, what("result"), err)
+			return 0, fmt.Errorf("%w: %s: %v", ErrBadSnapshot, what("result"), err)
 		}
 		if e.createdAt, err = binary.ReadVarint(s); err != nil {
-			return s.wrap(err, what("createdAt"))
+			return 0, s.wrap(err, what("createdAt"))
 		}
 		idem.Load(e)
 		idemAge.Set(idemAgeKey{at: e.createdAt, key: e.key})
+		total += e.bytes()
 	}
-	return nil
+	return total, nil
 }
 
 // snapReader is a buffered reader that keeps a CRC-32C of the bytes consumed so
