@@ -56,6 +56,13 @@ type Config struct {
 	// next batch.
 	MaxWriteBatchesInFlight int
 
+	// IdempotencyMaxBytes bounds the dedup table (fsm accounting: key, result,
+	// fingerprint and a fixed overhead per entry). This node, while it leads,
+	// refuses new idempotent writes that would exceed it with
+	// ErrIdempotencyTableFull, since entries are never dropped inside their
+	// window. Zero means DefaultIdempotencyMaxBytes.
+	IdempotencyMaxBytes int64
+
 	// ExpireInterval: the longest the leader's expiry loop sleeps between scans.
 	// An expired key is physically deleted within about this long (plus a commit).
 	ExpireInterval time.Duration
@@ -102,6 +109,11 @@ type Config struct {
 	WrapRaftLayer func(raft.StreamLayer) raft.StreamLayer
 }
 
+// DefaultIdempotencyMaxBytes (64 MiB) holds about 300,000 entries of a
+// UUID-sized key (~230 accounted bytes each): ten minutes of ~500 idempotent
+// writes a second, the memory the table's former 262,144-entry cap allowed.
+const DefaultIdempotencyMaxBytes = 64 << 20
+
 // DefaultConfig returns the settings used when a field is left zero.
 func DefaultConfig() Config {
 	return Config{
@@ -120,6 +132,7 @@ func DefaultConfig() Config {
 		ExpireCatchUp:           time.Second,
 		PromoteLag:              100,
 		MonitorInterval:         250 * time.Millisecond,
+		IdempotencyMaxBytes:     DefaultIdempotencyMaxBytes,
 	}
 }
 
@@ -171,6 +184,9 @@ func (c Config) withDefaults() Config {
 	if c.MonitorInterval == 0 {
 		c.MonitorInterval = d.MonitorInterval
 	}
+	if c.IdempotencyMaxBytes == 0 {
+		c.IdempotencyMaxBytes = d.IdempotencyMaxBytes
+	}
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -198,6 +214,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: ExpireBatch must be positive, got %d", c.ExpireBatch)
 	case c.ExpirePipeline < 1:
 		return fmt.Errorf("store: ExpirePipeline must be positive, got %d", c.ExpirePipeline)
+	case c.IdempotencyMaxBytes < 0:
+		return fmt.Errorf("store: IdempotencyMaxBytes must not be negative, got %d", c.IdempotencyMaxBytes)
 	case c.ExpireCatchUp < 0:
 		return fmt.Errorf("store: ExpireCatchUp must not be negative, got %s", c.ExpireCatchUp)
 	}

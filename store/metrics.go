@@ -237,6 +237,7 @@ type storeCollector struct {
 
 	state, term, commitIndex, lastIndex, applied, lastContact, hasLeader *prometheus.Desc
 	keys, valueBytes, expired                                            *prometheus.Desc
+	idemEntries, idemBytes, idemOldestAge                                *prometheus.Desc
 }
 
 func newStoreCollector(s *Store) *storeCollector {
@@ -255,11 +256,15 @@ func newStoreCollector(s *Store) *storeCollector {
 		keys:        d("quorumkv_fsm_keys", "Entries in this node's state machine, including expired entries not yet removed."),
 		valueBytes:  d("quorumkv_fsm_value_bytes", "Total size of the stored values in bytes, including expired entries not yet removed."),
 		expired:     d("quorumkv_expirations_applied_total", "Expired entries removed by expire commands this node's state machine applied since it started."),
+		idemEntries: d("quorumkv_idempotency_entries", "Entries in the replicated Idempotency-Key table, including aged entries not yet pruned."),
+		idemBytes:   d("quorumkv_idempotency_bytes", "Accounted size of the Idempotency-Key table in bytes; the leader refuses new keyed writes (503 idempotency_table_full) beyond its --idempotency-max-bytes."),
+		idemOldestAge: d("quorumkv_idempotency_oldest_age_seconds",
+			"Age in command time of the oldest Idempotency-Key table entry (0 when empty); entries are kept at least 600 s, so a value well past 600 s means pruning is behind."),
 	}
 }
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.term, c.commitIndex, c.lastIndex, c.applied, c.lastContact, c.hasLeader, c.keys, c.valueBytes, c.expired} {
+	for _, d := range []*prometheus.Desc{c.state, c.term, c.commitIndex, c.lastIndex, c.applied, c.lastContact, c.hasLeader, c.keys, c.valueBytes, c.expired, c.idemEntries, c.idemBytes, c.idemOldestAge} {
 		ch <- d
 	}
 }
@@ -295,4 +300,12 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.keys, float64(st.Keys))
 	gauge(c.valueBytes, float64(st.ValueBytes))
 	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.CounterValue, float64(st.Expired))
+	u := c.s.fsm.IdempotencyUsage()
+	gauge(c.idemEntries, float64(u.Entries))
+	gauge(c.idemBytes, float64(u.Bytes))
+	age := 0.0
+	if u.Entries > 0 {
+		age = float64(max(c.s.commandNow()-u.Oldest, 0)) / 1000
+	}
+	gauge(c.idemOldestAge, age)
 }

@@ -69,7 +69,7 @@ func (s *Store) List(ctx context.Context, req ListRequest) (ListResult, ReadInfo
 // clock at which to judge expiry: for MinIndex, until the local state machine
 // applied it; for a linearizable read, until it applied a confirmed read index
 // (then expiry is judged at the leader's clock); a stale read uses the local
-// clock.
+// clock. Either way, never a time before the last applied command's.
 func (s *Store) prepareRead(ctx context.Context, opts ReadOptions) (int64, ReadInfo, error) {
 	if opts.MinIndex > 0 {
 		if err := s.fsm.WaitApplied(ctx, opts.MinIndex); err != nil {
@@ -88,6 +88,9 @@ func (s *Store) prepareRead(ctx context.Context, opts ReadOptions) (int64, ReadI
 		}
 		now = leaderNow
 	}
+	// Command time never runs backwards (idempotency.go): an entry expired at
+	// the last applied command's time stays hidden, whatever the clock says.
+	now = max(now, s.fsm.LastNow())
 	return now, s.readInfo(), nil
 }
 

@@ -62,6 +62,10 @@ type Store struct {
 	proposals  chan *proposal
 	batchSlots chan struct{}
 
+	// idem reserves room in the dedup table for admitted idempotent writes
+	// (idempotency.go).
+	idem idemAdmission
+
 	closing   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -281,7 +285,7 @@ func (s *Store) lead(ctx context.Context) {
 	term := s.raft.CurrentTerm()
 	s.log.Info("became leader", "term", term)
 	for {
-		_, err := s.applyLocal(ctx, fsm.Command{Op: fsm.OpBarrier, Now: s.nowMs()})
+		_, err := s.applyLocal(ctx, fsm.Command{Op: fsm.OpBarrier, Now: s.commandNow()})
 		if err == nil {
 			break
 		}

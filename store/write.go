@@ -70,6 +70,8 @@ func (r writeResult) err() error {
 		return ErrNotFound
 	case fsm.StatusIdempotencyKeyReused:
 		return ErrIdempotencyKeyReused
+	case fsm.StatusIdempotencyTableFull:
+		return ErrIdempotencyTableFull
 	}
 	return fmt.Errorf("store: unknown write status %d", r.status)
 }
@@ -150,7 +152,7 @@ func (s *Store) writeWith(ctx context.Context, req writeRequest, opts WriteOptio
 		}
 		req.cond = fsm.CondIfAbsent
 	}
-	req.idemKey, req.fingerprint = opts.IdempotencyKey, opts.Fingerprint
+	req.idemKey, req.fingerprint = scopedIdempotencyKey(opts.IdempotencyScope, opts.IdempotencyKey), opts.Fingerprint
 	res, err := s.write(ctx, req)
 	if err != nil {
 		return writeResult{}, err
@@ -196,8 +198,10 @@ func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error
 }
 
 // writeAsLeader stamps req into a command and commits it on this node's raft.
+// A new idempotent write the dedup table has no room for is answered
+// StatusIdempotencyTableFull without being proposed (idempotency.go).
 func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResult, error) {
-	now := s.nowMs()
+	now := s.commandNow()
 	cmd := fsm.Command{
 		Op: req.op, Key: req.key, Now: now,
 		Cond: req.cond, CondVersion: req.condVersion,
@@ -217,6 +221,13 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 		cmd.By = req.by
 	case fsm.OpDelete, fsm.OpDeletePrefix:
 		cmd.ExpiresAt = 0
+	}
+	if cmd.IdemKey != "" {
+		release, ok := s.admitIdempotent(&cmd)
+		if !ok {
+			return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
+		}
+		defer release()
 	}
 	resp, index, err := s.propose(ctx, cmd)
 	if err != nil {
