@@ -72,6 +72,10 @@ var storeErrors = []struct {
 		status: 422, code: "idempotency_key_reused",
 		message: "This Idempotency-Key was already used for a different request in the last 10 minutes; nothing was written. Use a new key for a new request.",
 	}},
+	{store.ErrIdempotencyTableFull, apiError{
+		status: http.StatusServiceUnavailable, code: "idempotency_table_full", retryable: true, retryAfter: true,
+		message: "The cluster's Idempotency-Key table is full of keys still inside their 10-minute window, so this new key could not be remembered; nothing was written. Retry shortly (keys age out continuously), or ask the operator to raise --idempotency-max-bytes.",
+	}},
 	{store.ErrIndexNotReached, apiError{
 		status: http.StatusServiceUnavailable, code: "index_not_reached", retryable: true, retryAfter: true,
 		message: "This node had not applied the requested minIndex before the deadline; retry, or read from another node.",

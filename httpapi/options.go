@@ -85,6 +85,9 @@ func writeOptions(r *http.Request, createOnly bool, target string, body []byte) 
 			}
 		}
 		opts.IdempotencyKey = k
+		// Scoped by the API key's name: another key's caller can neither
+		// replay nor block this one's requests by guessing its keys.
+		opts.IdempotencyScope = callerName(r)
 		opts.Fingerprint = fingerprint(r.Method, target, ifMatch, ifNoneMatch, body)
 	}
 	return opts, nil
