@@ -183,6 +183,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		SnapshotThreshold:       o.snapshotThreshold,
 		DisableWriteBatching:    !o.writeBatching,
 		MaxWriteBatchesInFlight: o.writeBatches,
+		IdempotencyMaxBytes:     o.idemMaxBytes,
 		Clock:                   testClock(o, logger),
 		Join:                    len(joins) > 0,
 		HTTPAddr:                advertisedHTTPAddr(o, ln),
