@@ -1,7 +1,11 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/quorumkv/quorumkv/fsm"
 )
@@ -70,6 +74,11 @@ func (s *Store) admitIdempotent(cmd *fsm.Command) (release func(), ok bool) {
 	}, true
 }
 
+// maxIdempotencyScope bounds the scope part of a dedup table key: a longer
+// scope (an API key name has no length limit) is replaced by its SHA-256, so
+// a table key is at most maxIdempotencyScope + 1 + the key's own length.
+const maxIdempotencyScope = 64
+
 // scopedIdempotencyKey is the dedup table key of an idempotency key sent by
 // caller scope: scope, a NUL byte, the key. Keys and scopes come from HTTP
 // headers and API key names, which cannot hold NUL, so no two (scope, key)
@@ -78,5 +87,24 @@ func scopedIdempotencyKey(scope, key string) string {
 	if scope == "" || key == "" {
 		return key
 	}
+	if len(scope) > maxIdempotencyScope {
+		sum := sha256.Sum256([]byte(scope))
+		scope = "sha256:" + hex.EncodeToString(sum[:24])
+	}
 	return scope + "\x00" + key
+}
+
+// splitScopedIdempotencyKey undoes scopedIdempotencyKey: the scope ("" when
+// there is none) and the caller's key. ok is false when the scope part is
+// malformed (empty, too long, or holding a control character), which only a
+// forged request can send.
+func splitScopedIdempotencyKey(k string) (scope, key string, ok bool) {
+	scope, key, found := strings.Cut(k, "\x00")
+	if !found {
+		return "", k, true
+	}
+	if scope == "" || len(scope) > maxIdempotencyScope || strings.IndexFunc(scope, unicode.IsControl) >= 0 {
+		return "", "", false
+	}
+	return scope, key, true
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -200,6 +201,30 @@ func TestIdempotencyMetrics(t *testing.T) {
 		}
 		if v, found := sample(t, reg, "quorumkv_idempotency_oldest_age_seconds"); !found || v < 0 || v > 60 {
 			t.Errorf("%s: quorumkv_idempotency_oldest_age_seconds = %v (found %v), want a few seconds", nd.id, v, found)
+		}
+	}
+}
+
+func TestScopedIdempotencyKey(t *testing.T) {
+	long := strings.Repeat("n", maxIdempotencyScope+1)
+	for _, tc := range []struct{ scope, key string }{
+		{"web", "X1"}, {"", "X1"}, {"ops", strings.Repeat("k", 128)}, {long, "X1"}, {"名前", "a:b"},
+	} {
+		k := scopedIdempotencyKey(tc.scope, tc.key)
+		if len(k) > maxIdempotencyScope+1+len(tc.key) {
+			t.Errorf("scoped(%q, %q) is %d bytes", tc.scope, tc.key, len(k))
+		}
+		scope, key, ok := splitScopedIdempotencyKey(k)
+		if !ok || key != tc.key || (tc.scope != long && scope != tc.scope) {
+			t.Errorf("split(scoped(%q, %q)) = %q, %q, %v", tc.scope, tc.key, scope, key, ok)
+		}
+	}
+	if scopedIdempotencyKey(long, "X1") == scopedIdempotencyKey(long+"x", "X1") {
+		t.Error("two long scopes share a table key")
+	}
+	for _, bad := range []string{"\x00X1", strings.Repeat("s", maxIdempotencyScope+1) + "\x00X1", "a\tb\x00X1"} {
+		if _, _, ok := splitScopedIdempotencyKey(bad); ok {
+			t.Errorf("split(%q) accepted a malformed scope", bad)
 		}
 	}
 }

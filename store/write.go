@@ -223,6 +223,10 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 		cmd.ExpiresAt = 0
 	}
 	if cmd.IdemKey != "" {
+		// Only a forged forwarded request can carry a malformed scope.
+		if _, _, ok := splitScopedIdempotencyKey(cmd.IdemKey); !ok {
+			return writeResult{}, fmt.Errorf("store: refusing an idempotency key with a malformed caller scope (%d bytes)", len(cmd.IdemKey))
+		}
 		release, ok := s.admitIdempotent(&cmd)
 		if !ok {
 			return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
