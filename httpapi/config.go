@@ -9,11 +9,13 @@ import (
 	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quorumkv/quorumkv/store"
 )
 
 // Defaults applied by New to zero Config fields.
 const (
-	DefaultMaxValueBytes   int64 = 1 << 20
+	DefaultMaxValueBytes         = store.DefaultMaxValueBytes
 	DefaultRequestTimeout        = 10 * time.Second
 	DefaultMaxRestoreBytes int64 = 1 << 30
 	DefaultRestoreTimeout        = 10 * time.Minute
@@ -22,7 +24,7 @@ const (
 // maxMaxValueBytes bounds MaxValueBytes so that the body limit (value plus
 // envelope allowance) cannot overflow and a misconfiguration cannot let one
 // request buffer gigabytes. Values this large do not belong in a raft log.
-const maxMaxValueBytes int64 = 1 << 30
+const maxMaxValueBytes = store.MaxMaxValueBytes
 
 // Config configures the HTTP API. The zero value of every field except APIKey
 // selects a default; call Validate (New does) before use.

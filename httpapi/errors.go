@@ -112,6 +112,10 @@ var storeErrors = []struct {
 		status: http.StatusBadRequest, code: "invalid_node",
 		message: `The join request is invalid: send {"id": "<id>", "peerAddr": "<host:port>", "httpAddr": "<url>"} with non-empty id and peerAddr, without spaces, at most 256 bytes each.`,
 	}},
+	{store.ErrPeerUnauthenticated, apiError{
+		status: http.StatusServiceUnavailable, code: "peer_unauthenticated",
+		message: "The leader refused the request this node forwarded because this node's peer connection is not authenticated as a cluster member; nothing was changed. Give every node a member certificate for peer mutual TLS.",
+	}},
 	{store.ErrTimeout, errTimeout},
 	{context.DeadlineExceeded, errTimeout},
 	// The client went away (or the server is closing the connection); nobody is
@@ -138,6 +142,10 @@ func resolveError(err error) (resp *apiError, internal bool) {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae, false
+	}
+	var ie *store.InvalidError
+	if errors.As(err, &ie) {
+		return invalidWrite(ie), false
 	}
 	for i := range storeErrors {
 		if errors.Is(err, storeErrors[i].target) {
@@ -203,4 +211,24 @@ func errInvalidPrecondition(msg string) *apiError {
 
 func errInvalidIdempotencyKey(msg string) *apiError {
 	return &apiError{status: http.StatusBadRequest, code: "invalid_idempotency_key", message: msg}
+}
+
+// invalidWrite answers a write the store refused as breaking one of its
+// rules (store/validate.go): the same status and code as when this layer
+// finds the problem itself, with the store's reason.
+func invalidWrite(ie *store.InvalidError) *apiError {
+	msg := sentence(ie) + " Nothing was written."
+	switch ie.Err {
+	case store.ErrInvalidKey:
+		return errInvalidKey(msg)
+	case store.ErrInvalidValue:
+		return errInvalidJSON(msg)
+	case store.ErrValueTooLarge:
+		return errTooLarge(msg)
+	case store.ErrInvalidTTL:
+		return errInvalidTTL(msg)
+	case store.ErrInvalidIdempotencyKey:
+		return errInvalidIdempotencyKey(msg)
+	}
+	return errInvalidParameter(msg) // ErrInvalidPrefix, ErrInvalidWrite
 }

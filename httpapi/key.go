@@ -1,35 +1,45 @@
 package httpapi
 
 import (
-	"fmt"
+	"errors"
 	"net/url"
-	"unicode/utf8"
+	"strings"
+
+	"github.com/quorumkv/quorumkv/store"
 )
 
 // maxKeyBytes is the longest key accepted, in bytes after percent-decoding.
-const maxKeyBytes = 512
+const maxKeyBytes = store.MaxKeyBytes
 
 // parseKey decodes the raw (still percent-encoded) {key} path segment and
-// checks it is a usable key: 1 to maxKeyBytes bytes of valid UTF-8 without
-// control characters (C0, DEL, C1). "%2F" decodes to a "/" that is part of the
-// key; "+" is a literal plus.
+// checks it with the store's key rules (store.CheckKey, which the leader
+// applies again to every write): 1 to maxKeyBytes bytes of valid UTF-8
+// without control characters (C0, DEL, C1). "%2F" decodes to a "/" that is
+// part of the key; "+" is a literal plus.
 func parseKey(escaped string) (string, error) {
 	key, err := url.PathUnescape(escaped)
 	if err != nil {
 		return "", errInvalidKey("The key contains an invalid percent-escape; encode reserved bytes as %XX with two hex digits.")
 	}
-	switch {
-	case len(key) == 0:
+	if key == "" {
 		return "", errInvalidKey("The key is empty; use /kv/items/{key} with a key of 1 to 512 bytes.")
-	case len(key) > maxKeyBytes:
-		return "", errInvalidKey(fmt.Sprintf("The key is %d bytes after decoding; keys may be at most %d bytes.", len(key), maxKeyBytes))
-	case !utf8.ValidString(key):
-		return "", errInvalidKey("The key is not valid UTF-8 after percent-decoding; keys must be UTF-8 text.")
 	}
-	for i, r := range key {
-		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
-			return "", errInvalidKey(fmt.Sprintf("The key contains control character U+%04X at byte %d; keys may not contain control characters.", r, i))
-		}
+	if err := store.CheckKey(key); err != nil {
+		return "", errInvalidKey(sentence(err) + " Keys are 1 to 512 bytes of UTF-8 text without control characters.")
 	}
 	return key, nil
+}
+
+// sentence turns a store validation error's reason into a sentence for a
+// client: capitalised, with a full stop.
+func sentence(err error) string {
+	var ie *store.InvalidError
+	msg := err.Error()
+	if errors.As(err, &ie) {
+		msg = ie.Reason
+	}
+	if msg == "" {
+		return msg
+	}
+	return strings.ToUpper(msg[:1]) + msg[1:] + "."
 }

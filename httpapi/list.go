@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/quorumkv/quorumkv/store"
 )
@@ -41,16 +40,8 @@ func parsePrefix(r *http.Request) (string, error) {
 		return "", errInvalidParameter("prefix may be sent once.")
 	}
 	p := q.Get("prefix")
-	if p == "" {
-		return "", nil
-	}
-	if len(p) > maxKeyBytes || !utf8.ValidString(p) {
-		return "", errInvalidParameter("prefix must be valid UTF-8 of at most 512 bytes.")
-	}
-	for _, c := range p {
-		if c < 0x20 || (c >= 0x7f && c <= 0x9f) {
-			return "", errInvalidParameter("prefix may not contain control characters.")
-		}
+	if err := store.CheckPrefix(p); err != nil {
+		return "", errInvalidParameter(sentence(err) + " A prefix is valid UTF-8 of at most 512 bytes without control characters.")
 	}
 	return p, nil
 }

@@ -18,7 +18,6 @@ const (
 	headerIndex       = "X-KV-Index"
 	headerLastContact = "X-KV-Last-Contact-Ms"
 	headerIdemKey     = "Idempotency-Key"
-	maxIdemKeyBytes   = 128
 )
 
 // etag formats a version as a strong entity tag.
@@ -76,13 +75,8 @@ func writeOptions(r *http.Request, createOnly bool, target string, body []byte) 
 		return opts, errInvalidIdempotencyKey("The request has more than one Idempotency-Key header; send exactly one.")
 	case len(idem) == 1:
 		k := idem[0]
-		if len(k) == 0 || len(k) > maxIdemKeyBytes {
+		if len(k) == 0 || store.CheckIdempotencyKey(k) != nil {
 			return opts, errInvalidIdempotencyKey("The Idempotency-Key must be 1 to 128 bytes of visible ASCII (no spaces), e.g. a UUID.")
-		}
-		for i := 0; i < len(k); i++ {
-			if k[i] < 0x21 || k[i] > 0x7e {
-				return opts, errInvalidIdempotencyKey("The Idempotency-Key must be 1 to 128 bytes of visible ASCII (no spaces), e.g. a UUID.")
-			}
 		}
 		opts.IdempotencyKey = k
 		// Scoped by the API key's name: another key's caller can neither

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/quorumkv/quorumkv/store"
 )
 
 // envelopeAllowance is how many bytes a PUT body may carry beyond
@@ -162,8 +164,13 @@ func (f setFields) request(maxValueBytes int64, compact bool) (setRequest, error
 		}
 		req.value = buf.Bytes()
 	}
-	if int64(len(req.value)) > maxValueBytes {
-		return setRequest{}, errTooLarge(fmt.Sprintf("The value is %d bytes as compact JSON; values may be at most %d bytes.", len(req.value), maxValueBytes))
+	// The store's value rule (store.CheckValue), the one the leader applies
+	// again to every write, forwarded or not.
+	if err := store.CheckValue(req.value, maxValueBytes); err != nil {
+		if errors.Is(err, store.ErrValueTooLarge) {
+			return setRequest{}, errTooLarge(sentence(err))
+		}
+		return setRequest{}, errInvalidJSON(sentence(err))
 	}
 	return req, nil
 }

@@ -3,10 +3,13 @@ package httpapi
 import (
 	"fmt"
 	"time"
+
+	"github.com/quorumkv/quorumkv/store"
 )
 
-// maxTTLMillis is the longest TTL accepted: 10 Julian years, 315,576,000 s.
-const maxTTLMillis = 315_576_000 * 1000
+// maxTTLMillis is the longest TTL accepted (store.MaxTTL: 10 Julian years,
+// 315,576,000 s).
+const maxTTLMillis = int64(store.MaxTTL / time.Millisecond)
 
 // parseTTL converts the raw JSON of "ttlSeconds" into a duration in whole
 // milliseconds. null means no expiry and yields 0. Otherwise raw must be a
@@ -67,13 +70,14 @@ func parseTTL(raw []byte) (time.Duration, error) {
 			ms++
 		}
 	}
-	switch {
-	case ms == 0:
+	if ms == 0 {
 		return 0, errInvalidTTL(ttlMessage("rounds to 0 milliseconds"))
-	case ms > maxTTLMillis:
+	}
+	ttl := time.Duration(ms) * time.Millisecond
+	if err := store.CheckTTL(ttl); err != nil {
 		return 0, errInvalidTTL(ttlMessage("is more than 10 years"))
 	}
-	return time.Duration(ms) * time.Millisecond, nil
+	return ttl, nil
 }
 
 func ttlMessage(problem string) string {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -96,6 +97,24 @@ type Config struct {
 	// index (for promotion and GET /cluster/nodes).
 	MonitorInterval time.Duration
 
+	// MaxValueBytes is the largest value a write may store, in bytes of
+	// compact JSON; the leader refuses larger ones whoever sent them. Every
+	// node should have the same limit. 0 means DefaultMaxValueBytes (1 MiB);
+	// at most MaxMaxValueBytes. The peer port's frame limit must fit a write
+	// of this size (FrameBytesFor); Open checks it.
+	MaxValueBytes int64
+
+	// PeerAuth reports the member identity the peer port authenticated for
+	// the connection an RPC arrived on (ctx is the RPC handler's context); ok
+	// is false when the connection is not authenticated. Membership RPCs
+	// (join, register, remove, leadership transfer) from a connection it
+	// does not vouch for are refused with ErrPeerUnauthenticated, unless
+	// AllowUnauthenticatedPeers. nil: no connection is authenticated.
+	PeerAuth func(ctx context.Context) (id string, ok bool)
+	// AllowUnauthenticatedPeers serves membership RPCs from any peer
+	// connection: for a deliberately insecure (plaintext) peer port only.
+	AllowUnauthenticatedPeers bool
+
 	// Logger receives the store's and raft's logs. nil means slog.Default().
 	Logger *slog.Logger
 
@@ -189,6 +208,9 @@ func (c Config) withDefaults() Config {
 	if c.IdempotencyMaxBytes == 0 {
 		c.IdempotencyMaxBytes = d.IdempotencyMaxBytes
 	}
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = DefaultMaxValueBytes
+	}
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -218,6 +240,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: ExpirePipeline must be positive, got %d", c.ExpirePipeline)
 	case c.IdempotencyMaxBytes < 0:
 		return fmt.Errorf("store: IdempotencyMaxBytes must not be negative, got %d", c.IdempotencyMaxBytes)
+	case c.MaxValueBytes < 1 || c.MaxValueBytes > MaxMaxValueBytes:
+		return fmt.Errorf("store: MaxValueBytes must be 1..%d, got %d", MaxMaxValueBytes, c.MaxValueBytes)
 	case c.ExpireCatchUp < 0:
 		return fmt.Errorf("store: ExpireCatchUp must not be negative, got %s", c.ExpireCatchUp)
 	}

@@ -41,6 +41,9 @@ func fastConfig() Config {
 		LeaderLeaseTimeout: 150 * time.Millisecond,
 		CommitTimeout:      10 * time.Millisecond,
 		ExpireInterval:     50 * time.Millisecond,
+		// Plaintext peer ports: membership RPCs come from unauthenticated
+		// connections (TestChangesNeedAuthenticatedPeer turns this off).
+		AllowUnauthenticatedPeers: true,
 	}
 }
 

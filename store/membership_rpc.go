@@ -29,7 +29,15 @@ const (
 )
 
 // handleMembershipRPC serves the methods above; ok is false for any other.
+// The methods that change membership run only for an authenticated member
+// (peerguard.go); the read-only ones answer anyone who reaches the port.
 func (s *Store) handleMembershipRPC(ctx context.Context, method uint8, req []byte) (resp []byte, ok bool, err error) {
+	switch method {
+	case methodJoin, methodRemove, methodTransfer:
+		if err := s.authorizePeer(ctx, method); err != nil {
+			return encodeAdminResponse(err, nil), true, nil
+		}
+	}
 	switch method {
 	case methodJoin:
 		jr, register, err := decodeJoinRequest(req)
@@ -99,7 +107,7 @@ func (s *Store) forwardAdmin(ctx context.Context, addr, id string, method uint8,
 // adminErrors are the sentinels a membership answer carries by number.
 // Index 0 means none (use the rpc status); never renumber.
 var adminErrors = []error{nil, ErrNodeNotFound, ErrLastVoter, ErrNodeConflict, ErrNotVoter,
-	ErrTransferFailed, ErrInvalidNode, ErrNoLeader, ErrTimeout}
+	ErrTransferFailed, ErrInvalidNode, ErrNoLeader, ErrTimeout, ErrPeerUnauthenticated}
 
 // encodeAdminResponse: format byte 1, rpc status, sentinel number, uvarint
 // len(message), message, then the method's body.

@@ -9,15 +9,12 @@ import (
 )
 
 // The leader's membership monitor. While a node leads (and only then) it
-// probes every other server's node-info RPC each MonitorInterval, remembers
-// the applied index each one reported and when, and promotes a non-voter to
-// voter once its applied index is within PromoteLag entries of the leader's.
-//
-// Why applied indexes over the forwarding RPC: hashicorp/raft does not expose
-// a follower's match index, and a follower's own state machine index is the
-// stronger fact anyway (the entries are not only stored but applied). The
-// probe is conservative: the leader compares the follower's index, measured
-// when it answered, with its own index when the answer arrived.
+// probes every other server's node-info RPC each MonitorInterval and
+// remembers the applied index each one reported and when, for
+// GET /cluster/nodes; and it promotes a non-voter to voter once the leader's
+// own replication view (replication.go) shows its log within PromoteLag
+// entries of the leader's last index. A node's report about itself is shown
+// to operators, never used to decide: it is only what the node says.
 //
 // A non-voter cannot weaken the quorum: it neither votes nor counts towards
 // commit. Promoting it only once it has caught up means that, from the moment
@@ -179,14 +176,16 @@ func (s *Store) promote(ctx context.Context) {
 		if srv.Suffrage != raft.Nonvoter {
 			continue
 		}
-		p, ok := s.mon.get(string(srv.ID))
-		// Only a fresh answer from the address in the configuration counts: a
-		// node that moved must be probed again where it now is.
-		if !ok || p.addr != string(srv.Address) || time.Since(p.at) > s.healthWindow() || p.applied == 0 {
+		// The leader's own view (replication.go): what raft on this node
+		// established on the node's log, in this term, at the address in the
+		// configuration (a node that moved must be replicated to again where
+		// it now is), recently. Nothing the node says about itself counts.
+		r, ok := s.repl.get(srv.ID)
+		if !ok || r.addr != srv.Address || r.term != s.raft.CurrentTerm() || time.Since(r.at) > s.healthWindow() || r.match == 0 {
 			continue
 		}
-		leaderApplied := s.fsm.AppliedIndex()
-		if leaderApplied > p.applied && leaderApplied-p.applied > s.cfg.PromoteLag {
+		last := s.raft.LastIndex()
+		if last > r.match && last-r.match > s.cfg.PromoteLag {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -198,7 +197,7 @@ func (s *Store) promote(ctx context.Context) {
 			}
 			return
 		}
-		s.log.Info("promoted non-voter to voter", "id", string(srv.ID), "applied", p.applied, "leader_applied", leaderApplied)
+		s.log.Info("promoted non-voter to voter", "id", string(srv.ID), "match", r.match, "leader_last", last)
 		return
 	}
 }

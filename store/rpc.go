@@ -24,6 +24,22 @@ const (
 	// unique across files: handleRPC dispatches on it.
 )
 
+// writeFrameOverhead bounds everything a forwarded write's frame carries
+// besides its value: the transport's 21-byte frame header and the request's
+// fields at their largest (a MaxKeyBytes key, a MaxIdempotencyKeyBytes key
+// with its longest caller scope,
+// the fingerprint, varints at full width), with room to spare.
+// TestWriteFrameFitsLargestValue checks the sum.
+const writeFrameOverhead = 4 << 10
+
+// FrameBytesFor is the smallest peer-port frame limit
+// (transport.Config.MaxFrameBytes) that carries a forwarded write of a
+// maxValueBytes value: with a smaller one, the largest legal value could not
+// be written through a follower. Open refuses a Mux whose limit is smaller.
+func FrameBytesFor(maxValueBytes int64) int {
+	return int(maxValueBytes) + writeFrameOverhead
+}
+
 // rpcStatus is the outcome class of a forwarded call; it carries the meaning of
 // the store's sentinel errors across the wire.
 type rpcStatus uint8
@@ -34,6 +50,13 @@ const (
 	statusOutcomeUnknown rpcStatus = 2
 	statusShuttingDown   rpcStatus = 3 // the leader is stopping; nothing committed by this call
 	statusFailed         rpcStatus = 4 // any other error; message says what
+	// statusInvalid + n: the leader refused the write as breaking a rule
+	// (validationErrors[n], validate.go); the message is the reason. Nothing
+	// was proposed. A follower that predates it reads statusFailed's meaning.
+	statusInvalid rpcStatus = 16
+	// statusUnauthenticated: the leader refused the request because the
+	// connection it came on is not a member's (ErrPeerUnauthenticated).
+	statusUnauthenticated rpcStatus = 32
 )
 
 func statusOf(err error) rpcStatus {
@@ -46,9 +69,18 @@ func statusOf(err error) rpcStatus {
 		return statusOutcomeUnknown
 	case errors.Is(err, ErrShuttingDown):
 		return statusShuttingDown
-	default:
-		return statusFailed
+	case errors.Is(err, ErrPeerUnauthenticated):
+		return statusUnauthenticated
 	}
+	var ie *InvalidError
+	if errors.As(err, &ie) {
+		for i, e := range validationErrors[1:] {
+			if ie.Err == e {
+				return statusInvalid + rpcStatus(i+1)
+			}
+		}
+	}
+	return statusFailed
 }
 
 // statusError turns a remote status back into this node's error values.
@@ -61,9 +93,13 @@ func statusError(st rpcStatus, msg string) error {
 		return fmt.Errorf("%w: leader: %s", errNotCommitted, msg)
 	case statusOutcomeUnknown:
 		return fmt.Errorf("%w: leader: %s", ErrOutcomeUnknown, msg)
-	default:
-		return fmt.Errorf("store: leader: %s", msg)
+	case statusUnauthenticated:
+		return fmt.Errorf("%w: leader: %s", ErrPeerUnauthenticated, msg)
 	}
+	if st > statusInvalid && int(st-statusInvalid) < len(validationErrors) {
+		return &InvalidError{Err: validationErrors[st-statusInvalid], Reason: msg}
+	}
+	return fmt.Errorf("store: leader: %s", msg)
 }
 
 // handleRPC serves forwarded requests. It acts only as the leader: a node that
@@ -77,18 +113,23 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 			return nil, fmt.Errorf("store: bad write request: %w", err)
 		}
 		var res writeResult
-		if s.raft.State() != raft.Leader {
+		switch err = s.authorizePeer(ctx, method); {
+		case err != nil:
+		case s.raft.State() != raft.Leader:
 			err = fmt.Errorf("%w: %s is not the leader", errNotCommitted, s.cfg.NodeID)
-		} else {
+		default:
 			res, err = s.writeAsLeader(ctx, wr)
 		}
 		// Answer in the request's format, so a follower that only knows
 		// format 1 can read the answer.
-		return encodeWriteResponse(res, statusOf(err), errString(err), req[0]), nil
+		return encodeWriteResponse(res, statusOf(err), wireMessage(err), req[0]), nil
 	case methodReadIndex:
 		idx, now, err := s.leaderReadIndex(ctx)
 		return encodeReadIndexResponse(idx, now, statusOf(err), errString(err)), nil
 	case methodRestore:
+		if err := s.authorizePeer(ctx, method); err != nil {
+			return encodeRestoreResponse(fsm.RestoreResult{}, statusOf(err), errString(err)), nil
+		}
 		return s.handleRestoreRPC(ctx, req)
 	default:
 		if resp, ok, err := s.handleMembershipRPC(ctx, method, req); ok {
@@ -96,6 +137,16 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 		}
 		return nil, fmt.Errorf("store: unknown rpc method %d", method)
 	}
+}
+
+// wireMessage is the message sent with err's status: a refused write's
+// reason alone (the status names the rule), else the whole error.
+func wireMessage(err error) string {
+	var ie *InvalidError
+	if errors.As(err, &ie) {
+		return ie.Reason
+	}
+	return errString(err)
 }
 
 func errString(err error) string {

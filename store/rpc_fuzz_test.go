@@ -27,6 +27,11 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// The leader's rules judge whatever decodes, without panicking;
+		// what they accept is a write an API request could have made.
+		if err := r.check(1 << 20); err == nil && CheckKey(r.key) != nil && r.op != fsm.OpDeletePrefix {
+			t.Fatalf("check accepted a bad key %q", r.key)
+		}
 		again, err := decodeWriteRequest(encodeWriteRequest(r))
 		if err != nil {
 			t.Fatalf("re-decoding an accepted request: %v", err)

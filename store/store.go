@@ -56,6 +56,9 @@ type Store struct {
 	joining bool
 	// mon is the leader's membership monitor (promote.go).
 	mon memberMonitor
+	// repl is the leader's own view of each server's log (replication.go),
+	// from which non-voters are promoted.
+	repl *replicationView
 
 	// proposals queues client writes for the proposer, and batchSlots holds
 	// one token per write batch in flight (propose.go).
@@ -80,13 +83,16 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if need := FrameBytesFor(cfg.MaxValueBytes); mux.MaxFrameBytes() < need {
+		return nil, fmt.Errorf("store: the peer port's frame limit (%d bytes) cannot carry a write of the largest value (%d bytes); it must be at least %d", mux.MaxFrameBytes(), cfg.MaxValueBytes, need)
+	}
 	s := &Store{
 		cfg:           cfg,
 		log:           cfg.Logger.With("component", "store"),
 		fsm:           fsm.New(),
 		metrics:       newMetrics(),
 		mux:           mux,
-		rpc:           transport.NewClient(transport.ClientConfig{Logger: cfg.Logger, TLS: mux.PeerTLS()}),
+		rpc:           transport.NewClient(transport.ClientConfig{Logger: cfg.Logger, TLS: mux.PeerTLS(), MaxFrameBytes: mux.MaxFrameBytes()}),
 		reads:         make(chan *readIndexRequest, 1024),
 		remoteReads:   make(chan *readIndexRequest, 1024),
 		leaderChanged: make(chan struct{}),
@@ -96,6 +102,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		batchSlots:    make(chan struct{}, cfg.MaxWriteBatchesInFlight),
 		closing:       make(chan struct{}),
 		mon:           memberMonitor{changes: make(chan struct{}, 1)},
+		repl:          newReplicationView(),
 	}
 	if err := s.openRaft(); err != nil {
 		s.rpc.Close()
@@ -175,7 +182,8 @@ func (s *Store) openRaft() error {
 		return fmt.Errorf("store: inspect raft state: %w", err)
 	}
 	stable := &shutdownSafeStable{StableStore: bolt}
-	r, err := raft.NewRaft(rc, instrumentedFSM{FSM: s.fsm, m: s.metrics, snapDir: filepath.Join(dir, "snapshots")}, logs, stable, snaps, trans)
+	r, err := raft.NewRaft(rc, instrumentedFSM{FSM: s.fsm, m: s.metrics, snapDir: filepath.Join(dir, "snapshots")}, logs, stable, snaps,
+		observedTransport{NetworkTransport: trans, view: s.repl})
 	if err != nil {
 		trans.Close()
 		bolt.Close()

@@ -85,6 +85,9 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 // Put is Set with conditions and an idempotency key. keepTTL keeps the live
 // key's expiry (ttl must then be 0); a missing key gets none.
 func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Duration, keepTTL bool, opts WriteOptions) (SetResult, error) {
+	if err := CheckTTL(ttl); err != nil {
+		return SetResult{}, err
+	}
 	req := writeRequest{op: fsm.OpSet, key: key, value: value, ttlMs: ttl.Milliseconds(), keepTTL: keepTTL}
 	res, err := s.writeWith(ctx, req, opts)
 	if err != nil {
@@ -112,6 +115,9 @@ func (s *Store) DeleteIf(ctx context.Context, key string, opts WriteOptions) (De
 // removes the expiry. The key gets a new version. A missing or expired key is
 // ErrNotFound.
 func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration, opts WriteOptions) (SetResult, error) {
+	if err := CheckTTL(ttl); err != nil {
+		return SetResult{}, err
+	}
 	res, err := s.writeWith(ctx, writeRequest{op: fsm.OpTouch, key: key, ttlMs: ttl.Milliseconds()}, opts)
 	if err != nil {
 		return SetResult{}, err
@@ -122,6 +128,9 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration, opts W
 // Incr adds by to the integer at key, creating it (from 0, with ttl when ttl >
 // 0) if it is missing or expired. Errors: ErrNotAnInteger, ErrOverflow.
 func (s *Store) Incr(ctx context.Context, key string, by int64, ttl time.Duration, opts WriteOptions) (IncrResult, error) {
+	if err := CheckTTL(ttl); err != nil {
+		return IncrResult{}, err
+	}
 	res, err := s.writeWith(ctx, writeRequest{op: fsm.OpIncr, key: key, by: by, ttlMs: ttl.Milliseconds()}, opts)
 	if err != nil {
 		return IncrResult{}, err
@@ -143,13 +152,10 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string, opts WriteOptio
 func (s *Store) writeWith(ctx context.Context, req writeRequest, opts WriteOptions) (writeResult, error) {
 	switch {
 	case opts.IfMatch != nil && opts.IfAbsent:
-		return writeResult{}, errors.New("store: IfMatch and IfAbsent are exclusive")
+		return writeResult{}, invalid(ErrInvalidWrite, "IfMatch and IfAbsent are exclusive")
 	case opts.IfMatch != nil:
 		req.cond, req.condVersion = fsm.CondIfMatch, *opts.IfMatch
 	case opts.IfAbsent:
-		if req.op != fsm.OpSet {
-			return writeResult{}, errors.New("store: IfAbsent applies to Put only")
-		}
 		req.cond = fsm.CondIfAbsent
 	}
 	req.idemKey, req.fingerprint = scopedIdempotencyKey(opts.IdempotencyScope, opts.IdempotencyKey), opts.Fingerprint
@@ -197,10 +203,16 @@ func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error
 	}
 }
 
-// writeAsLeader stamps req into a command and commits it on this node's raft.
-// A new idempotent write the dedup table has no room for is answered
-// StatusIdempotencyTableFull without being proposed (idempotency.go).
+// writeAsLeader checks req against the write rules (validate.go), stamps it
+// into a command and commits it on this node's raft. Every client write, from
+// this node's API or forwarded by a peer, becomes a command here and only
+// here, so none reaches the log unchecked. A new idempotent write the dedup
+// table has no room for is answered StatusIdempotencyTableFull without being
+// proposed (idempotency.go).
 func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResult, error) {
+	if err := req.check(s.cfg.MaxValueBytes); err != nil {
+		return writeResult{}, err
+	}
 	now := s.commandNow()
 	cmd := fsm.Command{
 		Op: req.op, Key: req.key, Now: now,
@@ -223,10 +235,6 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 		cmd.ExpiresAt = 0
 	}
 	if cmd.IdemKey != "" {
-		// Only a forged forwarded request can carry a malformed scope.
-		if _, _, ok := splitScopedIdempotencyKey(cmd.IdemKey); !ok {
-			return writeResult{}, fmt.Errorf("store: refusing an idempotency key with a malformed caller scope (%d bytes)", len(cmd.IdemKey))
-		}
 		release, ok := s.admitIdempotent(&cmd)
 		if !ok {
 			return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
@@ -293,7 +301,9 @@ func classifyApplyError(err error) error {
 	}
 }
 
-// forwardWrite sends req to the leader at addr and relays its answer.
+// forwardWrite sends req to the leader at addr and relays its answer. The
+// leader checks req (it trusts no frame); a refusal comes back as the
+// validation error, reason included.
 func (s *Store) forwardWrite(ctx context.Context, addr, id string, req writeRequest) (writeResult, error) {
 	payload, err := s.callLeader(ctx, addr, methodWrite, encodeWriteRequest(req))
 	if err != nil {

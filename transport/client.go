@@ -138,7 +138,7 @@ func (c *Client) conn(ctx context.Context, p *peer, addr string) (*clientConn, e
 	for i := uint32(0); i < n; i++ {
 		s := &p.slots[(first+i)%n]
 		s.mu.Lock()
-		if cc := s.conn; cc != nil && !cc.failed.Load() {
+		if cc := s.conn; cc != nil && !cc.failed.Load() && !cc.retireIfIdle(c.cfg.IdleTimeout) {
 			s.mu.Unlock()
 			return cc, nil
 		}
@@ -213,6 +213,7 @@ func (c *Client) dial(addr string) (*clientConn, error) {
 		w:       newFrameWriter(conn, c.cfg.WriteTimeout),
 		pending: make(map[uint64]*call),
 	}
+	cc.lastUsed.Store(time.Now().UnixNano())
 	// The protocol byte goes out with the first request, in the same write.
 	cc.w.buf = append(cc.w.buf, ProtoRPC)
 
@@ -237,6 +238,8 @@ type clientConn struct {
 	conn   net.Conn
 	w      *frameWriter
 	failed atomic.Bool // set once the reader has given up; the slot redials
+	// lastUsed is when a call was last queued or answered (UnixNano).
+	lastUsed atomic.Int64
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -277,6 +280,7 @@ func (cc *clientConn) call(ctx context.Context, method uint8, req []byte) ([]byt
 	cc.nextID++
 	h.id = cc.nextID
 	cc.pending[h.id] = cl
+	cc.lastUsed.Store(time.Now().UnixNano())
 	cc.mu.Unlock()
 
 	if err := cc.w.write(h, req); err == errNotWritten {
@@ -306,6 +310,25 @@ func (cc *clientConn) call(ctx context.Context, method uint8, req []byte) ([]byt
 		callPool.Put(cl)
 		return r.resp, r.err
 	}
+}
+
+// retireIfIdle closes the connection if no call is pending and none was
+// queued or answered for idle, and reports whether it did. From then on no
+// call can be queued on it (they get errNotWritten and move on), so a
+// request is never written to a connection the server may be closing for
+// idleness: Config.IdleTimeout on the server is longer.
+func (cc *clientConn) retireIfIdle(idle time.Duration) bool {
+	cc.mu.Lock()
+	if cc.pending == nil || len(cc.pending) > 0 || time.Since(time.Unix(0, cc.lastUsed.Load())) < idle {
+		cc.mu.Unlock()
+		return false
+	}
+	cc.pending = nil
+	cc.mu.Unlock()
+	cc.failed.Store(true)
+	cc.conn.Close()
+	cc.c.log.Debug("closed idle rpc connection", "addr", cc.addr, "idle", idle)
+	return true
 }
 
 // forget removes a pending call; false means the reader already claimed it.
@@ -345,6 +368,7 @@ func (cc *clientConn) readLoop() {
 		cc.mu.Lock()
 		cl := cc.pending[h.id]
 		delete(cc.pending, h.id)
+		cc.lastUsed.Store(time.Now().UnixNano())
 		cc.mu.Unlock()
 		if cl != nil {
 			cl.done <- r

@@ -17,6 +17,13 @@ const (
 	DefaultDialTimeout      = 2 * time.Second
 	DefaultConnsPerPeer     = 2
 	DefaultWriteTimeout     = 10 * time.Second
+
+	DefaultIdleTimeout        = 2 * time.Minute
+	DefaultClientIdleTimeout  = time.Minute // below DefaultIdleTimeout: see ClientConfig.IdleTimeout
+	DefaultMaxConns           = 1024
+	DefaultMaxConnsPerPeer    = 128
+	DefaultMaxInFlightPerConn = 256
+	DefaultMaxInFlight        = 4096
 )
 
 // Config configures a Mux, the listening side of the peer port.
@@ -42,6 +49,28 @@ type Config struct {
 	// WriteTimeout bounds a single write of RPC responses to a peer that has
 	// stopped reading; the connection is closed when it passes. Default 10s.
 	WriteTimeout time.Duration
+
+	// IdleTimeout: an RPC connection that has no request in flight and
+	// delivers no bytes for this long is closed (so is one that stalls this
+	// long inside a frame). Clients redial transparently; keep their
+	// ClientConfig.IdleTimeout below this. Raft's connections are raft's to
+	// manage. Default 2m.
+	IdleTimeout time.Duration
+
+	// MaxConns caps the accepted connections open at once (raft and RPC);
+	// MaxConnsPerPeer caps them per remote IP. A connection over either cap
+	// is closed as soon as it is accepted, before anything is read from it,
+	// and logged (at most every 10 s). Defaults 1024 and 128.
+	MaxConns        int
+	MaxConnsPerPeer int
+
+	// MaxInFlightPerConn caps the RPC requests one connection may have
+	// running at once, MaxInFlight those of the whole Mux. At either cap the
+	// connection's reader stops reading until a request finishes: the peer
+	// is slowed by TCP flow control; nothing is refused or dropped.
+	// Defaults 256 and 4096.
+	MaxInFlightPerConn int
+	MaxInFlight        int
 
 	// TLS, when set, makes the peer port mutual TLS: an accepted connection
 	// must complete the handshake, with a certificate from the cluster CA,
@@ -74,6 +103,17 @@ func (c Config) Validate() error {
 	if c.WriteTimeout < 0 {
 		errs = append(errs, errors.New("WriteTimeout must not be negative"))
 	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, errors.New("IdleTimeout must not be negative"))
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"MaxConns", c.MaxConns}, {"MaxConnsPerPeer", c.MaxConnsPerPeer}, {"MaxInFlightPerConn", c.MaxInFlightPerConn}, {"MaxInFlight", c.MaxInFlight}} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", f.name))
+		}
+	}
 	if err := checkFrameBytes(c.MaxFrameBytes); err != nil {
 		errs = append(errs, err)
 	}
@@ -92,6 +132,21 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxConnsPerPeer == 0 {
+		c.MaxConnsPerPeer = DefaultMaxConnsPerPeer
+	}
+	if c.MaxInFlightPerConn == 0 {
+		c.MaxInFlightPerConn = DefaultMaxInFlightPerConn
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	c.Logger = componentLogger(c.Logger)
 	return c
@@ -116,6 +171,14 @@ type ClientConfig struct {
 	// passes. Default 10s.
 	WriteTimeout time.Duration
 
+	// IdleTimeout: a pooled connection with no call in flight that has been
+	// unused this long is closed and redialed by the next call instead of
+	// used, so the client never sends a request on a connection the server
+	// may be closing for idleness at that moment (which would make the
+	// request's outcome unknown). Keep it below the server's
+	// Config.IdleTimeout. Default 1m.
+	IdleTimeout time.Duration
+
 	// TLS, when set, dials peers with mutual TLS (PeerTLS.Client).
 	TLS *PeerTLS
 
@@ -136,6 +199,9 @@ func (c ClientConfig) Validate() error {
 	}
 	if c.WriteTimeout < 0 {
 		errs = append(errs, errors.New("WriteTimeout must not be negative"))
+	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, errors.New("IdleTimeout must not be negative"))
 	}
 	if err := checkFrameBytes(c.MaxFrameBytes); err != nil {
 		errs = append(errs, err)
@@ -158,6 +224,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultClientIdleTimeout
 	}
 	c.Logger = componentLogger(c.Logger)
 	return c

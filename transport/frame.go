@@ -48,24 +48,38 @@ func appendFrameHeader(b []byte, h frameHeader, payloadLen int) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(h.timeout))
 }
 
-// readFrame reads one frame. The payload is freshly allocated and owned by the
-// caller. A clean end of stream between frames returns io.EOF; an oversized
-// frame returns ErrFrameTooLarge and a nonsensical one errBadFrame, both before
-// reading (or allocating for) the payload.
+// readFrame reads one frame (readHeader, then readPayload). The payload is
+// freshly allocated and owned by the caller. A clean end of stream between
+// frames returns io.EOF; an oversized frame returns ErrFrameTooLarge and a
+// nonsensical one errBadFrame, both before reading the payload.
 func readFrame(br *bufio.Reader, maxFrame int) (frameHeader, []byte, error) {
+	h, n, err := readHeader(br, maxFrame)
+	if err != nil {
+		return frameHeader{}, nil, err
+	}
+	payload, err := readPayload(br, n)
+	if err != nil {
+		return frameHeader{}, nil, err
+	}
+	return h, payload, nil
+}
+
+// readHeader reads and checks one frame header and returns the length of the
+// payload that follows. Nothing is consumed unless the whole header is valid.
+func readHeader(br *bufio.Reader, maxFrame int) (frameHeader, int, error) {
 	b, err := br.Peek(headerLen)
 	if err != nil {
 		if errors.Is(err, io.EOF) && len(b) > 0 {
 			err = io.ErrUnexpectedEOF
 		}
-		return frameHeader{}, nil, err
+		return frameHeader{}, 0, err
 	}
 	n := int64(binary.BigEndian.Uint32(b))
 	if n < headerLen-prefixLen {
-		return frameHeader{}, nil, fmt.Errorf("%w: length %d", errBadFrame, n)
+		return frameHeader{}, 0, fmt.Errorf("%w: length %d", errBadFrame, n)
 	}
 	if n+prefixLen > int64(maxFrame) {
-		return frameHeader{}, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n+prefixLen, maxFrame)
+		return frameHeader{}, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n+prefixLen, maxFrame)
 	}
 	h := frameHeader{
 		id:      binary.BigEndian.Uint64(b[4:]),
@@ -73,17 +87,43 @@ func readFrame(br *bufio.Reader, maxFrame int) (frameHeader, []byte, error) {
 		timeout: int64(binary.BigEndian.Uint64(b[13:])),
 	}
 	if _, err := br.Discard(headerLen); err != nil {
-		return frameHeader{}, nil, err
+		return frameHeader{}, 0, err
 	}
-	payload := make([]byte, n+prefixLen-headerLen)
-	if _, err := io.ReadFull(br, payload); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return frameHeader{}, nil, err
-	}
-	return h, payload, nil
+	return h, int(n + prefixLen - headerLen), nil
 }
+
+// payloadChunk is the most a payload read allocates ahead of the bytes that
+// have arrived.
+const payloadChunk = 64 << 10
+
+// readPayload reads an n-byte payload. The declared length is only a claim
+// by the peer: the buffer starts at payloadChunk at most and doubles as the
+// bytes arrive, so a peer that declares a large frame and sends nothing costs
+// one chunk, not the declared size, and memory held is never more than
+// twice what was received. Errors wrap errMidFrame: the stream is no
+// longer at a frame boundary.
+func readPayload(br *bufio.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, payloadChunk))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(n, 2*cap(buf)))
+			copy(grown, buf)
+			buf = grown
+		}
+		m, err := br.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("%w: %w", errMidFrame, err)
+		}
+	}
+	return buf, nil
+}
+
+// errMidFrame marks a read that failed inside a frame's payload.
+var errMidFrame = errors.New("transport: connection failed inside a frame")
 
 // frameWriter serialises frames from many goroutines onto one connection
 // without a goroutine of its own, coalescing writes: a writer appends its

@@ -46,10 +46,23 @@ type Mux struct {
 	ctx    context.Context // cancelled by Close; parent of every handler context
 	cancel context.CancelFunc
 
+	// inflight holds one token per RPC request running on any connection
+	// (Config.MaxInFlight).
+	inflight chan struct{}
+	// framesReading counts RPC frames whose header has been read and whose
+	// payload has not fully arrived (tests wait on it).
+	framesReading atomic.Int64
+
 	mu     sync.Mutex
 	closed bool
 	conns  map[net.Conn]struct{} // every open connection, accepted or raft-dialed
-	wg     sync.WaitGroup
+	// accepted counts open accepted connections, in total and per remote IP
+	// (Config.MaxConns, MaxConnsPerPeer); refusedLog rate-limits the warning.
+	accepted   int
+	perIP      map[string]int
+	refused    int
+	refusedLog time.Time
+	wg         sync.WaitGroup
 }
 
 // Listen binds cfg.BindAddr and starts accepting peer connections.
@@ -79,6 +92,9 @@ func Listen(cfg Config) (*Mux, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		conns:  make(map[net.Conn]struct{}),
+
+		inflight: make(chan struct{}, cfg.MaxInFlight),
+		perIP:    make(map[string]int),
 	}
 	m.raft = newRaftLayer(m)
 	m.wg.Add(1)
@@ -185,6 +201,9 @@ func (m *Mux) acceptLoop() {
 			continue
 		}
 		delay = 0
+		if conn = m.admit(conn); conn == nil {
+			continue
+		}
 		if m.cfg.TLS != nil {
 			conn = tls.Server(conn, m.cfg.TLS.Server)
 		}
@@ -194,6 +213,65 @@ func (m *Mux) acceptLoop() {
 		}
 		go m.handshake(conn)
 	}
+}
+
+// admit counts an accepted connection against MaxConns and MaxConnsPerPeer
+// and returns it wrapped so that closing it gives its place back; over a cap
+// it closes the connection, logs (at most every 10 s, with the count) and
+// returns nil. Nothing has been read from the connection yet.
+func (m *Mux) admit(conn net.Conn) net.Conn {
+	ip := conn.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(ip); err == nil {
+		ip = host
+	}
+	m.mu.Lock()
+	if m.accepted >= m.cfg.MaxConns || m.perIP[ip] >= m.cfg.MaxConnsPerPeer {
+		m.refused++
+		var n int
+		if now := time.Now(); now.Sub(m.refusedLog) >= 10*time.Second {
+			n, m.refused, m.refusedLog = m.refused, 0, now
+		}
+		total, fromIP := m.accepted, m.perIP[ip]
+		m.mu.Unlock()
+		conn.Close()
+		if n > 0 {
+			m.log.Warn("refusing peer connections: connection limit reached", "remote", ip, "open", total, "open_from_ip", fromIP,
+				"max_conns", m.cfg.MaxConns, "max_conns_per_peer", m.cfg.MaxConnsPerPeer, "refused_since_last_log", n)
+		}
+		return nil
+	}
+	m.accepted++
+	m.perIP[ip]++
+	m.mu.Unlock()
+	return &countedConn{Conn: conn, m: m, ip: ip}
+}
+
+// openAccepted is the number of accepted connections currently open.
+func (m *Mux) openAccepted() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.accepted
+}
+
+// countedConn is an accepted connection holding a place under the
+// connection caps until it is closed.
+type countedConn struct {
+	net.Conn
+	m    *Mux
+	ip   string
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.m.mu.Lock()
+		c.m.accepted--
+		if c.m.perIP[c.ip]--; c.m.perIP[c.ip] <= 0 {
+			delete(c.m.perIP, c.ip)
+		}
+		c.m.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 // handshake reads the protocol byte under HandshakeTimeout and dispatches.
@@ -238,6 +316,10 @@ func (m *Mux) closeConn(conn net.Conn) {
 	m.untrack(conn)
 	conn.Close()
 }
+
+// MaxFrameBytes is the RPC frame limit in force (Config.MaxFrameBytes or
+// its default), so the node's client sends and accepts the same frames.
+func (m *Mux) MaxFrameBytes() int { return m.cfg.MaxFrameBytes }
 
 // PeerTLS returns the peer TLS configuration (nil for plain TCP), so the
 // node's RPC client dials peers the same way raft does.

@@ -7,19 +7,23 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime/debug"
 	"sync"
 	"time"
 )
 
-// maxInFlightPerConn bounds concurrently running handlers per connection.
-// When it is reached the connection's reader stops reading, so a pipelining
-// peer is slowed by TCP flow control instead of growing goroutines without
-// bound.
-const maxInFlightPerConn = 1024
-
-// serveRPC serves the RPC protocol on conn until it fails or the Mux closes.
-// It returns only after every handler it started has returned.
+// serveRPC serves the RPC protocol on conn until it fails, idles out or the
+// Mux closes. It returns only after every handler it started has returned.
+//
+// Limits (Config): at most MaxInFlightPerConn requests of this connection and
+// MaxInFlight of the whole Mux run at once; at either cap the reader stops
+// reading, so a pipelining peer is slowed by TCP flow control instead of
+// growing goroutines without bound. Every read of the connection carries an
+// IdleTimeout deadline: when it passes with no request in flight and no
+// partial frame, the connection is idle and closed (the client redials); with
+// requests in flight it is simply renewed; inside a frame it means the peer
+// stalled and the connection is closed.
 func (m *Mux) serveRPC(conn net.Conn) {
 	ctx, cancel := context.WithCancel(m.ctx)
 	var handlers sync.WaitGroup
@@ -30,9 +34,13 @@ func (m *Mux) serveRPC(conn net.Conn) {
 	}()
 
 	remote := conn.RemoteAddr().String()
-	br := bufio.NewReaderSize(conn, bufferBytes)
+	br := bufio.NewReaderSize(idleConn{Conn: conn, idle: m.cfg.IdleTimeout}, bufferBytes)
 	w := newFrameWriter(conn, m.cfg.WriteTimeout)
-	slots := make(chan struct{}, maxInFlightPerConn)
+	slots := make(chan struct{}, m.cfg.MaxInFlightPerConn)
+	release := func() {
+		<-m.inflight
+		<-slots
+	}
 	// Handlers run on worker goroutines that outlive one request: a fresh
 	// goroutine per request had to grow its stack to what raft.Apply and the
 	// codec need every time (runtime.newstack was 6.5 % of a leader's CPU
@@ -47,7 +55,7 @@ func (m *Mux) serveRPC(conn net.Conn) {
 		for {
 			resp, err := m.runHandler(ctx, j.handler, j.h, j.req)
 			m.respond(w, remote, j.h.id, resp, err)
-			<-slots
+			release()
 			idle.Reset(workerIdle)
 			select {
 			case j = <-jobs:
@@ -59,14 +67,32 @@ func (m *Mux) serveRPC(conn net.Conn) {
 		}
 	}
 	for {
-		h, req, err := readFrame(br, m.cfg.MaxFrameBytes)
+		h, n, err := readHeader(br, m.cfg.MaxFrameBytes)
 		if err != nil {
+			timeout := errors.Is(err, os.ErrDeadlineExceeded)
 			switch {
+			case timeout && br.Buffered() == 0 && len(slots) > 0:
+				continue // quiet while its requests run: not idle
+			case timeout && br.Buffered() == 0:
+				m.log.Debug("closing idle rpc connection", "remote", remote, "idle", m.cfg.IdleTimeout)
+			case timeout:
+				m.log.Warn("closing rpc connection: peer stalled inside a frame header", "remote", remote)
 			case errors.Is(err, ErrFrameTooLarge) || errors.Is(err, errBadFrame):
 				m.log.Warn("closing rpc connection: bad frame", "remote", remote, "error", err)
 			case errors.Is(err, io.EOF) || m.isClosed():
 			default:
 				m.log.Debug("rpc connection read failed", "remote", remote, "error", err)
+			}
+			return
+		}
+		m.framesReading.Add(1)
+		req, err := readPayload(br, n)
+		m.framesReading.Add(-1)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				m.log.Warn("closing rpc connection: peer stalled inside a frame", "remote", remote, "declared", n)
+			} else if !m.isClosed() {
+				m.log.Debug("rpc connection read failed inside a frame", "remote", remote, "error", err)
 			}
 			return
 		}
@@ -80,6 +106,12 @@ func (m *Mux) serveRPC(conn net.Conn) {
 		case <-ctx.Done():
 			return
 		}
+		select {
+		case m.inflight <- struct{}{}:
+		case <-ctx.Done():
+			<-slots
+			return
+		}
 		job := rpcJob{handler: *hp, h: h, req: req}
 		select {
 		case jobs <- job: // an idle worker took it
@@ -88,6 +120,20 @@ func (m *Mux) serveRPC(conn net.Conn) {
 			go worker(job)
 		}
 	}
+}
+
+// idleConn renews the connection's read deadline before every read, so the
+// deadline measures silence, not the length of a frame.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c idleConn) Read(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
 }
 
 // workerIdle is how long a connection's idle handler goroutine waits for the

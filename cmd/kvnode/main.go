@@ -165,7 +165,8 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		TLS:           peerTLS,
 		BindAddr:      o.peerAddr,
 		AdvertiseAddr: o.advertisePeerAddr,
-		MaxFrameBytes: int(max(64<<20, 2*o.maxValueBytes+(1<<20))),
+		// Frames always carry a write of the largest legal value.
+		MaxFrameBytes: max(transport.DefaultMaxFrameBytes, store.FrameBytesFor(o.maxValueBytes)),
 		Logger:        nodeLogger,
 	})
 	if err != nil {
@@ -187,8 +188,15 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		Clock:                   testClock(o, logger),
 		Join:                    len(joins) > 0,
 		HTTPAddr:                advertisedHTTPAddr(o, ln),
-		Logger:                  nodeLogger,
-		Metrics:                 metrics,
+		MaxValueBytes:           o.maxValueBytes,
+		// Membership RPCs are served to any connection the peer port
+		// accepted, as before: with peer TLS that is a holder of a
+		// certificate from the cluster CA, without it anyone. To require a
+		// member's identity, set PeerAuth to the transport's accessor for
+		// the authenticated peer and this to the insecure-peer setting.
+		AllowUnauthenticatedPeers: true,
+		Logger:                    nodeLogger,
+		Metrics:                   metrics,
 	}, mux)
 	if err != nil {
 		ln.Close()
