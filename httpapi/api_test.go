@@ -155,7 +155,7 @@ func TestClusterStatus(t *testing.T) {
 	res := e.do("GET", "/cluster/status", "", bearer)
 	want := `{"data":{"nodeId":"n1","state":"Leader","leaderId":"n1","leaderAddr":"10.0.0.1:7000",` +
 		`"term":3,"commitIndex":42,"appliedIndex":41,"voters":[{"id":"n1","addr":"10.0.0.1:7000"},` +
-		`{"id":"n2","addr":"10.0.0.2:7000"}],"keys":7,"authDisabled":false}}` + "\n"
+		`{"id":"n2","addr":"10.0.0.2:7000"}],"keys":7,"authDisabled":false,"insecurePeer":false}}` + "\n"
 	if res.status != http.StatusOK || string(res.body) != want {
 		t.Errorf("got %d %s\nwant %s", res.status, res.body, want)
 	}
@@ -225,8 +225,8 @@ func TestRequestLog(t *testing.T) {
 
 func TestStatusDataMatchesStore(t *testing.T) {
 	// Guards against store.Status growing a field the endpoint silently drops.
-	// statusData adds one field of its own: authDisabled.
-	if got, want := reflect.TypeFor[statusData]().NumField(), reflect.TypeFor[store.Status]().NumField()+1; got != want {
-		t.Errorf("statusData has %d fields, want store.Status's plus authDisabled: %d", got, want)
+	// statusData adds fields of its own: authDisabled, insecurePeer, peerWarning.
+	if got, want := reflect.TypeFor[statusData]().NumField(), reflect.TypeFor[store.Status]().NumField()+3; got != want {
+		t.Errorf("statusData has %d fields, want store.Status's plus authDisabled, insecurePeer, peerWarning: %d", got, want)
 	}
 }

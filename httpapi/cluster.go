@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
+
+	"github.com/quorumkv/quorumkv/store"
 )
 
 // healthz serves GET /healthz: the process is up and serving HTTP. It says
@@ -25,6 +28,12 @@ func (a *api) readyz(r *http.Request) (reply, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	if err := a.st.Ready(ctx); err != nil {
+		if errors.Is(err, store.ErrClockOffset) {
+			return reply{}, &apiError{
+				status: http.StatusServiceUnavailable, code: "clock_offset", retryable: true, retryAfter: true,
+				message: "This node is not ready: its clock is outside --max-clock-offset of a majority of the voters (GET /cluster/nodes shows the offsets). Fix its clock synchronisation; send traffic to another node meanwhile.",
+			}
+		}
 		return reply{}, &apiError{
 			status: http.StatusServiceUnavailable, code: "not_ready", retryable: true, retryAfter: true,
 			message: "This node cannot serve linearizable reads yet: " + err.Error() + ". Send traffic to another node until it is ready.",
@@ -46,7 +55,13 @@ type statusData struct {
 	Voters       []voterData `json:"voters"`
 	Keys         int         `json:"keys"`
 	AuthDisabled bool        `json:"authDisabled"`
+	InsecurePeer bool        `json:"insecurePeer"`
+	PeerWarning  string      `json:"peerWarning,omitempty"`
 }
+
+// insecurePeerWarning is what GET /cluster/status says about a peer port
+// without mutual TLS.
+const insecurePeerWarning = "the peer port runs WITHOUT authentication (--insecure-peer): anyone who can reach it can join the cluster and rewrite its data"
 
 type voterData struct {
 	ID   string `json:"id"`
@@ -74,5 +89,14 @@ func (a *api) clusterStatus(r *http.Request) (reply, error) {
 		Voters:       voters,
 		Keys:         st.Keys,
 		AuthDisabled: a.cfg.InsecureNoAuth,
+		InsecurePeer: a.cfg.InsecurePeer,
+		PeerWarning:  peerWarning(a.cfg.InsecurePeer),
 	})
+}
+
+func peerWarning(insecure bool) string {
+	if insecure {
+		return insecurePeerWarning
+	}
+	return ""
 }

@@ -46,6 +46,11 @@ type Config struct {
 	// warning and GET /cluster/status reports it.
 	InsecureNoAuth bool
 
+	// InsecurePeer tells the API that the node's peer port runs without
+	// mutual TLS (kvnode --insecure-peer): GET /cluster/status reports it
+	// with a warning. It changes nothing else here.
+	InsecurePeer bool
+
 	// MaxValueBytes is the largest value accepted by PUT, measured after the
 	// value is compacted. Request bodies are cut off while being read at
 	// MaxValueBytes plus a small allowance for the envelope. Zero means

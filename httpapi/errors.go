@@ -112,6 +112,10 @@ var storeErrors = []struct {
 		status: http.StatusBadRequest, code: "invalid_node",
 		message: `The join request is invalid: send {"id": "<id>", "peerAddr": "<host:port>", "httpAddr": "<url>"} with non-empty id and peerAddr, without spaces, at most 256 bytes each.`,
 	}},
+	{store.ErrClockOffset, apiError{
+		status: http.StatusServiceUnavailable, code: "clock_offset", retryable: true, retryAfter: true,
+		message: "The node that must decide the time has a clock outside --max-clock-offset of a majority of the cluster, and leadership did not move to a node within it in time (or the transfer target's clock is not within it); nothing was changed. Retry shortly; if it persists, fix the nodes' clock synchronisation (GET /cluster/nodes shows every clock's offset).",
+	}},
 	{store.ErrPeerUnauthenticated, apiError{
 		status: http.StatusServiceUnavailable, code: "peer_unauthenticated",
 		message: "The leader refused the request this node forwarded because this node's peer connection is not authenticated as a cluster member; nothing was changed. Give every node a member certificate for peer mutual TLS.",

@@ -39,6 +39,7 @@ func TestStoreErrorMapping(t *testing.T) {
 		{store.ErrOutcomeUnknown, 503, "outcome_unknown", true, false},
 		{store.ErrShuttingDown, 503, "shutting_down", true, true},
 		{store.ErrTimeout, 503, "timeout", true, true},
+		{store.ErrClockOffset, 503, "clock_offset", true, true},
 		{context.DeadlineExceeded, 503, "timeout", true, true},
 		{context.Canceled, 503, "canceled", true, false},
 		// Outcome unknown wins over a deadline carried alongside it.

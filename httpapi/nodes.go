@@ -21,6 +21,16 @@ type nodeData struct {
 	LastContactMs *int64  `json:"lastContactMs"` // the leader's view; null when unknown
 	AppliedIndex  *uint64 `json:"appliedIndex"`  // best effort; null when unknown
 	Healthy       bool    `json:"healthy"`
+	// Clock: the node's clock as the answering node measures it; null
+	// before the first measurement.
+	Clock *clockData `json:"clock"`
+}
+
+type clockData struct {
+	OffsetMs    float64 `json:"offsetMs"`    // its clock minus the answering node's
+	ErrorMs     float64 `json:"errorMs"`     // the measurement's error bound (half the round trip)
+	AgeMs       int64   `json:"ageMs"`       // time since the measurement
+	WithinBound bool    `json:"withinBound"` // agrees with a majority of the voters within --max-clock-offset
 }
 
 // listNodes serves GET /cluster/nodes.
@@ -41,6 +51,14 @@ func (a *api) listNodes(r *http.Request) (reply, error) {
 		if n.Probed {
 			ms, applied := n.LastContact.Milliseconds(), n.AppliedIndex
 			d.LastContactMs, d.AppliedIndex = &ms, &applied
+		}
+		if c := n.Clock; c.Measured {
+			d.Clock = &clockData{
+				OffsetMs:    float64(c.Offset.Microseconds()) / 1e3,
+				ErrorMs:     float64(c.Error.Microseconds()) / 1e3,
+				AgeMs:       c.Age.Milliseconds(),
+				WithinBound: c.WithinBound,
+			}
 		}
 		out = append(out, d)
 	}

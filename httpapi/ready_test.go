@@ -23,4 +23,12 @@ func TestReadyzReportsReadinessWithoutAKey(t *testing.T) {
 			t.Fatalf("not ready (%v): %d %s", cause, res.status, res.body)
 		}
 	}
+	// A clock outside the bound has its own code; the offsets (which peer,
+	// by how much) stay out of this unauthenticated answer.
+	e.st.setErr(fmt.Errorf("%w: n2's clock is 20m0s behind", store.ErrClockOffset))
+	res = e.do("GET", "/readyz", "", "")
+	if res.status != http.StatusServiceUnavailable || !strings.Contains(string(res.body), `"code":"clock_offset"`) ||
+		strings.Contains(string(res.body), "n2") || res.header.Get("Retry-After") == "" {
+		t.Fatalf("clock out of bound: %d %s", res.status, res.body)
+	}
 }

@@ -99,7 +99,7 @@ node_url() { printf 'http://127.0.0.1:%d' $((http_base + $1)); }
 
 # metric N NAME: the value of an unlabelled metric on node N.
 metric() {
-	curl -fsS --max-time 1 -H "Authorization: Bearer $api_key" "$(node_url "$1")/metrics" |
+	curl -fsS --max-time 1 -K <(printf 'header = "Authorization: Bearer %s"\n' "$api_key") "$(node_url "$1")/metrics" |
 		awk -v m="$2" '$1 == m && !done {print $2; done = 1}'
 }
 
@@ -108,7 +108,7 @@ metric() {
 snapshots() {
 	local n total=0 v
 	for n in 1 2 3; do
-		v=$(curl -fsS --max-time 1 -H "Authorization: Bearer $api_key" "$(node_url "$n")/metrics" |
+		v=$(curl -fsS --max-time 1 -K <(printf 'header = "Authorization: Bearer %s"\n' "$api_key") "$(node_url "$n")/metrics" |
 			awk '$1 ~ /^quorumkv_snapshots_total/ {s += $2} END {print s + 0}')
 		total=$((total + v))
 	done
@@ -167,7 +167,7 @@ one_run() {
 	api_key=$(head -n 1 "$KV_CLUSTER_DIR/api-key")
 	export KV_API_KEY=$api_key
 	local leader_id
-	leader_id=$(curl -fsS --max-time 2 -H "Authorization: Bearer $api_key" "$(node_url 1)/cluster/status" | jq -r .data.leaderId)
+	leader_id=$(curl -fsS --max-time 2 -K <(printf 'header = "Authorization: Bearer %s"\n' "$api_key") "$(node_url 1)/cluster/status" | jq -r .data.leaderId)
 	[[ $leader_id =~ ^n[1-3]$ ]] || die "no leader: $leader_id"
 	leader_url=$(node_url "${leader_id#n}")
 

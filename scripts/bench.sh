@@ -154,7 +154,7 @@ row() {
 }
 
 status_of() { # N -> /cluster/status JSON
-	curl -fsS --max-time 2 -H "Authorization: Bearer $api_key" "http://127.0.0.1:$((http_base + $1))/cluster/status"
+	curl -fsS --max-time 2 -K <(printf 'header = "Authorization: Bearer %s"\n' "$api_key") "http://127.0.0.1:$((http_base + $1))/cluster/status"
 }
 
 # key_name PREFIX KEYS I: kvbench's name for key I of a KEYS-key space
@@ -185,7 +185,7 @@ restart_time() {
 	scripts/cluster.sh kill "$n" >/dev/null
 	t0=$(date +%s.%N)
 	scripts/cluster.sh restart "$n" >/dev/null
-	until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H "Authorization: Bearer $api_key" "$url") == 200 ]]; do
+	until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -K <(printf 'header = "Authorization: Bearer %s"\n' "$api_key") "$url") == 200 ]]; do
 		sleep 0.05
 	done
 	awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b - a}'

@@ -13,6 +13,10 @@
 #   nN/data         node N's raft log, snapshots and store; survives stop and start
 #   nN/kvnode.log   node N's stdout and stderr (JSON log lines), appended across runs
 #   nN/pid          node N's pid while cluster.sh believes it runs
+#   certs/          the cluster's development CA (ca.pem, ca-key.pem) and node N's
+#                   certificate nN.pem / nN-key.pem, generated on first start: the
+#                   peer ports always run mutual TLS, each node proving its identity
+#                   quorumkv://$KV_CLUSTER_NAME/node/nN (default cluster name quorumkv)
 #
 # A pid file is trusted only while /proc/PID/cmdline is our kvnode binary with
 # this node's data dir, so a stale file or a recycled pid is never signalled.
@@ -25,6 +29,9 @@
 #   KV_CLUSTER_TIMEOUT     seconds start and restart wait for a leader (default 30)
 #   KV_CLUSTER_DEBUG_BASE  when set, node N serves net/http/pprof on 127.0.0.1:$((BASE+N))
 #                          (--debug-addr; unauthenticated, loopback only)
+#   KV_CLUSTER_NAME        the cluster name in the certificates and on the nodes (default quorumkv)
+#   KV_INSECURE_PEER=true  run the peer ports WITHOUT mutual TLS (kvnode --insecure-peer; every
+#                          node warns): only to measure what peer TLS costs
 #   KV_LOG_LEVEL and other KV_* settings of kvnode pass through to the nodes.
 set -euo pipefail
 
@@ -55,8 +62,9 @@ usage() {
 usage: scripts/cluster.sh COMMAND
 
   start [--tls] build kvnode, start every node not running, wait for one agreed leader;
-               --tls (remembered for this cluster dir) generates a dev CA and node
-               certificates in <cluster dir>/certs and runs HTTPS plus peer mutual TLS
+               the peer ports always run mutual TLS with a dev CA and node
+               certificates generated in <cluster dir>/certs; --tls (remembered for
+               this cluster dir) also serves the HTTP API over HTTPS
   stop         stop all nodes (SIGTERM, SIGKILL after 20s); resumes paused nodes first
   status       show each node's raft state, term, applied index and leader;
                exits 1 when a node does not answer
@@ -76,12 +84,20 @@ EOF
 http_addr() { printf '127.0.0.1:%d' $((http_base + $1)); }
 certs_dir=$cluster_dir/certs
 tls_on() { [[ -f $cluster_dir/tls ]]; }
+insecure_peer() { [[ ${KV_INSECURE_PEER:-} == true ]]; }
 scheme() { if tls_on; then printf https; else printf http; fi; }
 
-# ensure_certs generates the dev CA and node certificates once per cluster dir.
+# ensure_certs N... generates the cluster dir's dev CA once, and a certificate
+# for each listed node that has none yet (signed by that same CA).
 ensure_certs() {
-	[[ -f $certs_dir/ca.pem ]] && return 0
-	"$bin" certs --out "$certs_dir" --nodes "$(printf 'n%s,' "${NODES[@]}" | sed 's/,$//')" >/dev/null ||
+	local n missing=()
+	for n in "$@"; do
+		[[ -f $certs_dir/n$n.pem ]] || missing+=("n$n")
+	done
+	((${#missing[@]} > 0)) || return 0
+	local IFS=, add=()
+	[[ -f $certs_dir/ca.pem ]] && add=(--add)
+	"$bin" certs --out "$certs_dir" "${add[@]}" --nodes "${missing[*]}" >/dev/null ||
 		die "could not generate certificates in $certs_dir"
 }
 peer_addr() { printf '127.0.0.1:%d' $((peer_base + $1)); }
@@ -174,6 +190,20 @@ build() {
 	mv -f "$tmp" "$bin"
 }
 
+# build_testclock builds kvnode's fault-injection variant (-tags testclock,
+# the only build with --test-clock-offset) beside the production binary.
+build_testclock() {
+	ensure_go
+	ensure_ca_certificates
+	mkdir -p "$cluster_dir/bin"
+	local tmp=$bin-testclock.tmp.$$
+	if ! (cd "$repo_root" && go build -tags testclock -o "$tmp" ./cmd/kvnode); then
+		rm -f "$tmp"
+		die "go build -tags testclock ./cmd/kvnode failed"
+	fi
+	mv -f "$tmp" "$bin-testclock"
+}
+
 # take_lock serialises commands that change the cluster, so two concurrent
 # starts cannot launch a node twice. Nodes are started with fd 9 closed.
 take_lock() {
@@ -227,7 +257,7 @@ ensure_api_key() {
 is_our_node() {
 	local n=$1 pid=$2 cmdline want
 	cmdline=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline") || return 1
-	[[ ${cmdline%%$'\n'*} == "$bin" ]] || return 1
+	[[ ${cmdline%%$'\n'*} == "$bin" || ${cmdline%%$'\n'*} == "$bin-testclock" ]] || return 1
 	want=$'\n'"--data-dir"$'\n'"$(node_dir "$n")/data"$'\n'
 	[[ $'\n'$cmdline$'\n' == *"$want"* ]]
 }
@@ -311,11 +341,24 @@ start_node() {
 	if [[ -n $debug_base ]]; then
 		args+=(--debug-addr "127.0.0.1:$((debug_base + n))")
 	fi
+	if ! insecure_peer; then
+		ensure_certs "$n"
+		args+=(--peer-ca "$certs_dir/ca.pem" --peer-cert "$certs_dir/n$n.pem" --peer-key "$certs_dir/n$n-key.pem")
+	elif tls_on; then
+		ensure_certs "$n"
+	fi
 	if tls_on; then
-		args+=(
-			--peer-ca "$certs_dir/ca.pem" --peer-cert "$certs_dir/n$n.pem" --peer-key "$certs_dir/n$n-key.pem"
-			--tls-cert "$certs_dir/n$n.pem" --tls-key "$certs_dir/n$n-key.pem"
-		)
+		args+=(--tls-cert "$certs_dir/n$n.pem" --tls-key "$certs_dir/n$n-key.pem")
+	fi
+	# Tests only: KV_TEST_CLOCK_OFFSET (read by kvnode as --test-clock-offset)
+	# runs this node on the fault-injection build, whose clock offset can
+	# then be changed by writing data/test-clock-offset; starting the node
+	# again resets it to the variable.
+	local exe=$bin
+	rm -f "$dir/data/test-clock-offset"
+	if [[ -n ${KV_TEST_CLOCK_OFFSET:-} ]]; then
+		build_testclock
+		exe=$bin-testclock
 	fi
 	local launcher=(nohup)
 	command -v setsid >/dev/null 2>&1 && launcher=(setsid)
@@ -327,7 +370,7 @@ start_node() {
 		# shellcheck disable=SC2016 # $$, $1 and $@ belong to the inner bash
 		exec env -u KV_API_KEY "${launcher[@]}" bash -c \
 			'printf "%s\n" "$$" >"$1.tmp" && mv -f "$1.tmp" "$1" && shift && exec "$@"' \
-			launch "$pid_file" "$bin" "${args[@]}"
+			launch "$pid_file" "$exe" "${args[@]}"
 	) </dev/null >>"$dir/kvnode.log" 2>&1 9>&- &
 
 	local deadline=$((SECONDS + 5)) pid
@@ -399,8 +442,12 @@ print_endpoints() {
 	done
 	echo "leader:  $leader"
 	echo "api key: $(api_key)  (file: $key_file)"
-	if tls_on; then
+	if insecure_peer; then
+		echo "tls:     NONE on the peer ports (KV_INSECURE_PEER=true): anyone who reaches them can rewrite the data"
+	elif tls_on; then
 		echo "tls:     HTTPS and peer mutual TLS; CA certificate $certs_dir/ca.pem (curl --cacert)"
+	else
+		echo "tls:     peer mutual TLS (CA $certs_dir/ca.pem); the HTTP API is plain (start --tls for HTTPS)"
 	fi
 }
 
@@ -421,7 +468,7 @@ cmd_start() {
 		echo "cluster is already running"
 	else
 		build
-		tls_on && ensure_certs
+		insecure_peer || ensure_certs "${down[@]}"
 		for n in "${down[@]}"; do
 			start_node "$n"
 		done
@@ -612,7 +659,6 @@ cmd_add() {
 	local n=$1 dir via deadline
 	take_lock
 	ensure_commands curl jq
-	tls_on && die "add does not support --tls clusters yet (no certificate for n$n)"
 	dir=$(node_dir "$n")
 	node_pid "$n" >/dev/null && die "n$n is already running"
 	if ((n <= 3)) && [[ ! -f $dir/removed ]]; then

@@ -77,7 +77,14 @@ for a in "${args[@]+"${args[@]}"}"; do
 	. | ./* | ../* | github.com/*) has_packages=1 ;;
 	esac
 done
-((has_packages)) || args+=(./...)
+if ((!has_packages)); then
+	args+=(./...)
+	# The fault-injection clock exists only in kvnode's testclock build
+	# (which test/chaos and scripts/cluster.sh use): vet and test it too.
+	say "go vet and go test -tags testclock ./cmd/kvnode (the test clock)"
+	go vet -tags testclock ./cmd/kvnode
+	go test -race -count=1 -tags testclock -run 'TestTestClock' ./cmd/kvnode
+fi
 
 say "go test -race -count=1 -timeout 20m ${args[*]}"
 exec go test -race -count=1 -timeout 20m "${args[@]}"

@@ -81,6 +81,14 @@ type Config struct {
 	// Clock returns the current time. The leader stamps expiry times and evaluates
 	// expiry with it. nil means time.Now. Tests use it to skew one node's clock.
 	Clock func() time.Time
+	// MaxClockOffset: the largest offset between this node's clock and a
+	// majority of the voters' under which it still stamps time, leads, and
+	// serves as the clock of linearizable reads (clock.go). The cluster's
+	// clock assumption: keep it well above what NTP holds the clocks to.
+	MaxClockOffset time.Duration
+	// ClockPingInterval: how often this node measures every other server's
+	// clock over the peer port.
+	ClockPingInterval time.Duration
 
 	// Join: when DataDir has no raft state, do not bootstrap; start raft with
 	// an empty configuration and wait to be added (see Store.Join). Ignored
@@ -123,6 +131,12 @@ type Config struct {
 	// in-process clusters apart. nil means the metrics are kept but not exported.
 	Metrics prometheus.Registerer
 
+	// InsecurePeer allows a peer port without mutual TLS (a Mux whose
+	// transport.Config has no TLS): Open refuses one otherwise, because
+	// anyone who reaches such a port can append to the raft log. Tests and
+	// kvnode --insecure-peer set it.
+	InsecurePeer bool
+
 	// WrapRaftLayer, when set, wraps the raft stream layer. Tests use it to cut
 	// raft traffic between nodes; production leaves it nil.
 	WrapRaftLayer func(raft.StreamLayer) raft.StreamLayer
@@ -154,6 +168,8 @@ func DefaultConfig() Config {
 		PromoteLag:              100,
 		MonitorInterval:         250 * time.Millisecond,
 		IdempotencyMaxBytes:     DefaultIdempotencyMaxBytes,
+		MaxClockOffset:          500 * time.Millisecond,
+		ClockPingInterval:       250 * time.Millisecond,
 	}
 }
 
@@ -208,6 +224,12 @@ func (c Config) withDefaults() Config {
 	if c.IdempotencyMaxBytes == 0 {
 		c.IdempotencyMaxBytes = d.IdempotencyMaxBytes
 	}
+	if c.MaxClockOffset == 0 {
+		c.MaxClockOffset = d.MaxClockOffset
+	}
+	if c.ClockPingInterval == 0 {
+		c.ClockPingInterval = d.ClockPingInterval
+	}
 	if c.MaxValueBytes == 0 {
 		c.MaxValueBytes = DefaultMaxValueBytes
 	}
@@ -240,6 +262,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: ExpirePipeline must be positive, got %d", c.ExpirePipeline)
 	case c.IdempotencyMaxBytes < 0:
 		return fmt.Errorf("store: IdempotencyMaxBytes must not be negative, got %d", c.IdempotencyMaxBytes)
+	case c.MaxClockOffset < 10*time.Millisecond:
+		return fmt.Errorf("store: MaxClockOffset must be at least 10ms, got %s", c.MaxClockOffset)
+	case c.ClockPingInterval < 0 || c.ClockPingInterval > c.MaxClockOffset*10:
+		return fmt.Errorf("store: ClockPingInterval must be positive and at most 10 x MaxClockOffset, got %s", c.ClockPingInterval)
 	case c.MaxValueBytes < 1 || c.MaxValueBytes > MaxMaxValueBytes:
 		return fmt.Errorf("store: MaxValueBytes must be 1..%d, got %d", MaxMaxValueBytes, c.MaxValueBytes)
 	case c.ExpireCatchUp < 0:

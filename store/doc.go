@@ -3,7 +3,9 @@
 // (the leader stamps absolute expiry times and proposes commands; followers forward
 // writes to the leader over the peer port), linearizable reads (a batched ReadIndex
 // served by the leader, followers waiting for their own state machine to catch up),
-// the leader's expiry loop, and this node's status.
+// the leader's expiry loop, the measured clock offset to every peer (a node whose
+// clock is outside the bound of a majority stamps no time and does not stay
+// leader), and this node's status.
 //
 // Every method is safe for concurrent use. Errors wrap the sentinels in types.go;
 // the HTTP layer maps them to status codes. See DESIGN.md in this directory for the

@@ -41,8 +41,10 @@ func fastConfig() Config {
 		LeaderLeaseTimeout: 150 * time.Millisecond,
 		CommitTimeout:      10 * time.Millisecond,
 		ExpireInterval:     50 * time.Millisecond,
-		// Plaintext peer ports: membership RPCs come from unauthenticated
-		// connections (TestChangesNeedAuthenticatedPeer turns this off).
+		// Plaintext peer ports (InsecurePeer): membership RPCs come from
+		// unauthenticated connections (TestChangesNeedAuthenticatedPeer
+		// turns AllowUnauthenticatedPeers off).
+		InsecurePeer:              true,
 		AllowUnauthenticatedPeers: true,
 	}
 }

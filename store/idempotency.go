@@ -31,9 +31,21 @@ import (
 // never diverge, the leader's applies; after a leader change the table may sit
 // above the new leader's budget by what the old one had in flight.
 
-// commandNow is the time the leader stamps into a command: its clock, but
-// never earlier than the last command applied here.
-func (s *Store) commandNow() int64 {
+// commandNow is the time the leader stamps into a command: its clock, once
+// stampNow has found it within bound (clock.go), but never earlier than the
+// last command applied here.
+func (s *Store) commandNow() (int64, error) {
+	now, err := s.stampNow()
+	if err != nil {
+		return 0, err
+	}
+	return max(now, s.fsm.LastNow()), nil
+}
+
+// commandClock is commandNow without the bound check, for scheduling and
+// monitoring (when the next expiry is due, how old a dedup entry is); never
+// stamped into a command.
+func (s *Store) commandClock() int64 {
 	return max(s.nowMs(), s.fsm.LastNow())
 }
 

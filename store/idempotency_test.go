@@ -135,9 +135,12 @@ func TestIdempotencyKeysAreScopedPerCaller(t *testing.T) {
 // keyed retry within the window is still a replay.
 func TestCommandTimeSurvivesClockStepBack(t *testing.T) {
 	var offset atomic.Int64
-	c := newTestCluster(t, 1, nil)
+	// One node: no peer to measure its clock against, so the clock bound
+	// (clock.go) lets it stamp whatever its clock says.
+	c := newTestCluster(t, 1, func(cfg *Config) {
+		cfg.Clock = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	})
 	nd := c.nodes[0]
-	nd.clock = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	c.leader()
 	ctx := func() WriteOptions { return WriteOptions{IdempotencyKey: "X1", Fingerprint: [32]byte{1}} }
 

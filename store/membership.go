@@ -84,6 +84,9 @@ type NodeInfo struct {
 	LastContact time.Duration
 	// Healthy: the leader heard from the node within the health window.
 	Healthy bool
+	// Clock is the node's clock as the answering node measures it (its own
+	// entry: offset 0 and its own verdict).
+	Clock PeerClock
 }
 
 // maxNodeField bounds each field of a JoinRequest.
@@ -132,6 +135,9 @@ func (s *Store) Join(ctx context.Context, req JoinRequest) (JoinAction, error) {
 		return 0, err
 	}
 	resp, err := s.viaLeader(ctx, methodJoin, encodeJoinRequest(req, false), func(ctx context.Context) ([]byte, error) {
+		if err := s.verifyJoiner(ctx, req); err != nil { // peerauth.go
+			return nil, err
+		}
 		a, err := s.joinAsLeader(ctx, req, false)
 		return []byte{byte(a)}, err
 	})
@@ -195,6 +201,7 @@ func (s *Store) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	_, leaderID := s.raft.LeaderWithID()
 	addrs := s.fsm.NodeAddrs()
 	stats := s.leaderView(ctx)
+	clocks := s.clockInfo()
 	out := make([]NodeInfo, 0, len(cfg.Servers))
 	for _, srv := range cfg.Servers {
 		id := string(srv.ID)
@@ -204,6 +211,7 @@ func (s *Store) Nodes(ctx context.Context) ([]NodeInfo, error) {
 			HTTPAddr: addrs[id],
 			Voter:    srv.Suffrage == raft.Voter,
 			Leader:   srv.ID == leaderID && leaderID != "",
+			Clock:    clocks[id],
 		}
 		if st, ok := stats[id]; ok {
 			n.Probed, n.AppliedIndex, n.LastContact, n.Healthy = true, st.applied, st.lastContact, st.healthy
@@ -309,7 +317,11 @@ func (s *Store) joinAsLeader(ctx context.Context, req JoinRequest, registerOnly 
 
 // setNodeAddr commits an OpNodeAddr command (addr "" forgets id).
 func (s *Store) setNodeAddr(ctx context.Context, id, addr string) error {
-	_, err := s.applyLocal(ctx, fsm.Command{Op: fsm.OpNodeAddr, Key: id, Value: []byte(addr), Now: s.nowMs()})
+	now, err := s.stampNow()
+	if err != nil {
+		return fmt.Errorf("%w: %w", errNotCommitted, err)
+	}
+	_, err = s.applyLocal(ctx, fsm.Command{Op: fsm.OpNodeAddr, Key: id, Value: []byte(addr), Now: now})
 	return err
 }
 
@@ -343,7 +355,7 @@ func (s *Store) removeAsLeader(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: %s is the only voter", ErrLastVoter, id)
 	case id == s.cfg.NodeID:
 		s.log.Info("removing the leader: transferring leadership first", "id", id)
-		if _, err := waitFuture(ctx, s.raft.LeadershipTransfer()); err != nil {
+		if _, err := waitFuture(ctx, s.leadershipTransfer()); err != nil {
 			return fmt.Errorf("%w: %v", ErrTransferFailed, err)
 		}
 		return fmt.Errorf("%w: leadership transferred before removing %s", errNotCommitted, id)
@@ -361,10 +373,20 @@ func (s *Store) removeAsLeader(ctx context.Context, id string) error {
 }
 
 // transferAsLeader hands leadership to voter id (any voter when id is "").
+//
+// The new leader will stamp time, so it must be a voter whose clock this
+// leader measures within bound of a majority: naming any other is refused
+// with ErrClockOffset, and with no id the pick is among those only.
 func (s *Store) transferAsLeader(ctx context.Context, id string) error {
 	var f raft.Future
+	s.measureClocks(ctx)
 	if id == "" {
-		f = s.raft.LeadershipTransfer()
+		t, ok := s.clockTransferTarget("")
+		if !ok {
+			return fmt.Errorf("%w: no other voter's clock is known to be within bound of a majority; not transferring leadership", ErrClockOffset)
+		}
+		id = string(t.ID)
+		f = s.raft.LeadershipTransferToServer(t.ID, t.Address)
 	} else {
 		cfg, err := s.configuration(ctx)
 		if err != nil {
@@ -383,6 +405,9 @@ func (s *Store) transferAsLeader(ctx context.Context, id string) error {
 			return fmt.Errorf("%w: %s", ErrNotVoter, id)
 		case id == s.cfg.NodeID:
 			return nil
+		}
+		if err := s.checkTransferTarget(id); err != nil {
+			return err
 		}
 		f = s.raft.LeadershipTransferToServer(target.ID, target.Address)
 	}

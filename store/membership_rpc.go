@@ -48,6 +48,9 @@ func (s *Store) handleMembershipRPC(ctx context.Context, method uint8, req []byt
 		err = jr.validate()
 		if err == nil {
 			err = s.asLeader(func() error {
+				if err := s.authorizeJoinRPC(ctx, jr, register); err != nil { // peerauth.go
+					return err
+				}
 				a, err := s.joinAsLeader(ctx, jr, register)
 				body = []byte{byte(a)}
 				return err
@@ -107,7 +110,7 @@ func (s *Store) forwardAdmin(ctx context.Context, addr, id string, method uint8,
 // adminErrors are the sentinels a membership answer carries by number.
 // Index 0 means none (use the rpc status); never renumber.
 var adminErrors = []error{nil, ErrNodeNotFound, ErrLastVoter, ErrNodeConflict, ErrNotVoter,
-	ErrTransferFailed, ErrInvalidNode, ErrNoLeader, ErrTimeout, ErrPeerUnauthenticated}
+	ErrTransferFailed, ErrInvalidNode, ErrNoLeader, ErrTimeout, ErrPeerUnauthenticated, ErrClockOffset}
 
 // encodeAdminResponse: format byte 1, rpc status, sentinel number, uvarint
 // len(message), message, then the method's body.

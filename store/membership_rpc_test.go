@@ -60,7 +60,7 @@ func TestRPCMethodNumbersAreUnique(t *testing.T) {
 	for name, m := range map[string]uint8{
 		"write": methodWrite, "readIndex": methodReadIndex, "restore": methodRestore,
 		"join": methodJoin, "remove": methodRemove, "transfer": methodTransfer,
-		"nodeInfo": methodNodeInfo, "nodeStats": methodNodeStats,
+		"nodeInfo": methodNodeInfo, "nodeStats": methodNodeStats, "clockPing": methodClockPing,
 	} {
 		if other, dup := seen[m]; dup {
 			t.Fatalf("rpc methods %s and %s share number %d", name, other, m)

@@ -125,7 +125,7 @@ func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 	m.reg = reg
 	for _, c := range []prometheus.Collector{
 		m.proposals, m.applyDuration, m.applyBatch, m.writeBatch, m.forwarded, m.forwardDuration,
-		m.expirationsProposed, m.snapshots, m.snapshotDuration, newStoreCollector(s),
+		m.expirationsProposed, m.snapshots, m.snapshotDuration, newStoreCollector(s), newClockCollector(s),
 	} {
 		if err := reg.Register(c); err != nil {
 			m.unregister()
@@ -305,7 +305,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.idemBytes, float64(u.Bytes))
 	age := 0.0
 	if u.Entries > 0 {
-		age = float64(max(c.s.commandNow()-u.Oldest, 0)) / 1000
+		age = float64(max(c.s.commandClock()-u.Oldest, 0)) / 1000
 	}
 	gauge(c.idemOldestAge, age)
 }

@@ -139,6 +139,9 @@ func (s *Store) readIndex(ctx context.Context) (uint64, int64, error) {
 			if !sawLeader {
 				return 0, 0, fmt.Errorf("%w: no leader known before the deadline", ErrNoLeader)
 			}
+			if errors.Is(last, ErrClockOffset) {
+				return 0, 0, fmt.Errorf("could not confirm a read index before the deadline: %w", last)
+			}
 			return 0, 0, fmt.Errorf("%w: could not confirm a read index with the leader: %v", ErrTimeout, last)
 		}
 	}
@@ -195,6 +198,9 @@ func (s *Store) remoteReadIndex(ctx context.Context, addr string) (uint64, int64
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: malformed read index answer: %w", err)
 	}
+	if st == statusClockOffset {
+		return 0, 0, fmt.Errorf("%w: %w: leader: %s", errNotReadyLeader, ErrClockOffset, msg)
+	}
 	if st != statusOK {
 		return 0, 0, fmt.Errorf("%w: leader: %s", errNotReadyLeader, msg)
 	}
@@ -204,6 +210,10 @@ func (s *Store) remoteReadIndex(ctx context.Context, addr string) (uint64, int64
 // leaderReadIndex queues a request for readLoop and waits for its answer.
 func (s *Store) leaderReadIndex(ctx context.Context) (uint64, int64, error) {
 	if s.raft.State() != raft.Leader || s.readyTerm.Load() == 0 {
+		if _, err := s.stampNow(); err != nil && s.raft.State() == raft.Leader {
+			// Not ready because its barrier waits for the clock.
+			return 0, 0, fmt.Errorf("%w: %w", errNotReadyLeader, err)
+		}
 		return 0, 0, errNotReadyLeader
 	}
 	return submitRead(ctx, s.reads, s.closing)
@@ -278,7 +288,10 @@ func (s *Store) confirmReadIndex() (uint64, int64, error) {
 		return 0, 0, errNotReadyLeader
 	}
 	idx := s.raft.CommitIndex()
-	now := s.nowMs()
+	now, err := s.stampNow()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", errNotReadyLeader, err)
+	}
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		return 0, 0, fmt.Errorf("%w: leadership check failed: %v", errNotReadyLeader, err)
 	}

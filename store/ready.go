@@ -9,9 +9,14 @@ import (
 // a leader, the leader confirms a read index, and this node's state machine
 // reaches that index before ctx ends (the lag bound is the caller's
 // deadline). It returns nil when ready, otherwise an error wrapping
-// ErrNoLeader or ErrTimeout that says why. Load balancers and Kubernetes
+// ErrNoLeader or ErrTimeout that says why. A node whose clock its samples
+// prove out of bound of a majority of the voters (clock.go) is not ready
+// either (ErrClockOffset), whoever leads. Load balancers and Kubernetes
 // readiness probes call it through GET /readyz.
 func (s *Store) Ready(ctx context.Context) error {
+	if v := s.clockWithinBound(); v.certain() {
+		return fmt.Errorf("%w: %s (bound %s)", ErrClockOffset, v, s.cfg.MaxClockOffset)
+	}
 	idx, _, err := s.readIndex(ctx)
 	if err != nil {
 		return err

@@ -173,7 +173,11 @@ func (s *Store) proposeRestore(ctx context.Context, cmd fsm.Command) (fsm.Restor
 
 // restoreAsLeader stamps cmd with this leader's clock and commits it.
 func (s *Store) restoreAsLeader(ctx context.Context, cmd fsm.Command) (fsm.RestoreResult, error) {
-	cmd.Now = s.nowMs()
+	now, err := s.stampNow()
+	if err != nil {
+		return fsm.RestoreResult{}, fmt.Errorf("%w: %w", errNotCommitted, err)
+	}
+	cmd.Now = now
 	resp, err := s.applyLocal(ctx, cmd)
 	if err != nil {
 		return fsm.RestoreResult{}, err

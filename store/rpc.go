@@ -50,6 +50,9 @@ const (
 	statusOutcomeUnknown rpcStatus = 2
 	statusShuttingDown   rpcStatus = 3 // the leader is stopping; nothing committed by this call
 	statusFailed         rpcStatus = 4 // any other error; message says what
+	// statusClockOffset: not committed because the leader's clock is out of
+	// bound (clock.go); retry once leadership has moved.
+	statusClockOffset rpcStatus = 5
 	// statusInvalid + n: the leader refused the write as breaking a rule
 	// (validationErrors[n], validate.go); the message is the reason. Nothing
 	// was proposed. A follower that predates it reads statusFailed's meaning.
@@ -63,6 +66,8 @@ func statusOf(err error) rpcStatus {
 	switch {
 	case err == nil:
 		return statusOK
+	case errors.Is(err, ErrClockOffset):
+		return statusClockOffset
 	case errors.Is(err, errNotCommitted), errors.Is(err, errNotReadyLeader):
 		return statusNotCommitted
 	case errors.Is(err, ErrOutcomeUnknown):
@@ -93,6 +98,8 @@ func statusError(st rpcStatus, msg string) error {
 		return fmt.Errorf("%w: leader: %s", errNotCommitted, msg)
 	case statusOutcomeUnknown:
 		return fmt.Errorf("%w: leader: %s", ErrOutcomeUnknown, msg)
+	case statusClockOffset:
+		return fmt.Errorf("%w: %w: leader: %s", errNotCommitted, ErrClockOffset, msg)
 	case statusUnauthenticated:
 		return fmt.Errorf("%w: leader: %s", ErrPeerUnauthenticated, msg)
 	}
@@ -131,6 +138,8 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 			return encodeRestoreResponse(fsm.RestoreResult{}, statusOf(err), errString(err)), nil
 		}
 		return s.handleRestoreRPC(ctx, req)
+	case methodClockPing:
+		return s.handleClockPing(req)
 	default:
 		if resp, ok, err := s.handleMembershipRPC(ctx, method, req); ok {
 			return resp, err

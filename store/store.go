@@ -32,6 +32,7 @@ type Store struct {
 	netTrans *raft.NetworkTransport
 
 	metrics *metrics // Prometheus metrics (metrics.go)
+	clock   *clockState
 
 	// reads carries linearizable read-index requests to readLoop (leader only).
 	reads chan *readIndexRequest
@@ -83,6 +84,9 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if mux.PeerTLS() == nil && !cfg.InsecurePeer {
+		return nil, errors.New("store: the peer port has no mutual TLS; configure it, or set InsecurePeer to run an unauthenticated peer port on purpose")
+	}
 	if need := FrameBytesFor(cfg.MaxValueBytes); mux.MaxFrameBytes() < need {
 		return nil, fmt.Errorf("store: the peer port's frame limit (%d bytes) cannot carry a write of the largest value (%d bytes); it must be at least %d", mux.MaxFrameBytes(), cfg.MaxValueBytes, need)
 	}
@@ -102,11 +106,15 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		batchSlots:    make(chan struct{}, cfg.MaxWriteBatchesInFlight),
 		closing:       make(chan struct{}),
 		mon:           memberMonitor{changes: make(chan struct{}, 1)},
+		clock:         newClockState(),
 		repl:          newReplicationView(),
 	}
 	if err := s.openRaft(); err != nil {
 		s.rpc.Close()
 		return nil, err
+	}
+	if ptls := mux.PeerTLS(); ptls != nil {
+		ptls.ExpectPeers(s.peerIDAt) // dialers check who answers (peerauth.go)
 	}
 	if err := s.metrics.register(cfg.Metrics, s); err != nil {
 		s.Close()
@@ -114,7 +122,9 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 	}
 	mux.SetRPCHandler(s.handleRPC)
 
-	s.wg.Add(6)
+	s.wg.Add(8)
+	go s.clockLoop()
+	go s.clockGuardLoop()
 	go s.runProposer()
 	go s.watchLeadership()
 	go s.watchObservations()
@@ -293,14 +303,25 @@ func (s *Store) lead(ctx context.Context) {
 	term := s.raft.CurrentTerm()
 	s.log.Info("became leader", "term", term)
 	for {
-		_, err := s.applyLocal(ctx, fsm.Command{Op: fsm.OpBarrier, Now: s.commandNow()})
+		// The barrier carries time like every command (the state machine
+		// prunes its dedup table by it): a leader whose clock is out of
+		// bound proposes nothing until it agrees again or hands leadership
+		// over (clockGuardLoop).
+		now, err := s.commandNow()
+		if err == nil {
+			_, err = s.applyLocal(ctx, fsm.Command{Op: fsm.OpBarrier, Now: now})
+		}
 		if err == nil {
 			break
 		}
 		if ctx.Err() != nil || s.raft.State() != raft.Leader {
 			return
 		}
-		s.log.Warn("leader barrier failed; retrying", "err", err)
+		if errors.Is(err, ErrClockOffset) {
+			s.log.Debug("leader barrier waits for the clock to be within bound", "err", err)
+		} else {
+			s.log.Warn("leader barrier failed; retrying", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -330,8 +351,7 @@ func (s *Store) TransferLeadership(ctx context.Context) error {
 	if s.raft.State() != raft.Leader {
 		return nil
 	}
-	f := s.raft.LeadershipTransfer()
-	if _, err := waitFuture(ctx, f); err != nil {
+	if _, err := waitFuture(ctx, s.leadershipTransfer()); err != nil {
 		return fmt.Errorf("store: leadership transfer: %w", err)
 	}
 	s.log.Info("leadership transferred")

@@ -59,6 +59,14 @@ var (
 	// ErrIndexNotReached: a read with MinIndex found this node's state machine
 	// below that index when the deadline passed. Safe to retry.
 	ErrIndexNotReached = errors.New("index not reached")
+
+	// ErrClockOffset: the node that would have to decide the time (the
+	// leader, for a write, an expiry or a linearizable read) has a clock that
+	// does not agree with a majority of the voters within MaxClockOffset, and
+	// no leadership change fixed that before the deadline; or a leadership
+	// transfer named a voter whose clock is not known to be within the bound.
+	// Nothing was written or changed. Safe to retry.
+	ErrClockOffset = errors.New("clock offset beyond the bound")
 )
 
 // ConditionError is a failed precondition or counter check. It wraps

@@ -172,6 +172,9 @@ func (s *Store) writeWith(ctx context.Context, req writeRequest, opts WriteOptio
 // committed ends the call with ErrOutcomeUnknown.
 func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error) {
 	sawLeader := false
+	// clockErr: an attempt was refused for the leader's clock; if no leader
+	// takes the write before the deadline, that is the reason to report.
+	var clockErr error
 	for attempt := 0; ; attempt++ {
 		select {
 		case <-s.closing:
@@ -194,9 +197,15 @@ func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error
 		if !errors.Is(err, errNotCommitted) {
 			return res, err
 		}
+		if errors.Is(err, ErrClockOffset) {
+			clockErr = err
+		}
 		if werr := s.waitForLeader(ctx, attempt); werr != nil {
 			if sawLeader && errors.Is(werr, ErrShuttingDown) {
 				return writeResult{}, werr
+			}
+			if clockErr != nil {
+				return writeResult{}, fmt.Errorf("%w; nothing was written", clockErr)
 			}
 			return writeResult{}, fmt.Errorf("%w: %s", ErrNoLeader, "no leader accepted the write before the deadline")
 		}
@@ -213,7 +222,12 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 	if err := req.check(s.cfg.MaxValueBytes); err != nil {
 		return writeResult{}, err
 	}
-	now := s.commandNow()
+	now, err := s.commandNow()
+	if err != nil {
+		// Nothing proposed: the caller waits for a leader whose clock is
+		// within bound (this one hands leadership over) and retries.
+		return writeResult{}, fmt.Errorf("%w: %w", errNotCommitted, err)
+	}
 	cmd := fsm.Command{
 		Op: req.op, Key: req.key, Now: now,
 		Cond: req.cond, CondVersion: req.condVersion,

@@ -23,6 +23,10 @@
 //     ErrNoResponse mean the request was sent and the outcome is unknown.
 //   - Mux.Close and Client.Close stop and wait for every goroutine they
 //     started; the Mux closes raft's connections too.
+//   - With PeerTLS every connection is mutual TLS 1.3 between members of one
+//     cluster: both ends check the peer's member identity
+//     (quorumkv://<cluster>/node/<id>), dialers also the node id expected at
+//     the address, and handlers learn the caller's id with PeerID(ctx).
 //
 // The wire format, deadline propagation and error meanings are described in
 // DESIGN.md beside this file.

@@ -102,7 +102,11 @@ func Listen(cfg Config) (*Mux, error) {
 	if cfg.TLS == nil {
 		m.log.Warn("peer port is NOT authenticated: anyone who can reach it can join raft and append to the log; configure peer mutual TLS", "bind", ln.Addr().String())
 	}
-	m.log.Info("peer port listening", "bind", ln.Addr().String(), "advertise", addr, "mtls", cfg.TLS != nil)
+	if cfg.TLS != nil {
+		m.log.Info("peer port listening", "bind", ln.Addr().String(), "advertise", addr, "mtls", true, "identity", cfg.TLS.Self.String())
+	} else {
+		m.log.Info("peer port listening", "bind", ln.Addr().String(), "advertise", addr, "mtls", false)
+	}
 	return m, nil
 }
 

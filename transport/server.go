@@ -25,7 +25,8 @@ import (
 // requests in flight it is simply renewed; inside a frame it means the peer
 // stalled and the connection is closed.
 func (m *Mux) serveRPC(conn net.Conn) {
-	ctx, cancel := context.WithCancel(m.ctx)
+	// Handlers learn the authenticated caller through PeerID(ctx).
+	ctx, cancel := context.WithCancel(m.withPeer(m.ctx, conn))
 	var handlers sync.WaitGroup
 	defer func() {
 		cancel()

@@ -14,10 +14,20 @@ import (
 	"github.com/quorumkv/quorumkv/pki"
 )
 
-// testPeerTLS issues a certificate for node from ca and builds its PeerTLS.
+// testCluster is the cluster name of the test certificates.
+const testCluster = "test"
+
+// testPeerTLS issues a member certificate for node of testCluster from ca
+// and builds its PeerTLS.
 func testPeerTLS(t *testing.T, ca *pki.CA, node string) *PeerTLS {
 	t.Helper()
-	nc, err := ca.Issue(node, nil, time.Hour)
+	return testPeerTLSIn(t, ca, testCluster, node)
+}
+
+func testPeerTLSIn(t *testing.T, ca *pki.CA, cluster, node string) *PeerTLS {
+	t.Helper()
+	id := pki.Identity{Cluster: cluster, Node: node}
+	nc, err := ca.IssueNode(id, nil, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +35,7 @@ func testPeerTLS(t *testing.T, ca *pki.CA, node string) *PeerTLS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPeerTLS(ca.CertPEM, cert)
+	p, err := NewPeerTLS(ca.CertPEM, cert, id)
 	if err != nil {
 		t.Fatal(err)
 	}

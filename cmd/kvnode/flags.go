@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quorumkv/quorumkv/httpapi"
+	"github.com/quorumkv/quorumkv/pki"
 	"github.com/quorumkv/quorumkv/store"
 )
 
@@ -38,6 +39,8 @@ type options struct {
 	peerCA            string
 	peerCert          string
 	peerKey           string
+	clusterName       string
+	insecurePeer      bool
 	tlsCert           string
 	tlsKey            string
 	maxConcurrent     int
@@ -46,8 +49,10 @@ type options struct {
 	headerTimeout     time.Duration
 	metricsPublic     bool
 	logRequests       string
-	// testClockOffset shifts this node's clock (TEST ONLY; see testflags.go).
+	// testClockOffset shifts this node's clock (TEST ONLY; only in the
+	// testclock build, see testflags.go).
 	testClockOffset   time.Duration
+	maxClockOffset    time.Duration
 	join              string
 	advertiseHTTPAddr string
 	debugAddr         string
@@ -83,6 +88,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.peerCA, "peer-ca", "", "cluster CA certificate (PEM): with --peer-cert and --peer-key, the peer port runs mutual TLS 1.3")
 	fs.StringVar(&o.peerCert, "peer-cert", "", "this node's certificate (PEM) for the peer port, signed by --peer-ca")
 	fs.StringVar(&o.peerKey, "peer-key", "", "the key of --peer-cert (PEM)")
+	fs.StringVar(&o.clusterName, "cluster-name", pki.DefaultClusterName, "this cluster's name: peer certificates must carry the identity quorumkv://<cluster-name>/node/<id>, so a certificate the same CA issued to another cluster or workload is refused")
+	fs.BoolVar(&o.insecurePeer, "insecure-peer", false, "run the peer port WITHOUT mutual TLS: anyone who can reach it can join the cluster and rewrite its data (isolated tests only; logged as a warning and shown in /cluster/status)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "certificate (PEM) for HTTPS on --http-addr; reloaded when the file changes")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.IntVar(&o.maxConcurrent, "max-concurrent-requests", 4096, "requests served at once; more are answered 503 overloaded with Retry-After (0 = no limit)")
@@ -94,6 +101,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.logRequests, "log-requests", string(httpapi.RequestLogErrors), "requests logged at info: errors (5xx, 401/403, slower than 1s), all, or off; the others are logged at debug")
 	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "serve GET /metrics without an API key (for scrapers that cannot send one); otherwise it needs the read scope")
 	fs.Uint64Var(&o.gcHeadroomMB, "gc-headroom-mb", 64, "let the heap grow this many MiB beyond the live heap between collections: GOGC is lowered from 100 as the live heap passes this size (floor 10); 0 = Go's default pacing; ignored when GOGC is set")
+	fs.DurationVar(&o.maxClockOffset, "max-clock-offset", store.DefaultConfig().MaxClockOffset, "largest clock offset from a majority of the voters under which this node leads and stamps time (TTLs, expirations, dedup window); measured continuously over the peer port. Use the same value on every node")
 	registerTestFlags(fs, &o)
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve net/http/pprof (/debug/pprof/, no authentication) on this separate address, e.g. 127.0.0.1:6060")
 	fs.Usage = func() {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/quorumkv/quorumkv/httpapi"
+	"github.com/quorumkv/quorumkv/pki"
 	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/transport"
 )
@@ -27,7 +28,7 @@ func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "certs":
-			os.Exit(runCerts(os.Args[2:], os.Stdout, os.Stderr))
+			os.Exit(runCerts(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 		case "health":
 			os.Exit(runHealth(os.Args[2:], os.Getenv, os.Stderr))
 		case "restore":
@@ -141,6 +142,9 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 	if err != nil {
 		return nil, err
 	}
+	if peerTLS == nil {
+		logger.Warn("the peer port runs WITHOUT mutual TLS (--insecure-peer): anyone who can reach it can join the cluster, append to the raft log and rewrite every key; use it only on an isolated network for tests")
+	}
 	var certs *certReloader
 	if o.tlsCert != "" || o.tlsKey != "" {
 		if o.tlsCert == "" || o.tlsKey == "" {
@@ -186,15 +190,16 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		MaxWriteBatchesInFlight: o.writeBatches,
 		IdempotencyMaxBytes:     o.idemMaxBytes,
 		Clock:                   testClock(o, logger),
+		MaxClockOffset:          o.maxClockOffset,
 		Join:                    len(joins) > 0,
 		HTTPAddr:                advertisedHTTPAddr(o, ln),
 		MaxValueBytes:           o.maxValueBytes,
-		// Membership RPCs are served to any connection the peer port
-		// accepted, as before: with peer TLS that is a holder of a
-		// certificate from the cluster CA, without it anyone. To require a
-		// member's identity, set PeerAuth to the transport's accessor for
-		// the authenticated peer and this to the insecure-peer setting.
-		AllowUnauthenticatedPeers: true,
+		// Membership RPCs need a member-authenticated connection: the
+		// identity peer TLS verified (transport.PeerID). Only a node run
+		// with --insecure-peer serves them (and all else) unauthenticated.
+		PeerAuth:                  transport.PeerID,
+		AllowUnauthenticatedPeers: peerTLS == nil,
+		InsecurePeer:              peerTLS == nil,
 		Logger:                    nodeLogger,
 		Metrics:                   metrics,
 	}, mux)
@@ -207,6 +212,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		APIKey:          creds.apiKey,
 		Keys:            creds.keys,
 		InsecureNoAuth:  creds.insecure,
+		InsecurePeer:    peerTLS == nil,
 		MaxValueBytes:   o.maxValueBytes,
 		MaxRestoreBytes: o.maxRestoreBytes,
 		RequestTimeout:  o.requestTimeout,
@@ -274,20 +280,30 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		}()
 		n.stopJoin = func() { cancel(); <-done }
 	}
-	logger.Info("kvnode started", "http", ln.Addr().String(), "https", certs != nil, "peer", mux.Addr(), "peer_mtls", peerTLS != nil, "data_dir", o.dataDir)
+	logger.Info("kvnode started", "http", ln.Addr().String(), "https", certs != nil, "peer", mux.Addr(), "peer_mtls", peerTLS != nil, "insecure_peer", peerTLS == nil, "data_dir", o.dataDir)
 	return n, nil
 }
 
-// loadPeerTLS returns the peer port's mutual TLS, or nil when none of the
-// three files is configured (plain TCP; the transport logs a warning).
+// loadPeerTLS returns the peer port's mutual TLS. A node refuses to start
+// without it unless --insecure-peer says so (then it returns nil: plain TCP).
 func loadPeerTLS(o options) (*transport.PeerTLS, error) {
-	if o.peerCA == "" && o.peerCert == "" && o.peerKey == "" {
+	some := o.peerCA != "" || o.peerCert != "" || o.peerKey != ""
+	switch {
+	case o.insecurePeer && some:
+		return nil, errors.New("--insecure-peer cannot be combined with --peer-ca, --peer-cert or --peer-key: choose mutual TLS or an unauthenticated peer port")
+	case o.insecurePeer:
 		return nil, nil
-	}
-	if o.peerCA == "" || o.peerCert == "" || o.peerKey == "" {
+	case !some:
+		return nil, errors.New("the peer port needs mutual TLS: set --peer-ca, --peer-cert and --peer-key (KV_PEER_CA, KV_PEER_CERT, KV_PEER_KEY; `kvnode certs` writes a development set), " +
+			"or pass --insecure-peer (KV_INSECURE_PEER=true) to run it unauthenticated, which lets anyone who can reach it join the cluster and rewrite its data")
+	case o.peerCA == "" || o.peerCert == "" || o.peerKey == "":
 		return nil, errors.New("peer mutual TLS needs all of --peer-ca, --peer-cert and --peer-key")
 	}
-	return transport.LoadPeerTLS(o.peerCA, o.peerCert, o.peerKey)
+	self := pki.Identity{Cluster: o.clusterName, Node: o.id}
+	if err := self.Validate(); err != nil {
+		return nil, fmt.Errorf("--cluster-name/--id: %w", err)
+	}
+	return transport.LoadPeerTLS(o.peerCA, o.peerCert, o.peerKey, self)
 }
 
 // stop shuts down in reverse order of start. A leader first hands leadership

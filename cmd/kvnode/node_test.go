@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"slices"
 	"testing"
 	"time"
 )
@@ -16,6 +17,11 @@ func startTestNode(t *testing.T, logs io.Writer, args ...string) (*node, func())
 	t.Helper()
 	args = append([]string{"--http-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0",
 		"--heartbeat-timeout", "300ms", "--election-timeout", "300ms"}, args...)
+	if !slices.Contains(args, "--peer-ca") {
+		// Tests about other things run a plaintext peer port; the peer TLS
+		// tests pass certificates.
+		args = append(args, "--insecure-peer")
+	}
 	o, err := parseFlags(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)

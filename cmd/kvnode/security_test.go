@@ -46,7 +46,7 @@ func tlsNode(t *testing.T, extra ...string) (*node, *http.Client, *lockedBuffer,
 	t.Helper()
 	dir := t.TempDir()
 	certs := filepath.Join(dir, "certs")
-	if err := pki.WriteDevSet(certs, []string{"n1"}, nil, time.Hour); err != nil {
+	if err := pki.WriteDevSet(certs, pki.DefaultClusterName, []string{"n1"}, nil, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	args := append([]string{"--data-dir", filepath.Join(dir, "data"), "--api-key", "secret",

@@ -189,7 +189,7 @@ func TestManifests(t *testing.T) {
 	}
 
 	// Storage: the claim is mounted where KV_DATA_DIR points.
-	if len(spec.VolumeClaimTemplates) != 1 || len(c.VolumeMounts) != 1 ||
+	if len(spec.VolumeClaimTemplates) != 1 || len(c.VolumeMounts) < 1 ||
 		c.VolumeMounts[0].Name != spec.VolumeClaimTemplates[0].Metadata.Name || c.VolumeMounts[0].MountPath != env["KV_DATA_DIR"] {
 		t.Errorf("want one volume claim mounted at KV_DATA_DIR %q; have claims %v, mounts %v", env["KV_DATA_DIR"], spec.VolumeClaimTemplates, c.VolumeMounts)
 	}
@@ -209,6 +209,7 @@ func TestManifests(t *testing.T) {
 		}
 	}
 
+	checkPeerTLS(t, spec.Template.Spec, c, env)
 	checkEnvAreFlags(t, c.Env)
 	checkPeers(t, sts, headless.Metadata.Name, c.Env, peerPort)
 }
@@ -363,4 +364,44 @@ func addrPort(t *testing.T, name, addr string) int {
 		t.Fatalf("%s %q: %v", name, addr, err)
 	}
 	return n
+}
+
+// checkPeerTLS: the peer port runs mutual TLS from the Secret peer-certs.sh
+// creates, read-only, each pod using the certificate named after itself, and
+// nothing turns it off.
+func checkPeerTLS(t *testing.T, pod podSpec, c container, env map[string]string) {
+	t.Helper()
+	if _, ok := env["KV_INSECURE_PEER"]; ok {
+		t.Error("KV_INSECURE_PEER must not be set: the peer port must be authenticated")
+	}
+	var dir string
+	for _, m := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if v.Name == m.Name && v.Secret != nil && v.Secret.SecretName == peerSecret {
+				if !m.ReadOnly {
+					t.Errorf("the %s Secret must be mounted readOnly", peerSecret)
+				}
+				if v.Secret.DefaultMode == nil || *v.Secret.DefaultMode&0o007 != 0 {
+					t.Errorf("the %s Secret's defaultMode must give others no access", peerSecret)
+				}
+				dir = m.MountPath
+			}
+		}
+	}
+	if dir == "" {
+		t.Fatalf("no volume mounts the Secret %s", peerSecret)
+	}
+	want := map[string]string{
+		"KV_PEER_CA":   dir + "/ca.pem",
+		"KV_PEER_CERT": dir + "/$(POD_NAME).pem",
+		"KV_PEER_KEY":  dir + "/$(POD_NAME)-key.pem",
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %q, want %q (the file peer-certs.sh writes for the pod)", k, env[k], v)
+		}
+	}
+	if env["KV_CLUSTER_NAME"] != scriptClusterName(t) {
+		t.Errorf("KV_CLUSTER_NAME %q differs from the cluster name peer-certs.sh issues certificates for (%q)", env["KV_CLUSTER_NAME"], scriptClusterName(t))
+	}
 }

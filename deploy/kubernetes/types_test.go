@@ -79,6 +79,13 @@ type podSpec struct {
 	} `yaml:"securityContext"`
 	Affinity   yaml.Node   `yaml:"affinity"` // scheduling preference only; not checked
 	Containers []container `yaml:"containers"`
+	Volumes    []struct {
+		Name   string `yaml:"name"`
+		Secret *struct {
+			SecretName  string `yaml:"secretName"`
+			DefaultMode *int   `yaml:"defaultMode"`
+		} `yaml:"secret"`
+	} `yaml:"volumes"`
 }
 
 type container struct {
@@ -103,6 +110,7 @@ type container struct {
 	VolumeMounts []struct {
 		Name      string `yaml:"name"`
 		MountPath string `yaml:"mountPath"`
+		ReadOnly  bool   `yaml:"readOnly"`
 	} `yaml:"volumeMounts"`
 }
 

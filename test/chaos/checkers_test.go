@@ -42,9 +42,17 @@ func TestCheckTTL(t *testing.T) {
 			}
 		})
 	}
-	// With a clock offset of up to 2 s the windows widen by it.
-	rep := checkTTL([]Op{put(outOK, 0, 10, E+2000), get(1100, 1110, true, E+2000)}, start, 0, 2*time.Second, nil)
+	// Within the cluster's clock bound the windows widen by it...
+	b := maxClockOffset
+	rep := checkTTL([]Op{put(outOK, 0, 10, E+400), get(950, 960, false, 0), get(1100, 1110, true, E+400)}, start, -b, b, nil)
 	if len(rep.Resurrections)+len(rep.EarlyExpiries)+len(rep.BadStamps) != 0 {
 		t.Fatalf("offset case: %+v", rep)
+	}
+	// ...and no further: a leader whose clock is 20 minutes ahead stamps an
+	// expiry 20 minutes late, and judges the key expired 20 minutes early.
+	jump := clockJump.Milliseconds()
+	rep = checkTTL([]Op{put(outOK, 0, 10, E+jump), get(400, 410, false, 0)}, start, -b, b, nil)
+	if len(rep.BadStamps) != 1 || len(rep.EarlyExpiries) != 1 {
+		t.Fatalf("a clock 20 minutes off must be caught: %+v", rep)
 	}
 }

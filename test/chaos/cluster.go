@@ -22,6 +22,7 @@ type cluster struct {
 
 	mu     sync.Mutex
 	faults []*fault
+	probe  *clockProbe // clock.go; nil unless the clock nemesis ran
 }
 
 // fault is one injected fault and what the guard requires of it.
@@ -35,14 +36,19 @@ type fault struct {
 	needTermRise   bool     // the majority elected a new leader during the fault
 	needFailedOn   []string // requests to these nodes failed during the fault
 	needKilled     []string // these nodes' processes died of SIGKILL
-	needLedBy      string   // this node led at some point during the scenario
 	needMembership bool     // the node left the configuration, then was listed as a voter again
 	sawAbsent      bool
 	sawVoter       bool
 	removedLeader  bool
-	Verified       bool     `json:"verified"`
-	GuardProblems  []string `json:"guardProblems,omitempty"`
-	killedObserved []string
+	// clock faults (clock.go): leadership left the node whose clock jumped
+	// (and how fast), and a transfer to a skewed node was refused.
+	needLeaderMoved     bool
+	leaderMovedAfter    time.Duration
+	needTransferRefused bool
+	transferRefused     bool
+	Verified            bool     `json:"verified"`
+	GuardProblems       []string `json:"guardProblems,omitempty"`
+	killedObserved      []string
 }
 
 func (c *cluster) since() int64 { return int64(time.Since(c.start)) }

@@ -194,61 +194,6 @@ func rollingThenKillAll(ctx context.Context, c *cluster) {
 	}
 }
 
-// skewedNode is the node the clock-offset scenario starts with a shifted clock.
-const skewedNode = "n1"
-
-// clockSkewFailover moves leadership around a cluster in which one node's
-// clock is offset, so TTL keys are stamped by one clock and judged by another.
-// While the skewed node S does not lead, the third node X is first cut off
-// from the leader L for a moment (writes commit on L and S meanwhile, so X's
-// log falls behind and S will refuse it its vote), then L is paused: only S can
-// win the election. Once S leads it keeps leading for a while, then is paused
-// too, so the next leader judges S's stamps by another clock.
-func clockSkewFailover(ctx context.Context, c *cluster) {
-	s := c.node(skewedNode)
-	for ctx.Err() == nil {
-		l, term, err := c.leader(5 * time.Second)
-		if err != nil {
-			c.logf("clock: %v", err)
-			sleep(ctx, time.Second)
-			continue
-		}
-		if l == s && !sleep(ctx, 3*time.Second) {
-			return
-		}
-		f := c.begin("pause-leader", l)
-		f.Detail = "skewed clock on " + skewedNode
-		f.needTermRise = true
-		f.needFailedOn = []string{l.id}
-		f.needLedBy = skewedNode
-		if l != s {
-			var x *node
-			for _, n := range c.others(l) {
-				if n != s {
-					x = n
-				}
-			}
-			f.Detail += ", " + x.id + " made to lag first"
-			if err := partition(hostsOf([]*node{x}), hostsOf([]*node{l})); err != nil {
-				c.t.Errorf("lag %s: %v", x.id, err)
-			}
-			sleep(context.Background(), 1500*time.Millisecond)
-		}
-		if err := l.pause(); err != nil {
-			c.t.Errorf("pause %s: %v", l.id, err)
-		}
-		if err := c.nw.healAll(); err != nil {
-			c.t.Errorf("heal: %v", err)
-		}
-		c.holdUntilNewLeader(l, term, 3*time.Second, 12*time.Second)
-		if err := l.resume(); err != nil {
-			c.t.Errorf("resume %s: %v", l.id, err)
-		}
-		c.end(f)
-		sleep(ctx, 2*time.Second)
-	}
-}
-
 func joinIDs(ns []*node) string {
 	s := ""
 	for i, id := range sortedIDs(ns) {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/quorumkv/quorumkv/pki"
 )
 
 // node is one kvnode process slot: a host, a data dir, a log file and, while
@@ -24,6 +26,7 @@ type node struct {
 	peers   string   // --peers, used to bootstrap an empty data dir
 	join    string   // --join URLs; when set, replaces --peers (see wipe)
 	extra   []string // extra flags, e.g. --test-clock-offset
+	certs   string   // directory with ca.pem and <id>.pem/<id>-key.pem: peer mutual TLS
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -63,7 +66,13 @@ func (n *node) start() error {
 		// Small enough that snapshots are taken (and installed on a node that
 		// was down) within a scenario.
 		"--snapshot-threshold", "1024",
+		"--max-clock-offset", maxClockOffset.String(),
 		"--log-format", "json",
+		// Peer mutual TLS, as every kvnode runs by default (certificates
+		// generated per run by newNodes).
+		"--peer-ca", filepath.Join(n.certs, "ca.pem"),
+		"--peer-cert", filepath.Join(n.certs, n.id+".pem"),
+		"--peer-key", filepath.Join(n.certs, n.id+"-key.pem"),
 	}
 	// A node given --join never bootstraps an empty data dir: it waits to be
 	// added by the cluster. Once it has raft state both flags are ignored.
@@ -212,9 +221,16 @@ func (n *node) closeLog() {
 
 // newNodes prepares one node slot per host; nothing is started.
 func newNodes(hosts []*host, dir, bin, apiKey string, extra map[string][]string) ([]*node, error) {
-	var peers []string
+	var peers, ids, ips []string
 	for _, h := range hosts {
 		peers = append(peers, fmt.Sprintf("%s=%s:%d", h.name, h.ip, peerPort))
+		ids, ips = append(ids, h.name), append(ips, h.ip)
+	}
+	certs := filepath.Join(dir, "certs")
+	if len(hosts) > 0 {
+		if err := pki.WriteDevSet(certs, pki.DefaultClusterName, ids, ips, 24*time.Hour); err != nil {
+			return nil, fmt.Errorf("peer certificates: %w", err)
+		}
 	}
 	var nodes []*node
 	for _, h := range hosts {
@@ -227,6 +243,7 @@ func newNodes(hosts []*host, dir, bin, apiKey string, extra map[string][]string)
 			logPath: filepath.Join(dir, h.name+".log"),
 			peers:   strings.Join(peers, ","),
 			extra:   extra[h.name],
+			certs:   certs,
 		}
 		if err := os.MkdirAll(filepath.Dir(n.dataDir), 0o755); err != nil {
 			return nil, err

@@ -66,6 +66,27 @@ func TestComposeCluster(t *testing.T) {
 	leader := p.waitForLeader(t, c, 45*time.Second)
 	step("every node agrees on leader %s", leader)
 
+	// The peer ports run mutual TLS with the certificates of the one-shot
+	// certs service, each node proving its own identity; none is insecure.
+	for _, svc := range services {
+		logs := p.mustCompose(time.Minute, "logs", "--no-color", svc)
+		if !strings.Contains(logs, `"mtls":true`) || !strings.Contains(logs, `"identity":"quorumkv://quorumkv/node/`+svc+`"`) {
+			t.Fatalf("%s does not run peer mutual TLS as itself; its log:\n%s", svc, logs)
+		}
+		var st struct {
+			Data struct {
+				InsecurePeer bool `json:"insecurePeer"`
+			} `json:"data"`
+		}
+		wantJSON(t, "status of "+svc, c.doRetry(t, writePatience, http.MethodGet, p.url(svc, "/cluster/status"), ""), http.StatusOK, &st)
+		if st.Data.InsecurePeer {
+			t.Fatalf("%s reports an insecure peer port", svc)
+		}
+	}
+	if ps := p.mustCompose(time.Minute, "ps", "-a", "certs"); !strings.Contains(ps, "Exit 0") {
+		t.Fatalf("the certs service did not finish cleanly:\n%s", ps)
+	}
+
 	// acked holds every acknowledged write: key → value as stored (compact
 	// JSON), "" for a deleted key.
 	acked := map[string]string{}

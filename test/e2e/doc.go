@@ -4,6 +4,10 @@
 // are tested together: TestClusterScript runs scripts/cluster-smoke.sh, which
 // builds kvnode, starts a three-node cluster on localhost, exercises the HTTP
 // API of every node with curl, kills and restarts the leader, and stops the
-// cluster. The tests need bash and curl (scripts/test.sh installs curl) and are
-// skipped with -short.
+// cluster. TestClockOffsetNeverLosesData restarts one node of such a cluster
+// with its clock 20 minutes ahead (KV_TEST_CLOCK_OFFSET, the testclock build)
+// and checks that it is refused leadership, not ready, and that a TTL key and a
+// keyed increment survive, then measures how fast a leader whose clock jumps
+// hands leadership over. The tests need bash and curl (scripts/test.sh
+// installs curl) and are skipped with -short.
 package e2e

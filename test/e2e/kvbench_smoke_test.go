@@ -33,7 +33,7 @@ func TestKvbenchSmoke(t *testing.T) {
 	goBuild(t, root, filepath.Join(bin, "kvbench"), "./cmd/kvbench")
 
 	const key = "smoke-key"
-	base := startKvnode(t, filepath.Join(bin, "kvnode"), key)
+	base, _ := startKvnode(t, filepath.Join(bin, "kvnode"), key, "--insecure-peer")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -95,19 +95,21 @@ func goBuild(t *testing.T, dir, out, pkg string) {
 	}
 }
 
-// startKvnode runs a single-node kvnode with apiKey on 127.0.0.1 ports the
-// kernel chooses, waits until it leads, and returns its base URL. The node
-// gets SIGTERM (SIGKILL after 15 s) when the test ends.
-func startKvnode(t *testing.T, bin, apiKey string) string {
+// startKvnode runs a single-node kvnode with apiKey and the extra flags on
+// 127.0.0.1 ports the kernel chooses, waits until it leads, and returns its
+// base URL and peer address. The node gets SIGTERM (SIGKILL after 15 s) when
+// the test ends.
+func startKvnode(t *testing.T, bin, apiKey string, extra ...string) (base, peer string) {
 	t.Helper()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "api-key")
 	if err := os.WriteFile(keyFile, []byte(apiKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--id", "n1", "--data-dir", filepath.Join(dir, "data"),
+	args := []string{"--id", "n1", "--data-dir", filepath.Join(dir, "data"),
 		"--http-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0", "--api-key-file", keyFile,
-		"--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--log-format", "json")
+		"--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--log-format", "json"}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	cmd.Env = []string{} // no KV_* from the environment
 	logs, err := cmd.StderrPipe()
 	if err != nil {
@@ -118,7 +120,7 @@ func startKvnode(t *testing.T, bin, apiKey string) string {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	addr := make(chan string, 1)
+	addr := make(chan [2]string, 1)
 	// One goroutine reads the log to its end (the process exiting) and only
 	// then waits for the process, as os/exec requires of StderrPipe.
 	go func() {
@@ -128,9 +130,10 @@ func startKvnode(t *testing.T, bin, apiKey string) string {
 			var l struct {
 				Msg  string `json:"msg"`
 				HTTP string `json:"http"`
+				Peer string `json:"peer"`
 			}
 			if json.Unmarshal(lines.Bytes(), &l) == nil && l.Msg == "kvnode started" {
-				addr <- l.HTTP
+				addr <- [2]string{l.HTTP, l.Peer}
 			}
 			t.Log("kvnode: " + lines.Text())
 		}
@@ -149,13 +152,14 @@ func startKvnode(t *testing.T, bin, apiKey string) string {
 
 	var httpAddr string
 	select {
-	case httpAddr = <-addr:
+	case a := <-addr:
+		httpAddr, peer = a[0], a[1]
 	case <-exited:
 		t.Fatal("kvnode exited during startup; its log is above")
 	case <-time.After(30 * time.Second):
 		t.Fatal("kvnode did not log its HTTP address within 30 s")
 	}
-	base := "http://" + httpAddr
+	base = "http://" + httpAddr
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		req, _ := http.NewRequest(http.MethodGet, base+"/cluster/status", nil)
@@ -164,7 +168,7 @@ func startKvnode(t *testing.T, bin, apiKey string) string {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 && strings.Contains(string(b), `"Leader"`) {
-				return base
+				return base, peer
 			}
 		}
 		if time.Now().After(deadline) {
