@@ -55,7 +55,7 @@ func (b *backup) Close()                                 { b.b.Release() }
 // O(1) (copy-on-write trees) and taken between two applies, so it is exactly
 // the state at one log index.
 func (s *Store) Backup(ctx context.Context, level ReadLevel) (BackupSnapshot, error) {
-	if _, _, err := s.prepareRead(ctx, ReadOptions{Level: level}); err != nil {
+	if _, _, err := s.prepareRead(ctx, ReadOptions{Level: level}, nil, nil); err != nil {
 		return nil, err
 	}
 	return &backup{b: s.fsm.Backup(), createdAt: s.nowMs()}, nil

@@ -58,7 +58,7 @@ func TestMembershipWireFormats(t *testing.T) {
 func TestRPCMethodNumbersAreUnique(t *testing.T) {
 	seen := map[uint8]string{}
 	for name, m := range map[string]uint8{
-		"write": methodWrite, "readIndex": methodReadIndex, "restore": methodRestore,
+		"write": methodWrite, "readIndex": methodReadIndex, "restore": methodRestore, "readAt": methodReadAt, "readIndexGet": methodReadIndexGet,
 		"join": methodJoin, "remove": methodRemove, "transfer": methodTransfer,
 		"nodeInfo": methodNodeInfo, "nodeStats": methodNodeStats, "clockPing": methodClockPing,
 	} {

@@ -161,6 +161,10 @@ func forwardKind(method uint8) string {
 		return "write"
 	case methodReadIndex:
 		return "read_index"
+	case methodReadAt:
+		return "read"
+	case methodReadIndexGet:
+		return "read_index_get"
 	case methodRestore:
 		return "restore"
 	}

@@ -15,15 +15,19 @@ import (
 // a follower, or a new leader whose barrier has not committed in its term.
 var errNotReadyLeader = errors.New("not a ready leader")
 
-// readIndexRequest asks readLoop for a confirmed read index.
+// readIndexRequest asks readLoop (or on a follower remoteReadLoop) for a
+// confirmed read index.
 type readIndexRequest struct {
-	done chan readIndexResult // buffered(1): readLoop never blocks on it
+	// get, on a follower, names the key a GET will read: if the follower
+	// has not applied the read index yet, the leader reads the key at the
+	// read point and returns it with the index (readat.go).
+	get  *string
+	done chan readIndexResult // buffered(1): the loop never blocks on it
 }
 
 type readIndexResult struct {
-	index uint64
-	nowMs int64 // the leader's clock when the index was taken; expiry is judged at it
-	err   error
+	readPoint
+	err error
 }
 
 // Get returns the live entry for key. Linearizable reads observe every write
@@ -35,9 +39,25 @@ func (s *Store) Get(ctx context.Context, key string, level ReadLevel) (Item, err
 
 // Read is Get with read options, also describing the state it was served from.
 func (s *Store) Read(ctx context.Context, key string, opts ReadOptions) (Item, ReadInfo, error) {
-	now, info, err := s.prepareRead(ctx, opts)
-	if err != nil {
+	var remote *readAtResult
+	now, info, err := s.prepareRead(ctx, opts, &key, func(ctx context.Context, at readPoint) error {
+		if at.got != nil {
+			remote = at.got
+			return nil
+		}
+		res, err := s.readAt(ctx, at, readAtRequest{key: key})
+		if err == nil {
+			remote = &res
+		}
+		return err
+	})
+	switch {
+	case err != nil:
 		return Item{}, info, err
+	case remote != nil && len(remote.items) == 0:
+		return Item{}, info, ErrNotFound
+	case remote != nil:
+		return remote.items[0], info, nil
 	}
 	e, ok := s.fsm.Get(key, now)
 	if !ok {
@@ -53,9 +73,20 @@ func (s *Store) List(ctx context.Context, req ListRequest) (ListResult, ReadInfo
 	if req.Limit < 1 {
 		return ListResult{}, ReadInfo{}, fmt.Errorf("store: list limit must be positive, got %d", req.Limit)
 	}
-	now, info, err := s.prepareRead(ctx, req.ReadOptions)
+	var remote *ListResult
+	now, info, err := s.prepareRead(ctx, req.ReadOptions, nil, func(ctx context.Context, at readPoint) error {
+		res, err := s.readAt(ctx, at, readAtRequest{list: true, key: req.Prefix, after: req.After, limit: req.Limit})
+		if err != nil {
+			return err
+		}
+		remote = &ListResult{Items: res.items, More: res.more}
+		return nil
+	})
 	if err != nil {
 		return ListResult{}, info, err
+	}
+	if remote != nil {
+		return *remote, info, nil
 	}
 	entries, more := s.fsm.List(req.Prefix, req.After, req.Limit, now)
 	res := ListResult{Items: make([]Item, len(entries)), More: more}
@@ -65,12 +96,39 @@ func (s *Store) List(ctx context.Context, req ListRequest) (ListResult, ReadInfo
 	return res, info, nil
 }
 
+// readPoint is a confirmed linearizable read: state applied up to index
+// reflects every write acknowledged before the read began, and expiry is
+// judged at nowMs, the leader's clock when it took the index. from is the
+// peer address of the leader that confirmed it ("" when this node did).
+type readPoint struct {
+	index uint64
+	nowMs int64
+	from  string
+	// got is the leader's answer to the GET the request named, read at
+	// this read point, when the leader found this follower behind it.
+	got *readAtResult
+}
+
+// remoteRead serves a read elsewhere at a confirmed read point: it returns
+// nil once the read's result is in hand, an error to make the caller wait for
+// its own state machine instead.
+type remoteRead func(ctx context.Context, at readPoint) error
+
 // prepareRead waits until this node may serve a read with opts and returns the
 // clock at which to judge expiry: for MinIndex, until the local state machine
 // applied it; for a linearizable read, until it applied a confirmed read index
 // (then expiry is judged at the leader's clock); a stale read uses the local
 // clock. Either way, never a time before the last applied command's.
-func (s *Store) prepareRead(ctx context.Context, opts ReadOptions) (int64, ReadInfo, error) {
+//
+// A follower whose state machine has not reached the read index does not wait
+// for it when it need not (readat.go): a GET (get names its key) may come back
+// with the leader's answer read at the read point, and otherwise, after
+// followerReadGrace, remote (when not nil) asks the leader to serve the read at
+// that point. Waiting would take until the leader's next AppendEntries carries
+// the commit index, which without further writes is raft's CommitTimeout. If
+// remote returns nil the read is done there, and the returned clock is not to
+// be used.
+func (s *Store) prepareRead(ctx context.Context, opts ReadOptions, get *string, remote remoteRead) (int64, ReadInfo, error) {
 	if opts.MinIndex > 0 {
 		if err := s.fsm.WaitApplied(ctx, opts.MinIndex); err != nil {
 			return 0, s.readInfo(), fmt.Errorf("%w: index %d not applied before the deadline (applied %d)",
@@ -79,19 +137,39 @@ func (s *Store) prepareRead(ctx context.Context, opts ReadOptions) (int64, ReadI
 	}
 	now := s.nowMs()
 	if opts.Level != Stale && !brokenReads {
-		idx, leaderNow, err := s.readIndex(ctx)
+		at, err := s.readIndex(ctx, get)
 		if err != nil {
 			return 0, s.readInfo(), err
 		}
-		if err := s.fsm.WaitApplied(ctx, idx); err != nil {
-			return 0, s.readInfo(), fmt.Errorf("%w: waiting to apply index %d (applied %d)", ErrTimeout, idx, s.fsm.AppliedIndex())
+		if at.from != "" && remote != nil && s.fsm.AppliedIndex() < at.index {
+			if at.got == nil && s.waitAppliedFor(ctx, at.index, followerReadGrace) {
+				return max(at.nowMs, s.fsm.LastNow()), s.readInfo(), nil
+			}
+			if err := remote(ctx, at); err == nil {
+				return 0, s.readInfo(), nil
+			} else if ctx.Err() == nil {
+				s.log.Debug("read at the leader failed; waiting for the local state machine", "index", at.index, "err", err)
+			}
 		}
-		now = leaderNow
+		if err := s.fsm.WaitApplied(ctx, at.index); err != nil {
+			return 0, s.readInfo(), fmt.Errorf("%w: waiting to apply index %d (applied %d)", ErrTimeout, at.index, s.fsm.AppliedIndex())
+		}
+		now = at.nowMs
 	}
 	// Command time never runs backwards (idempotency.go): an entry expired at
 	// the last applied command's time stays hidden, whatever the clock says.
 	now = max(now, s.fsm.LastNow())
 	return now, s.readInfo(), nil
+}
+
+// waitAppliedFor reports whether the state machine reaches index within d.
+func (s *Store) waitAppliedFor(ctx context.Context, index uint64, d time.Duration) bool {
+	if s.fsm.AppliedIndex() >= index {
+		return true
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return s.fsm.WaitApplied(wctx, index) == nil
 }
 
 // readInfo describes this node's state now.
@@ -106,43 +184,42 @@ func (s *Store) readInfo() ReadInfo {
 	return info
 }
 
-// readIndex returns an index such that state applied up to it reflects every
-// write acknowledged before the call, and the leader's clock at that point. It
-// asks the local read loop when this node leads, the leader otherwise, and
-// retries until ctx ends.
-func (s *Store) readIndex(ctx context.Context) (uint64, int64, error) {
+// readIndex returns a read point: an index such that state applied up to it
+// reflects every write acknowledged before the call, and the leader's clock at
+// that point. It asks the local read loop when this node leads, the leader
+// otherwise, and retries until ctx ends.
+func (s *Store) readIndex(ctx context.Context, get *string) (readPoint, error) {
 	sawLeader := false
 	var last error
 	for attempt := 0; ; attempt++ {
-		var idx uint64
-		var now int64
+		var at readPoint
 		var err error
 		addr, _ := s.raft.LeaderWithID()
 		switch {
 		case s.raft.State() == raft.Leader:
 			sawLeader = true
-			idx, now, err = s.leaderReadIndex(ctx)
+			at.index, at.nowMs, err = s.leaderReadIndex(ctx)
 		case addr != "":
 			sawLeader = true
-			idx, now, err = s.followerReadIndex(ctx)
+			at, err = s.followerReadIndex(ctx, get)
 		default:
 			err = errNotReadyLeader
 		}
 		if err == nil {
-			return idx, now, nil
+			return at, nil
 		}
 		last = err
 		if werr := s.waitForLeader(ctx, attempt); werr != nil {
 			if errors.Is(werr, ErrShuttingDown) {
-				return 0, 0, werr
+				return readPoint{}, werr
 			}
 			if !sawLeader {
-				return 0, 0, fmt.Errorf("%w: no leader known before the deadline", ErrNoLeader)
+				return readPoint{}, fmt.Errorf("%w: no leader known before the deadline", ErrNoLeader)
 			}
 			if errors.Is(last, ErrClockOffset) {
-				return 0, 0, fmt.Errorf("could not confirm a read index before the deadline: %w", last)
+				return readPoint{}, fmt.Errorf("could not confirm a read index before the deadline: %w", last)
 			}
-			return 0, 0, fmt.Errorf("%w: could not confirm a read index with the leader: %v", ErrTimeout, last)
+			return readPoint{}, fmt.Errorf("%w: could not confirm a read index with the leader: %v", ErrTimeout, last)
 		}
 	}
 }
@@ -153,8 +230,8 @@ const remoteReadTimeout = 3 * time.Second
 
 // followerReadIndex queues a request for remoteReadLoop and waits for its
 // answer: concurrent reads on a follower share one call to the leader.
-func (s *Store) followerReadIndex(ctx context.Context) (uint64, int64, error) {
-	return submitRead(ctx, s.remoteReads, s.closing)
+func (s *Store) followerReadIndex(ctx context.Context, get *string) (readPoint, error) {
+	return submitRead(ctx, s.remoteReads, s.closing, get)
 }
 
 // remoteReadLoop batches a follower's read-index requests: every request
@@ -164,13 +241,18 @@ func (s *Store) followerReadIndex(ctx context.Context) (uint64, int64, error) {
 // arrived — the same rule readLoop follows on the leader.
 func (s *Store) remoteReadLoop() {
 	defer s.wg.Done()
-	batchReads(s.remoteReads, s.closing, func() (res readIndexResult) {
+	batchReads(s.remoteReads, s.closing, func(batch []*readIndexRequest) {
+		answer := func(res readIndexResult) {
+			for _, req := range batch {
+				req.done <- res
+			}
+		}
 		addr, _ := s.raft.LeaderWithID()
 		if addr == "" || s.raft.State() == raft.Leader {
 			// Leadership moved since the requests were queued: let each
 			// request's own loop pick the right path again.
-			res.err = errNotReadyLeader
-			return res
+			answer(readIndexResult{err: errNotReadyLeader})
+			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), remoteReadTimeout)
 		defer cancel()
@@ -181,8 +263,36 @@ func (s *Store) remoteReadLoop() {
 			case <-ctx.Done():
 			}
 		}()
+		var keys []string
+		seen := make(map[string]bool)
+		for _, req := range batch {
+			if req.get != nil && !seen[*req.get] {
+				seen[*req.get] = true
+				keys = append(keys, *req.get)
+			}
+		}
+		if len(keys) > 0 {
+			// One call confirms the index and, if this node is behind it,
+			// brings the GETs' answers (readat.go). Should it fail (a
+			// leader without the method, a refusal), the plain call below
+			// still confirms the index.
+			at, got, err := s.remoteReadIndexGet(ctx, string(addr), keys)
+			if err == nil {
+				for _, req := range batch {
+					res := readIndexResult{readPoint: at}
+					if req.get != nil && got != nil {
+						res.got = got[*req.get]
+					}
+					req.done <- res
+				}
+				return
+			}
+			s.log.Debug("read index with GETs failed; asking for the index alone", "err", err)
+		}
+		var res readIndexResult
 		res.index, res.nowMs, res.err = s.remoteReadIndex(ctx, string(addr))
-		return res
+		res.from = string(addr)
+		answer(res)
 	})
 }
 
@@ -216,7 +326,8 @@ func (s *Store) leaderReadIndex(ctx context.Context) (uint64, int64, error) {
 		}
 		return 0, 0, errNotReadyLeader
 	}
-	return submitRead(ctx, s.reads, s.closing)
+	at, err := submitRead(ctx, s.reads, s.closing, nil)
+	return at.index, at.nowMs, err
 }
 
 // readLoop confirms read indexes in batches (ReadIndex, Raft thesis §6.4): every
@@ -224,37 +335,40 @@ func (s *Store) leaderReadIndex(ctx context.Context) (uint64, int64, error) {
 // leadership check, so verification cost follows round trips, not request rate.
 func (s *Store) readLoop() {
 	defer s.wg.Done()
-	batchReads(s.reads, s.closing, func() (res readIndexResult) {
+	batchReads(s.reads, s.closing, func(batch []*readIndexRequest) {
+		var res readIndexResult
 		res.index, res.nowMs, res.err = s.confirmReadIndex()
-		return res
+		for _, req := range batch {
+			req.done <- res
+		}
 	})
 }
 
 // submitRead queues a read-index request on queue and waits for its answer
 // or ctx. The answer channel is buffered, so the batching loop never blocks
 // on a caller that gave up.
-func submitRead(ctx context.Context, queue chan<- *readIndexRequest, closing <-chan struct{}) (uint64, int64, error) {
-	req := &readIndexRequest{done: make(chan readIndexResult, 1)}
+func submitRead(ctx context.Context, queue chan<- *readIndexRequest, closing <-chan struct{}, get *string) (readPoint, error) {
+	req := &readIndexRequest{get: get, done: make(chan readIndexResult, 1)}
 	select {
 	case queue <- req:
 	case <-ctx.Done():
-		return 0, 0, ctx.Err()
+		return readPoint{}, ctx.Err()
 	case <-closing:
-		return 0, 0, ErrShuttingDown
+		return readPoint{}, ErrShuttingDown
 	}
 	select {
 	case res := <-req.done:
-		return res.index, res.nowMs, res.err
+		return res.readPoint, res.err
 	case <-ctx.Done():
-		return 0, 0, ctx.Err()
+		return readPoint{}, ctx.Err()
 	}
 }
 
 // batchReads serves queue until closing: it takes every request queued
-// before a round starts, runs confirm once for all of them, and answers each
-// with the result. Requests that arrive during a round wait for the next, so
-// the index a round confirms is taken after every request in it arrived.
-func batchReads(queue <-chan *readIndexRequest, closing <-chan struct{}, confirm func() readIndexResult) {
+// before a round starts and runs confirm once for all of them, which answers
+// each. Requests that arrive during a round wait for the next, so the index a
+// round confirms is taken after every request in it arrived.
+func batchReads(queue <-chan *readIndexRequest, closing <-chan struct{}, confirm func(batch []*readIndexRequest)) {
 	batch := make([]*readIndexRequest, 0, 256)
 	for {
 		select {
@@ -272,10 +386,7 @@ func batchReads(queue <-chan *readIndexRequest, closing <-chan struct{}, confirm
 				break drain
 			}
 		}
-		res := confirm()
-		for _, req := range batch {
-			req.done <- res
-		}
+		confirm(batch)
 	}
 }
 
@@ -288,7 +399,10 @@ func (s *Store) confirmReadIndex() (uint64, int64, error) {
 		return 0, 0, errNotReadyLeader
 	}
 	idx := s.raft.CommitIndex()
-	now, err := s.stampNow()
+	// Never before the last applied command's time (idempotency.go), so a
+	// read served anywhere at this point cannot see a key already expired in
+	// command time.
+	now, err := s.commandNow()
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w: %w", errNotReadyLeader, err)
 	}

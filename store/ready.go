@@ -17,12 +17,12 @@ func (s *Store) Ready(ctx context.Context) error {
 	if v := s.clockWithinBound(); v.certain() {
 		return fmt.Errorf("%w: %s (bound %s)", ErrClockOffset, v, s.cfg.MaxClockOffset)
 	}
-	idx, _, err := s.readIndex(ctx)
+	at, err := s.readIndex(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := s.fsm.WaitApplied(ctx, idx); err != nil {
-		return fmt.Errorf("%w: this node has applied index %d, behind the leader's %d", ErrTimeout, s.fsm.AppliedIndex(), idx)
+	if err := s.fsm.WaitApplied(ctx, at.index); err != nil {
+		return fmt.Errorf("%w: this node has applied index %d, behind the leader's %d", ErrTimeout, s.fsm.AppliedIndex(), at.index)
 	}
 	return nil
 }

@@ -19,6 +19,8 @@ const (
 	// methodReadIndex: a follower asks the leader for a linearizable read index
 	// and the leader's clock at that point.
 	methodReadIndex uint8 = 2
+	// methodReadAt and methodReadIndexGet (3 and 4, readat.go) serve a
+	// follower's reads at its read point;
 	// methodRestore (8, restore.go) forwards an online restore's steps;
 	// membership methods are 16-20 (membership_rpc.go). Every method number is
 	// unique across files: handleRPC dispatches on it.
@@ -138,6 +140,10 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 			return encodeRestoreResponse(fsm.RestoreResult{}, statusOf(err), errString(err)), nil
 		}
 		return s.handleRestoreRPC(ctx, req)
+	case methodReadAt:
+		return s.handleReadAtRPC(ctx, req)
+	case methodReadIndexGet:
+		return s.handleReadIndexGetRPC(ctx, req)
 	case methodClockPing:
 		return s.handleClockPing(req)
 	default:
