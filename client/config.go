@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -57,13 +58,59 @@ type RetryPolicy struct {
 
 // DefaultRetryPolicy retries up to 8 attempts with backoff from 50 ms to 2 s:
 // about 6 s of waiting in all, enough to ride out a leader election (a few
-// heartbeat timeouts) on any node.
+// heartbeat timeouts) on any node. With the default Timeout a call spans at
+// most about 2 minutes (RetrySpan), well inside the 10 minutes for which the
+// cluster remembers the call's Idempotency-Key.
 func DefaultRetryPolicy() RetryPolicy {
 	return RetryPolicy{MaxAttempts: 8, BaseDelay: 50 * time.Millisecond, MaxDelay: 2 * time.Second}
 }
 
 // NoRetry makes every call a single attempt.
 func NoRetry() RetryPolicy { return RetryPolicy{MaxAttempts: 1} }
+
+// MaxRetrySpan bounds how long the attempts of one call may span (RetrySpan):
+// half of the 10 minutes for which the cluster remembers an Idempotency-Key.
+// Every attempt of a write reuses the call's key, so any retry the client
+// makes reaches the cluster while the first attempt's result is still
+// remembered, and a write is never applied twice by the client's own
+// retries, with room to spare for clock error and slow networks.
+const MaxRetrySpan = 5 * time.Minute
+
+// RetrySpan is the longest the attempts of one call can span under c, from
+// the start of the first to the end of the last: every attempt running for
+// its whole Timeout and every backoff at its longest. The default policy
+// spans about 2 minutes (8 attempts of 15 s and 5.2 s of backoff). It is
+// unbounded (math.MaxInt64) when attempts have no timeout (Timeout < 0) and
+// are retried.
+func (c Config) RetrySpan() time.Duration {
+	r, timeout := c.Retry, c.Timeout
+	if r == (RetryPolicy{}) {
+		r = DefaultRetryPolicy()
+	}
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	if r.MaxAttempts <= 1 {
+		return max(timeout, 0)
+	}
+	if timeout < 0 {
+		return math.MaxInt64
+	}
+	span, d := time.Duration(0), r.BaseDelay
+	for n := 1; n <= r.MaxAttempts; n++ {
+		if n > 1 {
+			span += min(d, r.MaxDelay)
+			if d < r.MaxDelay {
+				d *= 2
+			}
+		}
+		span += timeout
+		if span > MaxRetrySpan {
+			return span // already too long; the rest cannot bring it back
+		}
+	}
+	return span
+}
 
 // Validate reports the first problem with c.
 func (c Config) Validate() error {
@@ -85,6 +132,15 @@ func (c Config) Validate() error {
 		case r.MaxDelay < r.BaseDelay:
 			return fmt.Errorf("client: Retry.MaxDelay (%v) is below BaseDelay (%v)", r.MaxDelay, r.BaseDelay)
 		}
+	}
+	if span := c.RetrySpan(); span > MaxRetrySpan {
+		what := span.String()
+		if span == math.MaxInt64 {
+			what = "without limit (a negative Timeout leaves attempts unbounded)"
+		}
+		return fmt.Errorf("client: Retry and Timeout let one call's attempts span %s, beyond MaxRetrySpan (%v): "+
+			"the cluster remembers Idempotency-Keys for 10 minutes, so a later retry could apply a write twice; "+
+			"lower Retry.MaxAttempts, Retry.MaxDelay or Timeout", what, MaxRetrySpan)
 	}
 	return nil
 }

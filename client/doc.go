@@ -12,7 +12,12 @@
 // once per call and reused by all of that call's attempts, so a write whose
 // first attempt was applied but not acknowledged (503 outcome_unknown, a
 // connection dropped after the leader committed) is applied at most once, and
-// the retry returns the original result.
+// the retry returns the original result. The cluster remembers a key for 10
+// minutes of its command time and never forgets one sooner (it answers 503
+// idempotency_table_full, retried like any 503, rather than drop a young key);
+// Config.Validate keeps a call's whole retry span (RetrySpan: every attempt
+// at its full Timeout plus every backoff) within MaxRetrySpan, 5 minutes, so
+// every retry lands inside the window. The default policy spans about 2.
 //
 // Failures are *APIError values that match the package's sentinel errors with
 // errors.Is (ErrNotFound, ErrVersionMismatch, ...). A Client is safe for

@@ -157,7 +157,7 @@ func TestRetriesAreBounded(t *testing.T) {
 
 	// The context bounds the retries: with a long backoff, the deadline ends the call.
 	slow := newClient(t, urls(bad), func(c *client.Config) {
-		c.Retry = client.RetryPolicy{MaxAttempts: 100, BaseDelay: time.Hour, MaxDelay: time.Hour}
+		c.Retry = client.RetryPolicy{MaxAttempts: 2, BaseDelay: 4 * time.Minute, MaxDelay: 4 * time.Minute}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -304,6 +304,10 @@ func TestConfigValidation(t *testing.T) {
 		{Endpoints: []string{"http://x?a=b"}},
 		{Endpoints: []string{"x:1"}, Retry: client.RetryPolicy{MaxAttempts: 0, BaseDelay: 1}},
 		{Endpoints: []string{"x:1"}, Retry: client.RetryPolicy{MaxAttempts: 2, BaseDelay: 2, MaxDelay: 1}},
+		// Retries that could outlive the cluster's 10-minute Idempotency-Key window.
+		{Endpoints: []string{"x:1"}, Retry: client.RetryPolicy{MaxAttempts: 100, BaseDelay: time.Hour, MaxDelay: time.Hour}},
+		{Endpoints: []string{"x:1"}, Retry: client.RetryPolicy{MaxAttempts: 30, BaseDelay: time.Second, MaxDelay: time.Second}},
+		{Endpoints: []string{"x:1"}, Timeout: -1},
 	}
 	for _, cfg := range bad {
 		if _, err := client.New(cfg); err == nil {
@@ -313,6 +317,18 @@ func TestConfigValidation(t *testing.T) {
 	c, err := client.New(client.Config{Endpoints: []string{"127.0.0.1:8081", "https://kv.example/"}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The default policy's whole retry span is well inside the window.
+	if span := (client.Config{}).RetrySpan(); span < time.Minute || span > client.MaxRetrySpan/2 {
+		t.Fatalf("default RetrySpan = %v, want about 2 minutes", span)
+	}
+	for _, ok := range []client.Config{
+		{Endpoints: []string{"x:1"}, Timeout: -1, Retry: client.NoRetry()},
+		{Endpoints: []string{"x:1"}, Retry: client.RetryPolicy{MaxAttempts: 18, BaseDelay: time.Second, MaxDelay: time.Second}},
+	} {
+		if _, err := client.New(ok); err != nil {
+			t.Errorf("New(%+v): %v", ok, err)
+		}
 	}
 	if got := c.Endpoints(); got[0] != "http://127.0.0.1:8081" || got[1] != "https://kv.example" {
 		t.Fatalf("endpoints %q", got)

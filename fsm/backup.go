@@ -82,7 +82,7 @@ type Backup struct {
 // It does carry the cluster id, in its header and body (cluster.go).
 func (f *FSM) Backup() *Backup {
 	f.mu.Lock()
-	s := &snapshot{data: f.data.Copy(), idem: f.idem.Copy(), applied: f.applied.Load(), cluster: f.clusterID}
+	s := &snapshot{data: f.data.Copy(), idem: f.idem.Copy(), applied: f.applied.Load(), cluster: f.clusterID, lastNow: f.lastNow.Load()}
 	f.mu.Unlock()
 	return &Backup{s: s}
 }

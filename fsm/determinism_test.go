@@ -109,6 +109,21 @@ func (m model) continueChunk(table map[string]idemRec, c Command) DeletePrefixRe
 	return r
 }
 
+// at is the model of monotonic command time: c as Apply judges it after
+// commands up to *last. A command stamped before *last is applied at *last,
+// and an expiry it carries moves forward by the same amount.
+func at(last *int64, c Command) Command {
+	if c.Now < *last {
+		d := *last - c.Now
+		c.Now = *last
+		if (c.Op == OpSet || c.Op == OpTouch || c.Op == OpIncr) && c.ExpiresAt != 0 {
+			c.ExpiresAt += d
+		}
+	}
+	*last = c.Now
+	return c
+}
+
 // cond returns the failure status for c against the key's state, if any.
 func (m model) cond(c Command) (Status, uint64) {
 	old, ok := m[c.Key]
@@ -236,12 +251,18 @@ func genLog(seed uint64, n int) (logs []*raft.Log, want []interface{}, final mod
 	m := model{}
 	table := map[string]idemRec{}
 	now := int64(1_700_000_000_000)
+	var last int64 // the model's command time: the latest Now applied
 	key := func() string { return fmt.Sprintf("k%03d", r.IntN(200)) }
 	for i := 1; i <= n; i++ {
 		idx := uint64(i)
 		now += int64(r.IntN(50)) - 10 // proposers' clocks are not monotonic
 		if r.IntN(500) == 0 {
 			now += IdempotencyWindowMs / 3 // let dedup entries age out
+		}
+		if r.IntN(300) == 0 {
+			// A leader whose clock is minutes behind (or a wall clock stepped
+			// back): Apply must judge its commands at the time already reached.
+			now -= int64(r.IntN(IdempotencyWindowMs))
 		}
 		var c Command
 		switch p := r.IntN(145); {
@@ -264,7 +285,7 @@ func genLog(seed uint64, n int) (logs []*raft.Log, want []interface{}, final mod
 				}
 				used[w.Key] = true
 				ws = append(ws, w)
-				res = append(res, m.applyIdem(table, idx, w))
+				res = append(res, m.applyIdem(table, idx, at(&last, w)))
 			}
 			logs = append(logs, cmdLog(idx, Command{Op: OpBatch, Now: now, Batch: ws}))
 			want = append(want, BatchResult{Results: res})
@@ -276,7 +297,7 @@ func genLog(seed uint64, n int) (logs []*raft.Log, want []interface{}, final mod
 				c.Fingerprint[0] = byte(r.IntN(2))
 			}
 			logs = append(logs, cmdLog(idx, c))
-			want = append(want, m.applyIdem(table, idx, c))
+			want = append(want, m.applyIdem(table, idx, at(&last, c)))
 			continue
 		case p < 3:
 			logs = append(logs, configLog(idx))
@@ -303,7 +324,7 @@ func genLog(seed uint64, n int) (logs []*raft.Log, want []interface{}, final mod
 			c = Command{Op: OpBarrier, Now: now}
 		}
 		logs = append(logs, cmdLog(idx, c))
-		want = append(want, m.applyIdem(table, idx, c))
+		want = append(want, m.applyIdem(table, idx, at(&last, c)))
 	}
 	return logs, want, m
 }

@@ -9,7 +9,10 @@
 // through the snapshot sink and reader handed to it by raft. Every decision that
 // depends on time is made by the proposer and carried in the command (Command.Now,
 // Command.ExpiresAt), so every replica that applies the same log reaches the same
-// state, byte for byte (see FSM.Hash).
+// state, byte for byte (see FSM.Hash). Command time never runs backwards: a
+// command stamped before the last applied one is applied at that time
+// (FSM.LastNow, replicated state), so a proposer with a slow clock cannot
+// resurrect expired keys or shorten the idempotency window.
 //
 // Goroutines: raft calls Apply, ApplyBatch, Snapshot and Restore from its single
 // FSM goroutine; Persist runs on raft's snapshot goroutine concurrently with later

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,14 @@ type FSM struct {
 	// guarded by mu like the data trees. See idempotency.go.
 	idem    *btree.BTreeG[idemEntry]
 	idemAge *btree.BTreeG[idemAgeKey]
+	// idemBytes is the accounted size of idem (IdempotencyEntryBytes summed),
+	// kept by every change to it; a function of the entries, so deterministic.
+	idemBytes int64
+	// lastNow is the command time of the last command applied: the floor of
+	// every later command's time (see advanceTime). Replicated state, carried
+	// in snapshots; written only with mu held for writing, read lock-free by
+	// LastNow (the write and read paths call it for every request).
+	lastNow atomic.Int64
 	// staging is the online restore in progress, guarded by mu (restore.go).
 	staging restoreStaging
 	// nodes maps raft server IDs to their HTTP API addresses (nodes.go),
@@ -147,6 +156,7 @@ func (f *FSM) applyLocked(l *raft.Log, cmd *Command) interface{} {
 
 // applyCommand applies one command (not a batch) at log index; see applyLocked.
 func (f *FSM) applyCommand(index uint64, cmd *Command) interface{} {
+	f.advanceTime(cmd)
 	f.pruneIdem(cmd.Now)
 	if cmd.Op == OpDeletePrefixChunk && cmd.Bound != 0 {
 		return f.continueDeletePrefix(cmd) // updates its own dedup record
@@ -165,6 +175,47 @@ func (f *FSM) applyCommand(index uint64, cmd *Command) interface{} {
 	}
 	return res
 }
+
+// advanceTime keeps command time from running backwards. A command stamped
+// before the last applied command's time (a new leader whose clock is behind,
+// a wall clock stepped back, a proposal that waited behind later ones) is
+// applied as if stamped at that time: its Now becomes lastNow for every
+// judgement (liveness, conditions, expire, the dedup window), and an absolute
+// expiry it carries (set, touch, incr) moves forward by the same amount, since
+// the proposer computed it as its Now plus the TTL. So a slow clock can
+// neither bring an expired key back, nor shorten the dedup window, nor stamp a
+// TTL shorter than asked. Every replica applies the same log, so every replica
+// computes the same lastNow.
+func (f *FSM) advanceTime(cmd *Command) {
+	last := f.lastNow.Load()
+	if cmd.Now < last {
+		behind := last - cmd.Now
+		if behind < 0 { // overflowed: only from absurd stamps; saturate
+			behind = math.MaxInt64
+		}
+		cmd.Now = last
+		switch cmd.Op {
+		case OpSet, OpTouch, OpIncr:
+			if cmd.ExpiresAt != 0 {
+				cmd.ExpiresAt = addSaturating(cmd.ExpiresAt, behind)
+			}
+		}
+	}
+	f.lastNow.Store(cmd.Now)
+}
+
+// addSaturating returns a+b for b > 0, or math.MaxInt64 when that overflows.
+func addSaturating(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// LastNow returns the command time (Unix ms) of the last applied command: no
+// later command is judged at an earlier time. A proposer stamps at least this
+// (store), and readers judge expiry at no earlier time. Safe from any goroutine.
+func (f *FSM) LastNow() int64 { return f.lastNow.Load() }
 
 func (f *FSM) applyOp(index uint64, cmd *Command) interface{} {
 	switch cmd.Op {

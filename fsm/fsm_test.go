@@ -130,11 +130,11 @@ func TestConditionalExpire(t *testing.T) {
 		{setCmd("k", "a", 1000, 0), SetResult{Created: true, Revision: 5, ExpiresAt: 1000}},
 		{Command{Op: OpBarrier}, BarrierResult{}},
 		{setCmd("k", "b", 1000, 0), SetResult{Created: false, Revision: 7, ExpiresAt: 1000}},
-		// Stale revision: proposed before k was re-set.
-		{expireCmd(2000, ExpireItem{"k", 5}), ExpireResult{Expired: 0}},
 		// Right revision, but not expired at the proposer's clock.
 		{expireCmd(500, ExpireItem{"k", 7}), ExpireResult{Expired: 0}},
 		{expireCmd(999, ExpireItem{"k", 7}), ExpireResult{Expired: 0}},
+		// Stale revision: proposed before k was re-set.
+		{expireCmd(2000, ExpireItem{"k", 5}), ExpireResult{Expired: 0}},
 	})
 	if e, ok := f.Get("k", 0); !ok || e.Revision != 7 {
 		t.Fatalf("k after rejected expires = %+v, %v; want revision 7", e, ok)
@@ -154,11 +154,11 @@ func TestExpireNeverRemovesNonExpiringEntry(t *testing.T) {
 	f := New()
 	runSteps(t, f, 1, []step{
 		{setCmd("k", "a", 0, 0), SetResult{Created: true, Revision: 1}},
-		{expireCmd(1<<62, ExpireItem{"k", 1}), ExpireResult{Expired: 0}},
 		// Re-set without expiry must also drop the key from the expiry index.
-		{setCmd("j", "a", 100, 0), SetResult{Created: true, Revision: 3, ExpiresAt: 100}},
-		{setCmd("j", "b", 0, 0), SetResult{Created: false, Revision: 4}},
-		{expireCmd(1000, ExpireItem{"j", 4}), ExpireResult{Expired: 0}},
+		{setCmd("j", "a", 100, 0), SetResult{Created: true, Revision: 2, ExpiresAt: 100}},
+		{setCmd("j", "b", 0, 0), SetResult{Created: false, Revision: 3}},
+		{expireCmd(1000, ExpireItem{"j", 3}), ExpireResult{Expired: 0}},
+		{expireCmd(1<<62, ExpireItem{"k", 1}), ExpireResult{Expired: 0}},
 	})
 	if f.Len() != 2 {
 		t.Fatalf("Len = %d, want 2", f.Len())

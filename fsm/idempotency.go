@@ -11,25 +11,54 @@ import (
 
 // The dedup table makes a retried idempotent command apply at most once. It is
 // replicated state: it changes only inside Apply, is judged only against
-// Command.Now, and travels in snapshots, so it survives leader changes,
-// snapshots and restarts exactly like the data.
+// command time (Command.Now, made monotonic by Apply: see FSM.LastNow), and
+// travels in snapshots, so it survives leader changes, snapshots and restarts
+// exactly like the data.
+//
+// The window is a guarantee: Apply never removes an entry before it has aged
+// (IdempotencyWindowMs of command time), whatever the write rate. The table's
+// size is therefore bounded by admission, not by eviction: the proposer reads
+// IdempotencyUsage and refuses (StatusIdempotencyTableFull) a new keyed write
+// that would take the table past its byte budget. The budget is the
+// proposer's setting, not replicated state, so replicas with different
+// settings cannot diverge: Apply's behaviour does not depend on it.
 const (
 	// IdempotencyWindowMs is how long, in command time (Command.Now of later
-	// commands, i.e. the proposing leaders' clocks), a recorded result answers
-	// retries: an entry created at t is ignored by commands with Now >= t+window
-	// and pruned by them.
+	// commands, i.e. the proposing leaders' clocks, never running backwards),
+	// a recorded result answers retries: an entry created at t is ignored by
+	// commands with Now >= t+window and pruned by them, never earlier.
 	IdempotencyWindowMs = 10 * 60 * 1000
-
-	// MaxIdempotencyEntries bounds the table: recording one more entry evicts
-	// the oldest (by createdAt, then key). Under heavy idempotent traffic this
-	// shortens the effective window.
-	MaxIdempotencyEntries = 1 << 18
 
 	// idemPruneBatch bounds the aged entries one command removes, so no single
 	// Apply pays for a long quiet period. Each command records at most one
 	// entry, so pruning always outpaces growth.
 	idemPruneBatch = 64
+
+	// IdempotencyEntryOverhead is the fixed part of an entry's accounted size:
+	// the entry and age-index slots in their trees (struct fields, string and
+	// slice headers, createdAt, the trees' slack) and allocator rounding of
+	// the key and result. Chosen so the accounted size matches the live heap:
+	// BenchmarkIdempotencyTableMemory measured 288 heap bytes per entry for a
+	// 40-byte scoped UUID key, 287 accounted.
+	IdempotencyEntryOverhead = 208
+
+	// maxRecordedResult is the longest encodeResult output (incr: tag,
+	// status, flag and four varints).
+	maxRecordedResult = 3 + 4*binary.MaxVarintLen64
 )
+
+// IdempotencyEntryBytes is the accounted size of a dedup entry with this key
+// and an encoded result of resultLen bytes. The accounting is a function of
+// the entries alone, so every replica computes the same table size.
+func IdempotencyEntryBytes(key string, resultLen int) int64 {
+	return int64(len(key)) + int64(resultLen) + FingerprintSize + IdempotencyEntryOverhead
+}
+
+// IdempotencyEntryBytesBound is the largest accounted size a new entry under
+// key can have, whatever its result: what a proposer reserves for it.
+func IdempotencyEntryBytesBound(key string) int64 {
+	return IdempotencyEntryBytes(key, maxRecordedResult)
+}
 
 // idemEntry is one recorded idempotent command: its fingerprint and the
 // encoded result it produced.
@@ -78,9 +107,13 @@ func (f *FSM) pruneIdem(now int64) {
 			return
 		}
 		f.idemAge.PopMin()
-		f.idem.Delete(idemEntry{key: k.key})
+		if e, ok := f.idem.Delete(idemEntry{key: k.key}); ok {
+			f.idemBytes -= e.bytes()
+		}
 	}
 }
+
+func (e idemEntry) bytes() int64 { return IdempotencyEntryBytes(e.key, len(e.result)) }
 
 // lookupIdem answers cmd from the dedup table if its key is recorded and not
 // aged: the recorded result for the same fingerprint, a
@@ -101,17 +134,15 @@ func (f *FSM) lookupIdem(cmd *Command) (interface{}, bool) {
 }
 
 // recordIdem records res under cmd's idempotency key, replacing an aged entry
-// with the same key, and evicts the oldest entry beyond MaxIdempotencyEntries.
+// with the same key. It never evicts an entry: see the package constants.
 func (f *FSM) recordIdem(cmd *Command, res interface{}) {
 	e := idemEntry{key: cmd.IdemKey, fingerprint: cmd.Fingerprint, result: encodeResult(res), createdAt: cmd.Now}
 	if prev, replaced := f.idem.Set(e); replaced {
 		f.idemAge.Delete(idemAgeKey{at: prev.createdAt, key: prev.key})
+		f.idemBytes -= prev.bytes()
 	}
 	f.idemAge.Set(idemAgeKey{at: e.createdAt, key: e.key})
-	for f.idem.Len() > MaxIdempotencyEntries {
-		k, _ := f.idemAge.PopMin()
-		f.idem.Delete(idemEntry{key: k.key})
-	}
+	f.idemBytes += e.bytes()
 }
 
 // IdempotencyEntries returns the number of entries in the dedup table.
@@ -120,6 +151,42 @@ func (f *FSM) IdempotencyEntries() int {
 	defer f.mu.RUnlock()
 	return f.idem.Len()
 }
+
+// IdempotencyUsage describes the dedup table for admission and monitoring.
+type IdempotencyUsage struct {
+	// Entries and Bytes (IdempotencyEntryBytes summed) include aged entries
+	// that later commands have not pruned yet.
+	Entries int
+	Bytes   int64
+	// Oldest is the createdAt (command time, Unix ms) of the oldest entry;
+	// meaningful only when Entries > 0.
+	Oldest int64
+}
+
+// IdempotencyUsage returns the dedup table's size. Safe from any goroutine; O(1).
+func (f *FSM) IdempotencyUsage() IdempotencyUsage {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	u := IdempotencyUsage{Entries: f.idem.Len(), Bytes: f.idemBytes}
+	if k, ok := f.idemAge.Min(); ok {
+		u.Oldest = k.at
+	}
+	return u
+}
+
+// IdempotencyRecorded reports whether key has an entry that is still in the
+// window at command time now: a command with that key would be answered from
+// the table and record nothing new. Safe from any goroutine.
+func (f *FSM) IdempotencyRecorded(key string, now int64) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	e, ok := f.idem.Get(idemEntry{key: key})
+	return ok && !idemAged(e.createdAt, now)
+}
+
+// IdempotencyAged reports whether an entry created at createdAt has left the
+// window at command time now (and so may be pruned by a command at now).
+func IdempotencyAged(createdAt, now int64) bool { return idemAged(createdAt, now) }
 
 func reusedResult(op Op) interface{} {
 	switch op {

@@ -54,6 +54,7 @@ func TestNodeAddrApplySnapshotAndHash(t *testing.T) {
 
 	snap := persist(t, f)
 	wantTail := append(nodesSection("n1", "http://10.0.0.1:8081", "n2", "http://127.0.0.1:8082"), clusterSection("")...)
+	wantTail = append(wantTail, clockSection(1)...) // nodeCmd's Now
 	if tail := snap[len(snap)-4-len(wantTail) : len(snap)-4]; string(tail) != string(wantTail) {
 		t.Fatalf("node section = %x, want %x", tail, wantTail)
 	}

@@ -60,10 +60,10 @@ func TestOutcomesDependOnlyOnCommandNow(t *testing.T) {
 		{setCmd("old", "1", past, 0), SetResult{Created: true, Revision: 1, ExpiresAt: past}},
 		{setCmd("old", "2", past, past-1), SetResult{Created: false, Revision: 2, ExpiresAt: past}},
 		{deleteCmd("old", past-1), DeleteResult{Deleted: true, Revision: 3}},
-		{setCmd("new", "1", future, 0), SetResult{Created: true, Revision: 4, ExpiresAt: future}},
-		{setCmd("new", "2", future, later), SetResult{Created: true, Revision: 5, ExpiresAt: future}},
-		{expireCmd(future-1, ExpireItem{"new", 5}), ExpireResult{Expired: 0}},
-		{expireCmd(later, ExpireItem{"new", 5}), ExpireResult{Expired: 1}},
+		{setCmd("new", "1", future, past-1), SetResult{Created: true, Revision: 4, ExpiresAt: future}},
+		{expireCmd(future-1, ExpireItem{"new", 4}), ExpireResult{Expired: 0}},
+		{setCmd("new", "2", future, later), SetResult{Created: true, Revision: 6, ExpiresAt: future}},
+		{expireCmd(later, ExpireItem{"new", 6}), ExpireResult{Expired: 1}},
 	})
 	if f.Len() != 0 {
 		t.Fatalf("Len = %d, want 0", f.Len())

@@ -136,7 +136,8 @@ func (f *FSM) NextExpiry() (int64, bool) {
 // 0xff and for each idempotency entry in key order: uvarint len(key), key, the
 // fingerprint, uvarint len(result), result, createdAt as 8 big-endian bytes;
 // then, while an online restore is staged, the byte 0xfe, its id and next
-// chunk as 8 big-endian bytes each, and the staged bytes.
+// chunk as 8 big-endian bytes each, and the staged bytes; then, when not 0,
+// the byte 0xfd and the last command time (LastNow) as 8 big-endian bytes;
 // then the node address table, if not empty (see hashNodes).
 // Replicas with equal state have equal hashes. The applied index is not
 // included.
@@ -146,7 +147,8 @@ func (f *FSM) NextExpiry() (int64, bool) {
 func (f *FSM) Hash() string { return f.hash(true) }
 
 // DataHash is Hash over what a backup carries: entries and the idempotency
-// table, without cluster metadata (node addresses, a staged restore). A
+// table, without cluster metadata (node addresses, a staged restore) or the
+// last command time. A
 // cluster restored from a backup has the DataHash of the cluster it came from.
 func (f *FSM) DataHash() string { return f.hash(false) }
 
@@ -156,10 +158,12 @@ func (f *FSM) hash(withMeta bool) string {
 	idem := f.idem.Copy()
 	var staging restoreStaging
 	var nodes map[string]string
+	var lastNow int64
 	var cluster string
 	if withMeta {
 		staging = f.staging
 		nodes = maps.Clone(f.nodes)
+		lastNow = f.lastNow.Load()
 		cluster = f.clusterID
 	}
 	f.mu.Unlock()
@@ -200,6 +204,10 @@ func (f *FSM) hash(withMeta bool) string {
 		b = binary.BigEndian.AppendUint64(b, uint64(staging.updatedAt))
 		h.Write(b)
 		h.Write(staging.data)
+	}
+	if lastNow != 0 {
+		b := append(scratch[:0], 0xfd)
+		h.Write(binary.BigEndian.AppendUint64(b, uint64(lastNow)))
 	}
 	hashNodes(h, nodes)
 	if cluster != "" {

@@ -108,7 +108,9 @@ func (f *FSM) restoreCommit(index uint64, cmd *Command) RestoreResult {
 	})
 	data := load.finish()
 	f.data, f.expiry = data, r.expiry
-	f.idem, f.idemAge = r.idem, r.idemAge
+	f.idem, f.idemAge, f.idemBytes = r.idem, r.idemAge, r.idemBytes
+	// lastNow stays: the commit is a command like any other, at its own time
+	// (already applied by advanceTime); the backup's clock does not rewind it.
 	f.stats.valueBytes, f.stats.keyBytes = valueBytes, keyBytes
 	return RestoreResult{OK: true, Entries: data.Len(), Revision: index}
 }

@@ -129,8 +129,8 @@ func TestOnlineRestoreThroughLog(t *testing.T) {
 func TestOnlineRestoreFailuresChangeNothing(t *testing.T) {
 	body := snapshotBody(t, populated(t))
 	f := New()
-	apply(t, f, 1, setCmd("keep", `1`, 0, 5))
-	before := f.Hash()
+	apply(t, f, 1, setCmd("keep", `1`, 0, 10)) // at the restore commands' time: they move no clock
+	before, beforeData := f.Hash(), f.DataHash()
 	fails := func(index uint64, c Command) {
 		t.Helper()
 		res := apply(t, f, index, c).(RestoreResult)
@@ -171,7 +171,9 @@ func TestOnlineRestoreFailuresChangeNothing(t *testing.T) {
 	if res := apply(t, f, 14, Command{Op: OpRestoreAbort, RestoreID: 8}).(RestoreResult); !res.OK {
 		t.Fatalf("abort: %+v", res)
 	}
-	if f.Hash() != before || f.StagedRestoreBytes() != 0 {
+	// The later chunks moved command time forward (part of Hash), so only
+	// the data and the staging area are compared here.
+	if f.DataHash() != beforeData || f.StagedRestoreBytes() != 0 {
 		t.Fatal("abort left state behind")
 	}
 }

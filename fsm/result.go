@@ -26,6 +26,12 @@ const (
 	// StatusIdempotencyKeyReused: the command's idempotency key is recorded
 	// with a different fingerprint, within the window. Nothing was applied.
 	StatusIdempotencyKeyReused
+	// StatusIdempotencyTableFull is never produced by Apply. It is the
+	// proposer's answer to a new idempotent write it did not propose because
+	// recording it would take the dedup table past the proposer's byte budget
+	// while every entry is still inside its window (see idempotency.go).
+	// Nothing was applied; the write may be retried.
+	StatusIdempotencyTableFull
 )
 
 // String returns the snake_case name of s.
@@ -45,6 +51,8 @@ func (s Status) String() string {
 		return "overflow"
 	case StatusIdempotencyKeyReused:
 		return "idempotency_key_reused"
+	case StatusIdempotencyTableFull:
+		return "idempotency_table_full"
 	}
 	return "status(?)"
 }

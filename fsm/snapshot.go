@@ -32,13 +32,19 @@ import (
 //	         staged bytes of the online restore in progress (restore.go)
 //	cluster  (version 4 only) uvarint len(cluster id), cluster id; length 0
 //	         when none is recorded yet (cluster.go)
+//	clock    (version 4 only) command time of the last applied command
+//	         (FSM.LastNow), int64
 //	trailer  CRC-32C (Castagnoli) uint32 of every byte before it
 //
 // Nothing may follow the trailer. Restore reads versions 1 (no dedup section,
 // written before idempotency existed), 2 (no node or staging section, written
 // before membership changes and online restore), 3 (no cluster id, no chunk
-// time: a staged restore read from it counts as abandoned) and 4; Persist
-// writes version 4.
+// time: a staged restore read from it counts as abandoned; no clock section,
+// written before command time was kept monotonic) and 4; Persist writes
+// version 4.
+// For versions before 4 the last command time is taken as the newest dedup
+// entry's createdAt (a command time that was applied; 0 when the table is
+// empty), so every replica restoring the same snapshot agrees on it.
 const (
 	snapshotMagic         = "qkvsnap\x00"
 	snapshotFormatVersion = 4
@@ -79,6 +85,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		applied: f.applied.Load(),
 		staging: f.staging,
 		cluster: f.clusterID,
+		lastNow: f.lastNow.Load(),
 	}
 	f.mu.Unlock()
 	return s, nil
@@ -93,6 +100,7 @@ type snapshot struct {
 	applied uint64
 	staging restoreStaging
 	cluster string // the cluster id, "" when none is recorded
+	lastNow int64
 }
 
 // Persist streams the snapshot to sink in the format above, then closes sink,
@@ -177,6 +185,9 @@ func (s *snapshot) write(w io.Writer) error {
 	if err := writeClusterID(bw, s.cluster); err != nil {
 		return err
 	}
+	if _, err := bw.Write(binary.BigEndian.AppendUint64(st[:0], uint64(s.lastNow))); err != nil {
+		return err
+	}
 	if err := bw.Flush(); err != nil {
 		return err
 	}
@@ -243,6 +254,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	valueBytes, keyBytes := bytesOf(st.data)
 	f.mu.Lock()
 	f.data, f.expiry, f.idem, f.idemAge, f.nodes = st.data, st.expiry, st.idem, st.idemAge, st.nodes
+	f.idemBytes = st.idemBytes
+	f.lastNow.Store(st.lastNow)
 	f.staging = st.staging
 	f.clusterID = st.cluster
 	f.stats.valueBytes, f.stats.keyBytes = valueBytes, keyBytes
@@ -258,10 +271,13 @@ type restored struct {
 	expiry  *expiryIndex
 	idem    *btree.BTreeG[idemEntry]
 	idemAge *btree.BTreeG[idemAgeKey]
-	nodes   map[string]string
-	applied uint64
-	staging restoreStaging
-	cluster string
+	// idemBytes is idem's accounted size; lastNow the last command time.
+	idemBytes int64
+	lastNow   int64
+	nodes     map[string]string
+	applied   uint64
+	staging   restoreStaging
+	cluster   string
 }
 
 func readSnapshot(r io.Reader) (*restored, error) {
@@ -308,8 +324,10 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	}
 
 	idem, idemAge := newIdemTree(), newIdemAgeTree()
+	var idemBytes int64
 	if version >= 2 {
-		if err := sr.readIdem(idem, idemAge); err != nil {
+		var err error
+		if idemBytes, err = sr.readIdem(idem, idemAge); err != nil {
 			return nil, err
 		}
 	}
@@ -331,6 +349,16 @@ func readSnapshot(r io.Reader) (*restored, error) {
 			return nil, err
 		}
 	}
+	var lastNow int64
+	if version >= 4 {
+		var b [8]byte
+		if err := sr.readFull(b[:]); err != nil {
+			return nil, sr.wrap(err, "last command time")
+		}
+		lastNow = int64(binary.BigEndian.Uint64(b[:]))
+	} else if k, ok := idemAge.Max(); ok {
+		lastNow = k.at
+	}
 
 	want := sr.sum()
 	var trailer [4]byte
@@ -346,7 +374,8 @@ func readSnapshot(r io.Reader) (*restored, error) {
 	case !errors.Is(err, io.EOF):
 		return nil, sr.wrap(err, "end of stream")
 	}
-	return &restored{data: load.finish(), expiry: buildExpiryIndex(pairs), idem: idem, idemAge: idemAge, nodes: nodes, applied: applied, staging: staging, cluster: cluster}, nil
+	return &restored{data: load.finish(), expiry: buildExpiryIndex(pairs), idem: idem, idemAge: idemAge,
+		idemBytes: idemBytes, lastNow: lastNow, nodes: nodes, applied: applied, staging: staging, cluster: cluster}, nil
 }
 
 // readStaging reads the staging section of a version 3 or 4 snapshot: a
@@ -386,12 +415,14 @@ func (s *snapReader) readStaging(version uint32) (restoreStaging, error) {
 }
 
 // readIdem reads the dedup section into idem and idemAge, checking key order
-// and that every recorded result decodes.
-func (s *snapReader) readIdem(idem *btree.BTreeG[idemEntry], idemAge *btree.BTreeG[idemAgeKey]) error {
+// and that every recorded result decodes, and returns the table's accounted
+// size.
+func (s *snapReader) readIdem(idem *btree.BTreeG[idemEntry], idemAge *btree.BTreeG[idemAgeKey]) (int64, error) {
 	var cnt [8]byte
 	if err := s.readFull(cnt[:]); err != nil {
-		return s.wrap(err, "idempotency entry count")
+		return 0, s.wrap(err, "idempotency entry count")
 	}
+	var total int64
 	count := binary.BigEndian.Uint64(cnt[:])
 	var prevKey string
 	for i := uint64(0); i < count; i++ {
@@ -399,40 +430,41 @@ func (s *snapReader) readIdem(idem *btree.BTreeG[idemEntry], idemAge *btree.BTre
 		var e idemEntry
 		n, err := binary.ReadUvarint(s)
 		if err != nil {
-			return s.wrap(err, what("key length"))
+			return 0, s.wrap(err, what("key length"))
 		}
 		if n == 0 || n > maxSnapshotField {
-			return fmt.Errorf("%w: %s: bad key length %d", ErrBadSnapshot, what("key"), n)
+			return 0, fmt.Errorf("%w: %s: bad key length %d", ErrBadSnapshot, what("key"), n)
 		}
 		if e.key, err = s.readString(n); err != nil {
-			return s.wrap(err, what("key"))
+			return 0, s.wrap(err, what("key"))
 		}
 		if i > 0 && e.key <= prevKey {
-			return fmt.Errorf("%w: %s: key %q not after previous key %q", ErrBadSnapshot, what("key"), e.key, prevKey)
+			return 0, fmt.Errorf("%w: %s: key %q not after previous key %q", ErrBadSnapshot, what("key"), e.key, prevKey)
 		}
 		prevKey = e.key
 		if err := s.readFull(e.fingerprint[:]); err != nil {
-			return s.wrap(err, what("fingerprint"))
+			return 0, s.wrap(err, what("fingerprint"))
 		}
 		if n, err = binary.ReadUvarint(s); err != nil {
-			return s.wrap(err, what("result length"))
+			return 0, s.wrap(err, what("result length"))
 		}
 		if n > maxSnapshotField {
-			return fmt.Errorf("%w: %s: result length %d exceeds limit %d", ErrBadSnapshot, what("result"), n, maxSnapshotField)
+			return 0, fmt.Errorf("%w: %s: result length %d exceeds limit %d", ErrBadSnapshot, what("result"), n, maxSnapshotField)
 		}
 		if e.result, err = s.readBytes(n); err != nil {
-			return s.wrap(err, what("result"))
+			return 0, s.wrap(err, what("result"))
 		}
 		if _, err := decodeResult(e.result); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrBadSnapshot, what("result"), err)
+			return 0, fmt.Errorf("%w: %s: %v", ErrBadSnapshot, what("result"), err)
 		}
 		if e.createdAt, err = binary.ReadVarint(s); err != nil {
-			return s.wrap(err, what("createdAt"))
+			return 0, s.wrap(err, what("createdAt"))
 		}
 		idem.Load(e)
 		idemAge.Set(idemAgeKey{at: e.createdAt, key: e.key})
+		total += e.bytes()
 	}
-	return nil
+	return total, nil
 }
 
 // snapReader is a buffered reader that keeps a CRC-32C of the bytes consumed so

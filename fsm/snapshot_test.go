@@ -147,19 +147,24 @@ func idemSection(records ...[]byte) []byte {
 	return b
 }
 
+// clockSection encodes the last command time as Persist does (version 4).
+func clockSection(lastNow int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(lastNow))
+}
+
 func TestCraftSnapshotMatchesPersist(t *testing.T) {
 	f := New()
 	apply(t, f, 1, setCmd("a", "1", 0, 0))
 	apply(t, f, 2, setCmd("b", "22", -7, 0))
 	want := craftSnapshot(snapshotMagic, snapshotFormatVersion, 2, 2,
-		snapshotRecord("a", "1", 1, 0), snapshotRecord("b", "22", 2, -7), idemSection(), nodesSection(), clusterSection(""))
+		snapshotRecord("a", "1", 1, 0), snapshotRecord("b", "22", 2, -7), idemSection(), nodesSection(), clusterSection(""), clockSection(0))
 	if got := persist(t, f); !bytes.Equal(got, want) {
 		t.Fatalf("format drifted from the documented layout:\n got  %x\n want %x", got, want)
 	}
 	apply(t, f, 3, Command{Op: OpIncr, Key: "c", By: 5, Now: 40, IdemKey: "r1", Fingerprint: [32]byte{7}})
 	want = craftSnapshot(snapshotMagic, snapshotFormatVersion, 3, 3,
 		snapshotRecord("a", "1", 1, 0), snapshotRecord("b", "22", 2, -7), snapshotRecord("c", "5", 3, 0),
-		idemSection(idemRecord("r1", 7, encodeResult(IncrResult{Created: true, Value: 5, Revision: 3}), 40)), nodesSection(), clusterSection(""))
+		idemSection(idemRecord("r1", 7, encodeResult(IncrResult{Created: true, Value: 5, Revision: 3}), 40)), nodesSection(), clusterSection(""), clockSection(40))
 	if got := persist(t, f); !bytes.Equal(got, want) {
 		t.Fatalf("format with dedup entry drifted from the documented layout:\n got  %x\n want %x", got, want)
 	}
@@ -201,6 +206,8 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 		{"future version", craftSnapshot(snapshotMagic, 5, 1, 0), "unsupported format version 5"},
 		{"v4 cluster id too long", craftSnapshot(snapshotMagic, 4, 5, 0, idemSection(), nodesSection(), clusterSection(strings.Repeat("c", MaxClusterIDLen+1))), "cluster id length"},
 		{"v4 cluster id with a space", craftSnapshot(snapshotMagic, 4, 5, 0, idemSection(), nodesSection(), clusterSection("a b")), "printable"},
+		{"v4 without clock section", craftSnapshot(snapshotMagic, 4, 5, 0, idemSection(), nodesSection(), clusterSection("")), "truncated"},
+		{"v4 clock section cut", craftSnapshot(snapshotMagic, 4, 5, 0, idemSection(), nodesSection(), clusterSection(""), clockSection(7)[:5]), "truncated"},
 		{"v3 without node section", craftSnapshot(snapshotMagic, 3, 5, 0, idemSection()), "truncated"},
 		{"v3 nodes unsorted", craftSnapshot(snapshotMagic, 3, 5, 0, idemSection(), nodesSection("n2", "http://b", "n1", "http://a")), "not after previous id"},
 		{"v3 node empty address", craftSnapshot(snapshotMagic, 3, 5, 0, idemSection(), nodesSection("n1", "")), "bad length 0"},

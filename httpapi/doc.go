@@ -23,7 +23,8 @@
 //	DELETE /kv/items?prefix=P     delete every key starting with P (in bounded chunks)
 //
 // Writes honour If-Match (a version, as the ETag sends it), If-None-Match: *
-// (PUT only) and Idempotency-Key; every condition is checked by the state
+// (PUT only) and Idempotency-Key (scoped by the authenticated API key's name,
+// so callers' keys never meet); every condition is checked by the state
 // machine, never here. Writes answer X-KV-Index, reads X-KV-Index and, on
 // followers, X-KV-Last-Contact-Ms.
 //

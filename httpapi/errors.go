@@ -76,6 +76,10 @@ var storeErrors = []struct {
 		status: http.StatusInsufficientStorage, code: "insufficient_storage",
 		message: "The cluster's storage quota is reached (--max-keys or --max-data-bytes) and this write would add data; nothing was written. Free space by deleting keys (DELETE, or a shorter TTL with PATCH), or have the operator raise the limit. Deletes, PATCH and writes that do not grow the data still work.",
 	}},
+	{store.ErrIdempotencyTableFull, apiError{
+		status: http.StatusServiceUnavailable, code: "idempotency_table_full", retryable: true, retryAfter: true,
+		message: "The cluster's Idempotency-Key table is full of keys still inside their 10-minute window, so this new key could not be remembered; nothing was written. Retry shortly (keys age out continuously), or ask the operator to raise --idempotency-max-bytes.",
+	}},
 	{store.ErrIndexNotReached, apiError{
 		status: http.StatusServiceUnavailable, code: "index_not_reached", retryable: true, retryAfter: true,
 		message: "This node had not applied the requested minIndex before the deadline; retry, or read from another node.",

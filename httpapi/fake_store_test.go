@@ -128,7 +128,7 @@ func (f *fakeStore) idem(opts store.WriteOptions) (any, error, bool) {
 	if opts.IdempotencyKey == "" {
 		return nil, nil, false
 	}
-	r, ok := f.dedup[opts.IdempotencyKey]
+	r, ok := f.dedup[opts.IdempotencyScope+"\x00"+opts.IdempotencyKey]
 	if !ok {
 		return nil, nil, false
 	}
@@ -140,7 +140,7 @@ func (f *fakeStore) idem(opts store.WriteOptions) (any, error, bool) {
 
 func (f *fakeStore) record(opts store.WriteOptions, res any, err error) {
 	if opts.IdempotencyKey != "" {
-		f.dedup[opts.IdempotencyKey] = dedupEntry{opts.Fingerprint, res, err}
+		f.dedup[opts.IdempotencyScope+"\x00"+opts.IdempotencyKey] = dedupEntry{opts.Fingerprint, res, err}
 	}
 }
 

@@ -79,6 +79,9 @@ func writeOptions(r *http.Request, createOnly bool, target string, body []byte) 
 			return opts, errInvalidIdempotencyKey("The Idempotency-Key must be 1 to 128 bytes of visible ASCII (no spaces), e.g. a UUID.")
 		}
 		opts.IdempotencyKey = k
+		// Scoped by the API key's name: another key's caller can neither
+		// replay nor block this one's requests by guessing its keys.
+		opts.IdempotencyScope = callerName(r)
 		opts.Fingerprint = fingerprint(r.Method, target, ifMatch, ifNoneMatch, body)
 	}
 	return opts, nil

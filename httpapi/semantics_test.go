@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -280,4 +281,50 @@ func TestListAndBulkDelete(t *testing.T) {
 		wantError(t, e.do("DELETE", "/kv/items"+bad, "", bearer), 400, "invalid_parameter")
 	}
 	wantError(t, e.doH("DELETE", "/kv/items?prefix=u", "", bearer, h{"If-Match": `"1"`}), 400, "invalid_precondition")
+}
+
+// The same Idempotency-Key sent with two API keys names two requests: the
+// scope the store receives is the key's name, so neither caller replays,
+// blocks or reads the other's result.
+func TestIdempotencyKeyScopedPerAPIKeyName(t *testing.T) {
+	ring, err := NewKeyring([]APIKey{writeKey, NewAPIKey("billing", ScopeWrite, "billing-secret-0123456789")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEnv(t, func(c *Config) { c.Keys = ring })
+	k := h{"Idempotency-Key": "X1"}
+	web := "Bearer writer-secret-0123456789"
+	billing := "Bearer billing-secret-0123456789"
+	first := e.doH("POST", "/kv/items/ctr/incr", `{"by": 1}`, web, k)
+	wantData(t, first, 200, nil)
+	if got := e.st.lastOpts.IdempotencyScope; got != "writer" {
+		t.Fatalf("scope passed to the store = %q, want the key's name", got)
+	}
+	// Another caller, the same key, another body: applied, not 422.
+	other := e.doH("POST", "/kv/items/ctr/incr", `{"by": 10}`, billing, k)
+	wantData(t, other, 200, nil)
+	if got := e.st.lastOpts.IdempotencyScope; got != "billing" {
+		t.Fatalf("scope passed to the store = %q, want billing", got)
+	}
+	if it := e.st.items["ctr"]; string(it.Value) != "11" {
+		t.Fatalf("counter = %s, want 11 (both applied)", it.Value)
+	}
+	// Each retry gets its own caller's original answer.
+	if again := e.doH("POST", "/kv/items/ctr/incr", `{"by": 1}`, web, k); string(again.body) != string(first.body) {
+		t.Fatalf("writer's retry = %s, want %s", again.body, first.body)
+	}
+	if again := e.doH("POST", "/kv/items/ctr/incr", `{"by": 10}`, billing, k); string(again.body) != string(other.body) {
+		t.Fatalf("billing's retry = %s, want %s", again.body, other.body)
+	}
+	// The --api-key shortcut has a name of its own.
+	wantData(t, e.doH("POST", "/kv/items/ctr/incr", `{"by": 100}`, bearer, k), 200, nil)
+	if got := e.st.lastOpts.IdempotencyScope; got != "default" {
+		t.Fatalf("scope of the --api-key key = %q, want default", got)
+	}
+	// A full dedup table is a retryable 503.
+	e.st.setErr(fmt.Errorf("leader n2: %w", store.ErrIdempotencyTableFull))
+	res := e.doH("POST", "/kv/items/ctr/incr", `{"by": 1}`, web, h{"Idempotency-Key": "X2"})
+	if eb := wantError(t, res, 503, "idempotency_table_full"); !eb.Retryable || res.header.Get("Retry-After") != "1" {
+		t.Fatalf("table full: retryable %v, Retry-After %q", eb.Retryable, res.header.Get("Retry-After"))
+	}
 }

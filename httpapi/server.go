@@ -352,5 +352,18 @@ func (a *api) dispatch(rt route, allow string, w http.ResponseWriter, r *http.Re
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
+	if !rt.public {
+		ctx = context.WithValue(ctx, callerKey{}, key.Name)
+	}
 	return handle(r.WithContext(ctx))
+}
+
+// callerKey is the request context key of the authenticated API key's name.
+type callerKey struct{}
+
+// callerName is the name of the API key that authenticated r ("" on public
+// routes). Idempotency keys are scoped by it.
+func callerName(r *http.Request) string {
+	name, _ := r.Context().Value(callerKey{}).(string)
+	return name
 }

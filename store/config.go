@@ -57,6 +57,13 @@ type Config struct {
 	// next batch.
 	MaxWriteBatchesInFlight int
 
+	// IdempotencyMaxBytes bounds the dedup table (fsm accounting: key, result,
+	// fingerprint and a fixed overhead per entry). This node, while it leads,
+	// refuses new idempotent writes that would exceed it with
+	// ErrIdempotencyTableFull, since entries are never dropped inside their
+	// window. Zero means DefaultIdempotencyMaxBytes.
+	IdempotencyMaxBytes int64
+
 	// ExpireInterval: the longest the leader's expiry loop sleeps between scans.
 	// An expired key is physically deleted within about this long (plus a commit).
 	ExpireInterval time.Duration
@@ -148,6 +155,13 @@ type Config struct {
 	WrapRaftLayer func(raft.StreamLayer) raft.StreamLayer
 }
 
+// DefaultIdempotencyMaxBytes (64 MiB) holds about 230,000 entries of a
+// UUID-sized key (~290 accounted bytes each, which is what one costs in heap):
+// ten minutes of ~390 new idempotent writes a second, in somewhat less memory
+// than the table's former cap of 262,144 entries (~72 MiB) took. A cluster
+// that sustains more keyed writes needs rate × 600 s × ~290 bytes.
+const DefaultIdempotencyMaxBytes = 64 << 20
+
 // DefaultConfig returns the settings used when a field is left zero.
 func DefaultConfig() Config {
 	return Config{
@@ -167,6 +181,7 @@ func DefaultConfig() Config {
 		ExpireCatchUp:           time.Second,
 		PromoteLag:              100,
 		MonitorInterval:         250 * time.Millisecond,
+		IdempotencyMaxBytes:     DefaultIdempotencyMaxBytes,
 		MaxClockOffset:          500 * time.Millisecond,
 		ClockPingInterval:       250 * time.Millisecond,
 	}
@@ -223,6 +238,9 @@ func (c Config) withDefaults() Config {
 	if c.MonitorInterval == 0 {
 		c.MonitorInterval = d.MonitorInterval
 	}
+	if c.IdempotencyMaxBytes == 0 {
+		c.IdempotencyMaxBytes = d.IdempotencyMaxBytes
+	}
 	if c.MaxClockOffset == 0 {
 		c.MaxClockOffset = d.MaxClockOffset
 	}
@@ -263,6 +281,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: DeletePrefixChunk must be positive, got %d", c.DeletePrefixChunk)
 	case c.MaxKeys < 0 || c.MaxDataBytes < 0:
 		return fmt.Errorf("store: MaxKeys and MaxDataBytes must not be negative (0 = no limit), got %d and %d", c.MaxKeys, c.MaxDataBytes)
+	case c.IdempotencyMaxBytes < 0:
+		return fmt.Errorf("store: IdempotencyMaxBytes must not be negative, got %d", c.IdempotencyMaxBytes)
 	case c.MaxClockOffset < 10*time.Millisecond:
 		return fmt.Errorf("store: MaxClockOffset must be at least 10ms, got %s", c.MaxClockOffset)
 	case c.ClockPingInterval < 0 || c.ClockPingInterval > c.MaxClockOffset*10:

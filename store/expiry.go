@@ -46,7 +46,7 @@ func (s *Store) expireLoop(ctx context.Context) {
 	)
 	for {
 		for len(inflight) < s.expireDepth() {
-			now, err := s.stampNow()
+			now, err := s.commandNow()
 			if err != nil {
 				break // no expirations on a clock out of bound; the guard acts
 			}
@@ -108,7 +108,7 @@ type pendingExpire struct {
 // or ExpirePipeline while the earliest entry in the expiry index (removal
 // pending or not) has been due for longer than ExpireCatchUp.
 func (s *Store) expireDepth() int {
-	if next, ok := s.fsm.NextExpiry(); ok && time.Duration(s.nowMs()-next)*time.Millisecond > s.cfg.ExpireCatchUp {
+	if next, ok := s.fsm.NextExpiry(); ok && time.Duration(s.commandClock()-next)*time.Millisecond > s.cfg.ExpireCatchUp {
 		return s.cfg.ExpirePipeline
 	}
 	return 1
@@ -119,7 +119,7 @@ func (s *Store) expireDepth() int {
 func (s *Store) nextExpiryWait() time.Duration {
 	wait := s.cfg.ExpireInterval
 	if next, ok := s.fsm.NextExpiry(); ok {
-		if d := time.Duration(next-s.nowMs()+1) * time.Millisecond; d < wait {
+		if d := time.Duration(next-s.commandClock()+1) * time.Millisecond; d < wait {
 			wait = max(d, 0)
 		}
 	}

@@ -251,6 +251,7 @@ type storeCollector struct {
 	state, term, commitIndex, lastIndex, applied, lastContact, hasLeader *prometheus.Desc
 	keys, valueBytes, expired                                            *prometheus.Desc
 	dataBytes, maxKeys, maxData                                          *prometheus.Desc
+	idemEntries, idemBytes, idemOldestAge                                *prometheus.Desc
 }
 
 func newStoreCollector(s *Store) *storeCollector {
@@ -272,11 +273,15 @@ func newStoreCollector(s *Store) *storeCollector {
 		maxKeys:     d("quorumkv_quota_max_keys", "This node's --max-keys (0: no limit). Compare with quorumkv_fsm_keys."),
 		maxData:     d("quorumkv_quota_max_data_bytes", "This node's --max-data-bytes (0: no limit). Compare with quorumkv_fsm_data_bytes."),
 		expired:     d("quorumkv_expirations_applied_total", "Expired entries removed by expire commands this node's state machine applied since it started."),
+		idemEntries: d("quorumkv_idempotency_entries", "Entries in the replicated Idempotency-Key table, including aged entries not yet pruned."),
+		idemBytes:   d("quorumkv_idempotency_bytes", "Accounted size of the Idempotency-Key table in bytes; the leader refuses new keyed writes (503 idempotency_table_full) beyond its --idempotency-max-bytes."),
+		idemOldestAge: d("quorumkv_idempotency_oldest_age_seconds",
+			"Age in command time of the oldest Idempotency-Key table entry (0 when empty); entries are kept at least 600 s, so a value well past 600 s means pruning is behind."),
 	}
 }
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.term, c.commitIndex, c.lastIndex, c.applied, c.lastContact, c.hasLeader, c.keys, c.valueBytes, c.expired, c.dataBytes, c.maxKeys, c.maxData} {
+	for _, d := range []*prometheus.Desc{c.state, c.term, c.commitIndex, c.lastIndex, c.applied, c.lastContact, c.hasLeader, c.keys, c.valueBytes, c.expired, c.dataBytes, c.maxKeys, c.maxData, c.idemEntries, c.idemBytes, c.idemOldestAge} {
 		ch <- d
 	}
 }
@@ -315,4 +320,12 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.maxKeys, float64(c.s.cfg.MaxKeys))
 	gauge(c.maxData, float64(c.s.cfg.MaxDataBytes))
 	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.CounterValue, float64(st.Expired))
+	u := c.s.fsm.IdempotencyUsage()
+	gauge(c.idemEntries, float64(u.Entries))
+	gauge(c.idemBytes, float64(u.Bytes))
+	age := 0.0
+	if u.Entries > 0 {
+		age = float64(max(c.s.commandClock()-u.Oldest, 0)) / 1000
+	}
+	gauge(c.idemOldestAge, age)
 }

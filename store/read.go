@@ -118,7 +118,7 @@ type remoteRead func(ctx context.Context, at readPoint) error
 // clock at which to judge expiry: for MinIndex, until the local state machine
 // applied it; for a linearizable read, until it applied a confirmed read index
 // (then expiry is judged at the leader's clock); a stale read uses the local
-// clock.
+// clock. Either way, never a time before the last applied command's.
 //
 // A follower whose state machine has not reached the read index does not wait
 // for it when it need not (readat.go): a GET (get names its key) may come back
@@ -143,7 +143,7 @@ func (s *Store) prepareRead(ctx context.Context, opts ReadOptions, get *string, 
 		}
 		if at.from != "" && remote != nil && s.fsm.AppliedIndex() < at.index {
 			if at.got == nil && s.waitAppliedFor(ctx, at.index, followerReadGrace) {
-				return at.nowMs, s.readInfo(), nil
+				return max(at.nowMs, s.fsm.LastNow()), s.readInfo(), nil
 			}
 			if err := remote(ctx, at); err == nil {
 				return 0, s.readInfo(), nil
@@ -156,6 +156,9 @@ func (s *Store) prepareRead(ctx context.Context, opts ReadOptions, get *string, 
 		}
 		now = at.nowMs
 	}
+	// Command time never runs backwards (idempotency.go): an entry expired at
+	// the last applied command's time stays hidden, whatever the clock says.
+	now = max(now, s.fsm.LastNow())
 	return now, s.readInfo(), nil
 }
 
@@ -396,7 +399,10 @@ func (s *Store) confirmReadIndex() (uint64, int64, error) {
 		return 0, 0, errNotReadyLeader
 	}
 	idx := s.raft.CommitIndex()
-	now, err := s.stampNow()
+	// Never before the last applied command's time (idempotency.go), so a
+	// read served anywhere at this point cannot see a key already expired in
+	// command time.
+	now, err := s.commandNow()
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w: %w", errNotReadyLeader, err)
 	}

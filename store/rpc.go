@@ -29,7 +29,8 @@ const (
 
 // writeFrameOverhead bounds everything a forwarded write's frame carries
 // besides its value: the transport's 21-byte frame header and the request's
-// fields at their largest (a MaxKeyBytes key, a MaxIdempotencyKeyBytes key,
+// fields at their largest (a MaxKeyBytes key, a MaxIdempotencyKeyBytes key
+// with its longest caller scope,
 // the fingerprint, varints at full width), with room to spare.
 // TestWriteFrameFitsLargestValue checks the sum.
 const writeFrameOverhead = 4 << 10

@@ -69,6 +69,10 @@ type Store struct {
 	proposals  chan *proposal
 	batchSlots chan struct{}
 
+	// idem reserves room in the dedup table for admitted idempotent writes
+	// (idempotency.go).
+	idem idemAdmission
+
 	closing   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -306,7 +310,7 @@ func (s *Store) lead(ctx context.Context) {
 		// prunes its dedup table by it): a leader whose clock is out of
 		// bound proposes nothing until it agrees again or hands leadership
 		// over (clockGuardLoop).
-		now, err := s.stampNow()
+		now, err := s.commandNow()
 		if err == nil {
 			_, err = s.applyLocal(ctx, fsm.Command{Op: fsm.OpBarrier, Now: now})
 		}

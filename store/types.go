@@ -56,6 +56,13 @@ var (
 	// quota raised.
 	ErrQuotaExceeded = errors.New("storage quota exceeded")
 
+	// ErrIdempotencyTableFull: the write carries an idempotency key the
+	// dedup table has not seen, and recording it would take the table past
+	// its byte budget while every entry in it is still inside its window
+	// (Config.IdempotencyMaxBytes). Nothing was written; retry later (entries
+	// age out continuously) or send the write without a key.
+	ErrIdempotencyTableFull = errors.New("idempotency table full")
+
 	// ErrIndexNotReached: a read with MinIndex found this node's state machine
 	// below that index when the deadline passed. Safe to retry.
 	ErrIndexNotReached = errors.New("index not reached")
@@ -98,6 +105,11 @@ type WriteOptions struct {
 	// Fingerprint gets the original result, one with another Fingerprint gets
 	// ErrIdempotencyKeyReused.
 	IdempotencyKey string
+	// IdempotencyScope names the caller (the HTTP API passes the API key's
+	// name). Keys are remembered per scope, so two callers sending the same
+	// IdempotencyKey neither collide nor see each other's results. It must
+	// not contain a NUL byte.
+	IdempotencyScope string
 	// Fingerprint identifies the request (e.g. a SHA-256 of it).
 	Fingerprint [32]byte
 }

@@ -67,6 +67,11 @@ func TestLeaderRefusesInvalidWriteFrames(t *testing.T) {
 		{"keepTtl with a TTL", writeRequest{op: fsm.OpSet, key: "a/1", value: []byte(`1`), ttlMs: 1000, keepTTL: true}, ErrInvalidTTL},
 		{"idempotency key with space", writeRequest{op: fsm.OpSet, key: "pwned", value: []byte(`1`), idemKey: "a b"}, ErrInvalidIdempotencyKey},
 		{"idempotency key too long", writeRequest{op: fsm.OpDelete, key: "a/1", idemKey: strings.Repeat("i", MaxIdempotencyKeyBytes+1)}, ErrInvalidIdempotencyKey},
+		{"scoped idempotency key too long", writeRequest{op: fsm.OpDelete, key: "a/1", idemKey: "web\x00" + strings.Repeat("i", MaxIdempotencyKeyBytes+1)}, ErrInvalidIdempotencyKey},
+		{"idempotency scope empty", writeRequest{op: fsm.OpDelete, key: "a/1", idemKey: "\x00X1"}, ErrInvalidIdempotencyKey},
+		{"idempotency scope with control char", writeRequest{op: fsm.OpDelete, key: "a/1", idemKey: "w\teb\x00X1"}, ErrInvalidIdempotencyKey},
+		{"idempotency scope too long", writeRequest{op: fsm.OpDelete, key: "a/1", idemKey: strings.Repeat("s", maxIdempotencyScope+1) + "\x00X1"}, ErrInvalidIdempotencyKey},
+		{"idempotency scope without a key", writeRequest{op: fsm.OpDelete, key: "a/1", idemKey: "web\x00"}, ErrInvalidIdempotencyKey},
 		{"create-only incr", writeRequest{op: fsm.OpIncr, key: "a/1", by: 1, cond: fsm.CondIfAbsent}, ErrInvalidWrite},
 		{"delete with a TTL", writeRequest{op: fsm.OpDelete, key: "a/1", ttlMs: 1000}, ErrInvalidWrite},
 		{"conditional prefix delete", writeRequest{op: fsm.OpDeletePrefix, key: "a/", cond: fsm.CondIfMatch, condVersion: 3}, ErrInvalidWrite},
@@ -135,7 +140,8 @@ func TestLargestValueThroughFollower(t *testing.T) {
 	ctx := ctxTimeout(t, 30*time.Second)
 	key := strings.Repeat("k", MaxKeyBytes)
 	value := []byte(`"` + strings.Repeat("v", limit-2) + `"`)
-	opts := WriteOptions{IfAbsent: true, IdempotencyKey: strings.Repeat("i", MaxIdempotencyKeyBytes)}
+	opts := WriteOptions{IfAbsent: true, IdempotencyKey: strings.Repeat("i", MaxIdempotencyKeyBytes),
+		IdempotencyScope: strings.Repeat("s", maxIdempotencyScope)}
 	if _, err := f.store.Put(ctx, key, value, MaxTTL, false, opts); err != nil {
 		t.Fatalf("largest value through a follower: %v", err)
 	}
@@ -157,7 +163,7 @@ func TestWriteFrameFitsLargestValue(t *testing.T) {
 		r := writeRequest{
 			op: fsm.OpSet, key: strings.Repeat("k", MaxKeyBytes), value: make([]byte, limit),
 			ttlMs: int64(MaxTTL / time.Millisecond), cond: fsm.CondIfMatch, condVersion: ^uint64(0),
-			by: -1 << 63, idemKey: strings.Repeat("i", MaxIdempotencyKeyBytes),
+			by: -1 << 63, idemKey: scopedIdempotencyKey(strings.Repeat("s", maxIdempotencyScope), strings.Repeat("i", MaxIdempotencyKeyBytes)),
 		}
 		if n := transportHeader + len(encodeWriteRequest(r)); n > FrameBytesFor(limit) {
 			t.Errorf("value limit %d: the largest write frame is %d bytes, FrameBytesFor gives %d", limit, n, FrameBytesFor(limit))

@@ -181,7 +181,13 @@ func (r writeRequest) check(maxValueBytes int64) error {
 	} else if err := CheckKey(r.key); err != nil {
 		return err
 	}
-	if err := CheckIdempotencyKey(r.idemKey); err != nil {
+	// The key arrives scoped by its caller (idempotency.go): check the
+	// scope's form, then the caller's key by the HTTP rules.
+	scope, idemKey, ok := splitScopedIdempotencyKey(r.idemKey)
+	if !ok || (scope != "" && idemKey == "") {
+		return invalid(ErrInvalidIdempotencyKey, "the idempotency key's caller scope is malformed")
+	}
+	if err := CheckIdempotencyKey(idemKey); err != nil {
 		return err
 	}
 	if r.ttlMs < 0 || r.ttlMs > int64(MaxTTL/time.Millisecond) {

@@ -70,6 +70,8 @@ func (r writeResult) err() error {
 		return ErrNotFound
 	case fsm.StatusIdempotencyKeyReused:
 		return ErrIdempotencyKeyReused
+	case fsm.StatusIdempotencyTableFull:
+		return ErrIdempotencyTableFull
 	}
 	return fmt.Errorf("store: unknown write status %d", r.status)
 }
@@ -159,7 +161,7 @@ func (s *Store) writeWith(ctx context.Context, req writeRequest, opts WriteOptio
 	case opts.IfAbsent:
 		req.cond = fsm.CondIfAbsent
 	}
-	req.idemKey, req.fingerprint = opts.IdempotencyKey, opts.Fingerprint
+	req.idemKey, req.fingerprint = scopedIdempotencyKey(opts.IdempotencyScope, opts.IdempotencyKey), opts.Fingerprint
 	res, err := s.write(ctx, req)
 	if err != nil {
 		return writeResult{}, err
@@ -216,12 +218,14 @@ func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error
 // writeAsLeader checks req against the write rules (validate.go), stamps it
 // into a command and commits it on this node's raft. Every client write, from
 // this node's API or forwarded by a peer, becomes a command here and only
-// here, so none reaches the log unchecked.
+// here, so none reaches the log unchecked. A new idempotent write the dedup
+// table has no room for is answered StatusIdempotencyTableFull without being
+// proposed (idempotency.go).
 func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResult, error) {
 	if err := req.check(s.cfg.MaxValueBytes); err != nil {
 		return writeResult{}, err
 	}
-	now, err := s.stampNow()
+	now, err := s.commandNow()
 	if err != nil {
 		// Nothing proposed: the caller waits for a leader whose clock is
 		// within bound (this one hands leadership over) and retries.
@@ -252,6 +256,13 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 		cmd.By = req.by
 	case fsm.OpDelete, fsm.OpDeletePrefix:
 		cmd.ExpiresAt = 0
+	}
+	if cmd.IdemKey != "" {
+		release, ok := s.admitIdempotent(&cmd)
+		if !ok {
+			return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
+		}
+		defer release()
 	}
 	resp, index, err := s.propose(ctx, cmd)
 	if err != nil {

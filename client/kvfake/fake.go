@@ -309,9 +309,12 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, fault Fault, targ
 		return
 	}
 	fp := fingerprint(r, target, body)
+	// Keys are remembered per API key, as the real server scopes them by the
+	// key's name (here the fake's keys have no names; the secret stands in).
+	scoped := r.Header.Get("Authorization") + "\x00" + key
 	s.mu.Lock()
 	var resp response
-	if prev, ok := s.idem[key]; ok && key != "" {
+	if prev, ok := s.idem[scoped]; ok && key != "" {
 		if prev.fingerprint != fp {
 			resp = errResp(422, "idempotency_key_reused", "fake: this Idempotency-Key was used for a different request", false)
 		} else {
@@ -327,7 +330,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, fault Fault, targ
 	}
 	if resp.status < 400 || resp.status == http.StatusPreconditionFailed || resp.status == http.StatusConflict {
 		if key != "" {
-			s.idem[key] = &idemEntry{fingerprint: fp, resp: resp}
+			s.idem[scoped] = &idemEntry{fingerprint: fp, resp: resp}
 		}
 	}
 	s.mu.Unlock()

@@ -46,6 +46,7 @@ type options struct {
 	snapshotThreshold uint64
 	writeBatching     bool
 	writeBatches      int
+	idemMaxBytes      int64
 	logLevel          string
 	logFormat         string
 	peerCA            string
@@ -103,6 +104,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.Uint64Var(&o.snapshotThreshold, "snapshot-threshold", store.DefaultConfig().SnapshotThreshold, "raft: log entries between snapshots")
 	fs.BoolVar(&o.writeBatching, "write-batching", true, "leader packs concurrent writes into one raft entry; set false while rolling-upgrading from a version without write batching (its nodes cannot apply a batch)")
 	fs.IntVar(&o.writeBatches, "write-batches-in-flight", store.DefaultConfig().MaxWriteBatchesInFlight, "write batches the leader may have proposed and not yet applied")
+	fs.Int64Var(&o.idemMaxBytes, "idempotency-max-bytes", store.DefaultIdempotencyMaxBytes, "budget of the replicated Idempotency-Key table in bytes (about 290 per UUID-sized key: 64 MiB holds 10 minutes of ~390 new keys a second); while this node leads, a new key beyond it gets 503 idempotency_table_full, since keys are never forgotten inside their 10-minute window")
 	fs.StringVar(&o.peerCA, "peer-ca", "", "cluster CA certificate (PEM): with --peer-cert and --peer-key, the peer port runs mutual TLS 1.3")
 	fs.StringVar(&o.peerCert, "peer-cert", "", "this node's certificate (PEM) for the peer port, signed by --peer-ca")
 	fs.StringVar(&o.peerKey, "peer-key", "", "the key of --peer-cert (PEM)")
@@ -150,6 +152,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	})
 	if envErr != nil {
 		return o, envErr
+	}
+	if o.idemMaxBytes <= 0 {
+		return o, fmt.Errorf("--idempotency-max-bytes %d: want a positive number of bytes", o.idemMaxBytes)
 	}
 	switch httpapi.RequestLogMode(o.logRequests) {
 	case httpapi.RequestLogErrors, httpapi.RequestLogAll, httpapi.RequestLogOff:

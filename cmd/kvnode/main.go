@@ -198,6 +198,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		MaxWriteBatchesInFlight: o.writeBatches,
 		MaxKeys:                 o.maxKeys,
 		MaxDataBytes:            o.maxDataBytes,
+		IdempotencyMaxBytes:     o.idemMaxBytes,
 		Clock:                   testClock(o, logger),
 		MaxClockOffset:          o.maxClockOffset,
 		Join:                    len(joins) > 0,

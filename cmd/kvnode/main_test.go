@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quorumkv/quorumkv/store"
 )
 
 func TestFlagsFromEnvironmentAndCommandLine(t *testing.T) {
@@ -108,4 +110,21 @@ func do(t *testing.T, method, url, body string) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
+}
+
+func TestIdempotencyMaxBytesFlag(t *testing.T) {
+	none := func(string) string { return "" }
+	o, err := parseFlags(nil, none, io.Discard)
+	if err != nil || o.idemMaxBytes != store.DefaultIdempotencyMaxBytes {
+		t.Fatalf("default = %d, %v; want %d", o.idemMaxBytes, err, store.DefaultIdempotencyMaxBytes)
+	}
+	o, err = parseFlags(nil, func(k string) string { return map[string]string{"KV_IDEMPOTENCY_MAX_BYTES": "1048576"}[k] }, io.Discard)
+	if err != nil || o.idemMaxBytes != 1<<20 {
+		t.Fatalf("from the environment = %d, %v", o.idemMaxBytes, err)
+	}
+	for _, bad := range []string{"0", "-5"} {
+		if _, err := parseFlags([]string{"--idempotency-max-bytes", bad}, none, io.Discard); err == nil || !strings.Contains(err.Error(), "idempotency-max-bytes") {
+			t.Errorf("--idempotency-max-bytes %s: %v, want an error naming the flag", bad, err)
+		}
+	}
 }
