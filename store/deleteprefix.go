@@ -35,7 +35,7 @@ func (s *Store) deletePrefixAsLeader(ctx context.Context, req writeRequest, now 
 	total, recorded := r.Total, r.Recorded
 	for r.More {
 		cmd.Bound, cmd.After = r.Bound, r.Next
-		if cmd.Now, err = s.stampNow(); err == nil {
+		if cmd.Now, err = s.commandNow(); err == nil {
 			r, index, err = s.proposeChunk(ctx, cmd)
 		}
 		if err != nil {
