@@ -210,14 +210,7 @@ func encodeReadAtResponse(r readAtResult, st rpcStatus, msg string) []byte {
 	for _, it := range r.items {
 		b = binary.AppendUvarint(b, uint64(len(it.Key)))
 		b = append(b, it.Key...)
-		b = binary.AppendUvarint(b, uint64(len(it.Value)))
-		b = append(b, it.Value...)
-		b = binary.AppendUvarint(b, it.Version)
-		var exp int64
-		if !it.ExpiresAt.IsZero() {
-			exp = it.ExpiresAt.UnixMilli()
-		}
-		b = binary.AppendVarint(b, exp)
+		b = appendItemBody(b, it)
 	}
 	return b
 }
@@ -236,11 +229,7 @@ func decodeReadAtResponse(b []byte) (readAtResult, rpcStatus, string, error) {
 		return readAtResult{}, 0, "", fmt.Errorf("%d items in one answer", n)
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		key := string(d.bytes())
-		value := d.bytes()
-		version := d.uvarint()
-		exp := d.varint()
-		r.items = append(r.items, Item{Key: key, Value: value, Version: version, ExpiresAt: msTime(exp)})
+		r.items = append(r.items, d.itemBody(string(d.bytes())))
 	}
 	if d.err == nil && len(d.b) != 0 {
 		return readAtResult{}, 0, "", errors.New("trailing bytes")
@@ -376,15 +365,7 @@ func encodeReadIndexGetResponse(at readPoint, items []*Item, st rpcStatus, msg s
 		case it.Key == "":
 			b = append(b, 1)
 		default:
-			b = append(b, 2)
-			b = binary.AppendUvarint(b, uint64(len(it.Value)))
-			b = append(b, it.Value...)
-			b = binary.AppendUvarint(b, it.Version)
-			var exp int64
-			if !it.ExpiresAt.IsZero() {
-				exp = it.ExpiresAt.UnixMilli()
-			}
-			b = binary.AppendVarint(b, exp)
+			b = appendItemBody(append(b, 2), *it)
 		}
 	}
 	return b
@@ -414,10 +395,7 @@ func decodeReadIndexGetResponse(b []byte, keys []string) (readPoint, map[string]
 			case 1:
 				items[key] = &readAtResult{}
 			case 2:
-				value := d.bytes()
-				version := d.uvarint()
-				exp := d.varint()
-				items[key] = &readAtResult{items: []Item{{Key: key, Value: value, Version: version, ExpiresAt: msTime(exp)}}}
+				items[key] = &readAtResult{items: []Item{d.itemBody(key)}}
 			default:
 				if d.err == nil {
 					d.err = errors.New("bad item tag")
@@ -432,4 +410,24 @@ func decodeReadIndexGetResponse(b []byte, keys []string) (readPoint, map[string]
 		return readPoint{}, nil, 0, "", d.err
 	}
 	return at, items, st, msg, nil
+}
+
+// appendItemBody appends what the read RPCs send of an item after its key:
+// the value, the version and the absolute expiry in Unix ms (0: none).
+func appendItemBody(b []byte, it Item) []byte {
+	b = binary.AppendUvarint(b, uint64(len(it.Value)))
+	b = append(b, it.Value...)
+	b = binary.AppendUvarint(b, it.Version)
+	var exp int64
+	if !it.ExpiresAt.IsZero() {
+		exp = it.ExpiresAt.UnixMilli()
+	}
+	return binary.AppendVarint(b, exp)
+}
+
+// itemBody reads what appendItemBody wrote, for the item named key.
+func (d *decoder) itemBody(key string) Item {
+	value := d.bytes()
+	version := d.uvarint()
+	return Item{Key: key, Value: value, Version: version, ExpiresAt: msTime(d.varint())}
 }
