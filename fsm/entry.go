@@ -26,7 +26,7 @@ func (e Entry) Expired(nowMs int64) bool {
 // The key and the value live in one immutable allocation, kv (the key's
 // bytes, then the value's), so an item is 40 bytes and one allocation
 // instead of 56 bytes and two (a key string and a value slice): ~36 MB less
-// at one million keys of 200 bytes (issue 7; BenchmarkMemoryPerKey). kv is
+// at one million keys of 200 bytes (BenchmarkMemoryPerKey). kv is
 // never written after newItem builds it, which is what makes handing out the
 // value as a []byte view of it (value) safe: Entry.Value's callers must not
 // mutate it, as before.
@@ -92,7 +92,7 @@ func expiryLess(a, b expiryKey) bool {
 // tidwall/btree's Load appends to the rightmost leaf and, when it is full,
 // splits it in half; nothing is ever added to the left half again, so a tree
 // loaded in order has every leaf half full, in an array sized for a full one
-// (~115 bytes per 56-byte item at one million keys, issue 7). Here every
+// (~115 bytes per 56-byte item at one million keys). Here every
 // other item is loaded that way and the rest are inserted afterwards: each
 // half-full leaf receives the items between its own, and fills up without
 // splitting. The odd items wait in a slice (half the items' size, freed by

@@ -12,7 +12,7 @@ import (
 // expiry is the proposer's clock plus a TTL, so with similar TTLs every new
 // pair sorts after the existing ones. A B-tree that splits full nodes in half
 // leaves every node it appends past half empty (tidwall/btree measured 58
-// bytes per 32-byte element, issue 7); here an append fills the last chunk
+// bytes per 32-byte element); here an append fills the last chunk
 // and then starts a new one, so chunks stay full. Unlike the primary index it
 // needs no copy-on-write: snapshots do not capture it (Restore rebuilds it).
 //

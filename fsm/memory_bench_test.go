@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// The memory benchmarks model issue 7's data set: keys named as kvbench names
+// The memory benchmarks model the one-million-key data set: keys named as kvbench names
 // them ("session-" and six digits), 200-byte JSON values, every key with a TTL
 // (kvbench PUTs with ttlSeconds), applied through ApplyBatch as raft delivers
 // them. They report the live heap per key after a full GC; run them once:

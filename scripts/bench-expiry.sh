@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench-expiry.sh measures mass expiry (issue 7): how long a three-node
+# bench-expiry.sh measures mass expiry: how long a three-node
 # cluster takes to physically remove EXP_KEYS keys that expire in the same
 # second, and what that does to the latency of writes to other keys.
 # Everything it starts, it stops (EXIT trap).

@@ -204,7 +204,7 @@ fn=$((ln % 3 + 1))
 leader_url=http://127.0.0.1:$((http_base + ln))
 follower_url=http://127.0.0.1:$((http_base + fn))
 notes+=("quorumkv: leader n$ln ($leader_url), follower n$fn ($follower_url)")
-notes+=("read (GET, stale) sends ?consistency=stale; a server without issue 3's read levels ignores it and serves a linearizable read")
+notes+=("read (GET, stale) sends ?consistency=stale; a server without read levels ignores it and serves a linearizable read")
 
 # start_etcd starts a three-member etcd, sets etcd_leader, etcd_follower and
 # etcd_version, and preloads the same key space.

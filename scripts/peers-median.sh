@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# peers-median.sh - the issue-7 measurement: the shared peer harness
+# peers-median.sh - the peer comparison: the shared peer harness
 # (../shared/bench/peers.sh: etcd and our cluster under the same wrk load)
 # run RUNS times (default 3) against a fresh local three-node cluster, then a
 # table of medians per target row: our req/s, etcd's, the ratio (median of the

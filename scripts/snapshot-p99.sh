@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # snapshot-p99.sh measures what a raft snapshot does to write latency on a
-# running scripts/cluster.sh cluster (issue 7, target 3).
+# running scripts/cluster.sh cluster.
 #
 # Usage: scripts/snapshot-p99.sh KVBENCH SECONDS RATE
 #

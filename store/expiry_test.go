@@ -13,7 +13,7 @@ import (
 	"github.com/quorumkv/quorumkv/fsm"
 )
 
-// Mass expiry (issue 7): many keys expiring at the same instant are removed
+// Mass expiry: many keys expiring at the same instant are removed
 // from every replica within a bound that one commit per batch cannot meet.
 // Every raft message a node sends is delayed by linkDelay, so each commit
 // costs at least linkDelay whatever the machine's speed: proposing the 40

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// scenarios are the nemeses of issue 6.
+// scenarios are the fault injections (nemeses) the suite runs, one run each.
 var scenarios = []scenario{
 	{name: "1-kill", description: "SIGKILL a random node, restart it after 2-4 s", nodes: 3, build: "race", nemesis: killRandom},
 	{name: "2-pause-leader", description: "SIGSTOP the leader for 4 s, then SIGCONT", nodes: 3, build: "plain", nemesis: pauseLeader},
