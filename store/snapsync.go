@@ -10,7 +10,7 @@ import (
 // snapshotSyncEvery is how many bytes a snapshot may write to the page cache
 // before they are forced to disk.
 //
-// Why (issue 7): raft's FileSnapshotSink writes through the page cache and
+// Why: raft's FileSnapshotSink writes through the page cache and
 // fsyncs once, on Close. At one million keys that is ~230 MB of dirty pages
 // flushed in one burst (~0.7 s on the development disk), and the raft log's
 // own fsyncs queue behind it on the same file system: write p99 on a leader

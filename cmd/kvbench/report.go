@@ -119,7 +119,7 @@ func newResult(c config, rr runResult, pre *preloadResult) *result {
 		return r.Errors[i].Op+r.Errors[i].Error < r.Errors[j].Op+r.Errors[j].Error
 	})
 	if incrMissing {
-		r.Notes = append(r.Notes, "POST /kv/items/{key}/incr answered 404/405: this server has no incr route (counters arrive with issue 3)")
+		r.Notes = append(r.Notes, "POST /kv/items/{key}/incr answered 404/405: this server has no incr route (an older build without counters)")
 	}
 	if c.target == "etcd" && c.ttlSeconds > 0 && c.workload != "read" {
 		r.Notes = append(r.Notes, "etcd: PUTs carry no TTL (etcd expires keys only through leases)")

@@ -77,7 +77,7 @@ func appendValue(b []byte, keyIndex, size int) []byte {
 	return append(b, `"}`...)
 }
 
-// kvTarget speaks quorumkv's API (issue 2 and, for incr, issue 3).
+// kvTarget speaks quorumkv's HTTP API (items and, for incr, counters).
 type kvTarget struct {
 	auth      string
 	query     string // appended to GET URLs
