@@ -75,14 +75,8 @@ func TestReloadRevokesTheAPIKeyFlag(t *testing.T) {
 	logs := &lockedBuffer{}
 	n, _ := startTestNode(t, logs, "--data-dir", filepath.Join(dir, "data"), "--api-keys-file", keysFile, "--api-key", "flag-secret-0123456789")
 	status := func(secret string) int {
-		req, _ := http.NewRequest("GET", "http://"+n.httpAddr+"/cluster/status", nil)
-		req.Header.Set("Authorization", "Bearer "+secret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := doAs(t, secret, "GET", "http://"+n.httpAddr+"/cluster/status", "")
+		return code
 	}
 	if a, b := status("flag-secret-0123456789"), status("ops-secret-0123456789"); a != 200 || b != 200 {
 		t.Fatalf("before reload: --api-key %d, keys file %d; want 200, 200", a, b)
@@ -110,14 +104,8 @@ func TestReloadRereadsTheAdminKeyFile(t *testing.T) {
 	}
 	n, _ := startTestNode(t, nil, "--data-dir", filepath.Join(dir, "data"), "--api-key-file", keyFile)
 	status := func(secret string) int {
-		req, _ := http.NewRequest("GET", "http://"+n.httpAddr+"/cluster/status", nil)
-		req.Header.Set("Authorization", "Bearer "+secret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := doAs(t, secret, "GET", "http://"+n.httpAddr+"/cluster/status", "")
+		return code
 	}
 	if status("first-secret-0123456789") != 200 {
 		t.Fatal("the key file's key is refused")

@@ -97,11 +97,17 @@ func TestNodeServesAndRestartsFromDisk(t *testing.T) {
 
 func do(t *testing.T, method, url, body string) (int, []byte) {
 	t.Helper()
+	return doAs(t, "secret", method, url, body)
+}
+
+// doAs is do with the API key secret.
+func doAs(t *testing.T, secret, method, url, body string) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer secret")
+	req.Header.Set("Authorization", "Bearer "+secret)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
