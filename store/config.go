@@ -150,6 +150,10 @@ type Config struct {
 	// kvnode --insecure-peer set it.
 	InsecurePeer bool
 
+	// Version, when set, replaces the binary's version (internal/version) in
+	// what this node reports to its peers; tests use it to run mixed versions.
+	Version string
+
 	// WrapRaftLayer, when set, wraps the raft stream layer. Tests use it to cut
 	// raft traffic between nodes; production leaves it nil.
 	WrapRaftLayer func(raft.StreamLayer) raft.StreamLayer
