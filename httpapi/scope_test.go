@@ -116,3 +116,41 @@ func TestKeyringReloadTakesEffect(t *testing.T) {
 		t.Fatal("a secret reached the log")
 	}
 }
+
+// publicRoutes is every route served without a key. Each is public on
+// purpose: /healthz and /readyz for load balancers and probes (they return
+// no data; /readyz?verbose needs a key), /openapi.yaml because the API's
+// shape is no secret and clients need it before they have a key. /metrics
+// joins them only with --metrics-public. A route that turns public fails
+// here until it is listed.
+var publicRoutes = map[string]bool{
+	"GET /healthz":      true,
+	"GET /readyz":       true,
+	"GET /openapi.yaml": true,
+}
+
+func TestPublicRoutesAreListed(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for _, rt := range Routes() {
+		name := rt.Method + " " + rt.Template
+		if rt.Public != publicRoutes[name] {
+			t.Errorf("%s: public %v, but publicRoutes says %v", name, rt.Public, publicRoutes[name])
+		}
+		if rt.Public {
+			if res := e.do(rt.Method, concretePath(rt.Template), "", ""); res.status != http.StatusOK {
+				t.Errorf("%s without a key: %d %s", name, res.status, res.body)
+			}
+		}
+	}
+	res := e.do("GET", "/openapi.yaml", "", "")
+	if ct := res.header.Get("Content-Type"); ct != "application/yaml" || !strings.HasPrefix(string(res.body), "openapi: 3.1") {
+		t.Fatalf("GET /openapi.yaml: %s %.40q", ct, res.body)
+	}
+	// The unmatched-path message names every route template.
+	body := wantError(t, e.do("GET", "/no/such/route", "", bearer), http.StatusNotFound, "not_found")
+	for _, rt := range Routes() {
+		if rt.Template != "/kv/items/" && !strings.Contains(body.Message, rt.Template) {
+			t.Errorf("the not-found message %q does not name %s", body.Message, rt.Template)
+		}
+	}
+}
