@@ -118,6 +118,14 @@ func (p *Proc) Pid() int {
 	return p.cmd.Process.Pid
 }
 
+// Done returns a channel closed when the last started process exits (nil
+// before the first start).
+func (p *Proc) Done() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done
+}
+
 // Starts is how many processes the slot has started.
 func (p *Proc) Starts() int {
 	p.mu.Lock()
