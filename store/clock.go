@@ -32,7 +32,7 @@ import (
 // format byte, varint Unix nanoseconds).
 const methodClockPing uint8 = 24
 
-// ErrClockOffset lives with the other sentinels (types.go).
+// ErrClockOffset lives with the other sentinels (errors.go).
 
 const (
 	// clockPingTimeout bounds one ping's round trip. A slower answer is

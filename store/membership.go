@@ -12,31 +12,6 @@ import (
 	"github.com/quorumkv/quorumkv/fsm"
 )
 
-// Membership errors. Like the sentinels in types.go, every membership error a
-// Store returns wraps one of these, a sentinel of types.go, or a context error.
-var (
-	// ErrNodeNotFound: no server with this ID is in the cluster configuration.
-	ErrNodeNotFound = errors.New("node not found")
-
-	// ErrLastVoter: removing this server would leave the cluster without a
-	// voter. Nothing was changed.
-	ErrLastVoter = errors.New("cannot remove the last voter")
-
-	// ErrNodeConflict: the join names a peer address that belongs to another
-	// server ID. Remove that server first. Nothing was changed.
-	ErrNodeConflict = errors.New("peer address belongs to another node")
-
-	// ErrNotVoter: leadership can only move to a voter.
-	ErrNotVoter = errors.New("node is not a voter")
-
-	// ErrTransferFailed: the leader could not hand leadership over (no other
-	// voter caught up, or the target did not win in time). Safe to retry.
-	ErrTransferFailed = errors.New("leadership transfer failed")
-
-	// ErrInvalidNode: a join request with a missing or malformed field.
-	ErrInvalidNode = errors.New("invalid node")
-)
-
 // JoinRequest asks the cluster to add (or update) a server.
 type JoinRequest struct {
 	ID       string // raft server ID, unique and stable

@@ -12,11 +12,6 @@ import (
 	"github.com/quorumkv/quorumkv/transport"
 )
 
-// errNotCommitted marks an attempt that certainly did not commit (this node was
-// not the leader, or the command was never enqueued): the caller may retry it,
-// here or at the new leader.
-var errNotCommitted = errors.New("not committed")
-
 // writeRequest is a client write as it travels to the leader. It carries TTLs,
 // not absolute times: only the leader stamps expiry times, from its own clock.
 type writeRequest struct {
