@@ -410,39 +410,6 @@ func (s *Store) changeConfig(ctx context.Context, f raft.IndexFuture) error {
 	}
 }
 
-// viaLeader runs an admin operation on the leader: local when this node
-// leads, otherwise forwarded as method with payload. Like write, it retries
-// attempts that certainly changed nothing until ctx ends.
-func (s *Store) viaLeader(ctx context.Context, method uint8, payload []byte, local func(context.Context) ([]byte, error)) ([]byte, error) {
-	for attempt := 0; ; attempt++ {
-		select {
-		case <-s.closing:
-			return nil, ErrShuttingDown
-		default:
-		}
-		var resp []byte
-		var err error
-		addr, id := s.raft.LeaderWithID()
-		switch {
-		case s.raft.State() == raft.Leader:
-			resp, err = local(ctx)
-		case addr != "":
-			resp, err = s.forwardAdmin(ctx, string(addr), string(id), method, payload)
-		default:
-			err = errNotCommitted
-		}
-		if !errors.Is(err, errNotCommitted) {
-			return resp, err
-		}
-		if werr := s.waitForLeader(ctx, attempt); werr != nil {
-			if errors.Is(werr, ErrShuttingDown) {
-				return nil, werr
-			}
-			return nil, fmt.Errorf("%w: no leader accepted the membership change before the deadline (%v)", ErrNoLeader, err)
-		}
-	}
-}
-
 // enqueueTimeout bounds how long raft may take to accept a configuration
 // change: the rest of ctx's deadline (the future itself is waited on with ctx).
 func enqueueTimeout(ctx context.Context) time.Duration {

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/quorumkv/quorumkv/transport"
 )
 
 // Membership RPC methods on the peer port. Numbered apart from the data path
@@ -80,31 +78,6 @@ func (s *Store) handleMembershipRPC(ctx context.Context, method uint8, req []byt
 		return encodeAdminResponse(err, body), true, nil
 	}
 	return nil, false, nil
-}
-
-// asLeader runs fn if this node leads, else answers "not committed" so the
-// caller looks for the leader again (no forwarding loops).
-func (s *Store) asLeader(fn func() error) error {
-	if !s.IsLeader() {
-		return fmt.Errorf("%w: %s is not the leader", errNotCommitted, s.cfg.NodeID)
-	}
-	return fn()
-}
-
-// forwardAdmin sends a membership request to the leader and relays its answer.
-func (s *Store) forwardAdmin(ctx context.Context, addr, id string, method uint8, payload []byte) ([]byte, error) {
-	resp, err := s.rpc.Call(ctx, addr, method, payload)
-	if err != nil {
-		if errors.Is(err, transport.ErrNotSent) {
-			return nil, fmt.Errorf("%w: forward to leader %s: %v", errNotCommitted, id, err)
-		}
-		return nil, fmt.Errorf("%w: forwarded to leader %s, no answer: %v", ErrOutcomeUnknown, id, err)
-	}
-	body, err := decodeAdminResponse(resp)
-	if err != nil && !errors.Is(err, errNotCommitted) {
-		return nil, err
-	}
-	return body, err
 }
 
 // adminErrors are the sentinels a membership answer carries by number.

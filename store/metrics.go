@@ -1,8 +1,6 @@
 package store
 
 import (
-	"context"
-	"errors"
 	"strings"
 	"time"
 
@@ -10,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quorumkv/quorumkv/fsm"
-	"github.com/quorumkv/quorumkv/transport"
 )
 
 // Prometheus metrics of one node's store.
@@ -162,39 +159,6 @@ func (m *metrics) proposed(op fsm.Op, d time.Duration, err error) {
 	if err == nil {
 		m.byOp[op].duration.Observe(d.Seconds())
 	}
-}
-
-func forwardKind(method uint8) string {
-	switch method {
-	case methodWrite:
-		return "write"
-	case methodReadIndex:
-		return "read_index"
-	case methodReadAt:
-		return "read"
-	case methodReadIndexGet:
-		return "read_index_get"
-	case methodRestore:
-		return "restore"
-	}
-	return "other"
-}
-
-// callLeader is s.rpc.Call, counted and timed as a forwarded request.
-func (s *Store) callLeader(ctx context.Context, addr string, method uint8, req []byte) ([]byte, error) {
-	start := time.Now()
-	resp, err := s.rpc.Call(ctx, addr, method, req)
-	kind := forwardKind(method)
-	result := "ok"
-	switch {
-	case errors.Is(err, transport.ErrNotSent):
-		result = "not_sent"
-	case err != nil:
-		result = "error"
-	}
-	s.metrics.forwarded.WithLabelValues(kind, result).Inc()
-	s.metrics.forwardDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	return resp, err
 }
 
 // instrumentedFSM is the state machine as raft sees it: the FSM, with batch
