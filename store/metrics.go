@@ -161,51 +161,6 @@ func (m *metrics) proposed(op fsm.Op, d time.Duration, err error) {
 	}
 }
 
-// instrumentedFSM is the state machine as raft sees it: the FSM, with batch
-// sizes and snapshot persistence measured on the way through. It adds no
-// state and changes nothing the FSM computes.
-type instrumentedFSM struct {
-	*fsm.FSM
-	m *metrics
-	// snapDir is the FileSnapshotStore's directory, for syncingSink.
-	snapDir string
-}
-
-var _ raft.BatchingFSM = instrumentedFSM{}
-
-func (f instrumentedFSM) ApplyBatch(logs []*raft.Log) []interface{} {
-	f.m.applyBatch.Observe(float64(len(logs)))
-	return f.FSM.ApplyBatch(logs)
-}
-
-func (f instrumentedFSM) Snapshot() (raft.FSMSnapshot, error) {
-	snap, err := f.FSM.Snapshot()
-	if err != nil {
-		return nil, err
-	}
-	return timedSnapshot{FSMSnapshot: snap, m: f.m, snapDir: f.snapDir}, nil
-}
-
-// timedSnapshot times Persist, which raft runs on its snapshot goroutine,
-// and spreads the snapshot's disk writes (syncingSink).
-type timedSnapshot struct {
-	raft.FSMSnapshot
-	m       *metrics
-	snapDir string
-}
-
-func (s timedSnapshot) Persist(sink raft.SnapshotSink) error {
-	start := time.Now()
-	err := s.FSMSnapshot.Persist(newSyncingSink(sink, s.snapDir))
-	s.m.snapshotDuration.Observe(time.Since(start).Seconds())
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
-	s.m.snapshots.WithLabelValues(result).Inc()
-	return err
-}
-
 // storeCollector reads the node's state when Prometheus scrapes: raft's
 // accessors (each a lock-free or briefly locked read) and the FSM's running
 // totals (one read lock). Nothing is kept between scrapes.
