@@ -8,24 +8,6 @@ import (
 	"time"
 )
 
-// Membership RPC methods on the peer port. Numbered apart from the data path
-// (rpc.go) so the two sets can grow independently.
-const (
-	// methodJoin: add or update a server, or (register mode) record a
-	// member's own HTTP address. Leader only.
-	methodJoin uint8 = 16
-	// methodRemove: remove a server. Leader only.
-	methodRemove uint8 = 17
-	// methodTransfer: move leadership. Leader only.
-	methodTransfer uint8 = 18
-	// methodNodeInfo: any node answers its ID, HTTP address and applied index;
-	// the leader's monitor probes every server with it.
-	methodNodeInfo uint8 = 19
-	// methodNodeStats: the leader answers its monitor's view of every node,
-	// for GET /cluster/nodes served by a follower.
-	methodNodeStats uint8 = 20
-)
-
 // handleMembershipRPC serves the methods above; ok is false for any other.
 // The methods that change membership run only for an authenticated member
 // (peerguard.go); the read-only ones answer anyone who reaches the port.

@@ -29,11 +29,6 @@ type RestoreOptions struct {
 // client writes interleave with the restore.
 const RestoreChunkBytes = 1 << 20
 
-// methodRestore: a follower forwards one restore command (chunk, commit or
-// abort) to the leader, which stamps Now and proposes it. The value is apart
-// from the other methods' so that methods added elsewhere do not collide.
-const methodRestore uint8 = 8
-
 // RestoreResult describes a completed online restore.
 type RestoreResult struct {
 	Backup  BackupInfo // the backup that was restored
