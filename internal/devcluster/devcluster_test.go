@@ -2,6 +2,7 @@ package devcluster
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -177,4 +178,21 @@ func TestLockExcludesASecondCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.Unlock()
+}
+
+func TestPortInUseIsNamed(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	err = portFree(2, port)
+	if err == nil || !strings.Contains(err.Error(), "n2 cannot start: 127.0.0.1:"+strconv.Itoa(port)+" is already in use") {
+		t.Fatalf("portFree on a bound port: %v", err)
+	}
+	l.Close()
+	if err := portFree(2, port); err != nil {
+		t.Fatalf("portFree after the listener closed: %v", err)
+	}
 }
