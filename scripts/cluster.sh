@@ -58,10 +58,10 @@ if [[ ! -s /etc/ssl/certs/ca-certificates.crt ]] && command -v apt-get >/dev/nul
 		echo "cluster.sh: warning: no CA bundle; go build can only use modules already cached" >&2
 fi
 
-# Build beside the target and rename, so concurrent invocations never run a
-# half-written launcher.
+# go build relinks only when kvdev is out of date; the lock keeps two
+# invocations from writing it at once.
 mkdir -p "$cluster_dir/bin"
-tmp=$cluster_dir/bin/kvdev.tmp.$$
-(cd "$repo_root" && go build -o "$tmp" ./cmd/kvdev) || { rm -f "$tmp"; die "go build ./cmd/kvdev failed"; }
-mv -f "$tmp" "$cluster_dir/bin/kvdev"
+lock=()
+command -v flock >/dev/null 2>&1 && lock=(flock "$cluster_dir/bin/.build-lock")
+(cd "$repo_root" && "${lock[@]}" go build -o "$cluster_dir/bin/kvdev" ./cmd/kvdev) || die "go build ./cmd/kvdev failed"
 KV_CLUSTER_DIR=$cluster_dir exec "$cluster_dir/bin/kvdev" --repo "$repo_root" --name cluster.sh "$@"

@@ -26,9 +26,10 @@ func goTool() (string, error) {
 	return "", errors.New("go is not on PATH and not at /usr/local/go/bin/go")
 }
 
-// build compiles kvnode (with the given build tags) to out. It builds beside
-// the target and renames: running nodes keep their (unlinked) binary, and
-// writing over an executing file would fail with ETXTBSY.
+// build compiles kvnode (with the given build tags) to out; go build
+// relinks only when out is stale. Callers hold the cluster lock. go build
+// removes the old file before writing the new one, so running nodes keep
+// their (unlinked) binary instead of failing with ETXTBSY.
 func (c *Cluster) build(out string, tags ...string) error {
 	gobin, err := goTool()
 	if err != nil {
@@ -37,18 +38,16 @@ func (c *Cluster) build(out string, tags ...string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	tmp := fmt.Sprintf("%s.tmp.%d", out, os.Getpid())
-	args := []string{"build", "-o", tmp}
+	args := []string{"build", "-o", out}
 	if len(tags) > 0 {
 		args = append(args, "-tags", strings.Join(tags, ","))
 	}
 	cmd := exec.Command(gobin, append(args, "./cmd/kvnode")...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = c.cfg.RepoRoot, c.cfg.Err, c.cfg.Err
 	if err := cmd.Run(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("go %s ./cmd/kvnode failed in %s: %v", strings.Join(args[:1], " "), c.cfg.RepoRoot, err)
+		return fmt.Errorf("go %s ./cmd/kvnode failed in %s: %v", strings.Join(args, " "), c.cfg.RepoRoot, err)
 	}
-	return os.Rename(tmp, out)
+	return nil
 }
 
 func (c *Cluster) buildNode() error {
