@@ -30,8 +30,8 @@ have() {
 
 install_missing() {
 	local pkgs=()
-	have curl || pkgs+=(curl)         # scripts/cluster-smoke.sh
-	have jq || pkgs+=(jq)             # scripts/cluster.sh, scripts/cluster-smoke.sh
+	have curl || pkgs+=(curl)         # test/e2e/docs_curl_test.go: the docs' curl examples
+	have jq || pkgs+=(jq)             # the same (an example pipes into jq)
 	have ip || pkgs+=(iproute2)       # network fault tests
 	have iptables || pkgs+=(iptables) # network fault tests
 	# -race needs cgo, so a C compiler and libc headers.
