@@ -23,7 +23,8 @@ const (
 	// methodReadAt and methodReadIndexGet (3 and 4, readat.go) serve a
 	// follower's reads at its read point;
 	// methodRestore (8, restore.go) forwards an online restore's steps;
-	// membership methods are 16-20 (membership_rpc.go). Every method number is
+	// membership methods are 16-20 (membership_rpc.go); methodNodeReport (40,
+	// report.go) serves the dashboard. Every method number is
 	// unique across files: handleRPC dispatches on it.
 )
 
@@ -153,6 +154,8 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 		return s.handleReadIndexGetRPC(ctx, req)
 	case methodClockPing:
 		return s.handleClockPing(req)
+	case methodNodeReport:
+		return s.handleNodeReport(ctx, req)
 	default:
 		if resp, ok, err := s.handleMembershipRPC(ctx, method, req); ok {
 			return resp, err
