@@ -142,6 +142,9 @@
     $('nodes').tBodies[0].replaceChildren();
     $('traffic').replaceChildren();
     $('keys').tBodies[0].replaceChildren();
+    Object.assign(keys, { prefix: '', cursors: [''], page: 0, next: null, selected: null, item: null });
+    $('prefix').value = '';
+    $('item').replaceChildren(el('p', { class: 'muted', text: 'Select a key to see its value.' }));
     $('login').hidden = false;
     $('login-error').textContent = reason || '';
     banner('');
@@ -227,7 +230,8 @@
       else if (v.healthy === false && !isLeader) { health = 'down'; healthText = 'unhealthy (leader lost contact)'; }
       else if (r.ready) { health = 'degraded'; healthText = 'not ready'; }
       const lag = r.error ? null : Math.max(0, leaderCommit - r.appliedIndex);
-      const contact = isLeader ? null : (v.lastContactMs ?? (r.lastContactMs >= 0 ? r.lastContactMs : null));
+      let contact = isLeader ? null : (v.lastContactMs ?? (r.lastContactMs >= 0 ? r.lastContactMs : null));
+      if (r.error && !contact) contact = null; // not measured yet by the leader
       const clock = v.clock;
       const version = v.version || r.version || '—';
       const role = r.error ? '?' : r.state + (v.suffrage === 'nonvoter' ? ' (non-voter)' : '');
@@ -236,7 +240,7 @@
           v.httpAddr ? el('div', { class: 'muted', text: v.httpAddr }) : null),
         el('td', {}, isLeader ? el('span', { class: 'badge ok', text: '★ Leader' }) : role),
         el('td', { class: health === 'ok' ? 'ok' : health === 'down' ? 'bad' : 'warn', title: r.error || '' },
-          (health === 'ok' ? '● ' : '▲ ') + healthText, r.error ? el('div', { class: 'muted', text: r.error.slice(0, 80) }) : null),
+          (health === 'ok' ? '● ' : '▲ ') + healthText, r.error ? el('div', { class: 'muted detail', text: r.error }) : null),
         el('td', { class: 'num', text: r.error ? '—' : fmtInt(r.term) }),
         el('td', { class: 'num', text: r.error ? '—' : fmtInt(r.commitIndex) }),
         el('td', { class: 'num', text: r.error ? '—' : fmtInt(r.appliedIndex) }),
