@@ -46,6 +46,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 		t.Skip(msg)
 	}
+	began := time.Now()
 	root := repoRoot(t)
 	artifacts := filepath.Join(root, "artifacts")
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
@@ -61,6 +62,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	const httpBase, peerBase = 28040, 28540
 	script := clusterScript(t, filepath.Join(dir, "cluster"), httpBase, peerBase, dashAdminKey)
 	leader := leaderFromOutput(t, script("start"))
+	t.Logf("cluster up at +%v", time.Since(began).Round(100*time.Millisecond))
 	// Open the page on a follower: the leader is about to be killed, and a
 	// page only talks to the node that served it.
 	page := "1"
@@ -81,6 +83,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start %s: %v", browser, err)
 	}
+	t.Logf("browser up at +%v", time.Since(began).Round(100*time.Millisecond))
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 
@@ -120,7 +123,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		if err := os.WriteFile(path, png, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("saved %s (%d bytes)", path, len(png))
+		t.Logf("saved %s (%d bytes) at +%v", path, len(png), time.Since(began).Round(100*time.Millisecond))
 	}
 	signIn := func(key string) {
 		t.Helper()
