@@ -23,10 +23,6 @@ import (
 // reported with the error, which is how the page shows a node dead or cut
 // off within seconds.
 
-// methodNodeReport: any member answers its own NodeReport (JSON after a
-// format byte).
-const methodNodeReport uint8 = 40
-
 const (
 	reportFormat = 1
 	// reportTimeout bounds one node's answer; the whole fan-out runs in
