@@ -28,7 +28,8 @@ const (
 // TestDashboardInABrowser drives the dashboard every node serves at /ui/ in
 // headless Chromium against a real three-node cluster (scripts/cluster.sh):
 // it signs in, sees three nodes and one leader, kills the leader and sees a
-// new one (and the old one unhealthy) within 5 s, finds a key written
+// new one (and the old one unhealthy) within 5 s, moves leadership with the
+// page's admin control, finds a key written
 // through the API in the keys view, and checks that a read-only key gets no
 // write or admin controls. It saves a PNG of each view under artifacts/.
 //
@@ -171,6 +172,21 @@ func TestDashboardInABrowser(t *testing.T) {
 		  return l !== null && l.dataset.node !== 'n`+leader+`' && old !== null && old.dataset.health === 'down'; })()`)
 	t.Logf("dashboard showed a new leader %v after the kill", time.Since(killed).Round(10*time.Millisecond))
 	shot("dashboard-cluster-failover.png")
+
+	// An admin action through the page: move leadership to the surviving
+	// follower, confirmed in the dialog.
+	const follower = `[...` + rows + `].find(r => r.dataset.health === 'ok' && !r.classList.contains('leader'))`
+	eventually(5*time.Second, "a healthy follower to promote", follower+` !== undefined`)
+	target, err := chromedp.Run(ctx, chromedp.Evaluate[string](follower+`.dataset.node`))
+	if err != nil {
+		t.Fatalf("find the follower to promote: %v", err)
+	}
+	run("transfer leadership from the page",
+		chromedp.Click(chromedp.CSS(`#node-`+target+` [data-action="transfer"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#confirm`)),
+		chromedp.Click(chromedp.CSS(`#confirm-ok`)))
+	eventually(10*time.Second, "leadership on "+target+" after the transfer",
+		`document.querySelector('#nodes tr.leader') !== null && document.querySelector('#nodes tr.leader').dataset.node === '`+target+`'`)
 
 	// Traffic: a card per node with its rates.
 	run("traffic view", chromedp.Click(chromedp.CSS(`#tab-traffic`)))
