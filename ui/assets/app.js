@@ -197,15 +197,16 @@
     clearTimeout(pollTimer);
     if (me === null) return;
     const started = Date.now();
-    const [ov, nodes] = await Promise.allSettled([
+    const [ov, nodes, status] = await Promise.allSettled([
       api('GET', '/cluster/overview', { timeout: 4000 }),
       api('GET', '/cluster/nodes', { timeout: 4000 }),
+      api('GET', '/cluster/status', { timeout: 4000 }),
     ]);
     if (me === null) return;
     if (ov.status === 'fulfilled') {
       banner('');
       record(ov.value);
-      renderCluster(ov.value, nodes.status === 'fulfilled' ? nodes.value.nodes : []);
+      renderCluster(ov.value, nodes.status === 'fulfilled' ? nodes.value.nodes : [], status.status === 'fulfilled' ? status.value : {});
       if (view === 'traffic') renderTraffic();
     } else {
       banner('Cannot read the cluster from this node: ' + ov.reason.message + ' Retrying every second; open the dashboard on another node if this one is down.', 'error');
@@ -214,7 +215,10 @@
     pollTimer = setTimeout(poll, Math.max(0, POLL_MS - (Date.now() - started)));
   }
 
-  function renderCluster(ov, leaderView) {
+  // renderCluster draws the table from every node's own report (ov), the
+  // leader's view of the nodes and this node's status. A version is shown
+  // when /cluster/nodes (per node) or /cluster/status (this node) has one.
+  function renderCluster(ov, leaderView, self) {
     const byID = new Map(leaderView.map((n) => [n.id, n]));
     const reachable = ov.nodes.filter((n) => !n.error);
     // The leader: a reachable node that says it leads, in the highest term.
@@ -233,7 +237,7 @@
       let contact = isLeader ? null : (v.lastContactMs ?? (r.lastContactMs >= 0 ? r.lastContactMs : null));
       if (r.error && !contact) contact = null; // not measured yet by the leader
       const clock = v.clock;
-      const version = v.version || r.version || '—';
+      const version = v.version || r.version || (r.id === self.nodeId && self.version) || '—';
       const role = r.error ? '?' : r.state + (v.suffrage === 'nonvoter' ? ' (non-voter)' : '');
       const tr = el('tr', { id: 'node-' + r.id, 'data-node': r.id, 'data-role': r.error ? 'unknown' : r.state.toLowerCase(), 'data-health': health, class: (isLeader ? 'leader' : '') + (health === 'down' ? ' down' : '') },
         el('td', {}, r.id, ov.nodeId === r.id ? el('span', { class: 'muted', text: ' (this node)' }) : null,
