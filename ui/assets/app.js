@@ -73,6 +73,7 @@
   }
   function fmtMs(ms) {
     if (ms === null || ms === undefined || ms < 0) return '—';
+    if (ms === 0) return '< 1 ms'; // whole-millisecond measurements
     if (ms < 1) return ms.toFixed(2) + ' ms';
     if (ms < 1000) return Math.round(ms) + ' ms';
     return (ms / 1000).toFixed(1) + ' s';
@@ -84,6 +85,7 @@
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
     return (h ? h + 'h ' : '') + (h || m ? m + 'm ' : '') + r + 's';
   }
+  const fmtOffset = (ms) => Math.abs(ms) < 0.05 ? '0.0' : (ms > 0 ? '+' : '−') + Math.abs(ms).toFixed(1);
   const rate = (v) => v < 10 ? v.toFixed(1) : Math.round(v).toString();
 
   let bannerTimer = 0;
@@ -251,7 +253,7 @@
         el('td', { class: 'num' + (lag > 100 ? ' warn' : ''), text: lag === null ? '—' : fmtInt(lag) }),
         el('td', { class: 'num', text: contact === null ? '—' : fmtMs(contact) }),
         el('td', { class: r.error ? '' : r.ready ? 'warn' : 'ok', text: r.error ? '—' : (r.ready ? r.ready.replace(/_/g, ' ') : 'ready') }),
-        el('td', { class: 'num' + (clock && !clock.withinBound ? ' bad' : ''), text: clock ? (clock.offsetMs >= 0 ? '+' : '') + clock.offsetMs.toFixed(1) + ' ± ' + clock.errorMs.toFixed(1) + ' ms' : '—' }),
+        el('td', { class: 'num' + (clock && !clock.withinBound ? ' bad' : ''), text: clock ? fmtOffset(clock.offsetMs) + ' ± ' + clock.errorMs.toFixed(1) + ' ms' : '—' }),
         el('td', { text: version }),
         can('admin') ? el('td', { class: 'admin-only' },
           el('button', { type: 'button', 'data-action': 'transfer', disabled: isLeader || !!r.error || v.suffrage === 'nonvoter', onclick: () => transfer(r.id) }, 'Make leader'), ' ',
