@@ -60,10 +60,27 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("KV_API_KEYS_FILE", keysFile) // passed through to every node by cluster.sh
+	// The browser starts while the cluster does. The first run starts it,
+	// and it lives as long as that context: the test's steps get a deadline
+	// of their own below.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.WindowSize(1280, 860),
+		chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	defer cancelCtx()
+	browserUp := make(chan error, 1)
+	go func() { browserUp <- chromedp.Do(ctx) }()
+
 	const httpBase, peerBase = 28040, 28540
 	script := clusterScript(t, filepath.Join(dir, "cluster"), httpBase, peerBase, dashAdminKey)
 	leader := leaderFromOutput(t, script("start"))
 	t.Logf("cluster up at +%v", time.Since(began).Round(100*time.Millisecond))
+	if err := <-browserUp; err != nil {
+		t.Fatalf("start %s: %v", browser, err)
+	}
+	t.Logf("browser up at +%v", time.Since(began).Round(100*time.Millisecond))
 	// Open the page on a follower: the leader is about to be killed, and a
 	// page only talks to the node that served it.
 	page := "1"
@@ -72,19 +89,6 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 	nodeURL := func(n string) string { return fmt.Sprintf("http://127.0.0.1:%d", httpBase+int(n[0]-'0')) }
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.WindowSize(1280, 860),
-		chromedp.Flag("disable-dev-shm-usage", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelCtx()
-	// The first run starts the browser, whose life is the context's: bound
-	// the test's steps with a deadline of their own instead.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v", browser, err)
-	}
-	t.Logf("browser up at +%v", time.Since(began).Round(100*time.Millisecond))
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 
