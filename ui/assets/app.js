@@ -404,7 +404,7 @@
     const cards = [];
     for (const [id, h] of series) {
       const r = h.report, s = h.last;
-      const card = el('article', { class: 'card', 'data-node': id, 'aria-labelledby': 'traffic-' + id },
+      const card = el('article', { class: 'card', 'data-node': id, 'data-rps': s ? String(s.rps) : '', 'aria-labelledby': 'traffic-' + id },
         el('h3', { id: 'traffic-' + id }, id + ' ', el('span', { class: 'muted', text: r && !r.error ? r.state : 'unreachable' })));
       card.append(
         el('div', { class: 'legend', text: 'Requests/s' }), chart(`Requests per second on ${id}`, h.rps),
