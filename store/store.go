@@ -24,6 +24,8 @@ type Store struct {
 	raft *raft.Raft
 	mux  *transport.Mux
 	rpc  *transport.Client
+	// handlers serves the peer RPC methods (methods.go).
+	handlers map[uint8]rpcHandler
 
 	bolt     *raftboltdb.BoltStore
 	stable   *shutdownSafeStable
@@ -121,6 +123,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("store: register metrics: %w", err)
 	}
+	s.handlers = s.peerHandlers()
 	mux.SetRPCHandler(s.handleRPC)
 
 	s.wg.Add(8)
