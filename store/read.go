@@ -250,15 +250,8 @@ func (s *Store) remoteReadLoop() {
 			answer(readIndexResult{err: errNotReadyLeader})
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), remoteReadTimeout)
+		ctx, cancel := context.WithTimeout(s.ctx, remoteReadTimeout)
 		defer cancel()
-		go func() {
-			select {
-			case <-s.closing:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		var keys []string
 		seen := make(map[string]bool)
 		for _, req := range batch {

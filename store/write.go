@@ -296,7 +296,7 @@ func (s *Store) applyLocalIndex(ctx context.Context, cmd fsm.Command) (interface
 	}
 	start := time.Now()
 	f := s.raft.Apply(cmd.Encode(), timeout)
-	resp, err := waitFuture(ctx, f)
+	resp, err := s.waitFuture(ctx, f)
 	s.metrics.proposed(cmd.Op, time.Since(start), err)
 	if err != nil {
 		return nil, 0, classifyApplyError(err)
