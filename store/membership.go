@@ -296,7 +296,7 @@ func (s *Store) setNodeAddr(ctx context.Context, id, addr string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errNotCommitted, err)
 	}
-	_, err = s.applyLocal(ctx, fsm.Command{Op: fsm.OpNodeAddr, Key: id, Value: []byte(addr), Now: now})
+	_, err = s.applyLocal(ctx, fsm.Command{Op: fsm.OpNodeAddr, NodeID: id, HTTPAddr: addr, Now: now})
 	return err
 }
 

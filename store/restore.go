@@ -100,7 +100,7 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (
 	for {
 		n, rerr := io.ReadFull(body, buf)
 		if n > 0 || seq == 0 {
-			res, err := s.proposeRestore(ctx, fsm.Command{Op: fsm.OpRestoreChunk, RestoreID: id, RestoreSeq: seq, Value: buf[:n]})
+			res, err := s.proposeRestore(ctx, fsm.Command{Op: fsm.OpRestoreChunk, RestoreID: id, RestoreSeq: seq, RestoreData: buf[:n]})
 			if err == nil && res.Busy {
 				// Nothing of ours is staged: another restore holds the area.
 				return RestoreResult{Backup: info}, fmt.Errorf("%w: %s", ErrRestoreInProgress, res.Reason)

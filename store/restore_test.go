@@ -247,7 +247,7 @@ func TestOneRestoreAtATime(t *testing.T) {
 
 	// Another node: a restore is staged in the cluster (its proposer is
 	// elsewhere and still sending chunks).
-	staged, err := l.store.proposeRestore(ctxTimeout(t, 10*time.Second), fsm.Command{Op: fsm.OpRestoreChunk, RestoreID: 99, RestoreSeq: 0, Value: []byte("partial")})
+	staged, err := l.store.proposeRestore(ctxTimeout(t, 10*time.Second), fsm.Command{Op: fsm.OpRestoreChunk, RestoreID: 99, RestoreSeq: 0, RestoreData: []byte("partial")})
 	if err != nil || !staged.OK {
 		t.Fatalf("staging a chunk: %+v %v", staged, err)
 	}
