@@ -83,34 +83,60 @@ func (s *Store) forwardAdmin(ctx context.Context, addr, id string, method uint8,
 }
 
 // viaLeader runs an admin operation on the leader: local when this node
-// leads, otherwise forwarded as method with payload. Like write, it retries
-// attempts that certainly changed nothing until ctx ends.
+// leads, otherwise forwarded as method with payload (throughLeader).
 func (s *Store) viaLeader(ctx context.Context, method uint8, payload []byte, local func(context.Context) ([]byte, error)) ([]byte, error) {
+	return throughLeader(ctx, s, "membership change", local, func(ctx context.Context, addr, id string) ([]byte, error) {
+		return s.forwardAdmin(ctx, addr, id, method, payload)
+	})
+}
+
+// throughLeader runs an operation on the leader: local when this node leads,
+// remote (a call to the leader addr, id) otherwise. Attempts that certainly
+// changed nothing (errNotCommitted) are retried, waiting for a leader, until
+// one does or ctx ends: then the error is ErrClockOffset if an attempt was
+// refused for the leader's clock (that is the reason nothing was done), else
+// ErrNoLeader naming what was not done. A store that closes after a leader
+// was seen answers ErrShuttingDown.
+func throughLeader[T any](ctx context.Context, s *Store, what string,
+	local func(context.Context) (T, error), remote func(ctx context.Context, addr, id string) (T, error)) (T, error) {
+	var zero T
+	sawLeader := false
+	var clockErr error
 	for attempt := 0; ; attempt++ {
 		select {
 		case <-s.closing:
-			return nil, ErrShuttingDown
+			return zero, ErrShuttingDown
 		default:
 		}
-		var resp []byte
+		var res T
 		var err error
 		addr, id := s.raft.LeaderWithID()
 		switch {
 		case s.raft.State() == raft.Leader:
-			resp, err = local(ctx)
+			sawLeader = true
+			res, err = local(ctx)
 		case addr != "":
-			resp, err = s.forwardAdmin(ctx, string(addr), string(id), method, payload)
+			sawLeader = true
+			res, err = remote(ctx, string(addr), string(id))
 		default:
 			err = errNotCommitted
 		}
 		if !errors.Is(err, errNotCommitted) {
-			return resp, err
+			return res, err
+		}
+		if errors.Is(err, ErrClockOffset) {
+			clockErr = err
 		}
 		if werr := s.waitForLeader(ctx, attempt); werr != nil {
-			if errors.Is(werr, ErrShuttingDown) {
-				return nil, werr
+			switch {
+			case sawLeader && errors.Is(werr, ErrShuttingDown):
+				return zero, werr
+			case clockErr != nil:
+				return zero, fmt.Errorf("%w; nothing was changed", clockErr)
+			case err != errNotCommitted:
+				return zero, fmt.Errorf("%w: no leader accepted the %s before the deadline (%v)", ErrNoLeader, what, err)
 			}
-			return nil, fmt.Errorf("%w: no leader accepted the membership change before the deadline (%v)", ErrNoLeader, err)
+			return zero, fmt.Errorf("%w: no leader accepted the %s before the deadline", ErrNoLeader, what)
 		}
 	}
 }

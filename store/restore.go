@@ -192,28 +192,11 @@ func (s *Store) abortRestore(id uint64) {
 // it when this node does not lead), retrying attempts that certainly did not
 // commit until ctx ends.
 func (s *Store) proposeRestore(ctx context.Context, cmd fsm.Command) (fsm.RestoreResult, error) {
-	for attempt := 0; ; attempt++ {
-		var res fsm.RestoreResult
-		var err error
-		addr, id := s.raft.LeaderWithID()
-		switch {
-		case s.raft.State() == raft.Leader:
-			res, err = s.restoreAsLeader(ctx, cmd)
-		case addr != "":
-			res, err = s.forwardRestore(ctx, string(addr), string(id), cmd)
-		default:
-			err = errNotCommitted
-		}
-		if !errors.Is(err, errNotCommitted) {
-			return res, err
-		}
-		if werr := s.waitForLeader(ctx, attempt); werr != nil {
-			if errors.Is(werr, ErrShuttingDown) {
-				return res, werr
-			}
-			return res, fmt.Errorf("%w: no leader accepted the restore before the deadline", ErrNoLeader)
-		}
-	}
+	return throughLeader(ctx, s, "restore",
+		func(ctx context.Context) (fsm.RestoreResult, error) { return s.restoreAsLeader(ctx, cmd) },
+		func(ctx context.Context, addr, id string) (fsm.RestoreResult, error) {
+			return s.forwardRestore(ctx, addr, id, cmd)
+		})
 }
 
 // restoreAsLeader stamps cmd with this leader's clock and commits it.
