@@ -47,6 +47,13 @@ const (
 	// methodClockPing: any node answers its wall clock (request: empty;
 	// answer: format byte, varint Unix nanoseconds; clock_measure.go).
 	methodClockPing uint8 = 24
+
+	// Dashboard (40-44, report.go).
+
+	// methodNodeReport: any member answers its own NodeReport (request:
+	// format byte; answer: format byte, JSON) for GET /cluster/overview.
+	// Served to authenticated members only.
+	methodNodeReport uint8 = 40
 )
 
 // Numbers set aside for work in progress, so that parallel changes do not
@@ -68,6 +75,7 @@ var methodNames = map[uint8]string{
 	methodNodeInfo:     "node_info",
 	methodNodeStats:    "node_stats",
 	methodClockPing:    "clock_ping",
+	methodNodeReport:   "node_report",
 }
 
 // rpcHandler serves one method: it decodes the request, answers in the
@@ -89,5 +97,6 @@ func (s *Store) peerHandlers() map[uint8]rpcHandler {
 		methodNodeInfo:     s.serveNodeInfo,
 		methodNodeStats:    s.serveNodeStats,
 		methodClockPing:    s.handleClockPing,
+		methodNodeReport:   s.handleNodeReport,
 	}
 }
