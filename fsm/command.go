@@ -45,6 +45,14 @@ const (
 	// OpClusterID records the cluster's id (Value) unless one is recorded
 	// already (cluster.go). Cluster metadata, version 2 only.
 	OpClusterID Op = 17
+
+	// OpTxn is a transaction (txn.go): checks on the state, then writes
+	// (set, delete, touch, incr) and reads (OpTxnGet) of distinct keys, all
+	// at the entry's index, or nothing at all. Version 2 only.
+	OpTxn Op = 20
+	// OpTxnGet reads one key; it exists only inside an OpTxn (Decode refuses
+	// it as a command of its own).
+	OpTxnGet Op = 21
 )
 
 // String returns a lower-case name for known ops and "op(N)" otherwise.
@@ -78,6 +86,10 @@ func (o Op) String() string {
 		return "node-addr"
 	case OpClusterID:
 		return "cluster-id"
+	case OpTxn:
+		return "txn"
+	case OpTxnGet:
+		return "get"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -137,6 +149,8 @@ var opFlags = map[Op]uint64{
 	OpRestoreAbort:      0,
 	OpNodeAddr:          0,
 	OpClusterID:         0,
+	OpTxn:               flagIdem,
+	OpTxnGet:            0,
 }
 
 // Decode errors. Every error returned by Decode wraps exactly one of these.
@@ -200,6 +214,14 @@ type Command struct {
 	// with the same Key. Encode writes whatever it is given; the proposer
 	// must respect these rules, and Decode refuses an entry that breaks them.
 	Batch []Command
+
+	// Transaction fields (OpTxn, txn.go): the checks, the operations (each a
+	// set, delete, touch, incr or OpTxnGet with Now 0 and no condition or
+	// idempotency key; no key twice), and the most value bytes the get
+	// operations may return together.
+	Checks     []TxnCheck
+	Ops        []Command
+	ReadBudget uint64
 }
 
 // MinBatch is the fewest writes an OpBatch carries: a single write is
@@ -266,6 +288,10 @@ func (c Command) version() byte {
 //	restore-abort:  uvarint RestoreID
 //	node-addr: uvarint len(Key), Key, uvarint len(Value), Value
 //	cluster-id: uvarint len(Value), Value
+//	txn:     uvarint ReadBudget, uvarint len(Checks), per check: byte kind,
+//	         uvarint len(Key), Key, then uvarint Version (version) or uvarint
+//	         len(Value), Value (value); uvarint len(Ops), per op: uvarint
+//	         length, its encoding (get: version 2, op 21, Now 0, flags 0, key)
 //
 // Fields the op does not use are dropped. An unknown Op is encoded as version,
 // op and Now; Decode rejects it.
@@ -340,6 +366,10 @@ func (c Command) AppendEncode(dst []byte) []byte {
 	case OpClusterID:
 		dst = binary.AppendUvarint(dst, uint64(len(c.Value)))
 		dst = append(dst, c.Value...)
+	case OpTxn:
+		dst = c.appendTxn(dst)
+	case OpTxnGet:
+		dst = appendString(dst, c.Key)
 	}
 	return dst
 }
@@ -393,6 +423,10 @@ func (c Command) encodedSize() int {
 		n += uvarintLen(uint64(len(c.Key))) + len(c.Key) + uvarintLen(uint64(len(c.Value))) + len(c.Value)
 	case OpClusterID:
 		n += uvarintLen(uint64(len(c.Value))) + len(c.Value)
+	case OpTxn:
+		n += c.txnSize()
+	case OpTxnGet:
+		n += uvarintLen(uint64(len(c.Key))) + len(c.Key)
 	}
 	return n
 }
@@ -443,7 +477,7 @@ func Decode(b []byte) (Command, error) {
 	c.Op = Op(b[1])
 	switch c.Op {
 	case OpSet, OpDelete, OpExpire, OpBarrier:
-	case OpTouch, OpIncr, OpDeletePrefix, OpDeletePrefixChunk, OpBatch, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr, OpClusterID:
+	case OpTouch, OpIncr, OpDeletePrefix, OpDeletePrefixChunk, OpBatch, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr, OpClusterID, OpTxn:
 		if version == codecV1 {
 			return Command{}, fmt.Errorf("%w: %d in a version 1 command", ErrUnknownOp, b[1])
 		}
@@ -518,6 +552,8 @@ func Decode(b []byte) (Command, error) {
 				d.fail("%v", err)
 			}
 		}
+	case OpTxn:
+		d.txn(&c)
 	}
 	if d.err == nil && version == codecV2 && c.version() != codecV2 {
 		// Exactly one encoding per command: a command that fits version 1
