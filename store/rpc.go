@@ -31,9 +31,11 @@ const (
 // besides its value: the transport's 21-byte frame header and the request's
 // fields at their largest (a MaxKeyBytes key, a MaxIdempotencyKeyBytes key
 // with its longest caller scope,
-// the fingerprint, varints at full width), with room to spare.
-// TestWriteFrameFitsLargestValue checks the sum.
-const writeFrameOverhead = 4 << 10
+// the fingerprint, varints at full width), with room to spare; and a
+// transaction's, whose values together obey the same value limit but whose
+// keys (up to MaxTxnItems operations and as many checks, MaxKeyBytes each)
+// come on top. TestWriteFrameFitsLargestValue checks the sum.
+const writeFrameOverhead = 256 << 10
 
 // FrameBytesFor is the smallest peer-port frame limit
 // (transport.Config.MaxFrameBytes) that carries a forwarded write of a
@@ -187,12 +189,23 @@ func errString(err error) string {
 // Format 2 appends the fields of conditional, touch, incr, delete-prefix and
 // idempotent writes to the request, and the status fields and log index to the
 // answer. A leader answers in the format of the request.
+//
+// Format 3 carries a transaction (txn.go): the op byte is fsm.OpTxn, then the
+// idempotency key and fingerprint, the checks and the operations; its answer
+// is format 2's fields followed by the state machine's transaction result
+// (fsm.EncodeTxnResult; empty when the leader refused it). A leader that
+// predates it refuses the frame ("unsupported format"), so every node must be
+// upgraded before clients send transactions.
 const (
-	rpcFormat   = 1
-	rpcFormatV2 = 2
+	rpcFormat    = 1
+	rpcFormatV2  = 2
+	rpcFormatTxn = 3
 )
 
 func encodeWriteRequest(r writeRequest) []byte {
+	if r.op == fsm.OpTxn {
+		return encodeTxnRequest(r)
+	}
 	format := byte(rpcFormatV2)
 	if r.plain() {
 		format = rpcFormat
@@ -219,6 +232,9 @@ func decodeWriteRequest(b []byte) (writeRequest, error) {
 	d := decoder{b: b}
 	var r writeRequest
 	format := d.byte()
+	if format == rpcFormatTxn {
+		return decodeTxnRequest(b)
+	}
 	if format != rpcFormat && format != rpcFormatV2 {
 		return r, fmt.Errorf("unsupported format %d", format)
 	}
@@ -268,13 +284,21 @@ func encodeWriteResponse(r writeResult, st rpcStatus, msg string, format byte) [
 	b = binary.AppendVarint(b, r.expiresAt)
 	b = binary.AppendUvarint(b, uint64(len(msg)))
 	b = append(b, msg...)
-	if format == rpcFormatV2 {
-		b[0] = rpcFormatV2
+	if format == rpcFormatV2 || format == rpcFormatTxn {
+		b[0] = format
 		b = append(b, byte(r.status))
 		b = binary.AppendUvarint(b, r.current)
 		b = binary.AppendVarint(b, r.value)
 		b = binary.AppendVarint(b, r.count)
 		b = binary.AppendUvarint(b, r.index)
+	}
+	if format == rpcFormatTxn {
+		var txn []byte
+		if r.txn != nil {
+			txn = fsm.EncodeTxnResult(*r.txn)
+		}
+		b = binary.AppendUvarint(b, uint64(len(txn)))
+		b = append(b, txn...)
 	}
 	return b
 }
@@ -283,7 +307,7 @@ func decodeWriteResponse(b []byte) (writeResult, rpcStatus, string, error) {
 	d := decoder{b: b}
 	var r writeResult
 	format := d.byte()
-	if format != rpcFormat && format != rpcFormatV2 {
+	if format != rpcFormat && format != rpcFormatV2 && format != rpcFormatTxn {
 		return r, 0, "", fmt.Errorf("unsupported format %d", format)
 	}
 	st := rpcStatus(d.byte())
@@ -292,12 +316,21 @@ func decodeWriteResponse(b []byte) (writeResult, rpcStatus, string, error) {
 	r.revision = d.uvarint()
 	r.expiresAt = d.varint()
 	msg := string(d.bytes())
-	if format == rpcFormatV2 {
+	if format == rpcFormatV2 || format == rpcFormatTxn {
 		r.status = fsm.Status(d.byte())
 		r.current = d.uvarint()
 		r.value = d.varint()
 		r.count = d.varint()
 		r.index = d.uvarint()
+		if format == rpcFormatTxn {
+			if txn := d.bytes(); d.err == nil && len(txn) > 0 {
+				tr, err := fsm.DecodeTxnResult(txn)
+				if err != nil {
+					return r, 0, "", err
+				}
+				r.txn = &tr
+			}
+		}
 	} else {
 		// A plain set or delete: its revision is its log index.
 		r.index = r.revision

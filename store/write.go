@@ -31,6 +31,8 @@ type writeRequest struct {
 	by          int64
 	idemKey     string
 	fingerprint [fsm.FingerprintSize]byte
+
+	txn *txnRequest // OpTxn: the checks and operations (txn.go)
 }
 
 // plain reports whether req is expressible in forwarding format 1 (the
@@ -51,6 +53,7 @@ type writeResult struct {
 	value     int64  // incr: the new value
 	count     int64  // delete-prefix: live keys removed
 	index     uint64 // the log index of the command
+	txn       *fsm.TxnResult
 }
 
 // err maps a business failure to the store's errors.
@@ -222,6 +225,9 @@ func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error
 // table has no room for is answered StatusIdempotencyTableFull without being
 // proposed (idempotency.go).
 func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResult, error) {
+	if req.op == fsm.OpTxn {
+		return s.txnAsLeader(ctx, req)
+	}
 	if err := req.check(s.cfg.MaxValueBytes); err != nil {
 		return writeResult{}, err
 	}
