@@ -82,7 +82,7 @@ var (
 
 // Apply applies one committed log. A raft.LogCommand returns one of SetResult
 // (set, touch), DeleteResult, IncrResult, DeletePrefixResult, ExpireResult,
-// BarrierResult or NodeAddrResult; any other log type returns nil.
+// BarrierResult, NodeAddrResult or TxnResult; any other log type returns nil.
 // Either way the applied index becomes l.Index.
 //
 // A LogCommand that does not decode panics: the entry is committed, so skipping

@@ -332,16 +332,12 @@ func (s *Store) txnAsLeader(ctx context.Context, req writeRequest) (writeResult,
 	}
 	cmd := req.txn.command(now, uint64(s.cfg.MaxValueBytes))
 	cmd.IdemKey, cmd.Fingerprint = req.idemKey, req.fingerprint
-	if cmd.IdemKey != "" {
-		release, ok := s.admitIdempotent(&cmd)
-		if !ok {
-			return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
-		}
-		defer release()
-	}
-	resp, index, err := s.propose(ctx, cmd)
-	if err != nil {
+	resp, index, full, err := s.proposeAdmitted(ctx, cmd)
+	switch {
+	case err != nil:
 		return writeResult{}, err
+	case full:
+		return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
 	}
 	r, ok := resp.(fsm.TxnResult)
 	if !ok {

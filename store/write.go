@@ -263,16 +263,12 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 	case fsm.OpDelete, fsm.OpDeletePrefix:
 		cmd.ExpiresAt = 0
 	}
-	if cmd.IdemKey != "" {
-		release, ok := s.admitIdempotent(&cmd)
-		if !ok {
-			return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
-		}
-		defer release()
-	}
-	resp, index, err := s.propose(ctx, cmd)
-	if err != nil {
+	resp, index, full, err := s.proposeAdmitted(ctx, cmd)
+	switch {
+	case err != nil:
 		return writeResult{}, err
+	case full:
+		return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
 	}
 	res := writeResult{index: index}
 	switch r := resp.(type) {
@@ -288,6 +284,21 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 		return writeResult{}, fmt.Errorf("store: unexpected apply response %T", resp)
 	}
 	return res, nil
+}
+
+// proposeAdmitted proposes cmd (see propose), after reserving room in the
+// dedup table when it carries an idempotency key: full reports that the table
+// had none, and nothing was proposed.
+func (s *Store) proposeAdmitted(ctx context.Context, cmd fsm.Command) (resp interface{}, index uint64, full bool, err error) {
+	if cmd.IdemKey != "" {
+		release, ok := s.admitIdempotent(&cmd)
+		if !ok {
+			return nil, 0, true, nil
+		}
+		defer release()
+	}
+	resp, index, err = s.propose(ctx, cmd)
+	return resp, index, false, err
 }
 
 // applyLocal proposes cmd to raft on this node and waits for it to be applied
