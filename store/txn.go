@@ -332,12 +332,9 @@ func (s *Store) txnAsLeader(ctx context.Context, req writeRequest) (writeResult,
 	}
 	cmd := req.txn.command(now, uint64(s.cfg.MaxValueBytes))
 	cmd.IdemKey, cmd.Fingerprint = req.idemKey, req.fingerprint
-	resp, index, full, err := s.proposeAdmitted(ctx, cmd)
-	switch {
-	case err != nil:
-		return writeResult{}, err
-	case full:
-		return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
+	resp, index, err := s.proposeAdmitted(ctx, cmd)
+	if err != nil {
+		return notProposed(err)
 	}
 	r, ok := resp.(fsm.TxnResult)
 	if !ok {

@@ -257,12 +257,9 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 	case fsm.OpDelete, fsm.OpDeletePrefix:
 		cmd.ExpiresAt = 0
 	}
-	resp, index, full, err := s.proposeAdmitted(ctx, cmd)
-	switch {
-	case err != nil:
-		return writeResult{}, err
-	case full:
-		return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
+	resp, index, err := s.proposeAdmitted(ctx, cmd)
+	if err != nil {
+		return notProposed(err)
 	}
 	res := writeResult{index: index}
 	switch r := resp.(type) {
@@ -280,19 +277,31 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 	return res, nil
 }
 
+// errDedupFull: proposeAdmitted found no room in the dedup table for a new
+// idempotent command and proposed nothing.
+var errDedupFull = errors.New("dedup table full")
+
 // proposeAdmitted proposes cmd (see propose), after reserving room in the
-// dedup table when it carries an idempotency key: full reports that the table
-// had none, and nothing was proposed.
-func (s *Store) proposeAdmitted(ctx context.Context, cmd fsm.Command) (resp interface{}, index uint64, full bool, err error) {
+// dedup table when it carries an idempotency key (errDedupFull when there is
+// none: nothing was proposed).
+func (s *Store) proposeAdmitted(ctx context.Context, cmd fsm.Command) (interface{}, uint64, error) {
 	if cmd.IdemKey != "" {
 		release, ok := s.admitIdempotent(&cmd)
 		if !ok {
-			return nil, 0, true, nil
+			return nil, 0, errDedupFull
 		}
 		defer release()
 	}
-	resp, index, err = s.propose(ctx, cmd)
-	return resp, index, false, err
+	return s.propose(ctx, cmd)
+}
+
+// notProposed answers a write proposeAdmitted failed: a full dedup table is
+// the write's result (StatusIdempotencyTableFull), anything else its error.
+func notProposed(err error) (writeResult, error) {
+	if errors.Is(err, errDedupFull) {
+		return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
+	}
+	return writeResult{}, err
 }
 
 // applyLocal proposes cmd to raft on this node and waits for it to be applied
