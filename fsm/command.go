@@ -45,6 +45,14 @@ const (
 	// OpClusterID records the cluster's id (ClusterID) unless one is recorded
 	// already (cluster.go). Cluster metadata, version 2 only.
 	OpClusterID Op = 17
+
+	// OpTxn is a transaction (txn.go): checks on the state, then writes
+	// (set, delete, touch, incr) and reads (OpTxnGet) of distinct keys, all
+	// at the entry's index, or nothing at all. Version 2 only.
+	OpTxn Op = 20
+	// OpTxnGet reads one key; it exists only inside an OpTxn (Decode refuses
+	// it as a command of its own).
+	OpTxnGet Op = 21
 )
 
 // String returns a lower-case name for known ops and "op(N)" otherwise.
@@ -78,6 +86,10 @@ func (o Op) String() string {
 		return "node-addr"
 	case OpClusterID:
 		return "cluster-id"
+	case OpTxn:
+		return "txn"
+	case OpTxnGet:
+		return "get"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -137,6 +149,8 @@ var opFlags = map[Op]uint64{
 	OpRestoreAbort:      0,
 	OpNodeAddr:          0,
 	OpClusterID:         0,
+	OpTxn:               flagIdem,
+	OpTxnGet:            0,
 }
 
 // Decode errors. Every error returned by Decode wraps exactly one of these.
@@ -210,6 +224,14 @@ type Command struct {
 	// with the same Key. Encode writes whatever it is given; the proposer
 	// must respect these rules, and Decode refuses an entry that breaks them.
 	Batch []Command
+
+	// Transaction fields (OpTxn, txn.go): the checks, the operations (each a
+	// set, delete, touch, incr or OpTxnGet with Now 0 and no condition or
+	// idempotency key; no key twice), and the most value bytes the get
+	// operations may return together.
+	Checks     []TxnCheck
+	Ops        []Command
+	ReadBudget uint64
 }
 
 // MinBatch is the fewest writes an OpBatch carries: a single write is
@@ -276,6 +298,10 @@ func (c Command) version() byte {
 //	restore-abort:  uvarint RestoreID
 //	node-addr: uvarint len(NodeID), NodeID, uvarint len(HTTPAddr), HTTPAddr
 //	cluster-id: uvarint len(ClusterID), ClusterID
+//	txn:     uvarint ReadBudget, uvarint len(Checks), per check: byte kind,
+//	         uvarint len(Key), Key, then uvarint Version (version) or uvarint
+//	         len(Value), Value (value); uvarint len(Ops), per op: uvarint
+//	         length, its encoding (get: version 2, op 21, Now 0, flags 0, key)
 //
 // (Until the metadata and restore ops had fields of their own, node-addr
 // carried NodeID in Key and HTTPAddr in Value, cluster-id its id in Value and
@@ -354,6 +380,10 @@ func (c Command) AppendEncode(dst []byte) []byte {
 		dst = appendString(dst, c.HTTPAddr)
 	case OpClusterID:
 		dst = appendString(dst, c.ClusterID)
+	case OpTxn:
+		dst = c.appendTxn(dst)
+	case OpTxnGet:
+		dst = appendString(dst, c.Key)
 	}
 	return dst
 }
@@ -407,6 +437,10 @@ func (c Command) encodedSize() int {
 		n += uvarintLen(uint64(len(c.NodeID))) + len(c.NodeID) + uvarintLen(uint64(len(c.HTTPAddr))) + len(c.HTTPAddr)
 	case OpClusterID:
 		n += uvarintLen(uint64(len(c.ClusterID))) + len(c.ClusterID)
+	case OpTxn:
+		n += c.txnSize()
+	case OpTxnGet:
+		n += uvarintLen(uint64(len(c.Key))) + len(c.Key)
 	}
 	return n
 }
@@ -457,7 +491,7 @@ func Decode(b []byte) (Command, error) {
 	c.Op = Op(b[1])
 	switch c.Op {
 	case OpSet, OpDelete, OpExpire, OpBarrier:
-	case OpTouch, OpIncr, OpDeletePrefix, OpDeletePrefixChunk, OpBatch, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr, OpClusterID:
+	case OpTouch, OpIncr, OpDeletePrefix, OpDeletePrefixChunk, OpBatch, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr, OpClusterID, OpTxn:
 		if version == codecV1 {
 			return Command{}, fmt.Errorf("%w: %d in a version 1 command", ErrUnknownOp, b[1])
 		}
@@ -532,6 +566,8 @@ func Decode(b []byte) (Command, error) {
 				d.fail("%v", err)
 			}
 		}
+	case OpTxn:
+		d.txn(&c)
 	}
 	if d.err == nil && version == codecV2 && c.version() != codecV2 {
 		// Exactly one encoding per command: a command that fits version 1

@@ -16,9 +16,11 @@ import (
 // besides its value: the transport's 21-byte frame header and the request's
 // fields at their largest (a MaxKeyBytes key, a MaxIdempotencyKeyBytes key
 // with its longest caller scope,
-// the fingerprint, varints at full width), with room to spare.
-// TestWriteFrameFitsLargestValue checks the sum.
-const writeFrameOverhead = 4 << 10
+// the fingerprint, varints at full width), with room to spare; and a
+// transaction's, whose values together obey the same value limit but whose
+// keys (up to MaxTxnItems operations and as many checks, MaxKeyBytes each)
+// come on top. TestWriteFrameFitsLargestValue checks the sum.
+const writeFrameOverhead = 256 << 10
 
 // FrameBytesFor is the smallest peer-port frame limit
 // (transport.Config.MaxFrameBytes) that carries a forwarded write of a
@@ -83,12 +85,23 @@ func (s *Store) serveRestore(ctx context.Context, req []byte) ([]byte, error) {
 // Format 2 appends the fields of conditional, touch, incr, delete-prefix and
 // idempotent writes to the request, and the status fields and log index to the
 // answer. A leader answers in the format of the request.
+//
+// Format 3 carries a transaction (txn.go): the op byte is fsm.OpTxn, then the
+// idempotency key and fingerprint, the checks and the operations; its answer
+// is format 2's fields followed by the state machine's transaction result
+// (fsm.EncodeTxnResult; empty when the leader refused it). A leader that
+// predates it refuses the frame ("unsupported format"), so every node must be
+// upgraded before clients send transactions.
 const (
-	rpcFormat   = 1
-	rpcFormatV2 = 2
+	rpcFormat    = 1
+	rpcFormatV2  = 2
+	rpcFormatTxn = 3
 )
 
 func encodeWriteRequest(r writeRequest) []byte {
+	if r.op == fsm.OpTxn {
+		return encodeTxnRequest(r)
+	}
 	format := byte(rpcFormatV2)
 	if r.plain() {
 		format = rpcFormat
@@ -111,7 +124,10 @@ func encodeWriteRequest(r writeRequest) []byte {
 func decodeWriteRequest(b []byte) (writeRequest, error) {
 	d := decoder{b: b}
 	var r writeRequest
-	format := d.format(rpcFormat, rpcFormatV2)
+	format := d.format(rpcFormat, rpcFormatV2, rpcFormatTxn)
+	if format == rpcFormatTxn && d.err == nil {
+		return decodeTxnRequest(b)
+	}
 	r.op = fsm.Op(d.byte())
 	r.key = d.string()
 	r.value = d.bytes()
@@ -157,13 +173,21 @@ func encodeWriteResponse(r writeResult, w wireError, format byte) []byte {
 	b = binary.AppendUvarint(b, r.revision)
 	b = binary.AppendVarint(b, r.expiresAt)
 	b = appendString(b, w.msg)
-	if format == rpcFormatV2 {
-		b[0] = rpcFormatV2
+	if format == rpcFormatV2 || format == rpcFormatTxn {
+		b[0] = format
 		b = append(b, byte(r.status))
 		b = binary.AppendUvarint(b, r.current)
 		b = binary.AppendVarint(b, r.value)
 		b = binary.AppendVarint(b, r.count)
 		b = binary.AppendUvarint(b, r.index)
+	}
+	if format == rpcFormatTxn {
+		var txn []byte
+		if r.txn != nil {
+			txn = fsm.EncodeTxnResult(*r.txn)
+		}
+		b = binary.AppendUvarint(b, uint64(len(txn)))
+		b = append(b, txn...)
 	}
 	return b
 }
@@ -171,19 +195,28 @@ func encodeWriteResponse(r writeResult, w wireError, format byte) []byte {
 func decodeWriteResponse(b []byte) (writeResult, wireError, error) {
 	d := decoder{b: b}
 	var r writeResult
-	format := d.format(rpcFormat, rpcFormatV2)
+	format := d.format(rpcFormat, rpcFormatV2, rpcFormatTxn)
 	w := wireError{status: rpcStatus(d.byte())}
 	flags := d.byte()
 	r.created, r.deleted = flags&1 != 0, flags&2 != 0
 	r.revision = d.uvarint()
 	r.expiresAt = d.varint()
 	w.msg = d.string()
-	if format == rpcFormatV2 {
+	if format == rpcFormatV2 || format == rpcFormatTxn {
 		r.status = fsm.Status(d.byte())
 		r.current = d.uvarint()
 		r.value = d.varint()
 		r.count = d.varint()
 		r.index = d.uvarint()
+		if format == rpcFormatTxn {
+			if txn := d.bytes(); d.err == nil && len(txn) > 0 {
+				tr, err := fsm.DecodeTxnResult(txn)
+				if err != nil {
+					return r, w, err
+				}
+				r.txn = &tr
+			}
+		}
 	} else {
 		// A plain set or delete: its revision is its log index.
 		r.index = r.revision

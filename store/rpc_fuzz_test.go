@@ -17,6 +17,10 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		{op: fsm.OpIncr, key: "c", by: -7, idemKey: "retry-1"},
 		{op: fsm.OpSet, key: "k", value: []byte("1"), cond: fsm.CondIfAbsent},
 		{op: fsm.OpDeletePrefix, key: "user/"},
+		{op: fsm.OpTxn, idemKey: "t", txn: &txnRequest{
+			checks: []fsm.TxnCheck{{Kind: fsm.TxnCheckVersion, Key: "a", Version: 3}, {Kind: fsm.TxnCheckValue, Key: "b", Value: []byte("1")}},
+			ops:    []writeRequest{{op: fsm.OpSet, key: "a", value: []byte("2"), ttlMs: 1000}, {op: fsm.OpIncr, key: "n", by: 1}, {op: fsm.OpTxnGet, key: "g"}},
+		}},
 	} {
 		f.Add(encodeWriteRequest(r))
 	}
@@ -35,6 +39,9 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		again, err := decodeWriteRequest(encodeWriteRequest(r))
 		if err != nil {
 			t.Fatalf("re-decoding an accepted request: %v", err)
+		}
+		if (r.txn == nil) != (again.txn == nil) || (r.txn != nil && !bytes.Equal(encodeTxnRequest(again), encodeTxnRequest(r))) {
+			t.Fatalf("round trip changed the transaction: %+v -> %+v", r.txn, again.txn)
 		}
 		if again.op != r.op || again.key != r.key || !bytes.Equal(again.value, r.value) || again.ttlMs != r.ttlMs ||
 			again.cond != r.cond || again.condVersion != r.condVersion || again.by != r.by || again.idemKey != r.idemKey ||

@@ -296,6 +296,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, fault Fault) {
 		s.snapshot(w, r)
 	case path == "/admin/restore":
 		s.restore(w, r)
+	case path == "/kv/txn":
+		s.txn(w, r, fault)
 	case path == "/kv/items":
 		s.itemsRoute(w, r, fault)
 	case strings.HasPrefix(path, "/kv/items/"):
