@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -235,23 +234,14 @@ func (s *Store) followerReadIndex(ctx context.Context, get *string) (readPoint, 
 	return submitRead(ctx, s.remoteReads, s.closing, get)
 }
 
-// remoteReadCallsInFlight is how many read-index calls a follower keeps in
-// flight to the leader at once. With one, a read arriving just after a call
-// was sent waited for that call's whole round trip (the leader's leadership
-// check included) before its own call could start; with two, it is sent at
-// once unless two calls are already out. Each call still carries every read
-// queued when it was sent, so calls stay far fewer than reads. Measured in
-// BENCHMARKS.md ("Session workload, second pass").
-var remoteReadCallsInFlight = 2
-
 // remoteReadLoop batches a follower's read-index requests: every request
 // queued before a call to the leader is sent shares that call's answer.
-// Requests arriving while remoteReadCallsInFlight calls are out wait for the
-// next one, so the index the leader confirms is always taken after each
-// request in the batch arrived — the same rule readLoop follows on the leader.
+// Requests arriving while a call is in flight wait for the next one, so the
+// index the leader confirms is always taken after each request in the batch
+// arrived — the same rule readLoop follows on the leader.
 func (s *Store) remoteReadLoop() {
 	defer s.wg.Done()
-	batchReads(s.remoteReads, s.closing, remoteReadCallsInFlight, func(batch []*readIndexRequest) {
+	batchReads(s.remoteReads, s.closing, func(batch []*readIndexRequest) {
 		answer := func(res readIndexResult) {
 			for _, req := range batch {
 				req.done <- res
@@ -345,7 +335,7 @@ func (s *Store) leaderReadIndex(ctx context.Context) (uint64, int64, error) {
 // leadership check, so verification cost follows round trips, not request rate.
 func (s *Store) readLoop() {
 	defer s.wg.Done()
-	batchReads(s.reads, s.closing, 1, func(batch []*readIndexRequest) {
+	batchReads(s.reads, s.closing, func(batch []*readIndexRequest) {
 		var res readIndexResult
 		res.index, res.nowMs, res.err = s.confirmReadIndex()
 		for _, req := range batch {
@@ -376,32 +366,19 @@ func submitRead(ctx context.Context, queue chan<- *readIndexRequest, closing <-c
 
 // batchReads serves queue until closing: it takes every request queued
 // before a round starts and runs confirm once for all of them, which answers
-// each. Up to inFlight rounds run at once (each in its own goroutine when
-// inFlight > 1); requests that arrive while that many are running wait for the
-// next, so the index a round confirms is taken after every request in it
-// arrived. It returns once closing is closed and every round has returned.
-func batchReads(queue <-chan *readIndexRequest, closing <-chan struct{}, inFlight int, confirm func(batch []*readIndexRequest)) {
-	slots := make(chan struct{}, max(inFlight, 1))
-	var rounds sync.WaitGroup
-	defer rounds.Wait()
-	batch := make([]*readIndexRequest, 0, readBatchMax)
+// each. Requests that arrive during a round wait for the next, so the index a
+// round confirms is taken after every request in it arrived.
+func batchReads(queue <-chan *readIndexRequest, closing <-chan struct{}, confirm func(batch []*readIndexRequest)) {
+	batch := make([]*readIndexRequest, 0, 256)
 	for {
 		select {
 		case <-closing:
 			return
-		case slots <- struct{}{}:
-		}
-		select {
-		case <-closing:
-			return
 		case req := <-queue:
-			if inFlight > 1 {
-				batch = make([]*readIndexRequest, 0, 8) // the last one is still in use
-			}
 			batch = append(batch[:0], req)
 		}
 	drain:
-		for len(batch) < readBatchMax {
+		for len(batch) < cap(batch) {
 			select {
 			case req := <-queue:
 				batch = append(batch, req)
@@ -409,22 +386,9 @@ func batchReads(queue <-chan *readIndexRequest, closing <-chan struct{}, inFligh
 				break drain
 			}
 		}
-		if inFlight <= 1 {
-			confirm(batch)
-			<-slots
-			continue
-		}
-		rounds.Add(1)
-		go func(batch []*readIndexRequest) {
-			defer rounds.Done()
-			defer func() { <-slots }()
-			confirm(batch)
-		}(batch)
+		confirm(batch)
 	}
 }
-
-// readBatchMax is the most requests one read-index round answers.
-const readBatchMax = 256
 
 // confirmReadIndex takes the commit index and proves this node was still the
 // leader after taking it. The term's barrier must have committed first, so the
