@@ -87,7 +87,7 @@ for round in $(seq "$rounds"); do
 		gc1=$(metric "$ln" go_gc_duration_seconds_count)
 		gogc=$(metric "$ln" go_gc_gogc_percent)
 		rss=$(for n in 1 2 3; do echo "$(($(metric "$n" process_resident_memory_bytes) >> 20))"; done | paste -sd/)
-		none=$(awk '/^none:/ { print $5 }' "$work/p99.txt")
+		none=$(awk '/^none:/ { print $6 }' "$work/p99.txt")
 		windows=$(awk '/^none:/ { print $2 }' "$work/p99.txt")
 		all=$(grep -E '^(none|leader|follower):' "$work/p99.txt" | paste -sd';')
 		log "  $all; leader GC cycles $((gc1 - gc0)), GOGC $gogc, RSS MiB $rss"

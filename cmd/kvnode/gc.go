@@ -28,7 +28,13 @@ import (
 // needs nothing from us: the runtime applies it on top of either policy.
 
 // defaultGCMinPercent is --gc-min-percent's default: the lowest GOGC the
-// governor sets. Chosen by measurement (BENCHMARKS.md, "GC floor").
+// governor sets. Chosen by measurement (BENCHMARKS.md, "Session workload
+// and the million-key write tail, second pass"): at a million keys (~290 MB
+// live, where 64 MiB of headroom is GOGC ~22) 25 keeps every node within
+// ~445 MB RSS; 50 halved the leader's collections and cost 50-80 MB more per
+// node, past the ~450 MB budget. Beyond ~256 MB live the floor makes the
+// headroom grow with the data set, so a collection's cost (marking the whole
+// live heap) stays a bounded share of the allocation it pays for.
 const defaultGCMinPercent = 25
 
 // gcPercentFor returns the GOGC that leaves headroom bytes of heap growth
