@@ -41,9 +41,9 @@ var roundTripCases = []struct {
 	{"delete prefix idempotent", Command{Op: OpDeletePrefix, Key: "p", Now: 9, IdemKey: "k"}},
 	{"delete prefix chunk", Command{Op: OpDeletePrefixChunk, Key: "p/", Now: 9, Limit: 1000}},
 	{"delete prefix chunk resumed", Command{Op: OpDeletePrefixChunk, Key: "p/", Now: 9, Limit: math.MaxUint64, Bound: 77, After: "p/x", IdemKey: "k", Fingerprint: [32]byte{7}}},
-	{"node addr", Command{Op: OpNodeAddr, Key: "n4", Value: []byte("http://127.0.0.1:8084"), Now: 9}},
-	{"node addr forget", Command{Op: OpNodeAddr, Key: "n4", Now: 9}},
-	{"cluster id", Command{Op: OpClusterID, Value: []byte("5f1c0de2a7b94e3d8c6b1a0f9e8d7c6b"), Now: 9}},
+	{"node addr", Command{Op: OpNodeAddr, NodeID: "n4", HTTPAddr: "http://127.0.0.1:8084", Now: 9}},
+	{"node addr forget", Command{Op: OpNodeAddr, NodeID: "n4", Now: 9}},
+	{"cluster id", Command{Op: OpClusterID, ClusterID: "5f1c0de2a7b94e3d8c6b1a0f9e8d7c6b", Now: 9}},
 	{"batch", batchCmd(setCmd("a", `{"x":1}`, 99, 5), deleteCmd("b", 6))},
 	{"batch of every write kind", batchCmd(
 		Command{Op: OpSet, Key: "s", Value: []byte("1"), Now: 5, Cond: CondIfMatch, CondVersion: 7, IdemKey: "r1"},

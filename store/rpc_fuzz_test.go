@@ -46,8 +46,8 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 
 // FuzzDecodeResponses: the follower's decoders of the leader's answers never panic.
 func FuzzDecodeResponses(f *testing.F) {
-	f.Add(encodeWriteResponse(writeResult{created: true, revision: 9, expiresAt: 12}, statusOK, "", rpcFormatV2))
-	f.Add(encodeReadIndexResponse(7, 1700000000000, statusOK, ""))
+	f.Add(encodeWriteResponse(writeResult{created: true, revision: 9, expiresAt: 12}, wireError{}, rpcFormatV2))
+	f.Add(encodeReadIndexResponse(7, 1700000000000, wireError{}))
 	f.Add([]byte{1, 0, 0, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeWriteResponse(b)

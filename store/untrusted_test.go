@@ -34,11 +34,11 @@ func TestLeaderRefusesInvalidWriteFrames(t *testing.T) {
 		if err != nil {
 			t.Fatalf("call: %v", err)
 		}
-		res, st, msg, err := decodeWriteResponse(resp)
+		res, w, err := decodeWriteResponse(resp)
 		if err != nil {
 			t.Fatalf("decode answer: %v", err)
 		}
-		if err := statusError(st, msg); err != nil {
+		if err := w.err(); err != nil {
 			return err
 		}
 		return res.err()
@@ -213,7 +213,7 @@ func TestPromotionIgnoresSelfReportedIndex(t *testing.T) {
 			return nil, fmt.Errorf("unexpected method %d", method)
 		}
 		probes.Add(1)
-		return encodeNodeInfo("evil", "", 1<<40), nil
+		return encodeNodeInfo("evil", "", 1<<40, Build{}), nil
 	})
 	if a, err := leader.store.Join(ctx, JoinRequest{ID: "evil", PeerAddr: liar.Addr()}); err != nil || a != JoinAdded {
 		t.Fatalf("join evil: %v %v", a, err)
@@ -278,15 +278,15 @@ func TestChangesNeedAuthenticatedPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, st, msg, err := decodeWriteResponse(resp); err != nil || !errors.Is(statusError(st, msg), ErrPeerUnauthenticated) {
-		t.Errorf("write from an unauthenticated connection: status %d %q %v", st, msg, err)
+	if _, w, err := decodeWriteResponse(resp); err != nil || !errors.Is(w.err(), ErrPeerUnauthenticated) {
+		t.Errorf("write from an unauthenticated connection: status %d %q %v", w.status, w.msg, err)
 	}
 	resp, err = cl.Call(ctx, leader.addr, methodRestore, fsm.Command{Op: fsm.OpRestoreAbort, RestoreID: 7, Now: 1}.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, st, msg, err := decodeRestoreResponse(resp); err != nil || st == statusOK || !strings.Contains(msg, ErrPeerUnauthenticated.Error()) {
-		t.Errorf("restore step from an unauthenticated connection: status %d %q %v", st, msg, err)
+	if _, w, err := decodeRestoreResponse(resp); err != nil || w.status == statusOK || !strings.Contains(w.msg, ErrPeerUnauthenticated.Error()) {
+		t.Errorf("restore step from an unauthenticated connection: status %d %q %v", w.status, w.msg, err)
 	}
 	if a := leader.store.fsm.AppliedIndex(); a != applied {
 		t.Errorf("refused frames reached the log: applied %d -> %d", applied, a)
@@ -311,7 +311,7 @@ func TestChangesNeedAuthenticatedPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, st, msg, err := decodeWriteResponse(resp); err != nil || st != statusOK {
-		t.Fatalf("write from an authenticated member: status %d %q %v", st, msg, err)
+	if _, w, err := decodeWriteResponse(resp); err != nil || w.status != statusOK {
+		t.Fatalf("write from an authenticated member: status %d %q %v", w.status, w.msg, err)
 	}
 }

@@ -168,45 +168,11 @@ func (s *Store) writeWith(ctx context.Context, req writeRequest, opts WriteOptio
 // are retried (waiting for a leader) until ctx ends; an attempt that may have
 // committed ends the call with ErrOutcomeUnknown.
 func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error) {
-	sawLeader := false
-	// clockErr: an attempt was refused for the leader's clock; if no leader
-	// takes the write before the deadline, that is the reason to report.
-	var clockErr error
-	for attempt := 0; ; attempt++ {
-		select {
-		case <-s.closing:
-			return writeResult{}, ErrShuttingDown
-		default:
-		}
-		var res writeResult
-		var err error
-		addr, id := s.raft.LeaderWithID()
-		switch {
-		case s.raft.State() == raft.Leader:
-			sawLeader = true
-			res, err = s.writeAsLeader(ctx, req)
-		case addr != "":
-			sawLeader = true
-			res, err = s.forwardWrite(ctx, string(addr), string(id), req)
-		default:
-			err = errNotCommitted
-		}
-		if !errors.Is(err, errNotCommitted) {
-			return res, err
-		}
-		if errors.Is(err, ErrClockOffset) {
-			clockErr = err
-		}
-		if werr := s.waitForLeader(ctx, attempt); werr != nil {
-			if sawLeader && errors.Is(werr, ErrShuttingDown) {
-				return writeResult{}, werr
-			}
-			if clockErr != nil {
-				return writeResult{}, fmt.Errorf("%w; nothing was written", clockErr)
-			}
-			return writeResult{}, fmt.Errorf("%w: %s", ErrNoLeader, "no leader accepted the write before the deadline")
-		}
-	}
+	return throughLeader(ctx, s, "write",
+		func(ctx context.Context) (writeResult, error) { return s.writeAsLeader(ctx, req) },
+		func(ctx context.Context, addr, id string) (writeResult, error) {
+			return s.forwardWrite(ctx, addr, id, req)
+		})
 }
 
 // writeAsLeader checks req against the write rules (validate.go), stamps it
@@ -296,7 +262,7 @@ func (s *Store) applyLocalIndex(ctx context.Context, cmd fsm.Command) (interface
 	}
 	start := time.Now()
 	f := s.raft.Apply(cmd.Encode(), timeout)
-	resp, err := waitFuture(ctx, f)
+	resp, err := s.waitFuture(ctx, f)
 	s.metrics.proposed(cmd.Op, time.Since(start), err)
 	if err != nil {
 		return nil, 0, classifyApplyError(err)
