@@ -92,6 +92,9 @@ type APIError struct {
 	CurrentVersion uint64
 	// Endpoint is the node that answered (or could not be reached).
 	Endpoint string
+	// RequestID is the server's X-Request-Id for the failed request (the
+	// id its log lines carry); empty when no response arrived.
+	RequestID string
 	// Err is the transport error when Status is 0.
 	Err error
 }
@@ -99,6 +102,9 @@ type APIError struct {
 func (e *APIError) Error() string {
 	if e.Status == 0 {
 		return fmt.Sprintf("quorumkv %s: %v", e.Endpoint, e.Err)
+	}
+	if e.RequestID != "" {
+		return fmt.Sprintf("quorumkv %s: %d %s: %s (request id %s)", e.Endpoint, e.Status, e.Code, e.Message, e.RequestID)
 	}
 	return fmt.Sprintf("quorumkv %s: %d %s: %s", e.Endpoint, e.Status, e.Code, e.Message)
 }
@@ -149,8 +155,8 @@ type errorBody struct {
 // parseError builds the APIError of a non-2xx response. A body that is not
 // the API's error document (a proxy's HTML page, say) still gives a usable
 // error: the code is derived from the status, and 502-504 are retryable.
-func parseError(endpoint string, status int, body []byte) *APIError {
-	e := &APIError{Status: status, Endpoint: endpoint}
+func parseError(endpoint string, status int, requestID string, body []byte) *APIError {
+	e := &APIError{Status: status, Endpoint: endpoint, RequestID: requestID}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
 		e.Code, e.Message, e.Retryable = eb.Error.Code, eb.Error.Message, eb.Error.Retryable

@@ -225,7 +225,7 @@ func snapshotRestore(ctx context.Context, e *env, file string, force bool) error
 	if force {
 		opts = append(opts, client.ForceRestore())
 	}
-	if err := e.c.Restore(ctx, r, opts...); err != nil {
+	if _, err := e.c.Restore(ctx, r, opts...); err != nil {
 		return err
 	}
 	if e.json {
