@@ -201,7 +201,7 @@ func TestSnapshotChecksTheServersChecksum(t *testing.T) {
 	body := []byte("snapshot bytes")
 	sum := sha256.Sum256(body)
 	for _, tc := range []struct {
-		name, sha, size string
+		name, sha, size   string
 		wantErr, verified bool
 	}{
 		{"matching", hex.EncodeToString(sum[:]), fmt.Sprint(len(body)), false, true},
