@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,12 +17,15 @@ import (
 type SnapshotInfo struct {
 	// Bytes is the number of bytes written.
 	Bytes int64
-	// SHA256 is the hex SHA-256 of those bytes, computed as they passed.
+	// SHA256 is the hex SHA-256 a snapshot file ends with: that of every
+	// byte before its last 32, which are this checksum. The client computes
+	// it as the bytes pass and compares it with those 32 bytes and with the
+	// SHA-256 the server sends after the body; set only when Verified.
 	SHA256 string
-	// Verified says the server announced the same SHA-256 and size after
-	// the body (quorumkv does; a server or proxy that drops trailers does
-	// not, and then only the file's own checksum, checked by Restore,
-	// protects it).
+	// Verified says all three agree, and the size the server sent too
+	// (quorumkv sends them; a server or proxy that drops trailers does not,
+	// and then only the file's own checksum, checked by Restore and by
+	// kvctl snapshot verify, protects it).
 	Verified bool
 	// Index is the raft index the snapshot reflects; Entries its number of
 	// keys; ClusterID the cluster it came from (empty from a server that
@@ -56,13 +60,12 @@ func (c *Client) SnapshotWithInfo(ctx context.Context, w io.Writer, opts ...Opti
 	var info SnapshotInfo
 	err = c.doFunc(ctx, &call{method: http.MethodGet, path: "/admin/snapshot", query: readQuery(o),
 		replayable: true, streaming: true}, func(endpoint string, resp *http.Response) error {
-		h := sha256.New()
+		h := &trailerHasher{h: sha256.New()}
 		n, err := io.Copy(io.MultiWriter(w, h), resp.Body)
 		info.Bytes = n
 		if err != nil {
 			return finalError{fmt.Errorf("client: snapshot from %s: after %d bytes: %w", endpoint, n, err)}
 		}
-		info.SHA256 = hex.EncodeToString(h.Sum(nil))
 		info.Index = indexOf(resp.Header)
 		info.Entries, _ = strconv.Atoi(resp.Header.Get("X-KV-Backup-Entries"))
 		info.ClusterID = resp.Header.Get("X-KV-Cluster-Id")
@@ -70,10 +73,12 @@ func (c *Client) SnapshotWithInfo(ctx context.Context, w io.Writer, opts ...Opti
 		if want == "" {
 			return nil // not announced: Verified stays false
 		}
-		if !strings.EqualFold(want, info.SHA256) || size != strconv.FormatInt(n, 10) {
-			return finalError{fmt.Errorf("client: snapshot from %s: received %d bytes with SHA-256 %s, but the server sent %s bytes with SHA-256 %s; discard the file and retry", endpoint, n, info.SHA256, size, want)}
+		got, tail := h.sums()
+		if !strings.EqualFold(want, got) || !strings.EqualFold(want, tail) || size != strconv.FormatInt(n, 10) {
+			return finalError{fmt.Errorf("client: snapshot from %s: received %d bytes hashing to %s and ending with %s, but the server sent %s bytes with SHA-256 %s; discard the file and retry",
+				endpoint, n, got, tail, size, want)}
 		}
-		info.Verified = true
+		info.SHA256, info.Verified = got, true
 		return nil
 	})
 	return info, err
@@ -127,4 +132,32 @@ func (c *Client) Restore(ctx context.Context, r io.Reader, opts ...Option) (Rest
 		return RestoreResult{}, fmt.Errorf("client: the restore was applied, but its summary is unreadable: %w", err)
 	}
 	return out, nil
+}
+
+// trailerHasher hashes every byte written to it except the last 32 (a
+// backup's SHA-256 trailer), which it keeps.
+type trailerHasher struct {
+	h    hash.Hash
+	tail []byte // the last ≤ 32 bytes seen, not hashed yet
+}
+
+func (t *trailerHasher) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(p) >= sha256.Size {
+		t.h.Write(t.tail)
+		t.h.Write(p[:len(p)-sha256.Size])
+		t.tail = append(t.tail[:0], p[len(p)-sha256.Size:]...)
+		return n, nil
+	}
+	t.tail = append(t.tail, p...)
+	if over := len(t.tail) - sha256.Size; over > 0 {
+		t.h.Write(t.tail[:over])
+		t.tail = append(t.tail[:0], t.tail[over:]...)
+	}
+	return n, nil
+}
+
+// sums returns the hex SHA-256 of the bytes before the tail, and the tail.
+func (t *trailerHasher) sums() (hashed, tail string) {
+	return hex.EncodeToString(t.h.Sum(nil)), hex.EncodeToString(t.tail)
 }

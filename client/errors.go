@@ -46,7 +46,7 @@ var (
 	ErrOutcomeUnknown = errors.New("outcome unknown")
 	// ErrUnavailable: any 503 (no_leader, timeout, shutting_down,
 	// index_not_reached, outcome_unknown, ...) or a node that could not be
-	// reached. Matched by every such error once retries are exhausted.
+	// reached (but not one whose TLS certificate the client rejects). Matched by every such error once retries are exhausted.
 	ErrUnavailable = errors.New("unavailable")
 	// ErrClusterMismatch: 409 cluster_mismatch, Restore of a backup taken
 	// from another cluster (or naming none) without ForceRestore.
@@ -120,7 +120,9 @@ func (e *APIError) Is(target error) bool {
 	}
 	switch target {
 	case ErrUnavailable:
-		return e.Status == 0 || e.Status == http.StatusServiceUnavailable
+		// A certificate the client rejects is a configuration problem, not
+		// an outage: it is neither retried nor reported as unavailable.
+		return (e.Status == 0 && !isCertificateError(e.Err)) || e.Status == http.StatusServiceUnavailable
 	case ErrInvalid:
 		return e.Status == http.StatusBadRequest || e.Status == http.StatusRequestEntityTooLarge
 	case ErrUnauthorized:

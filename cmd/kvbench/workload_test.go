@@ -430,6 +430,8 @@ func TestFlagValidation(t *testing.T) {
 		{"-endpoints", "127.0.0.1:8080"},
 		{"-consistency", "serializable"},
 		{"-o", "yaml"},
+		{"-via", "grpc"},
+		{"-via", "client", "-target", "etcd"},
 		{"extra"},
 	} {
 		var errOut bytes.Buffer
@@ -452,5 +454,35 @@ func TestValueHasTheRequestedSize(t *testing.T) {
 		if size >= 20 && len(v) != size {
 			t.Errorf("size %d: got %d bytes", size, len(v))
 		}
+	}
+}
+
+// TestViaClientSendsTheSameWorkload: -via client sends the session and
+// counter workloads through the Go client and reports errors by code, as the
+// raw mode does.
+func TestViaClientSendsTheSameWorkload(t *testing.T) {
+	f, url := newFakeKV(t, false)
+	r := runJSON(t, short(url, "session", "-preload", "-via", "client")...)
+	if r.Via != "client" || r.Total.Errors != 0 || r.Ops["get"].Requests == 0 || r.Ops["put"].Requests == 0 || r.Ops["get"].Misses != 0 {
+		t.Fatalf("report %+v, errors %+v", r.Ops, r.Errors)
+	}
+	if len(f.puts) != 50 || len(f.bad) > 0 {
+		t.Fatalf("%d keys written, rejected bodies %q", len(f.puts), f.bad)
+	}
+	for k, hasTTL := range f.ttls {
+		if !hasTTL {
+			t.Errorf("PUT %s without ttlSeconds", k)
+		}
+	}
+	fc, curl := newFakeKV(t, true)
+	r = runJSON(t, short(curl, "counter", "-via", "client")...)
+	if r.Total.Errors != 0 || r.Ops["incr"].OK == 0 || fc.count("POST") == 0 {
+		t.Fatalf("counter via client: %+v %+v", r.Ops, r.Errors)
+	}
+	var out, errOut bytes.Buffer
+	code := run(append(short(url, "write", "-via", "client"), "-api-key", "wrong", "-o", "json"), func(string) string { return "" }, &out, &errOut)
+	var bad result
+	if code != 0 || json.Unmarshal(out.Bytes(), &bad) != nil || len(bad.Errors) != 1 || bad.Errors[0].Error != "401 unauthorized" {
+		t.Fatalf("exit %d, report %s %s", code, out.String(), errOut.String())
 	}
 }
