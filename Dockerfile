@@ -7,6 +7,19 @@
 # details, and README.md ("Deploy") for how to run the image.
 FROM scratch
 
+# OCI image annotations (https://github.com/opencontainers/image-spec,
+# annotations.md). scripts/docker-build.sh passes the version and the commit.
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="quorumkv kvnode" \
+      org.opencontainers.image.description="One node of quorumkv, a replicated key-value store on raft (HA session store and consistent cache with TTL)" \
+      org.opencontainers.image.source="https://github.com/quorumkv/quorumkv" \
+      org.opencontainers.image.documentation="https://github.com/quorumkv/quorumkv#readme" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
+
 # Non-root numeric user; no /etc/passwd is needed for a numeric id.
 USER 65532:65532
 

@@ -51,8 +51,14 @@ CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath -ldflags '-s -w' -o "
 mkdir "$ctx/data"
 cp Dockerfile "$ctx/Dockerfile"
 
+# The image's OCI labels: version and commit from git when this is a checkout.
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
+created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
 # The classic builder needs no buildx plugin and handles this Dockerfile fully.
-say "docker build -t $image"
-DOCKER_BUILDKIT=0 docker build --quiet -t "$image" "$ctx" >/dev/null
+say "docker build -t $image ($version)"
+DOCKER_BUILDKIT=0 docker build --quiet --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
+	--build-arg "CREATED=$created" -t "$image" "$ctx" >/dev/null
 
 docker image inspect --format "$image {{.Id}} {{.Size}}" "$image"
