@@ -231,16 +231,26 @@ func snapshotSave(ctx context.Context, e *env, file string, stale bool) error {
 	return nil
 }
 
-func snapshotRestore(ctx context.Context, e *env, file string, force bool) error {
-	var r io.Reader = e.io.in
-	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		r = f // an *os.File can be rewound, so a restore refused by a node without a leader is retried
+// openInput opens file, or returns stdin for "-"; close it when done. An
+// *os.File can be rewound, so a restore refused by a node without a leader
+// is retried; stdin cannot.
+func openInput(e *env, file string) (io.Reader, func(), error) {
+	if file == "-" {
+		return e.io.in, func() {}, nil
 	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+func snapshotRestore(ctx context.Context, e *env, file string, force bool) error {
+	r, done, err := openInput(e, file)
+	if err != nil {
+		return err
+	}
+	defer done()
 	var opts []client.Option
 	if force {
 		opts = append(opts, client.ForceRestore())
@@ -270,15 +280,11 @@ func snapshotRestore(ctx context.Context, e *env, file string, force bool) error
 // snapshotVerify checks a snapshot file locally, as the server would before
 // restoring it.
 func snapshotVerify(e *env, file string) error {
-	var r io.Reader = e.io.in
-	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		r = f
+	r, done, err := openInput(e, file)
+	if err != nil {
+		return err
 	}
+	defer done()
 	info, err := fsm.VerifyBackup(bufio.NewReaderSize(r, 1<<20))
 	if err != nil {
 		return fmt.Errorf("%s is not a valid snapshot: %w", file, err)
