@@ -27,6 +27,7 @@ type fakeKV struct {
 	puts   map[string]int // PUTs per key
 	ttls   map[string]bool
 	bad    []string // requests the fake could not accept
+	keyed  int      // requests that carried an Idempotency-Key
 }
 
 func newFakeKV(t *testing.T, withIncr bool) (*fakeKV, string) {
@@ -61,6 +62,9 @@ func (f *fakeKV) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.method[r.Method]++
+	if r.Header.Get("Idempotency-Key") != "" {
+		f.keyed++
+	}
 	if k, isIncr := strings.CutSuffix(key, "/incr"); isIncr {
 		if !f.withIncr {
 			fail(405, "method_not_allowed")
@@ -466,13 +470,19 @@ func TestViaClientSendsTheSameWorkload(t *testing.T) {
 	if r.Via != "client" || r.Total.Errors != 0 || r.Ops["get"].Requests == 0 || r.Ops["put"].Requests == 0 || r.Ops["get"].Misses != 0 {
 		t.Fatalf("report %+v, errors %+v", r.Ops, r.Errors)
 	}
-	if len(f.puts) != 50 || len(f.bad) > 0 {
-		t.Fatalf("%d keys written, rejected bodies %q", len(f.puts), f.bad)
+	if len(f.puts) != 50 || len(f.bad) > 0 || f.keyed != f.count("PUT") {
+		t.Fatalf("%d keys written, %d of %d PUTs with an Idempotency-Key, rejected bodies %q", len(f.puts), f.keyed, f.count("PUT"), f.bad)
 	}
 	for k, hasTTL := range f.ttls {
 		if !hasTTL {
 			t.Errorf("PUT %s without ttlSeconds", k)
 		}
+	}
+	// -idempotency-keys makes the raw mode send keys as the client does.
+	fk, kurl := newFakeKV(t, false)
+	runJSON(t, short(kurl, "write", "-idempotency-keys")...)
+	if fk.keyed == 0 || fk.keyed != fk.count("PUT") {
+		t.Fatalf("%d of %d PUTs carried an Idempotency-Key", fk.keyed, fk.count("PUT"))
 	}
 	fc, curl := newFakeKV(t, true)
 	r = runJSON(t, short(curl, "counter", "-via", "client")...)
