@@ -4,21 +4,23 @@
 # The binary is built on the host first, so the build needs no base image and
 # no registry. scripts/docker-build.sh prepares the build context (the binary
 # and an empty data/ directory) and runs `docker build`; see it for the
-# details, and README.md ("Deploy") for how to run the image.
+# details, and docs/operations.md ("Deploy") for how to run the image.
 FROM scratch
 
-# OCI image annotations (https://github.com/opencontainers/image-spec,
-# annotations.md). scripts/docker-build.sh passes the version and the commit.
-ARG VERSION=dev
+# OCI image annotations (opencontainers image-spec, annotations.md):
+# scripts/docker-build.sh passes the version it stamped into the binary
+# (kvnode --version), the commit and the build time.
+ARG KV_VERSION=devel
 ARG REVISION=unknown
 ARG CREATED=unknown
 LABEL org.opencontainers.image.title="quorumkv kvnode" \
       org.opencontainers.image.description="One node of quorumkv, a replicated key-value store on raft (HA session store and consistent cache with TTL)" \
       org.opencontainers.image.source="https://github.com/quorumkv/quorumkv" \
       org.opencontainers.image.documentation="https://github.com/quorumkv/quorumkv#readme" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}"
+      org.opencontainers.image.version="$KV_VERSION" \
+      org.opencontainers.image.revision="$REVISION" \
+      org.opencontainers.image.created="$CREATED" \
+      org.opencontainers.image.licenses="Apache-2.0"
 
 # Non-root numeric user; no /etc/passwd is needed for a numeric id.
 USER 65532:65532

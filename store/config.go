@@ -144,11 +144,20 @@ type Config struct {
 	// in-process clusters apart. nil means the metrics are kept but not exported.
 	Metrics prometheus.Registerer
 
+	// ReportMetrics, when set, is the registry a node report's traffic
+	// summary is read from (report.go: the HTTP request counters and
+	// latencies live there, outside the store). nil: reports carry no traffic.
+	ReportMetrics prometheus.Gatherer
+
 	// InsecurePeer allows a peer port without mutual TLS (a Mux whose
 	// transport.Config has no TLS): Open refuses one otherwise, because
 	// anyone who reaches such a port can append to the raft log. Tests and
 	// kvnode --insecure-peer set it.
 	InsecurePeer bool
+
+	// Version, when set, replaces the binary's version (internal/version) in
+	// what this node reports to its peers; tests use it to run mixed versions.
+	Version string
 
 	// WrapRaftLayer, when set, wraps the raft stream layer. Tests use it to cut
 	// raft traffic between nodes; production leaves it nil.

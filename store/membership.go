@@ -62,6 +62,9 @@ type NodeInfo struct {
 	// Clock is the node's clock as the answering node measures it (its own
 	// entry: offset 0 and its own verdict).
 	Clock PeerClock
+	// Build is the node's version and formats as it last reported them to
+	// the leader (the answering node's own: always); zero when unknown.
+	Build Build
 }
 
 // maxNodeField bounds each field of a JoinRequest.
@@ -190,6 +193,10 @@ func (s *Store) Nodes(ctx context.Context) ([]NodeInfo, error) {
 		}
 		if st, ok := stats[id]; ok {
 			n.Probed, n.AppliedIndex, n.LastContact, n.Healthy = true, st.applied, st.lastContact, st.healthy
+			n.Build = st.build
+		}
+		if id == s.cfg.NodeID {
+			n.Build = s.localBuild()
 		}
 		out = append(out, n)
 	}

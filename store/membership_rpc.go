@@ -50,7 +50,7 @@ func (s *Store) handleMembershipRPC(ctx context.Context, method uint8, req []byt
 		})
 		return encodeAdminResponse(err, nil), true, nil
 	case methodNodeInfo:
-		return encodeNodeInfo(s.cfg.NodeID, s.cfg.HTTPAddr, s.fsm.AppliedIndex()), true, nil
+		return encodeNodeInfo(s.cfg.NodeID, s.cfg.HTTPAddr, s.fsm.AppliedIndex(), s.localBuild()), true, nil
 	case methodNodeStats:
 		var body []byte
 		err := s.asLeader(func() error {
@@ -156,15 +156,20 @@ type nodeInfo struct {
 	id       string
 	httpAddr string
 	applied  uint64
+	build    Build // zero from a node that predates it
 }
 
-func encodeNodeInfo(id, httpAddr string, applied uint64) []byte {
+// encodeNodeInfo: format byte 1, uvarint-prefixed id and HTTP address,
+// uvarint applied index, then the build section (build.go), which older
+// decoders leave unread.
+func encodeNodeInfo(id, httpAddr string, applied uint64, build Build) []byte {
 	b := []byte{rpcFormat}
 	b = binary.AppendUvarint(b, uint64(len(id)))
 	b = append(b, id...)
 	b = binary.AppendUvarint(b, uint64(len(httpAddr)))
 	b = append(b, httpAddr...)
-	return binary.AppendUvarint(b, applied)
+	b = binary.AppendUvarint(b, applied)
+	return appendBuild(b, build)
 }
 
 func decodeNodeInfo(b []byte) (nodeInfo, error) {
@@ -173,6 +178,9 @@ func decodeNodeInfo(b []byte) (nodeInfo, error) {
 		return nodeInfo{}, fmt.Errorf("unsupported format %d", v)
 	}
 	n := nodeInfo{id: string(d.bytes()), httpAddr: string(d.bytes()), applied: d.uvarint()}
+	if d.err == nil && len(d.b) > 0 {
+		n.build = d.build()
+	}
 	return n, d.err
 }
 
@@ -181,10 +189,13 @@ type nodeStat struct {
 	applied     uint64
 	lastContact time.Duration
 	healthy     bool
+	build       Build // zero when unknown
 }
 
 // encodeNodeStats: uvarint count, then per node: uvarint-prefixed id,
-// uvarint applied, uvarint last contact in ms, healthy byte.
+// uvarint applied, uvarint last contact in ms, healthy byte. Then, unread by
+// builds that predate it, a uvarint count of builds and per node its
+// uvarint-prefixed id and build section (build.go).
 func encodeNodeStats(stats map[string]nodeStat) []byte {
 	b := binary.AppendUvarint(nil, uint64(len(stats)))
 	for id, st := range stats {
@@ -193,6 +204,11 @@ func encodeNodeStats(stats map[string]nodeStat) []byte {
 		b = binary.AppendUvarint(b, st.applied)
 		b = binary.AppendUvarint(b, uint64(st.lastContact.Milliseconds()))
 		b = append(b, flag(st.healthy))
+	}
+	b = binary.AppendUvarint(b, uint64(len(stats)))
+	for id, st := range stats {
+		b = appendString(b, id)
+		b = appendBuild(b, st.build)
 	}
 	return b
 }
@@ -208,6 +224,18 @@ func decodeNodeStats(b []byte) (map[string]nodeStat, error) {
 		id := string(d.bytes())
 		st := nodeStat{applied: d.uvarint(), lastContact: time.Duration(d.uvarint()) * time.Millisecond, healthy: d.byte() != 0}
 		out[id] = st
+	}
+	if d.err != nil || len(d.b) == 0 {
+		return out, d.err
+	}
+	builds := d.uvarint()
+	for i := uint64(0); i < builds && d.err == nil; i++ {
+		id := string(d.bytes())
+		b := d.build()
+		if st, ok := out[id]; ok && d.err == nil {
+			st.build = b
+			out[id] = st
+		}
 	}
 	return out, d.err
 }

@@ -213,7 +213,7 @@ func TestPromotionIgnoresSelfReportedIndex(t *testing.T) {
 			return nil, fmt.Errorf("unexpected method %d", method)
 		}
 		probes.Add(1)
-		return encodeNodeInfo("evil", "", 1<<40), nil
+		return encodeNodeInfo("evil", "", 1<<40, Build{}), nil
 	})
 	if a, err := leader.store.Join(ctx, JoinRequest{ID: "evil", PeerAddr: liar.Addr()}); err != nil || a != JoinAdded {
 		t.Fatalf("join evil: %v %v", a, err)

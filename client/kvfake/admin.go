@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/quorumkv/quorumkv/internal/version"
 )
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -30,7 +32,18 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	dataResp(http.StatusOK, map[string]any{
 		"nodeId": s.leader, "state": "Leader", "leaderId": s.leader, "leaderAddr": leaderAddr,
 		"term": 2, "commitIndex": s.index, "appliedIndex": s.index, "voters": voters, "keys": len(s.items),
+		"build": fakeBuild(),
 	}).write(w)
+}
+
+// fakeBuild describes the fake's own binary as a node's status does.
+func fakeBuild() map[string]any {
+	v := version.Get()
+	var rev any
+	if v.Revision != "" {
+		rev = v.Revision
+	}
+	return map[string]any{"version": v.Version, "goVersion": v.GoVersion, "revision": rev, "modified": v.Modified}
 }
 
 // nodesRoute serves GET and POST /cluster/nodes and DELETE /cluster/nodes/{id}.

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/quorumkv/quorumkv/internal/version"
 )
 
 // Fault is a failure a Handler injects into one request.
@@ -78,6 +80,7 @@ type Node struct {
 	LastContactMs *int64 `json:"lastContactMs"`
 	AppliedIndex  uint64 `json:"appliedIndex"`
 	Healthy       bool   `json:"healthy"`
+	Version       string `json:"version"` // the fake's own build
 }
 
 // New returns an empty Server with three nodes (n1, the leader, n2, n3), no
@@ -87,7 +90,7 @@ func New() *Server {
 	for i := 1; i <= 3; i++ {
 		id := "n" + strconv.Itoa(i)
 		s.nodes = append(s.nodes, Node{ID: id, PeerAddr: "127.0.0.1:908" + strconv.Itoa(i),
-			HTTPAddr: "127.0.0.1:808" + strconv.Itoa(i), Suffrage: "voter", Healthy: true})
+			HTTPAddr: "127.0.0.1:808" + strconv.Itoa(i), Suffrage: "voter", Healthy: true, Version: version.Get().Version})
 	}
 	return s
 }

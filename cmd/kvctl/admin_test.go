@@ -15,6 +15,9 @@ func TestClusterCommands(t *testing.T) {
 	if out := c.must("status", "-o", "json"); !strings.Contains(out, `"leaderId":"n1"`) {
 		t.Fatalf("status json: %s", out)
 	}
+	if out := c.must("version"); !strings.HasPrefix(out, "kvctl    devel (go") || !strings.Contains(out, "server   devel (go") || !strings.Contains(out, "(node n1, via ") {
+		t.Fatalf("version: %q", out)
+	}
 	if out := c.must("join", "n4", "127.0.0.1:9084", "127.0.0.1:8084"); out != "joined n4 (peer 127.0.0.1:9084)\n" {
 		t.Fatalf("join: %q", out)
 	}
