@@ -25,6 +25,11 @@ type apiError struct {
 	// current is 0 (the key is missing or expired). Used by 412 responses.
 	withVersion bool
 	current     uint64
+
+	// A failed transaction (txn.go): every failed check, or the operation
+	// that cannot apply.
+	failedChecks []txnFailedCheckBody
+	failedOp     *txnFailedOpBody
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -162,6 +167,9 @@ func resolveError(err error) (resp *apiError, internal bool) {
 	var ie *store.InvalidError
 	if errors.As(err, &ie) {
 		return invalidWrite(ie), false
+	}
+	if resp, ok := txnError(err); ok {
+		return resp, false
 	}
 	for i := range storeErrors {
 		if errors.Is(err, storeErrors[i].target) {

@@ -55,6 +55,11 @@ type Store interface {
 	// removed.
 	DeletePrefix(ctx context.Context, prefix string, opts store.WriteOptions) (store.DeletePrefixResult, error)
 
+	// Txn applies a transaction's checks and operations at one log index, or
+	// nothing (*store.TxnCheckError, *store.TxnOpError); one without writes
+	// is a linearizable read.
+	Txn(ctx context.Context, req store.TxnRequest, opts store.WriteOptions) (store.TxnResult, error)
+
 	// Status describes this node and the cluster as this node sees it.
 	Status(ctx context.Context) (store.Status, error)
 
@@ -222,6 +227,9 @@ func (a *api) routeTable() []route {
 		{template: "/kv/items", methods: []routeMethod{
 			{http.MethodGet, a.listItems},
 			{http.MethodDelete, a.deletePrefix},
+		}},
+		{template: txnTemplate, methods: []routeMethod{
+			{http.MethodPost, a.txn},
 		}},
 		{template: "/healthz", public: true, methods: []routeMethod{
 			{http.MethodGet, a.healthz},

@@ -46,11 +46,6 @@ func appendBuild(dst []byte, b Build) []byte {
 	return append(dst, sec...)
 }
 
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
 // build reads a section appendBuild wrote; fields a newer build appended
 // after the known ones are skipped.
 func (d *decoder) build() Build {

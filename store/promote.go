@@ -263,14 +263,7 @@ func (s *Store) registerLoop() {
 			return
 		}
 		if addr, _ := s.raft.LeaderWithID(); addr != "" {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			go func() {
-				select {
-				case <-s.closing:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
+			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 			_, err := s.viaLeader(ctx, methodJoin, encodeJoinRequest(req, true), func(ctx context.Context) ([]byte, error) {
 				a, err := s.joinAsLeader(ctx, req, true)
 				return []byte{byte(a)}, err

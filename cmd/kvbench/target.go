@@ -19,11 +19,12 @@ const (
 	opGet op = iota
 	opPut
 	opIncr
+	opTxn
 	numOps
 )
 
 func (o op) String() string {
-	return [...]string{"get", "put", "incr"}[o]
+	return [...]string{"get", "put", "incr", "txn"}[o]
 }
 
 // outcome classifies one answered (or failed) request.
@@ -51,7 +52,7 @@ func newTarget(c config) target {
 	if c.target == "etcd" {
 		return &etcdTarget{serializable: c.consistency == "stale", valueSize: c.valueSize}
 	}
-	t := &kvTarget{auth: "Bearer " + c.apiKey, valueSize: c.valueSize, counter: c.workload == "counter", idemKeys: c.idempotencyKeys}
+	t := &kvTarget{auth: "Bearer " + c.apiKey, valueSize: c.valueSize, counter: c.workload == "counter", txnOps: c.txnOps, idemKeys: c.idempotencyKeys}
 	if c.consistency != "" {
 		t.query = "?consistency=" + c.consistency
 	}
@@ -87,6 +88,7 @@ type kvTarget struct {
 	valueSize int
 	counter   bool // values are integers (the counter workload's preload)
 	incrBody  []byte
+	txnOps    int  // puts per transaction
 	idemKeys  bool // send a fresh Idempotency-Key with every write, as the Go client does
 }
 
@@ -115,6 +117,27 @@ func (t *kvTarget) newRequest(base string, o op, key string, keyIndex int, body 
 	case opIncr:
 		body.Write(t.incrBody)
 		req, err = http.NewRequest(http.MethodPost, u+"/incr", body)
+	case opTxn:
+		// txnOps puts of this key's sub-keys, each like the write
+		// workload's PUT, in one transaction.
+		b := append(body.AvailableBuffer(), `{"ops":[`...)
+		for i := range t.txnOps {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"op":"put","key":`...)
+			b = strconv.AppendQuote(b, key+"/"+strconv.Itoa(i))
+			b = append(b, `,"value":`...)
+			b = appendValue(b, keyIndex, t.valueSize)
+			if t.ttl != "" {
+				b = append(b, `,"ttlSeconds":`...)
+				b = append(b, t.ttl...)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, "]}"...)
+		body.Write(b)
+		req, err = http.NewRequest(http.MethodPost, base+"/kv/txn", body)
 	default:
 		return nil, fmt.Errorf("kv target: no request for %v", o)
 	}

@@ -217,6 +217,8 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		Join:                    len(joins) > 0,
 		HTTPAddr:                advertisedHTTPAddr(o, ln),
 		MaxValueBytes:           o.maxValueBytes,
+		MaxTxnOps:               o.maxTxnOps,
+		MaxTxnChecks:            o.maxTxnChecks,
 		// Membership RPCs need a member-authenticated connection: the
 		// identity peer TLS verified (transport.PeerID). Only a node run
 		// with --insecure-peer serves them (and all else) unauthenticated.
@@ -238,6 +240,8 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		InsecureNoAuth:  creds.insecure,
 		InsecurePeer:    peerTLS == nil,
 		MaxValueBytes:   o.maxValueBytes,
+		MaxTxnOps:       o.maxTxnOps,
+		MaxTxnChecks:    o.maxTxnChecks,
 		MaxListBytes:    o.maxListBytes,
 		MaxRestoreBytes: o.maxRestoreBytes,
 		RequestTimeout:  o.requestTimeout,
