@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/quorumkv/quorumkv/fsm"
 )
@@ -25,7 +26,16 @@ func (s *Store) openRaft() error {
 	}
 	hlog := newRaftLogger(s.cfg.Logger)
 
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	// The log store's freelist as a hash map, not written on commit (as etcd
+	// runs bbolt): the default array freelist is merged into a new slice and
+	// a freelist page is written out on every commit; with a large live heap
+	// each byte allocated brings the next collection closer (store/DESIGN.md,
+	// "Durability and restart"). Without a stored freelist, opening the log
+	// scans its pages, which is quick: snapshots keep the log short.
+	bolt, err := raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(dir, "raft.db"),
+		BoltOptions: &bbolt.Options{FreelistType: bbolt.FreelistMapType, NoFreelistSync: true},
+	})
 	if err != nil {
 		return fmt.Errorf("store: open raft log %s: %w", dir, err)
 	}
