@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/quorumkv/quorumkv/fsm"
 	"github.com/quorumkv/quorumkv/transport"
@@ -25,7 +24,7 @@ type Store struct {
 	mux  *transport.Mux
 	rpc  *transport.Client
 
-	bolt     *raftboltdb.BoltStore
+	logStore logStore // the raft log and stable store (logstore.go)
 	stable   *shutdownSafeStable
 	netTrans *raft.NetworkTransport
 
@@ -274,7 +273,7 @@ func (s *Store) Close() error {
 			err = cerr
 		}
 		s.stable.close()
-		if cerr := s.bolt.Close(); err == nil {
+		if cerr := s.logStore.closer.Close(); err == nil {
 			err = cerr
 		}
 		s.closeErr = err
