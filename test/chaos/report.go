@@ -61,7 +61,7 @@ type scenarioReport struct {
 	Name        string  `json:"name"`
 	Description string  `json:"description"`
 	Nodes       int     `json:"nodes"`
-	Build       string  `json:"build"` // plain, race, brokenreads
+	Build       string  `json:"build"`             // plain, race, brokenreads
 	RaftLog     string  `json:"raftLog,omitempty"` // the nodes' --raft-log; empty: kvnode's default
 	Seed        int64   `json:"seed"`
 	Seconds     float64 `json:"seconds"` // wall time of the whole scenario
