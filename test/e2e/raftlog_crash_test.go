@@ -36,7 +36,7 @@ func TestRaftLogSurvivesKillMidAppend(t *testing.T) {
 	for _, tc := range []struct {
 		store  string
 		rounds int
-	}{{"wal", 12}, {"bolt", 6}} {
+	}{{"wal", 10}, {"bolt", 4}} {
 		t.Run(tc.store, func(t *testing.T) { crashRounds(t, bin, tc.store, tc.rounds) })
 	}
 }
