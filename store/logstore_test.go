@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +36,7 @@ var otherRaftLogTests = []string{
 	"TestOnlineRestoreReplacesDataOnEveryNode",
 	"TestReplaceKilledNodeWithEmptyDisk",
 	"TestRaftLogSelectionAndMismatch",
+	"TestMoveNodeToOtherRaftLog",
 }
 
 // TestOtherRaftLogStore reruns otherRaftLogTests with the other raft log
@@ -251,4 +253,57 @@ func TestLaggingFollowerCatchesUpFromSnapshot(t *testing.T) {
 	if it := mustGet(t, f, "missed-149"); string(it.Value) != "149" {
 		t.Fatalf("missed-149 = %q", it.Value)
 	}
+}
+
+// Moving a node to the other log store is replacing it: remove it, wipe its
+// data dir, start it on the other store in join mode and add it again. The
+// cluster then runs both stores side by side.
+func TestMoveNodeToOtherRaftLog(t *testing.T) {
+	created := testRaftLog()
+	if created == "" {
+		created = DefaultRaftLog
+	}
+	other := RaftLogWAL
+	if created == RaftLogWAL {
+		other = RaftLogBolt
+	}
+	c := newTestCluster(t, 3, memberConfig)
+	leader := c.leader()
+	acked := map[string]string{}
+	for i := range 40 {
+		k, v := fmt.Sprintf("k%02d", i), fmt.Sprintf(`"%d"`, i)
+		mustSet(t, c.nodes[i%3], k, v, 0)
+		acked[k] = v
+	}
+	moved := c.followers(leader)[0]
+	survivor := c.followers(leader)[1]
+	moved.stop()
+	c.mustRemove(survivor, moved.id)
+
+	// Same id, empty data dir, the other store, join mode.
+	moved.dataDir = t.TempDir()
+	mux, err := transport.Listen(transport.Config{BindAddr: "127.0.0.1:0", Logger: testLogger(t, moved.id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved.mux, moved.addr = mux, mux.Addr()
+	moved.net = &cuttableLayer{blocked: map[string]bool{}, conns: map[net.Conn]string{}}
+	c.openStore(moved, nil, func(cfg *Config) { memberConfig(cfg); cfg.Join = true; cfg.RaftLog = other })
+	c.mustJoin(survivor, JoinRequest{ID: moved.id, PeerAddr: moved.addr, HTTPAddr: "http://" + moved.id + ".test:8080"})
+	c.waitVoters(leader, leader.id, survivor.id, moved.id)
+	for i := 40; i < 50; i++ {
+		k, v := fmt.Sprintf("k%02d", i), fmt.Sprintf(`"%d"`, i)
+		mustSet(t, moved, k, v, 0)
+		acked[k] = v
+	}
+	checkAcked(t, acked, moved, leader, survivor)
+	for nd, want := range map[*testNode]string{moved: other, leader: created, survivor: created} {
+		if st, err := nd.store.Status(ctxTimeout(t, 5*time.Second)); err != nil || st.RaftLog != want {
+			t.Fatalf("%s: Status().RaftLog = %q, %v; want %q", nd.id, st.RaftLog, err, want)
+		}
+	}
+	// The mixed cluster keeps a quorum without the old leader.
+	leader.stop()
+	mustSet(t, moved, "after-leader-stop", `1`, 0)
+	mustGet(t, survivor, "after-leader-stop")
 }
