@@ -26,6 +26,8 @@ var routeScopes = map[string]Scope{
 	"POST /cluster/nodes":           ScopeAdmin,
 	"DELETE /cluster/nodes/{id}":    ScopeAdmin,
 	"POST /cluster/leader/transfer": ScopeAdmin,
+	"GET /cluster/overview":         ScopeRead,
+	"GET /auth/whoami":              ScopeRead,
 	"GET /admin/snapshot":           ScopeAdmin,
 	"POST /admin/restore":           ScopeAdmin,
 }

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
@@ -73,19 +72,7 @@ func (a *api) readyz(r *http.Request) (reply, error) {
 
 // readyReason is the short, fixed code /readyz gives for why a node is not
 // ready.
-func readyReason(err error) string {
-	switch {
-	case errors.Is(err, store.ErrClockOffset):
-		return "clock_offset"
-	case errors.Is(err, store.ErrShuttingDown):
-		return "shutting_down"
-	case errors.Is(err, store.ErrNoLeader):
-		return "no_leader"
-	case errors.Is(err, store.ErrCatchingUp):
-		return "catching_up"
-	}
-	return "leader_unconfirmed"
-}
+func readyReason(err error) string { return store.ReadyReason(err) }
 
 type statusData struct {
 	NodeID       string      `json:"nodeId"`

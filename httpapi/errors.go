@@ -203,7 +203,7 @@ var errMissingValue = &apiError{
 
 var errRouteNotFound = &apiError{
 	status: http.StatusNotFound, code: "not_found",
-	message: "No API route matches this path; the routes are /healthz, /readyz, /cluster/status, /cluster/nodes, /cluster/nodes/{id}, /cluster/leader/transfer, /kv/items, /kv/items/{key}, /kv/items/{key}/incr, /admin/snapshot and /admin/restore (encode a \"/\" inside a key as %2F).",
+	message: "No API route matches this path; the routes are /healthz, /readyz, /cluster/status, /cluster/nodes, /cluster/nodes/{id}, /cluster/leader/transfer, /cluster/overview, /auth/whoami, /ui/, /kv/items, /kv/items/{key}, /kv/items/{key}/incr, /admin/snapshot and /admin/restore (encode a \"/\" inside a key as %2F).",
 }
 
 func errUnauthorized(msg string) *apiError {

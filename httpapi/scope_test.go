@@ -116,3 +116,35 @@ func TestKeyringReloadTakesEffect(t *testing.T) {
 		t.Fatal("a secret reached the log")
 	}
 }
+
+// TestPublicRoutesAreListed lists every route served without a key: the
+// probes, and the dashboard's static assets (package ui), which hold no data;
+// every call the dashboard makes for data goes through the scoped routes
+// above. A new public route fails here until it is added on purpose.
+func TestPublicRoutesAreListed(t *testing.T) {
+	want := map[string]bool{
+		"GET /healthz": true, "GET /readyz": true,
+		"GET /ui": true, "GET /ui/": true, "GET /ui/{asset}": true,
+	}
+	for _, metricsPublic := range []bool{false, true} {
+		a := &api{cfg: Config{MetricsPublic: metricsPublic}}
+		got := map[string]bool{}
+		for _, rt := range a.routeTable() {
+			for _, m := range rt.methods {
+				if rt.public {
+					got[m.method+" "+rt.template] = true
+				}
+			}
+		}
+		for name := range got {
+			if !want[name] && !(metricsPublic && name == "GET /metrics") {
+				t.Errorf("%s is served without a key but is not listed as public", name)
+			}
+		}
+		for name := range want {
+			if !got[name] {
+				t.Errorf("%s is listed as public but is not a public route", name)
+			}
+		}
+	}
+}

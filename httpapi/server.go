@@ -83,6 +83,10 @@ type Store interface {
 	Join(ctx context.Context, req store.JoinRequest) (store.JoinAction, error)
 	RemoveNode(ctx context.Context, id string) error
 	TransferLeader(ctx context.Context, id string) (string, error)
+
+	// NodeReports asks every server for its own report (the dashboard's
+	// overview); a server that does not answer in time has Error set.
+	NodeReports(ctx context.Context) ([]store.NodeReport, error)
 }
 
 // endpoint computes the complete response to one request, or an error that
@@ -245,6 +249,22 @@ func (a *api) routeTable() []route {
 		}},
 		{template: "/cluster/leader/transfer", methods: []routeMethod{
 			{http.MethodPost, a.transferLeader},
+		}},
+		{template: "/cluster/overview", methods: []routeMethod{
+			{http.MethodGet, a.clusterOverview},
+		}},
+		{template: "/auth/whoami", methods: []routeMethod{
+			{http.MethodGet, a.whoami},
+		}},
+		// The dashboard's assets (ui.go): public, they hold no data.
+		{template: "/ui", public: true, methods: []routeMethod{
+			{http.MethodGet, a.uiRedirect},
+		}},
+		{template: "/ui/", public: true, methods: []routeMethod{
+			{http.MethodGet, a.uiPage},
+		}},
+		{template: "/ui/{asset}", public: true, methods: []routeMethod{
+			{http.MethodGet, a.uiPage},
 		}},
 	}
 }

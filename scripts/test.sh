@@ -31,6 +31,7 @@ install_missing() {
 	local pkgs=()
 	have ip || pkgs+=(iproute2)       # network fault tests
 	have iptables || pkgs+=(iptables) # network fault tests
+	have chromium || pkgs+=(chromium) # the dashboard's browser test (test/e2e)
 	# -race needs cgo, so a C compiler and libc headers.
 	have gcc || pkgs+=(gcc libc6-dev)
 	# Go downloads modules over HTTPS; without CA certificates that fails.

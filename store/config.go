@@ -148,6 +148,11 @@ type Config struct {
 	// in-process clusters apart. nil means the metrics are kept but not exported.
 	Metrics prometheus.Registerer
 
+	// ReportMetrics, when set, is the registry a node report's traffic
+	// summary is read from (report.go: the HTTP request counters and
+	// latencies live there, outside the store). nil: reports carry no traffic.
+	ReportMetrics prometheus.Gatherer
+
 	// InsecurePeer allows a peer port without mutual TLS (a Mux whose
 	// transport.Config has no TLS): Open refuses one otherwise, because
 	// anyone who reaches such a port can append to the raft log. Tests and

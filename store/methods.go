@@ -45,4 +45,11 @@ const (
 	// methodClockPing: any node answers its wall clock (request: empty;
 	// answer: format byte, varint Unix nanoseconds; clock_measure.go).
 	methodClockPing uint8 = 24
+
+	// Dashboard (40-44, report.go).
+
+	// methodNodeReport: any member answers its own NodeReport (request:
+	// format byte; answer: format byte, JSON) for GET /cluster/overview.
+	// Served to authenticated members only.
+	methodNodeReport uint8 = 40
 )

@@ -139,6 +139,8 @@ func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte
 		return s.handleReadIndexGetRPC(ctx, req)
 	case methodClockPing:
 		return s.handleClockPing(req)
+	case methodNodeReport:
+		return s.handleNodeReport(ctx, req)
 	default:
 		if resp, ok, err := s.handleMembershipRPC(ctx, method, req); ok {
 			return resp, err

@@ -213,6 +213,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		InsecurePeer:              peerTLS == nil,
 		Logger:                    nodeLogger,
 		Metrics:                   metrics,
+		ReportMetrics:             metrics,
 	}, mux)
 	if err != nil {
 		ln.Close()
