@@ -23,6 +23,19 @@ const raftLogEnv = "QKV_TEST_RAFT_LOG"
 
 func testRaftLog() string { return os.Getenv(raftLogEnv) }
 
+// raftLogsUnderTest returns the log store this run's test clusters are
+// created with and the other one.
+func raftLogsUnderTest() (created, other string) {
+	created = testRaftLog()
+	if created == "" {
+		created = DefaultRaftLog
+	}
+	if created == RaftLogWAL {
+		return created, RaftLogBolt
+	}
+	return created, RaftLogWAL
+}
+
 // otherRaftLogTests are the store tests TestOtherRaftLogStore reruns with the
 // log store the package run does not use: the paths that touch the log on
 // disk (restart from disk, a crashed leader, log truncation after snapshots
@@ -49,10 +62,7 @@ func TestOtherRaftLogStore(t *testing.T) {
 	if testRaftLog() != "" {
 		t.Skipf("%s=%s: this run already chose its store", raftLogEnv, testRaftLog())
 	}
-	other := RaftLogWAL
-	if DefaultRaftLog == RaftLogWAL {
-		other = RaftLogBolt
-	}
+	_, other := raftLogsUnderTest()
 	cmd := exec.Command(os.Args[0], "-test.run", "^("+strings.Join(otherRaftLogTests, "|")+")$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), raftLogEnv+"="+other)
 	out, err := cmd.CombinedOutput()
@@ -137,14 +147,7 @@ func TestDetectAndChooseRaftLog(t *testing.T) {
 // A node reopens with the store its data dir was created with, keeps its
 // data there, and refuses to start on the other one without touching the dir.
 func TestRaftLogSelectionAndMismatch(t *testing.T) {
-	created := testRaftLog()
-	if created == "" {
-		created = DefaultRaftLog
-	}
-	other := RaftLogWAL
-	if created == RaftLogWAL {
-		other = RaftLogBolt
-	}
+	created, other := raftLogsUnderTest()
 	c := newTestCluster(t, 1, nil)
 	nd := c.leader()
 	ctx := ctxTimeout(t, 20*time.Second)
@@ -259,14 +262,7 @@ func TestLaggingFollowerCatchesUpFromSnapshot(t *testing.T) {
 // data dir, start it on the other store in join mode and add it again. The
 // cluster then runs both stores side by side.
 func TestMoveNodeToOtherRaftLog(t *testing.T) {
-	created := testRaftLog()
-	if created == "" {
-		created = DefaultRaftLog
-	}
-	other := RaftLogWAL
-	if created == RaftLogWAL {
-		other = RaftLogBolt
-	}
+	created, other := raftLogsUnderTest()
 	c := newTestCluster(t, 3, memberConfig)
 	leader := c.leader()
 	acked := map[string]string{}
