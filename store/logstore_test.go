@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/quorumkv/quorumkv/transport"
 )
 
@@ -302,4 +304,60 @@ func TestMoveNodeToOtherRaftLog(t *testing.T) {
 	leader.stop()
 	mustSet(t, moved, "after-leader-stop", `1`, 0)
 	mustGet(t, survivor, "after-leader-stop")
+}
+
+// Raft truncates a follower's log suffix when a new leader overwrites
+// entries a deposed leader never committed. Each store must reopen after
+// that, or (raft-wal v0.4.0, which cannot read such a log back) refuse to
+// open with an error that says to replace the node, rather than let raft
+// panic at startup.
+func TestLogStoreReopensAfterSuffixTruncation(t *testing.T) {
+	for _, name := range []string{RaftLogBolt, RaftLogWAL} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			hlog := newRaftLogger(testLogger(t, "n1"))
+			ls, err := openLogStore(name, dir, hlog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs []*raft.Log
+			for i := uint64(1); i <= 10; i++ {
+				logs = append(logs, &raft.Log{Index: i, Term: 1, Data: []byte("old")})
+			}
+			if err := ls.log.StoreLogs(logs); err != nil {
+				t.Fatal(err)
+			}
+			if err := ls.log.DeleteRange(8, 10); err != nil {
+				t.Fatal(err)
+			}
+			if err := ls.log.StoreLog(&raft.Log{Index: 8, Term: 2, Data: []byte("new")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := ls.closer.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ls, err = openLogStore(name, dir, hlog)
+			if err != nil {
+				// raft-wal v0.4.0: the tail truncation left a sealed segment
+				// without its index. The open must say so and what to do.
+				if name == RaftLogWAL && strings.Contains(err.Error(), "sealed segment has no index block") &&
+					strings.Contains(err.Error(), "Replace this node") {
+					t.Logf("wal refuses the damaged log as intended: %v", err)
+					return
+				}
+				t.Fatalf("reopen after suffix truncation: %v", err)
+			}
+			defer ls.closer.Close()
+			if err := checkReadable(ls.log); err != nil {
+				t.Fatalf("reopened log: %v", err)
+			}
+			var l raft.Log
+			if err := ls.log.GetLog(8, &l); err != nil || l.Term != 2 || string(l.Data) != "new" {
+				t.Fatalf("entry 8 = term %d %q, %v; want the overwriting entry", l.Term, l.Data, err)
+			}
+			if last, _ := ls.log.LastIndex(); last != 8 {
+				t.Fatalf("last index %d, want 8", last)
+			}
+		})
+	}
 }
