@@ -21,6 +21,7 @@ var routeScopes = map[string]Scope{
 	"DELETE /kv/items/{key}":        ScopeWrite,
 	"POST /kv/items/{key}/incr":     ScopeWrite,
 	"DELETE /kv/items":              ScopeWrite,
+	"POST /kv/txn":                  ScopeWrite,
 	"GET /debug/state":              ScopeAdmin,
 	"GET /cluster/nodes":            ScopeRead,
 	"POST /cluster/nodes":           ScopeAdmin,

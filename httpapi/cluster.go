@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/quorumkv/quorumkv/fsm"
+	"github.com/quorumkv/quorumkv/internal/version"
 	"github.com/quorumkv/quorumkv/store"
 )
 
@@ -89,6 +91,17 @@ type statusData struct {
 	PeerWarning  string      `json:"peerWarning,omitempty"`
 	ClusterID    *string     `json:"clusterId"` // null until the first leader recorded one
 	RaftLog      string      `json:"raftLog"`   // bolt or wal: the raft log store this node runs
+	Build        buildData   `json:"build"`
+}
+
+// buildData is the answering node's software: its version and toolchain
+// (internal/version) and the formats of replicated state it supports.
+type buildData struct {
+	Version   string      `json:"version"`
+	GoVersion string      `json:"goVersion"`
+	Revision  *string     `json:"revision"` // null when the binary does not know it
+	Modified  bool        `json:"modified"`
+	Formats   fsm.Formats `json:"formats"`
 }
 
 // insecurePeerWarning is what GET /cluster/status says about a peer port
@@ -129,7 +142,13 @@ func (a *api) clusterStatus(r *http.Request) (reply, error) {
 		PeerWarning:  peerWarning(a.cfg.InsecurePeer),
 		ClusterID:    clusterID,
 		RaftLog:      st.RaftLog,
+		Build:        localBuild(st.Build),
 	})
+}
+
+func localBuild(b store.Build) buildData {
+	v := version.Get()
+	return buildData{Version: b.Version, GoVersion: v.GoVersion, Revision: nullable(v.Revision), Modified: v.Modified, Formats: b.Formats}
 }
 
 func peerWarning(insecure bool) string {

@@ -25,6 +25,11 @@ type apiError struct {
 	// current is 0 (the key is missing or expired). Used by 412 responses.
 	withVersion bool
 	current     uint64
+
+	// A failed transaction (txn.go): every failed check, or the operation
+	// that cannot apply.
+	failedChecks []txnFailedCheckBody
+	failedOp     *txnFailedOpBody
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -163,6 +168,9 @@ func resolveError(err error) (resp *apiError, internal bool) {
 	if errors.As(err, &ie) {
 		return invalidWrite(ie), false
 	}
+	if resp, ok := txnError(err); ok {
+		return resp, false
+	}
 	for i := range storeErrors {
 		if errors.Is(err, storeErrors[i].target) {
 			resp := &storeErrors[i].resp
@@ -203,7 +211,7 @@ var errMissingValue = &apiError{
 
 var errRouteNotFound = &apiError{
 	status: http.StatusNotFound, code: "not_found",
-	message: "No API route matches this path; the routes are /healthz, /readyz, /cluster/status, /cluster/nodes, /cluster/nodes/{id}, /cluster/leader/transfer, /cluster/overview, /auth/whoami, /ui/, /kv/items, /kv/items/{key}, /kv/items/{key}/incr, /admin/snapshot and /admin/restore (encode a \"/\" inside a key as %2F).",
+	message: "No API route matches this path (GET /openapi.yaml describes every route; encode a \"/\" inside a key as %2F).",
 }
 
 func errUnauthorized(msg string) *apiError {

@@ -43,6 +43,8 @@ type fakeStore struct {
 	dedup       map[string]dedupEntry
 	backup      *fakeBackup      // the last one Backup returned (admin_test.go)
 	members     []store.NodeInfo // membership routes (nodes_test.go)
+	lastTxn     store.TxnRequest
+	txnErr      error // returned by Txn when set (txn_test.go)
 }
 
 type dedupEntry struct {
@@ -329,4 +331,32 @@ func (f *fakeStore) last() (key string, value []byte, ttl time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.lastKey, f.lastValue, f.lastTTL
+}
+
+// Txn records the request and answers every operation as applied at the
+// next version (gets find nothing), or fails with txnErr.
+func (f *fakeStore) Txn(ctx context.Context, req store.TxnRequest, opts store.WriteOptions) (store.TxnResult, error) {
+	if err := f.enter(ctx, ""); err != nil {
+		return store.TxnResult{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastTxn, f.lastOpts = req, opts
+	if f.txnErr != nil {
+		return store.TxnResult{}, f.txnErr
+	}
+	f.version++
+	res := store.TxnResult{Index: f.version}
+	for _, op := range req.Ops {
+		o := store.TxnOpResult{Kind: op.Kind, Key: op.Key}
+		if op.Kind != store.TxnGet && op.Kind != store.TxnDelete {
+			o.Version = f.version
+		}
+		if op.TTL > 0 {
+			o.ExpiresAt = f.now.Add(op.TTL)
+		}
+		o.Int = op.By
+		res.Results = append(res.Results, o)
+	}
+	return res, nil
 }

@@ -114,7 +114,7 @@ func writeReply(w http.ResponseWriter, rep reply) {
 // writeError sends e as {"error": {...}} with its headers. It is the only
 // place an error status is written.
 func writeError(w http.ResponseWriter, e *apiError) {
-	eb := errorBody{Code: e.code, Message: e.message, Retryable: e.retryable, Reason: e.reason}
+	eb := errorBody{Code: e.code, Message: e.message, Retryable: e.retryable, Reason: e.reason, FailedChecks: e.failedChecks, FailedOp: e.failedOp}
 	if e.withVersion {
 		eb.CurrentVersion = json.RawMessage("null")
 		if e.current != 0 {
@@ -149,4 +149,8 @@ type errorBody struct {
 	// CurrentVersion is present on 412 responses only: the key's current
 	// version, or null when it does not exist.
 	CurrentVersion json.RawMessage `json:"currentVersion,omitempty"`
+	// FailedChecks (412 txn_check_failed) and FailedOp (409 txn_op_failed)
+	// say why a transaction wrote nothing.
+	FailedChecks []txnFailedCheckBody `json:"failedChecks,omitempty"`
+	FailedOp     *txnFailedOpBody     `json:"failedOp,omitempty"`
 }

@@ -151,4 +151,5 @@ type Status struct {
 	Keys         int
 	ClusterID    string // "" until the first leader has recorded one
 	RaftLog      string // the raft log store this node runs: RaftLogBolt or RaftLogWAL
+	Build        Build  // this node's version and formats
 }

@@ -107,6 +107,7 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 
 	mon := startMonitor(nodes, apiKey, c.start)
 	wl := startWorkload(defaultWorkload(), nodes, apiKey, seed, c.start)
+	tw := startTransfers(nodes, apiKey, seed, c.start)
 	sleep(context.Background(), prof.warmup)
 	ctx, cancel := context.WithTimeout(context.Background(), prof.faults)
 	sc.nemesis(ctx, c)
@@ -118,6 +119,7 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	healed := c.since()
 	sleep(context.Background(), prof.after)
 	ops := wl.stop()
+	txns := tw.stop()
 	loadEnd := c.since()
 	c.logf("load stopped: %d ops", len(ops))
 
@@ -138,6 +140,10 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	rep.KeysListed, rep.ListProblems = checkListing(lctx, c.api, nodes, ops)
 	lcancel()
 	rep.Anomalies.UnexpectedKeys = len(rep.ListProblems)
+	tctx, tcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	rep.Transfers = checkTransfers(tctx, c.api, nodes, tw, txns)
+	tcancel()
+	rep.Anomalies.Transfers = len(rep.Transfers.Problems)
 	mon.stop()
 	samples := mon.samples()
 
@@ -192,7 +198,7 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	// Counts, phases, and the guard.
 	rep.Ops = countOps(ops)
 	rep.Conditional = countConditional(ops)
-	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads + rep.KeysListed
+	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads + rep.KeysListed + rep.Transfers.LinearOps + rep.Transfers.NodeChecks
 	rep.Faults = c.faults
 	for _, f := range c.faults {
 		rep.FaultsByType[f.Kind]++

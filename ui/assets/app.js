@@ -239,7 +239,7 @@
       let contact = isLeader ? null : (v.lastContactMs ?? (r.lastContactMs >= 0 ? r.lastContactMs : null));
       if (r.error && !contact) contact = null; // not measured yet by the leader
       const clock = v.clock;
-      const version = v.version || r.version || (r.id === self.nodeId && self.version) || '—';
+      const version = v.version || r.version || (r.id === self.nodeId && (self.version || (self.build && self.build.version))) || '—';
       const role = r.error ? '?' : r.state + (v.suffrage === 'nonvoter' ? ' (non-voter)' : '');
       const tr = el('tr', { id: 'node-' + r.id, 'data-node': r.id, 'data-role': r.error ? 'unknown' : r.state.toLowerCase(), 'data-health': health, class: (isLeader ? 'leader' : '') + (health === 'down' ? ' down' : '') },
         el('td', {}, r.id, ov.nodeId === r.id ? el('span', { class: 'muted', text: ' (this node)' }) : null,
