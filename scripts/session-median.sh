@@ -14,7 +14,10 @@
 #
 # TREES: space-separated LABEL=DIR; DIR is a quorumkv source tree whose
 # scripts/cluster.sh builds and starts the cluster (so each tree runs its own
-# kvnode). kvbench is built from this tree. Other knobs: DUR (10s), WARMUP
+# kvnode). kvbench is built from this tree. "node CPU µs/req" is the three
+# kvnode processes' CPU time (/proc/PID/stat) over a row's warmup and run,
+# per request: the machine's cost of a request on that path (etcd: not
+# sampled). Other knobs: DUR (10s), WARMUP
 # (2s), C (16), KEYS (10000), READ_FRACTION (0.9), OUT_DIR (raw JSON and the
 # table; default a new /tmp directory). Ports: HTTP 18281-18283, peers
 # 19281-19283, etcd 24881-24893; all processes started here are stopped on exit.
@@ -61,18 +64,41 @@ trap 'exit 130' INT TERM
 log "building kvbench"
 (cd "$repo" && go build -o "$work/kvbench" ./cmd/kvbench)
 
+# cpu_ticks PID...: user+system clock ticks each process has used so far.
+cpu_ticks() {
+	local pid
+	for pid in "$@"; do
+		if [[ -n $pid && -r /proc/$pid/stat ]]; then
+			sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}'
+		else
+			echo 0
+		fi
+	done
+}
+
 # bench NAME ARGS...: one closed-loop session run, JSON kept as NAME.json.
+# When node_pids is set (our trees), NAME.cpu gets each node's CPU seconds
+# over the run (warmup included) and NAME.json's request count covers the
+# measured part only, so cpu/request is computed with the run's total time.
+node_pids=()
 bench() {
-	local name=$1
+	local name=$1 before=() after=() hz i
 	shift
+	((${#node_pids[@]})) && mapfile -t before < <(cpu_ticks "${node_pids[@]}")
 	"$work/kvbench" -workload session -read-fraction "$read_fraction" -c "$conns" -d "$dur" -warmup "$warmup" \
 		-keys "$keys" -o json "$@" >"$out_dir/$name.json" || die "kvbench $name failed ($*)"
-	jq -r --arg n "$name" '"\($n): \(.total.rate | floor) req/s, GET p50 \(.ops.get.latencyMs.p50) p99 \(.ops.get.latencyMs.p99) ms, errors \(.total.errors)"' \
+	if ((${#node_pids[@]})); then
+		mapfile -t after < <(cpu_ticks "${node_pids[@]}")
+		hz=$(getconf CLK_TCK)
+		for i in "${!after[@]}"; do printf '%s\n' "$(((after[i] - before[i]) * 1000 / hz))"; done >"$out_dir/$name.cpu"
+	fi
+	jq -r --arg n "$name" --arg cpu "$( ((${#node_pids[@]})) && paste -sd' ' "$out_dir/$name.cpu")" \
+		'"\($n): \(.total.rate | floor) req/s, GET p50 \(.ops.get.latencyMs.p50) p99 \(.ops.get.latencyMs.p99) ms, errors \(.total.errors)\(if $cpu != "" then ", node CPU ms (n1 n2 n3) " + $cpu else "" end)"' \
 		"$out_dir/$name.json" >&2
 }
 
 run_tree() { # ROUND LABEL DIR
-	local round=$1 label=$2 dir=$3 status leader ln fn urls
+	local round=$1 label=$2 dir=$3 status leader ln fn urls n
 	export KV_CLUSTER_DIR=$work/cluster KV_CLUSTER_HTTP_BASE=$http_base KV_CLUSTER_PEER_BASE=$peer_base
 	rm -rf -- "$KV_CLUSTER_DIR"
 	log "round $round: $label ($dir): starting a cluster"
@@ -86,9 +112,12 @@ run_tree() { # ROUND LABEL DIR
 	ln=${leader#n} fn=$((${leader#n} % 3 + 1))
 	urls="http://127.0.0.1:$((http_base + 1)),http://127.0.0.1:$((http_base + 2)),http://127.0.0.1:$((http_base + 3))"
 	"$work/kvbench" -endpoints "http://127.0.0.1:$((http_base + ln))" -keys "$keys" -preload-only -o json >"$out_dir/r$round-$label-preload.json"
+	node_pids=()
+	for n in 1 2 3; do node_pids+=("$(cat "$KV_CLUSTER_DIR/n$n/pid" 2>/dev/null || true)"); done
 	bench "r$round-$label-leader" -endpoints "http://127.0.0.1:$((http_base + ln))"
 	bench "r$round-$label-follower" -endpoints "http://127.0.0.1:$((http_base + fn))"
 	bench "r$round-$label-roundrobin" -endpoints "$urls" -endpoint-mode roundrobin
+	node_pids=()
 	stop_cluster
 }
 
@@ -134,26 +163,35 @@ for round in $(seq "$runs"); do
 done
 ((etcd)) && labels+=(etcd)
 
+# seconds D: a Go duration of whole s or ms (10s, 500ms) in seconds.
+seconds() { awk -v d="$1" 'BEGIN { if (d ~ /ms$/) print substr(d, 1, length(d) - 2) / 1000; else print substr(d, 1, length(d) - 1) + 0 }'; }
+run_s=$(awk -v a="$(seconds "$dur")" -v b="$(seconds "$warmup")" 'BEGIN{print a + b}')
+
 # One line per (label, node, round): label node rps getp50 getp99 putp99 errors
+# cpu_us_per_request (all three nodes' CPU over warmup and run, divided by the
+# measured rate times that time; 0 for etcd, whose CPU is not sampled)
 for f in "$out_dir"/r*-*-{leader,follower,roundrobin}.json; do
 	b=$(basename "$f" .json)
 	round=${b%%-*} round=${round#r} rest=${b#*-} node=${rest##*-} label=${rest%-*}
-	jq -r --arg l "$label" --arg n "$node" --arg r "$round" \
-		'[$l, $n, $r, (.total.rate | floor), .ops.get.latencyMs.p50, .ops.get.latencyMs.p99, (.ops.put.latencyMs.p99 // 0), .total.errors] | @tsv' "$f"
+	cpu_ms=0
+	[[ -f $out_dir/$b.cpu ]] && cpu_ms=$(awk '{s += $1} END {print s + 0}' "$out_dir/$b.cpu")
+	jq -r --arg l "$label" --arg n "$node" --arg r "$round" --argjson cpu "$cpu_ms" --argjson t "$run_s" \
+		'[$l, $n, $r, (.total.rate | floor), .ops.get.latencyMs.p50, .ops.get.latencyMs.p99, (.ops.put.latencyMs.p99 // 0), .total.errors,
+		  (if .total.rate > 0 then $cpu * 1000 / (.total.rate * $t) | floor else 0 end)] | @tsv' "$f"
 done >"$out_dir/rows.tsv"
 
 {
 	echo "Session workload: $(awk -v f="$read_fraction" 'BEGIN{printf "%g", f * 100}') % GET (linearizable) / the rest PUT (ttl 3600 s), c$conns, $keys keys, $dur per row after $warmup warmup; median of $runs rounds."
 	echo
-	echo "| system | node | req/s | GET p50 ms | GET p99 ms | PUT p99 ms | errors | vs own leader | vs etcd same node | req/s per round |"
-	echo "|---|---|---|---|---|---|---|---|---|---|"
+	echo "| system | node | req/s | GET p50 ms | GET p99 ms | PUT p99 ms | errors | node CPU µs/req | vs own leader | vs etcd same node | req/s per round |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	awk -F'\t' -v order="${labels[*]}" '
 	function median(list,   a, n, i, j, t) {
 		n = split(list, a, " ")
 		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
 		return n == 0 ? 0 : (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
-	{ k = $1 "|" $2; rps[k] = rps[k] " " $4; g50[k] = g50[k] " " $5; g99[k] = g99[k] " " $6; p99[k] = p99[k] " " $7; err[k] += $8
+	{ k = $1 "|" $2; rps[k] = rps[k] " " $4; g50[k] = g50[k] " " $5; g99[k] = g99[k] " " $6; p99[k] = p99[k] " " $7; err[k] += $8; cpu[k] = cpu[k] " " $9
 	  byround[$1 "|" $2 "|" $3] = $4 }
 	END {
 		n = split(order, L, " ")
@@ -169,7 +207,8 @@ done >"$out_dir/rows.tsv"
 				if ((L[i] "|leader|" r) in byround && byround[L[i] "|leader|" r] > 0) own = own " " v / byround[L[i] "|leader|" r]
 				if (L[i] != "etcd" && ("etcd|" N[j] "|" r) in byround && byround["etcd|" N[j] "|" r] > 0) ref = ref " " v / byround["etcd|" N[j] "|" r]
 			}
-			printf "| %s | %s | %.0f | %.2f | %.2f | %.2f | %d | %s | %s | %s |\n", L[i], N[j], median(rps[k]), median(g50[k]), median(g99[k]), median(p99[k]), err[k],
+			c = median(cpu[k])
+			printf "| %s | %s | %.0f | %.2f | %.2f | %.2f | %d | %s | %s | %s | %s |\n", L[i], N[j], median(rps[k]), median(g50[k]), median(g99[k]), median(p99[k]), err[k], (c > 0 ? sprintf("%.0f", c) : "-"),
 				(own == "" ? "-" : sprintf("%.0f %%", 100 * median(own))), (ref == "" ? "-" : sprintf("×%.2f", median(ref))), per
 		}
 	}' "$out_dir/rows.tsv"

@@ -13,6 +13,7 @@ import (
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/bbolt"
 )
 
 // The raft log stores a node can run (Config.RaftLog, kvnode --raft-log).
@@ -119,7 +120,17 @@ type logStore struct {
 func openLogStore(name, raftDir string, hlog hclog.Logger) (logStore, error) {
 	switch name {
 	case RaftLogBolt:
-		bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, boltFile)})
+		// The freelist as a hash map, not written on commit (as etcd runs
+		// bbolt): the default array freelist is merged into a new slice and
+		// a freelist page is written out on every commit; with a large live
+		// heap each byte allocated brings the next collection closer
+		// (store/DESIGN.md, "Durability and restart"). Without a stored
+		// freelist, opening the log scans its pages, which is quick:
+		// snapshots keep the log short.
+		bolt, err := raftboltdb.New(raftboltdb.Options{
+			Path:        filepath.Join(raftDir, boltFile),
+			BoltOptions: &bbolt.Options{FreelistType: bbolt.FreelistMapType, NoFreelistSync: true},
+		})
 		if err != nil {
 			return logStore{}, fmt.Errorf("store: open bolt raft log %s: %w", raftDir, err)
 		}

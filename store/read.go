@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -366,6 +367,9 @@ func batchReads(queue <-chan *readIndexRequest, closing <-chan struct{}, confirm
 		case req := <-queue:
 			batch = append(batch[:0], req)
 		}
+		// Let the goroutines already runnable (requests about to queue) run
+		// first, so a round carries them instead of the next one.
+		runtime.Gosched()
 	drain:
 		for len(batch) < cap(batch) {
 			select {

@@ -81,6 +81,7 @@ type options struct {
 	apiKeyOnCommandLine bool
 	gcHeadroomMB        uint64
 	raftLog             string
+	gcMinPercent        int
 }
 
 // parseFlags reads args, then fills every flag not given on the command line
@@ -130,7 +131,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	fs.StringVar(&o.logRequests, "log-requests", string(httpapi.RequestLogErrors), "requests logged at info: errors (5xx, 401/403, slower than 1s), all, or off; the others are logged at debug")
 	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "serve GET /metrics without an API key (for scrapers that cannot send one); otherwise it needs the read scope")
-	fs.Uint64Var(&o.gcHeadroomMB, "gc-headroom-mb", 64, "let the heap grow this many MiB beyond the live heap between collections: GOGC is lowered from 100 as the live heap passes this size (floor 10); 0 = Go's default pacing; ignored when GOGC is set")
+	fs.Uint64Var(&o.gcHeadroomMB, "gc-headroom-mb", 64, "let the heap grow this many MiB beyond the live heap between collections: GOGC is lowered from 100 as the live heap passes this size, down to --gc-min-percent; 0 = Go's default pacing; ignored when GOGC is set")
+	fs.IntVar(&o.gcMinPercent, "gc-min-percent", defaultGCMinPercent, "the lowest GOGC --gc-headroom-mb sets (1-100): with a live heap over headroom*100/this, the heap grows by this percentage of it between collections. Lower saves memory at a large data set and costs write tail latency (each collection marks the whole data set)")
 	fs.DurationVar(&o.maxClockOffset, "max-clock-offset", store.DefaultConfig().MaxClockOffset, "largest clock offset from a majority of the voters under which this node leads and stamps time (TTLs, expirations, dedup window); measured continuously over the peer port. Use the same value on every node")
 	registerTestFlags(fs, &o)
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve net/http/pprof (/debug/pprof/, no authentication) on this separate address, e.g. 127.0.0.1:6060 (no host: loopback)")
@@ -170,6 +172,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	case "", store.RaftLogBolt, store.RaftLogWAL:
 	default:
 		return o, fmt.Errorf("--raft-log %q: want %s or %s", o.raftLog, store.RaftLogBolt, store.RaftLogWAL)
+	}
+	if o.gcMinPercent < 1 || o.gcMinPercent > 100 {
+		return o, fmt.Errorf("--gc-min-percent %d: want 1 to 100 (the lowest GOGC the headroom governor may set)", o.gcMinPercent)
 	}
 	switch httpapi.RequestLogMode(o.logRequests) {
 	case httpapi.RequestLogErrors, httpapi.RequestLogAll, httpapi.RequestLogOff:

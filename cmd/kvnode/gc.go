@@ -14,25 +14,37 @@ import (
 // headroom at a fixed size instead, --gc-headroom bytes beyond the live heap,
 // by lowering GOGC as the live heap grows:
 //
-//	GOGC = clamp(100 * headroom / live, gcMinPercent, 100)
+//	GOGC = clamp(100 * headroom / live, --gc-min-percent, 100)
 //
 // so a small node collects exactly as Go's default does, and a large one
-// collects every `headroom` bytes of allocation. The floor bounds the cost
-// when the data set dwarfs the headroom (at 10 % a collection still frees
-// at least a tenth of the live heap's size). Setting GOGC in the environment
+// collects every `headroom` bytes of allocation until the floor takes over:
+// past live = headroom * 100 / floor, the headroom grows with the live heap
+// (floor percent of it). The floor bounds the cost when the data set dwarfs
+// the headroom: each cycle marks the whole live heap, so collecting every
+// fixed 64 MiB at a million keys (GOGC ~15) spent a fifth to a third of the
+// leader's CPU marking and multiplied write p99 (BENCHMARKS.md, "Write tail
+// at one million keys"). Setting GOGC in the environment
 // turns the governor off: an operator's explicit policy wins. GOMEMLIMIT
 // needs nothing from us: the runtime applies it on top of either policy.
 
-// gcMinPercent is the lowest GOGC the governor sets.
-const gcMinPercent = 10
+// defaultGCMinPercent is --gc-min-percent's default: the lowest GOGC the
+// governor sets. Chosen by measurement (BENCHMARKS.md, "Session workload
+// and the million-key write tail, second pass"): at a million keys (~290 MB
+// live, where 64 MiB of headroom is GOGC ~22) 25 keeps every node within
+// ~445 MB RSS; 50 halved the leader's collections and cost 50-80 MB more per
+// node, past the ~450 MB budget. Beyond ~256 MB live the floor makes the
+// headroom grow with the data set, so a collection's cost (marking the whole
+// live heap) stays a bounded share of the allocation it pays for.
+const defaultGCMinPercent = 25
 
 // gcPercentFor returns the GOGC that leaves headroom bytes of heap growth
-// above a live heap of live bytes, within [gcMinPercent, 100].
-func gcPercentFor(live, headroom uint64) int {
+// above a live heap of live bytes, within [floor, 100].
+func gcPercentFor(live, headroom uint64, floor int) int {
+	floor = min(max(floor, 1), 100)
 	if live == 0 || headroom >= live {
 		return 100
 	}
-	return max(gcMinPercent, int(headroom*100/live))
+	return max(floor, int(headroom*100/live))
 }
 
 // gcGovernor re-tunes GOGC after every collection. It polls the runtime's
@@ -45,7 +57,7 @@ type gcGovernor struct {
 
 // startGCGovernor starts the governor unless headroom is 0 or GOGC is set in
 // the environment (then it returns nil, whose stopGC is a no-op).
-func startGCGovernor(headroom uint64, getenv func(string) string, logger *slog.Logger) *gcGovernor {
+func startGCGovernor(headroom uint64, floor int, getenv func(string) string, logger *slog.Logger) *gcGovernor {
 	if headroom == 0 {
 		return nil
 	}
@@ -54,11 +66,11 @@ func startGCGovernor(headroom uint64, getenv func(string) string, logger *slog.L
 		return nil
 	}
 	g := &gcGovernor{stop: make(chan struct{}), done: make(chan struct{})}
-	go g.run(headroom, logger)
+	go g.run(headroom, floor, logger)
 	return g
 }
 
-func (g *gcGovernor) run(headroom uint64, logger *slog.Logger) {
+func (g *gcGovernor) run(headroom uint64, floor int, logger *slog.Logger) {
 	defer close(g.done)
 	samples := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/live:bytes"}}
 	var lastCycle uint64
@@ -81,7 +93,7 @@ func (g *gcGovernor) run(headroom uint64, logger *slog.Logger) {
 			continue
 		}
 		lastCycle = cycle
-		if p := gcPercentFor(samples[1].Value.Uint64(), headroom); p != percent {
+		if p := gcPercentFor(samples[1].Value.Uint64(), headroom, floor); p != percent {
 			debug.SetGCPercent(p)
 			logger.Debug("GC percent changed", "gogc", p, "live_bytes", samples[1].Value.Uint64())
 			percent = p

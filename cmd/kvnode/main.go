@@ -70,7 +70,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	logger.Info("kvnode starting", "component", "kvnode", "pid", os.Getpid(), "version", version.Get().String())
-	gc := startGCGovernor(o.gcHeadroomMB<<20, getenv, logger.With("component", "gc"))
+	gc := startGCGovernor(o.gcHeadroomMB<<20, o.gcMinPercent, getenv, logger.With("component", "gc"))
 	defer gc.stopGC()
 	n, err := start(o, logger, stderr)
 	logger = logger.With("component", "kvnode") // kvnode's own lines from here on
