@@ -22,7 +22,10 @@ export KV_CLUSTER_DIR=""
 mkdir -p "$out_dir"
 (cd "$repo" && go build -o "$out_dir/kvbench" ./cmd/kvbench)
 cleanup() {
-	[[ -n $KV_CLUSTER_DIR ]] && { "$repo/scripts/cluster.sh" stop >/dev/null 2>&1 || true; rm -rf -- "$KV_CLUSTER_DIR"; }
+	if [[ -n $KV_CLUSTER_DIR ]]; then
+		"$repo/scripts/cluster.sh" stop >/dev/null 2>&1 || true
+		rm -rf -- "$KV_CLUSTER_DIR"
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
