@@ -7,10 +7,19 @@
 # details, and docs/operations.md ("Deploy") for how to run the image.
 FROM scratch
 
-# The version scripts/docker-build.sh stamped into the binary (kvnode --version).
+# OCI image annotations (opencontainers image-spec, annotations.md):
+# scripts/docker-build.sh passes the version it stamped into the binary
+# (kvnode --version), the commit and the build time.
 ARG KV_VERSION=devel
+ARG REVISION=unknown
+ARG CREATED=unknown
 LABEL org.opencontainers.image.title="quorumkv kvnode" \
+      org.opencontainers.image.description="One node of quorumkv, a replicated key-value store on raft (HA session store and consistent cache with TTL)" \
+      org.opencontainers.image.source="https://github.com/quorumkv/quorumkv" \
+      org.opencontainers.image.documentation="https://github.com/quorumkv/quorumkv#readme" \
       org.opencontainers.image.version="$KV_VERSION" \
+      org.opencontainers.image.revision="$REVISION" \
+      org.opencontainers.image.created="$CREATED" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # Non-root numeric user; no /etc/passwd is needed for a numeric id.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,7 @@ func startNode(t *testing.T) node {
 		NodeID: "n1", DataDir: t.TempDir(), Bootstrap: []store.Peer{{ID: "n1", Addr: mux.Addr()}},
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 150 * time.Millisecond,
 		InsecurePeer: true, AllowUnauthenticatedPeers: true, Logger: quiet, Metrics: reg,
+		MaxValueBytes: 1024, // as kvnode does, the store gets the handler's value limit
 	}, mux)
 	if err != nil {
 		mux.Close()
@@ -165,6 +167,12 @@ func TestServerConformsToTheDocument(t *testing.T) {
 	}
 	A, W, R := adminSecret, writeSecret, readSecret
 	big := `{"value":"` + strings.Repeat("x", 2000) + `"}`
+	// 65 operations: one over the default --max-txn-ops, within the document's hard cap.
+	tooManyOps := make([]string, 65)
+	for i := range tooManyOps {
+		tooManyOps[i] = `{"op":"get","key":"t/` + strconv.Itoa(i) + `"}`
+	}
+	half := `"` + strings.Repeat("y", 600) + `"`
 	calls := []call{
 		// Items.
 		{method: "PUT", path: "/kv/items/a", auth: W, body: `{"value":{"n":1},"ttlSeconds":60}`, want: 201, saveETag: "a"},
@@ -206,6 +214,25 @@ func TestServerConformsToTheDocument(t *testing.T) {
 		{method: "GET", path: "/kv/items/", auth: R, want: 400, wantCode: "invalid_key"},
 		{method: "PUT", path: "/kv/items/", auth: W, want: 400, wantCode: "invalid_key"},
 		{method: "DELETE", path: "/kv/items/", auth: W, want: 400, wantCode: "invalid_key"},
+		// Transactions.
+		{method: "POST", path: "/kv/txn", auth: W, header: map[string]string{"Idempotency-Key": "txn-1"},
+			body: `{"checks":[{"key":"t/session","exists":false},{"key":"t/user","version":0},{"key":"text","value":"seven"}],` +
+				`"ops":[{"op":"put","key":"t/session","value":{"user":42},"ttlSeconds":60},{"op":"put","key":"t/user","value":"s1","keepTtl":true},` +
+				`{"op":"incr","key":"t/logins","by":2,"ttlSeconds":60},{"op":"patch","key":"a","ttlSeconds":null},{"op":"delete","key":"t/none"}]}`, want: 200},
+		{method: "POST", path: "/kv/txn", auth: W, body: `{"ops":[{"op":"get","key":"t/session"},{"op":"get","key":"t/none"}]}`, want: 200},
+		{method: "POST", path: "/kv/txn", auth: W, body: `{"checks":[{"key":"t/session","exists":false},{"key":"t/user","value":"s2"}],"ops":[{"op":"delete","key":"t/user"}]}`, want: 412, wantCode: "txn_check_failed"},
+		{method: "POST", path: "/kv/txn", auth: W, body: `{"ops":[{"op":"put","key":"t/x","value":1},{"op":"incr","key":"text"}]}`, want: 409, wantCode: "txn_op_failed"},
+		{method: "POST", path: "/kv/txn", auth: W, body: `{"ops":[{"op":"patch","key":"t/none","ttlSeconds":5}]}`, want: 409, wantCode: "txn_op_failed"},
+		{method: "POST", path: "/kv/txn", auth: W, body: `{"ops":[` + strings.Join(tooManyOps, ",") + `]}`, want: 400, wantCode: "invalid_parameter"},
+		{method: "POST", path: "/kv/txn", auth: W, body: `{"ops":[{"op":"delete","key":"t/x"},{"op":"get","key":"t/x"}]}`, want: 400, wantCode: "invalid_parameter"},
+		{method: "POST", path: "/kv/txn", auth: W, header: map[string]string{"Idempotency-Key": "txn-2"}, body: `{"ops":[{"op":"get","key":"t/x"}]}`, want: 400, wantCode: "invalid_parameter"},
+		{method: "POST", path: "/kv/txn", auth: W, body: `{"ops":[]}`, want: 400, wantCode: "invalid_json", offContract: true},
+		{method: "POST", path: "/kv/txn", auth: W, body: `{"checks":[{"key":"a","exists":true,"version":1}],"ops":[{"op":"get","key":"a"}]}`, want: 400, wantCode: "invalid_json", offContract: true},
+		{method: "POST", path: "/kv/txn", auth: W, body: `{"ops":[{"op":"delete","key":"a","value":1}]}`, want: 400, wantCode: "invalid_json", offContract: true},
+		{method: "POST", path: "/kv/txn", auth: W, body: `{"ops":[{"op":"put","key":"t/a","value":` + half + `},{"op":"put","key":"t/b","value":` + half + `}]}`, want: 413, wantCode: "too_large"},
+		{method: "POST", path: "/kv/txn", auth: W, header: map[string]string{"Idempotency-Key": "txn-1"}, body: `{"ops":[{"op":"delete","key":"t/session"}]}`, want: 422, wantCode: "idempotency_key_reused"},
+		{method: "POST", path: "/kv/txn", auth: R, body: `{"ops":[{"op":"get","key":"a"}]}`, want: 403, wantCode: "forbidden"},
+		{method: "POST", path: "/kv/txn", body: `{"ops":[{"op":"get","key":"a"}]}`, want: 401, wantCode: "unauthorized"},
 		// Lists and bulk delete.
 		{method: "PUT", path: "/kv/items/s-1", auth: W, body: `{"value":1}`, want: 201},
 		{method: "PUT", path: "/kv/items/s-2", auth: W, body: `{"value":2}`, want: 201},

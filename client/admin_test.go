@@ -80,7 +80,7 @@ func TestSnapshotAndRestore(t *testing.T) {
 	c.Delete(ctx, "a")
 	c.Put(ctx, "c", 3)
 
-	if err := c.Restore(ctx, bytes.NewReader(snap.Bytes())); err != nil {
+	if _, err := c.Restore(ctx, bytes.NewReader(snap.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	if it, err := c.Get(ctx, "a"); err != nil || string(it.Value) != "1" {
@@ -91,7 +91,7 @@ func TestSnapshotAndRestore(t *testing.T) {
 	}
 
 	corrupt := bytes.Replace(snap.Bytes(), []byte(`"a"`), []byte(`"z"`), 1)
-	if err := c.Restore(ctx, bytes.NewReader(corrupt)); !errors.Is(err, client.ErrInvalid) {
+	if _, err := c.Restore(ctx, bytes.NewReader(corrupt)); !errors.Is(err, client.ErrInvalid) {
 		t.Fatalf("corrupt restore: %v", err)
 	}
 	if _, err := c.Get(ctx, "a"); err != nil {
@@ -100,7 +100,7 @@ func TestSnapshotAndRestore(t *testing.T) {
 
 	// A body that cannot be rewound gets one attempt: the first node's 503.
 	c2 := newClient(t, urls(nodes))
-	if err := c2.Restore(ctx, io.MultiReader(bytes.NewReader(snap.Bytes()))); !errors.Is(err, client.ErrUnavailable) {
+	if _, err := c2.Restore(ctx, io.MultiReader(bytes.NewReader(snap.Bytes()))); !errors.Is(err, client.ErrUnavailable) {
 		t.Fatalf("restore from a pipe through a down node: %v", err)
 	}
 }

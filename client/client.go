@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,12 +27,20 @@ type Client struct {
 	userAgent string
 	http      *http.Client
 	timeout   time.Duration // per attempt; 0: none
+	callLimit time.Duration // per call, attempts and backoff; 0: none
 	retry     RetryPolicy
+	spread    bool // SpreadReads
+
+	// ownTransport is the transport New built (nil with Config.HTTPClient);
+	// Close releases its idle connections.
+	ownTransport *http.Transport
 
 	// next is the index (mod len(endpoints)) of the endpoint new calls start
 	// on. A retryable failure moves it past the failing endpoint, so calls
 	// made concurrently or afterwards avoid it too.
 	next atomic.Uint64
+	// readNext rotates the starting endpoint of reads under SpreadReads.
+	readNext atomic.Uint64
 
 	// flights is GetOrCompute's in-process single-flight: key → *flight.
 	// flightsLanded counts finished flights, so a caller can tell that one
@@ -45,19 +55,37 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Client{apiKey: cfg.APIKey, userAgent: cfg.UserAgent, http: cfg.HTTPClient, retry: cfg.Retry}
+	c := &Client{apiKey: cfg.APIKey, userAgent: cfg.UserAgent, http: cfg.HTTPClient, retry: cfg.Retry, spread: cfg.SpreadReads}
 	for _, e := range cfg.Endpoints {
-		n, _ := normalizeEndpoint(e) // validated above
+		n, _ := normalizeEndpoint(e, cfg.TLS != nil) // validated above
 		c.endpoints = append(c.endpoints, n)
 	}
 	if c.http == nil {
-		c.http = &http.Client{}
+		var tc *tls.Config
+		if cfg.TLS != nil {
+			var err error
+			if tc, err = cfg.TLS.clientConfig(); err != nil {
+				return nil, err
+			}
+		}
+		conns := cfg.MaxConnsPerNode
+		if conns == 0 {
+			conns = DefaultMaxConnsPerNode
+		}
+		c.ownTransport = newTransport(conns, len(c.endpoints), tc)
+		c.http = &http.Client{Transport: c.ownTransport}
 	}
 	switch {
 	case cfg.Timeout == 0:
 		c.timeout = DefaultTimeout
 	case cfg.Timeout > 0:
 		c.timeout = cfg.Timeout
+	}
+	switch {
+	case cfg.CallTimeout == 0:
+		c.callLimit = DefaultCallTimeout
+	case cfg.CallTimeout > 0:
+		c.callLimit = cfg.CallTimeout
 	}
 	if c.retry == (RetryPolicy{}) {
 		c.retry = DefaultRetryPolicy()
@@ -66,6 +94,15 @@ func New(cfg Config) (*Client, error) {
 		c.userAgent = "quorumkv-go"
 	}
 	return c, nil
+}
+
+// Close closes the idle connections of the client's own pool. The Client
+// stays usable (a later call opens new connections); Close is for a program
+// that is done with it.
+func (c *Client) Close() {
+	if c.ownTransport != nil {
+		c.ownTransport.CloseIdleConnections()
+	}
 }
 
 // Endpoints returns the normalized endpoint URLs, in configuration order.
@@ -92,8 +129,12 @@ type call struct {
 	// no_leader, shutting_down).
 	replayable bool
 
-	// streaming disables the per-attempt timeout (snapshots can take long).
+	// streaming disables the per-attempt and per-call timeouts (snapshots
+	// can take long).
 	streaming bool
+
+	// read marks a call SpreadReads may start on any node.
+	read bool
 }
 
 // result is a successful (2xx) response with its body read.
@@ -126,13 +167,23 @@ func (c *Client) do(ctx context.Context, cl *call) (*result, error) {
 // passed data on (a snapshot streaming into the caller's writer) must not be
 // repeated.
 func (c *Client) doFunc(ctx context.Context, cl *call, handle func(endpoint string, resp *http.Response) error) error {
+	if c.callLimit > 0 && !cl.streaming {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, c.callLimit,
+			fmt.Errorf("client: the call ran out of its CallTimeout (%v): %w", c.callLimit, context.DeadlineExceeded))
+		defer cancel()
+	}
 	start := c.next.Load()
+	spread := c.spread && cl.read
+	if spread {
+		start = c.readNext.Add(1) - 1
+	}
 	n := uint64(len(c.endpoints))
 	var last error
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			if err := sleepCtx(ctx, c.backoff(attempt)); err != nil {
-				return fmt.Errorf("%w (gave up after %d attempts: %w)", last, attempt, err)
+				return fmt.Errorf("%w (gave up after %d attempts: %w)", last, attempt, context.Cause(ctx))
 			}
 		}
 		idx := start + uint64(attempt)
@@ -147,16 +198,19 @@ func (c *Client) doFunc(ctx context.Context, cl *call, handle func(endpoint stri
 		}
 		if ctx.Err() != nil {
 			if last == nil {
-				return fmt.Errorf("%w: %w", ctx.Err(), err)
+				return fmt.Errorf("%w: %w", context.Cause(ctx), err)
 			}
-			return fmt.Errorf("%w (gave up after %d attempts: %w)", err, attempt+1, ctx.Err())
+			return fmt.Errorf("%w (gave up after %d attempts: %w)", err, attempt+1, context.Cause(ctx))
 		}
 		last = err
 		if !c.retryable(cl, err) {
 			return err
 		}
-		// Move everyone off the failing endpoint (unless someone already did).
-		c.next.CompareAndSwap(idx, idx+1)
+		// Move everyone off the failing endpoint (unless someone already
+		// did). A spread read started on its own, so it moves only itself.
+		if !spread {
+			c.next.CompareAndSwap(idx, idx+1)
+		}
 		if attempt+1 >= c.retry.MaxAttempts || !c.rewind(cl) {
 			return err
 		}
@@ -209,7 +263,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, endpoint string, handle 
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return parseError(endpoint, resp.StatusCode, b)
+		return parseError(endpoint, resp.StatusCode, resp.Header.Get("X-Request-Id"), b)
 	}
 	return handle(endpoint, resp)
 }
@@ -222,8 +276,8 @@ func (c *Client) retryable(cl *call, err error) bool {
 		return false
 	}
 	if ae.Status == 0 {
-		if ae.Code != "unreachable" {
-			return false
+		if ae.Code != "unreachable" || isCertificateError(ae.Err) {
+			return false // a certificate the client rejects stays rejected
 		}
 		// A refused or failed dial never reached a server: nothing was done.
 		return cl.replayable || isDialError(ae.Err)
@@ -252,6 +306,14 @@ func (c *Client) rewind(cl *call) bool {
 	}
 	_, err := s.Seek(0, io.SeekStart)
 	return err == nil
+}
+
+func isCertificateError(err error) bool {
+	var ve *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &ve) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci)
 }
 
 func isDialError(err error) bool {

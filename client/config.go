@@ -20,10 +20,37 @@ type Config struct {
 	// APIKey is sent as "Authorization: Bearer <APIKey>"; empty sends none.
 	APIKey string
 
-	// HTTPClient sends the requests; nil uses a client of its own over
-	// http.DefaultTransport. Its Timeout, if any, bounds every attempt,
-	// including streaming a snapshot, so prefer Config.Timeout.
+	// HTTPClient sends the requests; nil uses a client of the package's own,
+	// with a pool of MaxConnsPerNode keep-alive connections per node and TLS.
+	// Its Timeout, if any, bounds every attempt, including streaming a
+	// snapshot, so prefer Config.Timeout. TLS and MaxConnsPerNode cannot be
+	// combined with it: configure its transport instead.
 	HTTPClient *http.Client
+
+	// TLS configures HTTPS (https:// endpoints). nil verifies the nodes
+	// against the system's roots. When set, an endpoint without a scheme
+	// gets https://, and an http:// endpoint is refused: the API key would
+	// travel in clear text.
+	TLS *TLSConfig
+
+	// MaxConnsPerNode is the size of the connection pool of each node: the
+	// most connections open to it at once, all kept alive when idle. Calls
+	// beyond it in flight to one node wait for a free connection. 0 means
+	// DefaultMaxConnsPerNode.
+	MaxConnsPerNode int
+
+	// CallTimeout bounds a whole call: every attempt and every backoff
+	// between them (the caller's context may end it sooner). 0 means
+	// DefaultCallTimeout; negative means only the context and RetrySpan
+	// bound it. Snapshot and Restore stream and use only the context.
+	CallTimeout time.Duration
+
+	// SpreadReads starts each read (Get, List) on the next node in turn
+	// instead of the node the client currently uses, spreading the read load
+	// over the cluster. Most useful with Stale reads, which the receiving
+	// node serves itself; a linearizable read is confirmed by the leader
+	// whichever node receives it.
+	SpreadReads bool
 
 	// Timeout bounds one attempt of a request (not a whole call, which the
 	// caller's context bounds). 0 means DefaultTimeout; negative means none.
@@ -42,6 +69,12 @@ type Config struct {
 // DefaultTimeout is the per-attempt timeout when Config.Timeout is 0.
 const DefaultTimeout = 15 * time.Second
 
+// DefaultCallTimeout bounds a whole call when Config.CallTimeout is 0: long
+// enough for the default policy to ride out a leader election, short enough
+// that a caller with a background context learns of an outage in seconds,
+// not minutes.
+const DefaultCallTimeout = 30 * time.Second
+
 // RetryPolicy bounds retries. Attempt n (from 0) waits a random duration in
 // [d/2, d] before it starts, where d = min(BaseDelay·2^(n-1), MaxDelay); the
 // first attempt does not wait. The caller's context bounds everything: when it
@@ -58,9 +91,9 @@ type RetryPolicy struct {
 
 // DefaultRetryPolicy retries up to 8 attempts with backoff from 50 ms to 2 s:
 // about 6 s of waiting in all, enough to ride out a leader election (a few
-// heartbeat timeouts) on any node. With the default Timeout a call spans at
-// most about 2 minutes (RetrySpan), well inside the 10 minutes for which the
-// cluster remembers the call's Idempotency-Key.
+// heartbeat timeouts) on any node. The default CallTimeout ends a call after
+// 30 s (RetrySpan), well inside the 10 minutes for which the cluster
+// remembers the call's Idempotency-Key.
 func DefaultRetryPolicy() RetryPolicy {
 	return RetryPolicy{MaxAttempts: 8, BaseDelay: 50 * time.Millisecond, MaxDelay: 2 * time.Second}
 }
@@ -78,11 +111,24 @@ const MaxRetrySpan = 5 * time.Minute
 
 // RetrySpan is the longest the attempts of one call can span under c, from
 // the start of the first to the end of the last: every attempt running for
-// its whole Timeout and every backoff at its longest. The default policy
-// spans about 2 minutes (8 attempts of 15 s and 5.2 s of backoff). It is
-// unbounded (math.MaxInt64) when attempts have no timeout (Timeout < 0) and
-// are retried.
+// its whole Timeout and every backoff at its longest, cut at CallTimeout.
+// The default policy spans 30 s (DefaultCallTimeout; its 8 attempts of 15 s
+// and 5.2 s of backoff alone could span 2 minutes). It is unbounded
+// (math.MaxInt64) when attempts have no timeout (Timeout < 0), are retried
+// and CallTimeout is negative.
 func (c Config) RetrySpan() time.Duration {
+	span := c.attemptSpan()
+	switch {
+	case c.CallTimeout == 0:
+		return min(span, DefaultCallTimeout)
+	case c.CallTimeout > 0:
+		return min(span, c.CallTimeout)
+	}
+	return span
+}
+
+// attemptSpan is RetrySpan without CallTimeout.
+func (c Config) attemptSpan() time.Duration {
 	r, timeout := c.Retry, c.Timeout
 	if r == (RetryPolicy{}) {
 		r = DefaultRetryPolicy()
@@ -118,9 +164,22 @@ func (c Config) Validate() error {
 		return errors.New("client: Config.Endpoints is empty; give at least one node URL such as http://127.0.0.1:8081")
 	}
 	for _, e := range c.Endpoints {
-		if _, err := normalizeEndpoint(e); err != nil {
+		n, err := normalizeEndpoint(e, c.TLS != nil)
+		if err != nil {
 			return err
 		}
+		if c.TLS != nil && strings.HasPrefix(n, "http://") {
+			return fmt.Errorf("client: endpoint %q is plain http:// but TLS is configured; use https:// (or drop the TLS settings)", e)
+		}
+	}
+	if c.HTTPClient != nil && (c.TLS != nil || c.MaxConnsPerNode != 0) {
+		return errors.New("client: Config.HTTPClient cannot be combined with TLS or MaxConnsPerNode; configure the HTTPClient's transport instead")
+	}
+	if c.MaxConnsPerNode < 0 {
+		return fmt.Errorf("client: MaxConnsPerNode is %d; it must not be negative", c.MaxConnsPerNode)
+	}
+	if c.CallTimeout > MaxRetrySpan {
+		return fmt.Errorf("client: CallTimeout %v is beyond MaxRetrySpan (%v): a retry could come after the cluster forgot the write's Idempotency-Key", c.CallTimeout, MaxRetrySpan)
 	}
 	r := c.Retry
 	if r != (RetryPolicy{}) {
@@ -146,14 +205,18 @@ func (c Config) Validate() error {
 }
 
 // normalizeEndpoint turns "host:port" or "http://host:port/" into a base URL
-// without a trailing slash.
-func normalizeEndpoint(e string) (string, error) {
+// without a trailing slash; a bare host:port gets https:// when tls is set.
+func normalizeEndpoint(e string, tls bool) (string, error) {
 	e = strings.TrimSpace(e)
 	if e == "" {
 		return "", errors.New("client: an endpoint is empty")
 	}
 	if !strings.Contains(e, "://") {
-		e = "http://" + e
+		if tls {
+			e = "https://" + e
+		} else {
+			e = "http://" + e
+		}
 	}
 	u, err := url.Parse(e)
 	if err != nil {

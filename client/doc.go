@@ -1,6 +1,11 @@
 // Package client is the Go client of quorumkv's HTTP JSON API. It uses the
 // standard library only.
 //
+// New (or FromEnv, which reads the variables kvctl reads) builds a Client
+// with its own HTTP/1.1 transport: a pool of keep-alive connections per node
+// sized for concurrent callers (Config.MaxConnsPerNode), and HTTPS with a CA
+// file or pool, a client certificate and a server name (Config.TLS).
+//
 // A Client is configured with the URLs of several nodes and an API key. Any
 // node serves any request (followers forward writes to the leader), so the
 // client sends each request to its current endpoint and, when that fails in a
@@ -16,8 +21,9 @@
 // minutes of its command time and never forgets one sooner (it answers 503
 // idempotency_table_full, retried like any 503, rather than drop a young key);
 // Config.Validate keeps a call's whole retry span (RetrySpan: every attempt
-// at its full Timeout plus every backoff) within MaxRetrySpan, 5 minutes, so
-// every retry lands inside the window. The default policy spans about 2.
+// at its full Timeout plus every backoff, cut at CallTimeout) within
+// MaxRetrySpan, 5 minutes, so every retry lands inside the window. By default
+// a call ends after 30 s (DefaultCallTimeout) even with a background context.
 //
 // Failures are *APIError values that match the package's sentinel errors with
 // errors.Is (ErrNotFound, ErrVersionMismatch, ...). A Client is safe for

@@ -46,7 +46,7 @@ var (
 	ErrOutcomeUnknown = errors.New("outcome unknown")
 	// ErrUnavailable: any 503 (no_leader, timeout, shutting_down,
 	// index_not_reached, outcome_unknown, ...) or a node that could not be
-	// reached. Matched by every such error once retries are exhausted.
+	// reached (but not one whose TLS certificate the client rejects). Matched by every such error once retries are exhausted.
 	ErrUnavailable = errors.New("unavailable")
 	// ErrClusterMismatch: 409 cluster_mismatch, Restore of a backup taken
 	// from another cluster (or naming none) without ForceRestore.
@@ -100,6 +100,9 @@ type APIError struct {
 	CurrentVersion uint64
 	// Endpoint is the node that answered (or could not be reached).
 	Endpoint string
+	// RequestID is the server's X-Request-Id for the failed request (the
+	// id its log lines carry); empty when no response arrived.
+	RequestID string
 	// Err is the transport error when Status is 0.
 	Err error
 	// FailedChecks (412 txn_check_failed) and FailedOp (409 txn_op_failed)
@@ -111,6 +114,9 @@ type APIError struct {
 func (e *APIError) Error() string {
 	if e.Status == 0 {
 		return fmt.Sprintf("quorumkv %s: %v", e.Endpoint, e.Err)
+	}
+	if e.RequestID != "" {
+		return fmt.Sprintf("quorumkv %s: %d %s: %s (request id %s)", e.Endpoint, e.Status, e.Code, e.Message, e.RequestID)
 	}
 	return fmt.Sprintf("quorumkv %s: %d %s: %s", e.Endpoint, e.Status, e.Code, e.Message)
 }
@@ -126,7 +132,9 @@ func (e *APIError) Is(target error) bool {
 	}
 	switch target {
 	case ErrUnavailable:
-		return e.Status == 0 || e.Status == http.StatusServiceUnavailable
+		// A certificate the client rejects is a configuration problem, not
+		// an outage: it is neither retried nor reported as unavailable.
+		return (e.Status == 0 && !isCertificateError(e.Err)) || e.Status == http.StatusServiceUnavailable
 	case ErrInvalid:
 		return e.Status == http.StatusBadRequest || e.Status == http.StatusRequestEntityTooLarge
 	case ErrUnauthorized:
@@ -163,8 +171,8 @@ type errorBody struct {
 // parseError builds the APIError of a non-2xx response. A body that is not
 // the API's error document (a proxy's HTML page, say) still gives a usable
 // error: the code is derived from the status, and 502-504 are retryable.
-func parseError(endpoint string, status int, body []byte) *APIError {
-	e := &APIError{Status: status, Endpoint: endpoint}
+func parseError(endpoint string, status int, requestID string, body []byte) *APIError {
+	e := &APIError{Status: status, Endpoint: endpoint, RequestID: requestID}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
 		e.Code, e.Message, e.Retryable = eb.Error.Code, eb.Error.Message, eb.Error.Retryable

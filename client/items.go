@@ -140,7 +140,7 @@ func (c *Client) Get(ctx context.Context, key string, opts ...Option) (Item, err
 	if err := checkKey("Get", key); err != nil {
 		return Item{}, err
 	}
-	res, err := c.do(ctx, &call{method: http.MethodGet, path: itemPath(key), query: readQuery(o), replayable: true})
+	res, err := c.do(ctx, &call{method: http.MethodGet, path: itemPath(key), query: readQuery(o), replayable: true, read: true})
 	if err != nil {
 		return Item{}, err
 	}

@@ -49,7 +49,7 @@ func (c *Client) ListPage(ctx context.Context, q ListQuery, cursor string) (Page
 	if cursor != "" {
 		v.Set("cursor", cursor)
 	}
-	res, err := c.do(ctx, &call{method: http.MethodGet, path: "/kv/items", query: v, replayable: true})
+	res, err := c.do(ctx, &call{method: http.MethodGet, path: "/kv/items", query: v, replayable: true, read: true})
 	if err != nil {
 		return Page{}, err
 	}

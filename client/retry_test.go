@@ -304,10 +304,15 @@ func TestConfigValidation(t *testing.T) {
 		{Endpoints: []string{"http://x?a=b"}},
 		{Endpoints: []string{"x:1"}, Retry: client.RetryPolicy{MaxAttempts: 0, BaseDelay: 1}},
 		{Endpoints: []string{"x:1"}, Retry: client.RetryPolicy{MaxAttempts: 2, BaseDelay: 2, MaxDelay: 1}},
-		// Retries that could outlive the cluster's 10-minute Idempotency-Key window.
-		{Endpoints: []string{"x:1"}, Retry: client.RetryPolicy{MaxAttempts: 100, BaseDelay: time.Hour, MaxDelay: time.Hour}},
-		{Endpoints: []string{"x:1"}, Retry: client.RetryPolicy{MaxAttempts: 30, BaseDelay: time.Second, MaxDelay: time.Second}},
-		{Endpoints: []string{"x:1"}, Timeout: -1},
+		// Retries that could outlive the cluster's 10-minute Idempotency-Key
+		// window, once CallTimeout no longer cuts them.
+		{Endpoints: []string{"x:1"}, CallTimeout: -1, Retry: client.RetryPolicy{MaxAttempts: 100, BaseDelay: time.Hour, MaxDelay: time.Hour}},
+		{Endpoints: []string{"x:1"}, CallTimeout: -1, Retry: client.RetryPolicy{MaxAttempts: 30, BaseDelay: time.Second, MaxDelay: time.Second}},
+		{Endpoints: []string{"x:1"}, CallTimeout: -1, Timeout: -1},
+		{Endpoints: []string{"x:1"}, CallTimeout: 6 * time.Minute},
+		{Endpoints: []string{"x:1"}, MaxConnsPerNode: -1},
+		{Endpoints: []string{"x:1"}, HTTPClient: &http.Client{}, TLS: &client.TLSConfig{}},
+		{Endpoints: []string{"http://x:1"}, TLS: &client.TLSConfig{}},
 	}
 	for _, cfg := range bad {
 		if _, err := client.New(cfg); err == nil {
@@ -318,9 +323,13 @@ func TestConfigValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The default policy's whole retry span is well inside the window.
-	if span := (client.Config{}).RetrySpan(); span < time.Minute || span > client.MaxRetrySpan/2 {
-		t.Fatalf("default RetrySpan = %v, want about 2 minutes", span)
+	// The default call ends at DefaultCallTimeout, well inside the window;
+	// without it the default policy's attempts could span about 2 minutes.
+	if span := (client.Config{}).RetrySpan(); span != client.DefaultCallTimeout {
+		t.Fatalf("default RetrySpan = %v, want DefaultCallTimeout", span)
+	}
+	if span := (client.Config{CallTimeout: -1}).RetrySpan(); span < time.Minute || span > client.MaxRetrySpan/2 {
+		t.Fatalf("default attempt span = %v, want about 2 minutes", span)
 	}
 	for _, ok := range []client.Config{
 		{Endpoints: []string{"x:1"}, Timeout: -1, Retry: client.NoRetry()},

@@ -70,6 +70,7 @@ cp Dockerfile "$ctx/Dockerfile"
 
 # The classic builder needs no buildx plugin and handles this Dockerfile fully.
 say "docker build -t $image"
-DOCKER_BUILDKIT=0 docker build --quiet --build-arg "KV_VERSION=$version" -t "$image" "$ctx" >/dev/null
+DOCKER_BUILDKIT=0 docker build --quiet --build-arg "KV_VERSION=$version" --build-arg "REVISION=${revision:-unknown}" \
+	--build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" -t "$image" "$ctx" >/dev/null
 
 docker image inspect --format "$image {{.Id}} {{.Size}}" "$image"

@@ -44,6 +44,13 @@ type config struct {
 	preloadOnly        bool // preload, report it, and skip the measured run
 	preloadConcurrency int
 
+	// via is how kv requests are sent: "http" (built by hand, the server's
+	// own cost) or "client" (through the Go client package).
+	via string
+	// idempotencyKeys makes -via http send an Idempotency-Key with every
+	// write, as the client does, to tell the key's cost from the client's.
+	idempotencyKeys bool
+
 	output string // "text" or "json"
 	seed   uint64
 }
@@ -78,6 +85,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.preload, "preload", false, "before the run, PUT every key of the key space once")
 	fs.BoolVar(&c.preloadOnly, "preload-only", false, "only preload (implies -preload); the report has no ops")
 	fs.IntVar(&c.preloadConcurrency, "preload-c", 32, "workers for -preload")
+	fs.StringVar(&c.via, "via", "http", "how -target kv requests are sent: http (hand-built requests) or client (the Go client package, what its users get)")
+	fs.BoolVar(&c.idempotencyKeys, "idempotency-keys", false, "-via http: send a fresh Idempotency-Key with every write (the Go client always does), so the server keeps each in its dedup table")
 	fs.StringVar(&c.output, "o", "text", "output: text (a table) or json")
 	fs.Uint64Var(&c.seed, "seed", 0, "random seed (0 = from the clock)")
 	fs.Usage = func() {
@@ -193,6 +202,12 @@ func (c config) validate() error {
 	}
 	if c.output != "text" && c.output != "json" {
 		bad("-o %q: want text or json", c.output)
+	}
+	switch {
+	case c.via != "http" && c.via != "client":
+		bad("-via %q: want http or client", c.via)
+	case c.via == "client" && c.target != "kv":
+		bad("-via client speaks quorumkv's API: it needs -target kv")
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 // result is a finished run, as reported (-o json is this struct).
 type result struct {
 	Target          string         `json:"target"`
+	Via             string         `json:"via"` // http or client (-via)
 	Workload        string         `json:"workload"`
 	Mode            string         `json:"mode"` // closed or open
 	Concurrency     int            `json:"concurrency"`
@@ -82,7 +83,7 @@ func summarize(h *histogram, ok, misses, errs uint64, elapsed time.Duration) opR
 
 func newResult(c config, rr runResult, pre *preloadResult) *result {
 	r := &result{
-		Target: c.target, Workload: c.workload, Mode: c.mode(), Concurrency: c.concurrency, Rate: c.rate,
+		Target: c.target, Via: c.via, Workload: c.workload, Mode: c.mode(), Concurrency: c.concurrency, Rate: c.rate,
 		Endpoints: c.endpoints, EndpointMode: c.endpointMode, Consistency: c.consistency,
 		Keys: c.keys, ValueSize: c.valueSize, TTLSeconds: c.ttlSeconds,
 		WarmupSeconds: c.warmup.Seconds(), DurationSeconds: c.duration.Seconds(), ElapsedSeconds: rr.elapsed.Seconds(),
@@ -153,7 +154,11 @@ func writeTable(w io.Writer, r *result) error {
 	if r.Mode == "open" {
 		load = fmt.Sprintf("open loop at %.0f/s, %d workers (latency from intended send time)", r.Rate, r.Concurrency)
 	}
-	fmt.Fprintf(&b, "kvbench: %s workload on %s %s (%s), %s\n", r.Workload, r.Target, strings.Join(r.Endpoints, ","), r.EndpointMode, load)
+	via := ""
+	if r.Via == "client" {
+		via = " through the Go client"
+	}
+	fmt.Fprintf(&b, "kvbench: %s workload on %s %s (%s)%s, %s\n", r.Workload, r.Target, strings.Join(r.Endpoints, ","), r.EndpointMode, via, load)
 	fmt.Fprintf(&b, "  %d keys, %d-byte values, ttl %gs, %s reads; warmup %gs, measured %.1fs\n\n",
 		r.Keys, r.ValueSize, r.TTLSeconds, r.Consistency, r.WarmupSeconds, r.ElapsedSeconds)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -27,6 +27,7 @@ type bench struct {
 	log    io.Writer
 	keyFmt string
 	rr     atomic.Uint64 // round-robin endpoint counter
+	via    *clientSender // -via client; nil: raw HTTP
 }
 
 func newBench(cfg config, log io.Writer) (*bench, error) {
@@ -42,7 +43,15 @@ func newBench(cfg config, log io.Writer) (*bench, error) {
 		ForceAttemptHTTP2:   false,
 	}
 	width := max(5, len(strconv.Itoa(cfg.keys-1)))
+	var via *clientSender
+	if cfg.via == "client" {
+		var err error
+		if via, err = newClientSender(cfg); err != nil {
+			return nil, err
+		}
+	}
 	return &bench{
+		via:    via,
 		cfg:    cfg,
 		tgt:    newTarget(cfg),
 		wl:     workload{name: cfg.workload, readFraction: cfg.readFraction},
@@ -52,7 +61,12 @@ func newBench(cfg config, log io.Writer) (*bench, error) {
 	}, nil
 }
 
-func (b *bench) close() { b.client.CloseIdleConnections() }
+func (b *bench) close() {
+	b.client.CloseIdleConnections()
+	if b.via != nil {
+		b.via.close()
+	}
+}
 
 // opStats is one worker's tally for one op.
 type opStats struct {
@@ -98,13 +112,13 @@ type worker struct {
 	st   *stats
 }
 
-// endpoint picks the base URL for the worker's next request.
-func (b *bench) endpoint(w *worker) string {
-	eps := b.cfg.endpoints
+// endpoint picks the index of the endpoint for the worker's next request.
+func (b *bench) endpoint(w *worker) int {
+	n := len(b.cfg.endpoints)
 	if b.cfg.endpointMode == "roundrobin" {
-		return eps[(b.rr.Add(1)-1)%uint64(len(eps))]
+		return int((b.rr.Add(1) - 1) % uint64(n))
 	}
-	return eps[w.id%len(eps)]
+	return w.id % n
 }
 
 func (b *bench) key(i int) string { return fmt.Sprintf(b.keyFmt, b.cfg.keyPrefix, i) }
@@ -113,7 +127,10 @@ func (b *bench) key(i int) string { return fmt.Sprintf(b.keyFmt, b.cfg.keyPrefix
 // closes the body, so the connection goes back to the pool.
 func (b *bench) send(ctx context.Context, w *worker, o op, keyIndex int) (outcome, string) {
 	w.body.Reset()
-	req, err := b.tgt.newRequest(b.endpoint(w), o, b.key(keyIndex), keyIndex, &w.body)
+	if b.via != nil {
+		return b.via.send(ctx, b.endpoint(w), w, o, b.key(keyIndex), keyIndex)
+	}
+	req, err := b.tgt.newRequest(b.cfg.endpoints[b.endpoint(w)], o, b.key(keyIndex), keyIndex, &w.body)
 	if err != nil {
 		return outcome{errKey: "client: cannot build request"}, err.Error()
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -50,7 +52,7 @@ func newTarget(c config) target {
 	if c.target == "etcd" {
 		return &etcdTarget{serializable: c.consistency == "stale", valueSize: c.valueSize}
 	}
-	t := &kvTarget{auth: "Bearer " + c.apiKey, valueSize: c.valueSize, counter: c.workload == "counter", txnOps: c.txnOps}
+	t := &kvTarget{auth: "Bearer " + c.apiKey, valueSize: c.valueSize, counter: c.workload == "counter", txnOps: c.txnOps, idemKeys: c.idempotencyKeys}
 	if c.consistency != "" {
 		t.query = "?consistency=" + c.consistency
 	}
@@ -86,7 +88,8 @@ type kvTarget struct {
 	valueSize int
 	counter   bool // values are integers (the counter workload's preload)
 	incrBody  []byte
-	txnOps    int // puts per transaction
+	txnOps    int  // puts per transaction
+	idemKeys  bool // send a fresh Idempotency-Key with every write, as the Go client does
 }
 
 func (t *kvTarget) newRequest(base string, o op, key string, keyIndex int, body *bytes.Buffer) (*http.Request, error) {
@@ -144,6 +147,11 @@ func (t *kvTarget) newRequest(base string, o op, key string, keyIndex int, body 
 	req.Header["Authorization"] = []string{t.auth}
 	if o != opGet {
 		req.Header["Content-Type"] = []string{"application/json"}
+		if t.idemKeys {
+			var k [16]byte
+			_, _ = rand.Read(k[:])
+			req.Header["Idempotency-Key"] = []string{"kvb-" + hex.EncodeToString(k[:])}
+		}
 	}
 	return req, nil
 }

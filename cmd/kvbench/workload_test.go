@@ -27,6 +27,7 @@ type fakeKV struct {
 	puts   map[string]int // PUTs per key
 	ttls   map[string]bool
 	bad    []string // requests the fake could not accept
+	keyed  int      // requests that carried an Idempotency-Key
 }
 
 func newFakeKV(t *testing.T, withIncr bool) (*fakeKV, string) {
@@ -61,6 +62,9 @@ func (f *fakeKV) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.method[r.Method]++
+	if r.Header.Get("Idempotency-Key") != "" {
+		f.keyed++
+	}
 	if k, isIncr := strings.CutSuffix(key, "/incr"); isIncr {
 		if !f.withIncr {
 			fail(405, "method_not_allowed")
@@ -430,6 +434,8 @@ func TestFlagValidation(t *testing.T) {
 		{"-endpoints", "127.0.0.1:8080"},
 		{"-consistency", "serializable"},
 		{"-o", "yaml"},
+		{"-via", "grpc"},
+		{"-via", "client", "-target", "etcd"},
 		{"extra"},
 	} {
 		var errOut bytes.Buffer
@@ -452,6 +458,42 @@ func TestValueHasTheRequestedSize(t *testing.T) {
 		if size >= 20 && len(v) != size {
 			t.Errorf("size %d: got %d bytes", size, len(v))
 		}
+	}
+}
+
+// TestViaClientSendsTheSameWorkload: -via client sends the session and
+// counter workloads through the Go client and reports errors by code, as the
+// raw mode does.
+func TestViaClientSendsTheSameWorkload(t *testing.T) {
+	f, url := newFakeKV(t, false)
+	r := runJSON(t, short(url, "session", "-preload", "-via", "client")...)
+	if r.Via != "client" || r.Total.Errors != 0 || r.Ops["get"].Requests == 0 || r.Ops["put"].Requests == 0 || r.Ops["get"].Misses != 0 {
+		t.Fatalf("report %+v, errors %+v", r.Ops, r.Errors)
+	}
+	if len(f.puts) != 50 || len(f.bad) > 0 || f.keyed != f.count("PUT") {
+		t.Fatalf("%d keys written, %d of %d PUTs with an Idempotency-Key, rejected bodies %q", len(f.puts), f.keyed, f.count("PUT"), f.bad)
+	}
+	for k, hasTTL := range f.ttls {
+		if !hasTTL {
+			t.Errorf("PUT %s without ttlSeconds", k)
+		}
+	}
+	// -idempotency-keys makes the raw mode send keys as the client does.
+	fk, kurl := newFakeKV(t, false)
+	runJSON(t, short(kurl, "write", "-idempotency-keys")...)
+	if fk.keyed == 0 || fk.keyed != fk.count("PUT") {
+		t.Fatalf("%d of %d PUTs carried an Idempotency-Key", fk.keyed, fk.count("PUT"))
+	}
+	fc, curl := newFakeKV(t, true)
+	r = runJSON(t, short(curl, "counter", "-via", "client")...)
+	if r.Total.Errors != 0 || r.Ops["incr"].OK == 0 || fc.count("POST") == 0 {
+		t.Fatalf("counter via client: %+v %+v", r.Ops, r.Errors)
+	}
+	var out, errOut bytes.Buffer
+	code := run(append(short(url, "write", "-via", "client"), "-api-key", "wrong", "-o", "json"), func(string) string { return "" }, &out, &errOut)
+	var bad result
+	if code != 0 || json.Unmarshal(out.Bytes(), &bad) != nil || len(bad.Errors) != 1 || bad.Errors[0].Error != "401 unauthorized" {
+		t.Fatalf("exit %d, report %s %s", code, out.String(), errOut.String())
 	}
 }
 

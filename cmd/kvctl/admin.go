@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -10,8 +12,10 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/quorumkv/quorumkv/client"
+	"github.com/quorumkv/quorumkv/fsm"
 	"github.com/quorumkv/quorumkv/internal/version"
 )
 
@@ -180,13 +184,16 @@ func transferCommand() *command {
 func snapshotCommand() *command {
 	var stale, force bool
 	return &command{
-		name: "snapshot", args: "save FILE | restore FILE", minArgs: 2, maxArgs: 2, streaming: true,
-		summary: "save a consistent snapshot of the whole dataset to FILE, or replace the dataset with FILE",
-		detail: "FILE - is stdout (save) or stdin (restore). save writes FILE.tmp and renames it into place\n" +
-			"only once the snapshot is complete (mode 0600: it holds every value). restore replaces\n" +
-			"every key on every node; the server verifies the file's checksum first and changes\n" +
-			"nothing if it is corrupt or truncated, or taken from another cluster (unless --force).\n" +
-			"No --timeout unless one is given. Needs an admin key.",
+		name: "snapshot", args: "save FILE | restore FILE | verify FILE", minArgs: 2, maxArgs: 2, streaming: true,
+		summary: "save a consistent snapshot of the whole dataset to FILE, replace the dataset with FILE, or check FILE",
+		detail: "FILE - is stdout (save) or stdin (restore, verify). save writes FILE.tmp and renames it into\n" +
+			"place only once the snapshot is complete and its SHA-256 matches the one the server sent\n" +
+			"after it (mode 0600: it holds every value). restore replaces every key on every node; the\n" +
+			"server verifies the file's checksum first and changes nothing if it is corrupt or\n" +
+			"truncated, or taken from another cluster (unless --force); kvctl prints the server's\n" +
+			"summary. verify checks FILE locally (checksum, header, every record) without a server.\n" +
+			"On a terminal, save and restore show the bytes moved and the rate on stderr.\n" +
+			"No --timeout unless one is given. save and restore need an admin key.",
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&stale, "stale", false, "save: serve it from the receiving node's state, without a linearizable read point")
 			fs.BoolVar(&force, "force", false, "restore: accept a snapshot taken from another cluster (or an older file that names none)")
@@ -197,8 +204,10 @@ func snapshotCommand() *command {
 				return snapshotSave(ctx, e, args[1], stale)
 			case "restore":
 				return snapshotRestore(ctx, e, args[1], force)
+			case "verify":
+				return snapshotVerify(e, args[1])
 			}
-			return usagef("usage: kvctl snapshot save FILE | kvctl snapshot restore FILE")
+			return usagef("usage: kvctl snapshot save FILE | restore FILE | verify FILE")
 		},
 	}
 }
@@ -208,8 +217,13 @@ func snapshotSave(ctx context.Context, e *env, file string, stale bool) error {
 	if stale {
 		opts = append(opts, client.Stale())
 	}
+	p := newProgress(e.io, "saved")
 	if file == "-" {
-		_, err := e.c.Snapshot(ctx, e.io.out, opts...)
+		info, err := e.c.SnapshotWithInfo(ctx, p.writer(e.io.out), opts...)
+		p.done()
+		if err == nil && !info.Verified {
+			fmt.Fprintln(e.io.err, "kvctl: warning: the server sent no SHA-256 to check the snapshot against; run kvctl snapshot verify on it")
+		}
 		return err
 	}
 	tmp := file + ".tmp"
@@ -217,7 +231,8 @@ func snapshotSave(ctx context.Context, e *env, file string, stale bool) error {
 	if err != nil {
 		return err
 	}
-	n, err := e.c.Snapshot(ctx, f, opts...)
+	info, err := e.c.SnapshotWithInfo(ctx, p.writer(f), opts...)
+	p.done()
 	if err == nil {
 		err = f.Sync()
 	}
@@ -232,33 +247,87 @@ func snapshotSave(ctx context.Context, e *env, file string, stale bool) error {
 		return err
 	}
 	if e.json {
-		return writeJSON(e.io.out, map[string]any{"file": file, "bytes": n})
+		return writeJSON(e.io.out, map[string]any{"file": file, "bytes": info.Bytes, "sha256": info.SHA256,
+			"verified": info.Verified, "index": info.Index, "entries": info.Entries})
 	}
 	abs, _ := filepath.Abs(file)
-	fmt.Fprintf(e.io.out, "saved %d bytes to %s\n", n, abs)
+	check := "matches the server's"
+	if !info.Verified {
+		check = "NOT checked: the server sent none; run kvctl snapshot verify"
+	}
+	fmt.Fprintf(e.io.out, "saved %d bytes to %s\nindex %d, %d keys, sha256 %s (%s)\n", info.Bytes, abs, info.Index, info.Entries, info.SHA256, check)
 	return nil
 }
 
-func snapshotRestore(ctx context.Context, e *env, file string, force bool) error {
-	var r io.Reader = e.io.in
-	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		r = f // an *os.File can be rewound, so a restore refused by a node without a leader is retried
+// openInput opens file, or returns stdin for "-"; close it when done. An
+// *os.File can be rewound, so a restore refused by a node without a leader
+// is retried; stdin cannot.
+func openInput(e *env, file string) (io.Reader, func(), error) {
+	if file == "-" {
+		return e.io.in, func() {}, nil
 	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+func snapshotRestore(ctx context.Context, e *env, file string, force bool) error {
+	r, done, err := openInput(e, file)
+	if err != nil {
+		return err
+	}
+	defer done()
 	var opts []client.Option
 	if force {
 		opts = append(opts, client.ForceRestore())
 	}
-	if err := e.c.Restore(ctx, r, opts...); err != nil {
+	p := newProgress(e.io, "sent")
+	res, err := e.c.Restore(ctx, p.reader(r), opts...)
+	p.done()
+	if err != nil {
 		return err
 	}
 	if e.json {
-		return writeJSON(e.io.out, map[string]any{"restored": file})
+		return writeJSON(e.io.out, res)
 	}
-	fmt.Fprintf(e.io.out, "restored the dataset from %s\n", file)
+	from := res.BackupClusterID
+	if from == "" {
+		from = "no cluster named"
+	}
+	forced := ""
+	if res.Forced {
+		forced = " (forced)"
+	}
+	fmt.Fprintf(e.io.out, "restored %d keys from %s at index %d%s\nsnapshot: index %d, taken %s, %d bytes, sha256 %s, cluster %s\n",
+		res.Entries, file, res.Index, forced, res.BackupIndex, res.BackupCreatedAt, res.Bytes, res.SHA256, from)
+	return nil
+}
+
+// snapshotVerify checks a snapshot file locally, as the server would before
+// restoring it.
+func snapshotVerify(e *env, file string) error {
+	r, done, err := openInput(e, file)
+	if err != nil {
+		return err
+	}
+	defer done()
+	info, err := fsm.VerifyBackup(bufio.NewReaderSize(r, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s is not a valid snapshot: %w", file, err)
+	}
+	sum := hex.EncodeToString(info.SHA256[:])
+	created := time.UnixMilli(info.CreatedAtMs).UTC().Format(time.RFC3339)
+	if e.json {
+		return writeJSON(e.io.out, map[string]any{"file": file, "valid": true, "bytes": info.Size, "sha256": sum,
+			"index": info.Index, "entries": info.Entries, "createdAt": created, "clusterId": info.ClusterID})
+	}
+	cluster := info.ClusterID
+	if cluster == "" {
+		cluster = "(none named)"
+	}
+	fmt.Fprintf(e.io.out, "%s: valid snapshot, %d bytes, sha256 %s\nindex %d, %d entries, taken %s, cluster %s\n",
+		file, info.Size, sum, info.Index, info.Entries, created, cluster)
 	return nil
 }

@@ -7,12 +7,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,7 +35,7 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}, os.Getenv)
+	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, errTerminal: isTerminal(os.Stderr)}, os.Getenv)
 	stop()
 	os.Exit(code)
 }
@@ -43,6 +45,15 @@ type stdio struct {
 	in  io.Reader
 	out io.Writer
 	err io.Writer
+	// errTerminal says err is a terminal: long transfers show progress there.
+	errTerminal bool
+}
+
+// isTerminal reports whether f is a character device (a terminal, or
+// /dev/null, where progress lines do no harm).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // globals are the flags every command accepts, before or after its name.
@@ -52,10 +63,15 @@ type globals struct {
 	apiKeyFile string
 	output     string
 	timeout    time.Duration
+
+	// TLS: any of them makes scheme-less endpoints https://.
+	caCert, cert, key, serverName string
+	insecure                      bool
 }
 
-// defaultEndpoints are those of scripts/cluster.sh's local cluster.
-const defaultEndpoints = "http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083"
+// defaultEndpoints are those of scripts/cluster.sh's local cluster; without a
+// scheme they are http://, or https:// when a TLS flag is given.
+const defaultEndpoints = "127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083"
 
 const defaultTimeout = 30 * time.Second
 
@@ -66,6 +82,11 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.output, "o", g.output, "output: text or json")
 	fs.StringVar(&g.output, "output", g.output, "output: text or json")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "deadline for the whole command, retries included (0: none)")
+	fs.StringVar(&g.caCert, "cacert", g.caCert, "PEM file of the CA that signs the nodes' HTTPS certificates (env KV_CACERT)")
+	fs.StringVar(&g.cert, "cert", g.cert, "PEM client certificate, for nodes that ask for one (env KV_CERT)")
+	fs.StringVar(&g.key, "key", g.key, "PEM key of --cert (env KV_KEY)")
+	fs.StringVar(&g.serverName, "tls-server-name", g.serverName, "name the nodes' certificates carry, when not the endpoint's host (env KV_TLS_SERVER_NAME)")
+	fs.BoolVar(&g.insecure, "insecure-skip-tls-verify", g.insecure, "accept any server certificate: encrypted but unauthenticated, for tests only (env KV_INSECURE_SKIP_TLS_VERIFY)")
 }
 
 // usageError is a bad command line: exit 2 with a hint.
@@ -87,11 +108,22 @@ type env struct {
 // run executes one kvctl invocation and returns its exit code.
 func run(ctx context.Context, args []string, sio stdio, getenv func(string) string) int {
 	g := globals{
-		endpoints:  firstNonEmpty(getenv("KV_ENDPOINTS"), defaultEndpoints),
-		apiKey:     getenv("KV_API_KEY"),
-		apiKeyFile: getenv("KV_API_KEY_FILE"),
+		endpoints:  firstNonEmpty(getenv(client.EnvEndpoints), defaultEndpoints),
+		apiKey:     getenv(client.EnvAPIKey),
+		apiKeyFile: getenv(client.EnvAPIKeyFile),
 		output:     "text",
 		timeout:    defaultTimeout,
+		caCert:     getenv(client.EnvCACert),
+		cert:       getenv(client.EnvCert),
+		key:        getenv(client.EnvKey),
+		serverName: getenv(client.EnvTLSServerName),
+	}
+	if v := getenv(client.EnvInsecureSkipTLSVerify); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fail(sio, false, usagef("%s=%q: want true or false", client.EnvInsecureSkipTLSVerify, v))
+		}
+		g.insecure = b
 	}
 	top := flag.NewFlagSet("kvctl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
@@ -109,6 +141,13 @@ func run(ctx context.Context, args []string, sio stdio, getenv func(string) stri
 		return exitUsage
 	}
 	name, rest := rest[0], rest[1:]
+	switch name {
+	case "completion":
+		return runCompletion(sio, rest)
+	case completeCommand:
+		complete(sio.out, rest)
+		return exitOK
+	}
 	if name == "help" {
 		if len(rest) > 0 {
 			if cmd := findCommand(rest[0]); cmd != nil {
@@ -195,13 +234,9 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func newClient(g globals) (*client.Client, error) {
-	key := g.apiKey
-	if key == "" && g.apiKeyFile != "" {
-		b, err := os.ReadFile(g.apiKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading the API key: %w", err)
-		}
-		key = strings.TrimSpace(string(b))
+	key, err := client.ReadAPIKey(g.apiKey, g.apiKeyFile)
+	if err != nil {
+		return nil, err
 	}
 	var eps []string
 	for _, e := range strings.Split(g.endpoints, ",") {
@@ -209,8 +244,19 @@ func newClient(g globals) (*client.Client, error) {
 			eps = append(eps, e)
 		}
 	}
-	c, err := client.New(client.Config{Endpoints: eps, APIKey: key, UserAgent: "kvctl"})
+	// The command's --timeout (its context) bounds every call, so the
+	// client's own CallTimeout is off.
+	cfg := client.Config{Endpoints: eps, APIKey: key, UserAgent: "kvctl", CallTimeout: -1}
+	t := client.TLSConfig{CAFile: g.caCert, CertFile: g.cert, KeyFile: g.key, ServerName: g.serverName, InsecureSkipVerify: g.insecure}
+	if t != (client.TLSConfig{}) {
+		cfg.TLS = &t
+	}
+	c, err := client.New(cfg)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return nil, err // an unreadable certificate file is not a usage error
+		}
 		return nil, usageError{err.Error()}
 	}
 	return c, nil
@@ -238,6 +284,10 @@ func exitCode(err error) int {
 // its exit code.
 func fail(sio stdio, jsonOut bool, err error) int {
 	code := exitCode(err)
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		err = fmt.Errorf("%w\n(the node's certificate is not trusted: give the CA that signed it with --cacert or KV_CACERT, or the name it carries with --tls-server-name)", err)
+	}
 	if !jsonOut {
 		fmt.Fprintf(sio.err, "kvctl: %v\n", err)
 		if code == exitUsage {

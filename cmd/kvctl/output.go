@@ -38,14 +38,29 @@ Commands:
 
 const usageTail = `
 Flags (anywhere on the line):
-  --endpoints URLS     comma-separated node URLs; env KV_ENDPOINTS
-                       (default http://127.0.0.1:8081,...:8082,...:8083, the local cluster)
+  --endpoints URLS     comma-separated node URLs; env KV_ENDPOINTS (default
+                       127.0.0.1:8081,...:8082,...:8083, the local cluster; a URL without
+                       a scheme is http://, or https:// when a TLS flag is given)
   --api-key KEY        API key; env KV_API_KEY
   --api-key-file FILE  read the API key from FILE; env KV_API_KEY_FILE
   -o, --output FORMAT  text (default, for people) or json (one JSON document, for scripts;
                        errors too, on stderr: {"error": {"code", "message", "exit", ...}})
   --timeout DURATION   deadline for the whole command, retries included (default 30s;
                        none for snapshot unless given)
+
+TLS (HTTPS endpoints, e.g. scripts/cluster.sh start --tls):
+  --cacert FILE        PEM CA certificate(s) that sign the nodes' certificates, instead of
+                       the system's roots; env KV_CACERT
+  --cert FILE          PEM client certificate, for nodes that ask for one; env KV_CERT
+  --key FILE           PEM private key of --cert; env KV_KEY
+  --tls-server-name N  name the nodes' certificates carry, when not the endpoint's host;
+                       env KV_TLS_SERVER_NAME
+  --insecure-skip-tls-verify
+                       accept any server certificate (encrypted, not authenticated: anyone
+                       on the path can read the API key); env KV_INSECURE_SKIP_TLS_VERIFY=true
+
+Shell completion: kvctl completion bash|zsh|fish prints a script to source, e.g.
+  source <(kvctl completion bash)     # in ~/.bashrc
 
 A request that fails on one node in a retryable way (no leader, node down) is retried on
 the next endpoint with backoff; every write carries an idempotency key, so a retried

@@ -235,6 +235,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		mux.Close()
 		return nil, err
 	}
+	metrics.MustRegister(applyLagGauge(st))
 	api, err := httpapi.New(httpapi.Config{
 		Keys:            creds.keys, // the single admin key too: reload may revoke it
 		InsecureNoAuth:  creds.insecure,

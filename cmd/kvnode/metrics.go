@@ -7,11 +7,13 @@ import (
 )
 
 // newMetricsRegistry returns this node's Prometheus registry with the Go
-// runtime and process collectors and quorumkv_build_info (always 1; its
+// runtime and process collectors, quorumkv_build_info (always 1; its
 // labels say which build runs, so a dashboard can count versions during a
-// rolling upgrade). The store and the HTTP API register their
-// own metrics on it; GET /metrics serves it. It is not the global default
-// registry, so nodes in one process (tests) keep their metrics apart.
+// rolling upgrade) and the bridge of raft's own measurements
+// (raftmetrics.go). The store and the HTTP API register their own metrics on
+// it; GET /metrics serves it. It is not the global default registry, so nodes
+// in one process (tests) keep their metrics apart, except raft's: go-metrics
+// has one sink per process, which the registry made last receives.
 func newMetricsRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -26,5 +28,8 @@ func newMetricsRegistry() *prometheus.Registry {
 	})
 	build.Set(1)
 	reg.MustRegister(build)
+	if err := installRaftMetrics(reg); err != nil {
+		panic("kvnode: raft metrics bridge: " + err.Error()) // a fresh registry cannot refuse them
+	}
 	return reg
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -100,6 +101,23 @@ func TestMetricsEndpointOfAWiredNode(t *testing.T) {
 		"process_resident_memory_bytes", "quorumkv_raft_apply_duration_seconds_bucket", "quorumkv_raft_term",
 		"quorumkv_fsm_applied_index", "quorumkv_raft_commit_index", "quorumkv_http_request_duration_seconds_bucket"} {
 		if !strings.Contains(body, "\n"+name) {
+			t.Errorf("no %s in /metrics", name)
+		}
+	}
+	// raft's own measurements, bridged from go-metrics: the PUT was appended
+	// to the log (an fsync) and committed, and the node won an election.
+	for _, series := range []string{"quorumkv_raft_log_store_seconds_count", "quorumkv_raft_commit_seconds_count",
+		`quorumkv_raft_state_changes_total{state="leader"}`, `quorumkv_raft_state_changes_total{state="candidate"}`} {
+		got, _ := metricValue(body, series)
+		if n, err := strconv.ParseFloat(got, 64); err != nil || n < 1 {
+			t.Errorf("%s = %q, want at least 1", series, got)
+		}
+	}
+	if got, ok := metricValue(body, "quorumkv_raft_apply_lag_entries"); !ok || got != "0" {
+		t.Errorf("quorumkv_raft_apply_lag_entries = %q (present %v), want 0 on an idle node", got, ok)
+	}
+	for _, name := range []string{`quorumkv_raft_snapshot_phase_seconds_count{phase="take"}`, "quorumkv_idempotency_entries", "quorumkv_snapshot_duration_seconds_count"} {
+		if _, ok := metricValue(body, name); !ok {
 			t.Errorf("no %s in /metrics", name)
 		}
 	}

@@ -24,6 +24,7 @@ type manifests struct {
 	services      []service
 	statefulSets  []statefulSet
 	pdbs          []podDisruptionBudget
+	netpols       []networkPolicy
 	kustomization *kustomization
 	files         []string // the manifest files, kustomization.yaml excluded
 }
@@ -64,6 +65,8 @@ func load(t *testing.T) manifests {
 				m.statefulSets = append(m.statefulSets, strict[statefulSet](t, where, &node))
 			case "PodDisruptionBudget":
 				m.pdbs = append(m.pdbs, strict[podDisruptionBudget](t, where, &node))
+			case "NetworkPolicy":
+				m.netpols = append(m.netpols, strict[networkPolicy](t, where, &node))
 			case "Kustomization":
 				k := strict[kustomization](t, where, &node)
 				m.kustomization = &k
@@ -71,7 +74,7 @@ func load(t *testing.T) manifests {
 				t.Fatalf("%s: unexpected kind %q (teach this test about it)", where, h.Kind)
 			}
 			if want := map[string]string{"Service": "v1", "StatefulSet": "apps/v1", "PodDisruptionBudget": "policy/v1",
-				"Kustomization": "kustomize.config.k8s.io/v1beta1"}[h.Kind]; h.APIVersion != want {
+				"NetworkPolicy": "networking.k8s.io/v1", "Kustomization": "kustomize.config.k8s.io/v1beta1"}[h.Kind]; h.APIVersion != want {
 				t.Errorf("%s: apiVersion %q, want %q", where, h.APIVersion, want)
 			}
 		}
@@ -212,6 +215,156 @@ func TestManifests(t *testing.T) {
 	checkPeerTLS(t, spec.Template.Spec, c, env)
 	checkEnvAreFlags(t, c.Env)
 	checkPeers(t, sts, headless.Metadata.Name, c.Env, peerPort)
+	checkAdvertisedHTTP(t, sts, headless.Metadata.Name, c.Env, httpPort)
+	checkMemoryLimit(t, c)
+	if len(m.netpols) != 1 {
+		t.Fatalf("want 1 NetworkPolicy, have %d", len(m.netpols))
+	}
+	checkNetworkPolicy(t, m.netpols[0], podLabels, ports, peerPort, httpPort)
+}
+
+// checkAdvertisedHTTP: each pod advertises its HTTP API under its stable DNS
+// name (GET /cluster/nodes would otherwise list 0.0.0.0).
+func checkAdvertisedHTTP(t *testing.T, sts statefulSet, headless string, env []envVar, httpPort int) {
+	t.Helper()
+	for i := range sts.Spec.Replicas {
+		pod := fmt.Sprintf("%s-%d", sts.Metadata.Name, i)
+		vars := expandEnv(t, env, map[string]string{"metadata.name": pod, "metadata.namespace": "ns1"})
+		want := fmt.Sprintf("http://%s.%s.ns1.svc:%d", pod, headless, httpPort)
+		if vars["KV_ADVERTISE_HTTP_ADDR"] != want {
+			t.Errorf("pod %s: KV_ADVERTISE_HTTP_ADDR %q, want %q", pod, vars["KV_ADVERTISE_HTTP_ADDR"], want)
+		}
+	}
+}
+
+// checkMemoryLimit: the container has a memory limit, and GOMEMLIMIT is
+// derived from it (resourceFieldRef) and stays below it.
+func checkMemoryLimit(t *testing.T, c container) {
+	t.Helper()
+	limit := c.Resources.Limits["memory"]
+	if limit == "" {
+		t.Fatal("the container has no memory limit")
+	}
+	mib, ok := map[string]int64{"Mi": 1, "Gi": 1024}[limit[len(limit)-2:]]
+	n, err := strconv.ParseInt(limit[:len(limit)-2], 10, 64)
+	if !ok || err != nil {
+		t.Fatalf("memory limit %q: this test reads Mi or Gi", limit)
+	}
+	limitMiB := n * mib
+	var ref string
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
+			r := e.ValueFrom.ResourceFieldRef
+			if r.Resource != "limits.memory" || r.ContainerName != c.Name || r.Divisor != "1Mi" {
+				t.Errorf("env %s: resourceFieldRef %+v, want limits.memory of %s in 1Mi", e.Name, *r, c.Name)
+			}
+			ref = e.Name
+		}
+	}
+	if ref == "" {
+		t.Fatal("no env variable reads the memory limit (resourceFieldRef limits.memory)")
+	}
+	gomem := envValues(t, c.Env)["GOMEMLIMIT"]
+	expanded := strings.ReplaceAll(gomem, "$("+ref+")", strconv.FormatInt(limitMiB, 10))
+	bytes, ok := strings.CutSuffix(expanded, "B")
+	v, err := strconv.ParseInt(bytes, 10, 64)
+	if !ok || err != nil {
+		t.Fatalf("GOMEMLIMIT %q (%q with the limit): want a byte count derived from $(%s)", gomem, expanded, ref)
+	}
+	if frac := float64(v) / float64(limitMiB<<20); frac < 0.85 || frac >= 1 {
+		t.Errorf("GOMEMLIMIT %s is %.0f %% of the %s limit: want some room below it, not much", expanded, 100*frac, limit)
+	}
+}
+
+// checkNetworkPolicy: the policy covers the pods; the peer port admits only
+// the StatefulSet's pods, from this namespace; the HTTP port stays reachable.
+func checkNetworkPolicy(t *testing.T, np networkPolicy, podLabels map[string]string, ports map[string]int, peerPort, httpPort int) {
+	t.Helper()
+	if !selects(np.Spec.PodSelector.MatchLabels, podLabels) || len(np.Spec.PodSelector.MatchLabels) == 0 {
+		t.Errorf("NetworkPolicy podSelector %v does not select the pods %v", np.Spec.PodSelector.MatchLabels, podLabels)
+	}
+	if !slices.Contains(np.Spec.PolicyTypes, "Ingress") {
+		t.Error("NetworkPolicy policyTypes must include Ingress")
+	}
+	peerRules, httpOpen := 0, false
+	for i, rule := range np.Spec.Ingress {
+		admitsPeer, admitsHTTP := len(rule.Ports) == 0, len(rule.Ports) == 0 // no ports: every port
+		for _, p := range rule.Ports {
+			port := resolvePort(p.Port, ports)
+			if port == 0 {
+				t.Errorf("ingress rule %d: port %v is not a container port", i, p.Port)
+			}
+			admitsPeer = admitsPeer || port == peerPort
+			admitsHTTP = admitsHTTP || port == httpPort
+		}
+		if admitsHTTP && len(rule.From) == 0 {
+			httpOpen = true
+		}
+		if !admitsPeer {
+			continue
+		}
+		peerRules++
+		if len(rule.From) == 0 {
+			t.Errorf("ingress rule %d admits the peer port from anywhere", i)
+		}
+		for _, from := range rule.From {
+			if from.IPBlock != nil || from.NamespaceSelector != nil || from.PodSelector == nil ||
+				len(from.PodSelector.MatchLabels) == 0 || !selects(from.PodSelector.MatchLabels, podLabels) {
+				t.Errorf("ingress rule %d admits the peer port from %+v: want only the StatefulSet's pods (podSelector %v)", i, from, podLabels)
+			}
+		}
+	}
+	if peerRules == 0 {
+		t.Error("no ingress rule admits the peer port: the nodes could not reach each other")
+	}
+	if !httpOpen {
+		t.Error("no ingress rule admits clients to the HTTP port")
+	}
+}
+
+// TestServiceMonitor checks the optional ServiceMonitor: it selects the
+// headless Service (every pod, ready or not) and scrapes /metrics on its
+// HTTP port with the API key from a Secret.
+func TestServiceMonitor(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("monitoring", "servicemonitor.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var node yaml.Node
+	if err := yaml.Unmarshal(raw, &node); err != nil {
+		t.Fatal(err)
+	}
+	sm := strict[serviceMonitor](t, "servicemonitor.yaml", &node)
+	if sm.APIVersion != "monitoring.coreos.com/v1" || sm.Kind != "ServiceMonitor" {
+		t.Fatalf("%s %s", sm.APIVersion, sm.Kind)
+	}
+	m := load(t)
+	var matched []string
+	for _, svc := range m.services {
+		if selects(sm.Spec.Selector.MatchLabels, svc.Metadata.Labels) {
+			matched = append(matched, svc.Metadata.Name)
+			if svc.Spec.ClusterIP != "None" {
+				t.Errorf("the ServiceMonitor selects %s, which lists ready pods only", svc.Metadata.Name)
+			}
+			hasPort := false
+			for _, p := range svc.Spec.Ports {
+				for _, e := range sm.Spec.Endpoints {
+					hasPort = hasPort || p.Name == e.Port
+				}
+			}
+			if !hasPort {
+				t.Errorf("Service %s has no port named as the ServiceMonitor's endpoints", svc.Metadata.Name)
+			}
+		}
+	}
+	if len(matched) != 1 {
+		t.Fatalf("the ServiceMonitor selects %v, want exactly the headless Service", matched)
+	}
+	for _, e := range sm.Spec.Endpoints {
+		if e.Path != "/metrics" || e.Port != "http" || e.Authorization == nil || e.Authorization.Credentials.Name == "" {
+			t.Errorf("endpoint %+v: want /metrics on port http with a bearer key from a Secret", e)
+		}
+	}
 }
 
 // checkEnvAreFlags: every KV_ variable must be a kvnode flag, or kvnode would

@@ -125,6 +125,11 @@ type envVar struct {
 			Name string `yaml:"name"`
 			Key  string `yaml:"key"`
 		} `yaml:"secretKeyRef"`
+		ResourceFieldRef *struct {
+			ContainerName string `yaml:"containerName"`
+			Resource      string `yaml:"resource"`
+			Divisor       string `yaml:"divisor"`
+		} `yaml:"resourceFieldRef"`
 	} `yaml:"valueFrom"`
 }
 
@@ -157,4 +162,53 @@ type podDisruptionBudget struct {
 type kustomization struct {
 	header    `yaml:",inline"`
 	Resources []string `yaml:"resources"`
+}
+
+type networkPolicyPort struct {
+	Port     any    `yaml:"port"` // a port name or number
+	Protocol string `yaml:"protocol"`
+}
+
+type networkPolicyPeer struct {
+	PodSelector       *labelSelector `yaml:"podSelector"`
+	NamespaceSelector *labelSelector `yaml:"namespaceSelector"`
+	IPBlock           *struct {
+		CIDR   string   `yaml:"cidr"`
+		Except []string `yaml:"except"`
+	} `yaml:"ipBlock"`
+}
+
+type networkPolicy struct {
+	header   `yaml:",inline"`
+	Metadata objectMeta `yaml:"metadata"`
+	Spec     struct {
+		PodSelector labelSelector `yaml:"podSelector"`
+		PolicyTypes []string      `yaml:"policyTypes"`
+		Ingress     []struct {
+			From  []networkPolicyPeer `yaml:"from"`
+			Ports []networkPolicyPort `yaml:"ports"`
+		} `yaml:"ingress"`
+	} `yaml:"spec"`
+}
+
+// serviceMonitor is the Prometheus Operator's kind (monitoring.coreos.com/v1).
+type serviceMonitor struct {
+	header   `yaml:",inline"`
+	Metadata objectMeta `yaml:"metadata"`
+	Spec     struct {
+		Selector  labelSelector `yaml:"selector"`
+		Endpoints []struct {
+			Port          string `yaml:"port"`
+			Path          string `yaml:"path"`
+			Interval      string `yaml:"interval"`
+			ScrapeTimeout string `yaml:"scrapeTimeout"`
+			Authorization *struct {
+				Type        string `yaml:"type"`
+				Credentials struct {
+					Name string `yaml:"name"`
+					Key  string `yaml:"key"`
+				} `yaml:"credentials"`
+			} `yaml:"authorization"`
+		} `yaml:"endpoints"`
+	} `yaml:"spec"`
 }

@@ -3,7 +3,9 @@ package docker
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +39,14 @@ func TestComposeCluster(t *testing.T) {
 		p.down()
 	})
 
+	// The file is in Compose Specification form: no top-level version key
+	// (docker compose v2 warns that it is obsolete).
+	if raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml")); err != nil {
+		t.Fatal(err)
+	} else if regexp.MustCompile(`(?m)^version:`).Match(raw) {
+		t.Error("docker-compose.yml has a top-level version: key; the Compose Specification dropped it")
+	}
+
 	// The compose file refuses to start a cluster without an API key.
 	if out, err := runIn(root, p.envWithout("KV_API_KEY"), 30*time.Second, "docker-compose", "-p", p.name, "config", "-q"); err == nil || !strings.Contains(out, "KV_API_KEY") {
 		t.Fatalf("docker-compose without KV_API_KEY: err=%v, output %q; want a failure naming KV_API_KEY", err, out)
@@ -57,6 +67,18 @@ func TestComposeCluster(t *testing.T) {
 	inspect, err := runIn(root, nil, 30*time.Second, "docker", "image", "inspect", "--format", "{{.Config.User}} {{json .Config.Healthcheck.Test}} {{json .Config.Volumes}}", p.image)
 	if err != nil || strings.TrimSpace(inspect) != `65532:65532 ["CMD","/kvnode","health"] {"/data":{}}` {
 		t.Fatalf("image config: %q (%v); want the non-root user, the health check and the /data volume", inspect, err)
+	}
+	labels, err := runIn(root, nil, 30*time.Second, "docker", "image", "inspect", "--format", "{{json .Config.Labels}}", p.image)
+	if err != nil {
+		t.Fatalf("image labels: %v", err)
+	}
+	for _, l := range []string{"org.opencontainers.image.title", "org.opencontainers.image.source", "org.opencontainers.image.version", "org.opencontainers.image.revision", "org.opencontainers.image.created"} {
+		if !strings.Contains(labels, `"`+l+`":"`) || strings.Contains(labels, `"`+l+`":""`) {
+			t.Errorf("image label %s missing or empty: %s", l, labels)
+		}
+	}
+	if rev, _ := runIn(root, nil, 10*time.Second, "git", "rev-parse", "HEAD"); rev != "" && !strings.Contains(labels, strings.TrimSpace(rev)) {
+		t.Errorf("image labels %s do not name the commit %s", labels, rev)
 	}
 
 	step("docker-compose up on 127.0.0.1 ports %v", p.ports)

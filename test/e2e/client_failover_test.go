@@ -18,6 +18,7 @@ import (
 // reports as done must be applied exactly once, so the counter equals the
 // number of acknowledged increments — no retry after outcome_unknown or a
 // dropped connection may apply twice (the client reuses its Idempotency-Key).
+// The session stores are then checked on the same cluster.
 func TestClientRetriesAcrossLeaderKillWithoutDuplicates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real three-node cluster; skipped with -short")
@@ -97,6 +98,10 @@ func TestClientRetriesAcrossLeaderKillWithoutDuplicates(t *testing.T) {
 		t.Fatalf("counter = %s after %s acknowledged increments: a retried increment was applied twice or lost", got, want)
 	}
 	t.Logf("counter %s = acknowledged increments, across a leader kill and restart", itoa(acked.Load()))
+
+	t.Run("session stores", func(t *testing.T) {
+		sessionStoresOnCluster(t, script, []string{"http://127.0.0.1:21081", "http://127.0.0.1:21082", "http://127.0.0.1:21083"}, "failover-test-key-0123")
+	})
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
