@@ -90,6 +90,7 @@ type statusData struct {
 	InsecurePeer bool        `json:"insecurePeer"`
 	PeerWarning  string      `json:"peerWarning,omitempty"`
 	ClusterID    *string     `json:"clusterId"` // null until the first leader recorded one
+	RaftLog      string      `json:"raftLog"`   // bolt or wal: the raft log store this node runs
 	Build        buildData   `json:"build"`
 }
 
@@ -140,6 +141,7 @@ func (a *api) clusterStatus(r *http.Request) (reply, error) {
 		InsecurePeer: a.cfg.InsecurePeer,
 		PeerWarning:  peerWarning(a.cfg.InsecurePeer),
 		ClusterID:    clusterID,
+		RaftLog:      st.RaftLog,
 		Build:        localBuild(st.Build),
 	})
 }

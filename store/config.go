@@ -17,6 +17,10 @@ type Config struct {
 	NodeID string
 	// DataDir holds the raft log, stable store and snapshots. Created if missing.
 	DataDir string
+	// RaftLog is the raft log store of a new DataDir: RaftLogBolt or
+	// RaftLogWAL; "" takes DefaultRaftLog. An existing DataDir keeps the store
+	// it was created with; naming another one is an error (logstore.go).
+	RaftLog string
 	// Bootstrap lists the voters of a new cluster, this node included. The
 	// cluster is bootstrapped only when DataDir has no raft state; an empty list
 	// bootstraps a single-node cluster of this node alone.
@@ -287,6 +291,8 @@ func (c Config) Validate() error {
 		return errors.New("store: NodeID is required")
 	case c.DataDir == "":
 		return errors.New("store: DataDir is required")
+	case !validRaftLog(c.RaftLog):
+		return fmt.Errorf("store: RaftLog must be %q or %q, got %q", RaftLogBolt, RaftLogWAL, c.RaftLog)
 	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
 		return fmt.Errorf("store: LeaderLeaseTimeout (%s) must not exceed HeartbeatTimeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
 	case c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024:

@@ -46,6 +46,7 @@ func fastConfig() Config {
 		// turns AllowUnauthenticatedPeers off).
 		InsecurePeer:              true,
 		AllowUnauthenticatedPeers: true,
+		RaftLog:                   testRaftLog(),
 	}
 }
 

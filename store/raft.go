@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 
 	"github.com/quorumkv/quorumkv/fsm"
 )
@@ -26,27 +24,22 @@ func (s *Store) openRaft() error {
 	}
 	hlog := newRaftLogger(s.cfg.Logger)
 
-	// The log store's freelist as a hash map, not written on commit (as etcd
-	// runs bbolt): the default array freelist is merged into a new slice and
-	// a freelist page is written out on every commit; with a large live heap
-	// each byte allocated brings the next collection closer (store/DESIGN.md,
-	// "Durability and restart"). Without a stored freelist, opening the log
-	// scans its pages, which is quick: snapshots keep the log short.
-	bolt, err := raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(dir, "raft.db"),
-		BoltOptions: &bbolt.Options{FreelistType: bbolt.FreelistMapType, NoFreelistSync: true},
-	})
+	kind, err := chooseRaftLog(s.cfg.DataDir, s.cfg.RaftLog)
 	if err != nil {
-		return fmt.Errorf("store: open raft log %s: %w", dir, err)
+		return err
 	}
-	logs, err := raft.NewLogCache(1024, bolt)
+	ls, err := openLogStore(kind, dir, hlog)
 	if err != nil {
-		bolt.Close()
+		return err
+	}
+	logs, err := raft.NewLogCache(1024, ls.log)
+	if err != nil {
+		ls.closer.Close()
 		return fmt.Errorf("store: log cache: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog.Named("snapshot"))
 	if err != nil {
-		bolt.Close()
+		ls.closer.Close()
 		return fmt.Errorf("store: open snapshot store: %w", err)
 	}
 	// MaxRPCsInFlight 1 disables raft's pipelined replication, which can stall a
@@ -80,17 +73,17 @@ func (s *Store) openRaft() error {
 	rc.Logger = hlog
 	rc.NoLegacyTelemetry = true
 
-	existing, err := raft.HasExistingState(logs, bolt, snaps)
+	existing, err := raft.HasExistingState(logs, ls.stable, snaps)
 	if err != nil {
-		bolt.Close()
+		ls.closer.Close()
 		return fmt.Errorf("store: inspect raft state: %w", err)
 	}
-	stable := &shutdownSafeStable{StableStore: bolt}
+	stable := &shutdownSafeStable{StableStore: ls.stable}
 	r, err := raft.NewRaft(rc, instrumentedFSM{FSM: s.fsm, m: s.metrics, snapDir: filepath.Join(dir, "snapshots")}, logs, stable, snaps,
 		observedTransport{NetworkTransport: trans, view: s.repl})
 	if err != nil {
 		trans.Close()
-		bolt.Close()
+		ls.closer.Close()
 		return fmt.Errorf("store: start raft: %w", err)
 	}
 	if !existing && s.cfg.Join {
@@ -107,7 +100,7 @@ func (s *Store) openRaft() error {
 		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			r.Shutdown()
 			trans.Close()
-			bolt.Close()
+			ls.closer.Close()
 			return fmt.Errorf("store: bootstrap cluster: %w", err)
 		}
 		s.log.Info("bootstrapped new cluster", "voters", len(servers))
@@ -117,7 +110,8 @@ func (s *Store) openRaft() error {
 			s.log.Info("ignoring join: this node already has raft state and is a member (or was removed; wipe its data dir to join anew)")
 		}
 	}
-	s.raft, s.bolt, s.stable, s.netTrans = r, bolt, stable, trans
+	s.raft, s.logStore, s.stable, s.netTrans = r, ls, stable, trans
+	s.log.Info("raft log store", "store", ls.name)
 	s.observer = raft.NewObserver(s.observerCh, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
 		return ok

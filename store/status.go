@@ -20,6 +20,7 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 		AppliedIndex: s.fsm.AppliedIndex(),
 		Keys:         s.fsm.Len(),
 		ClusterID:    s.fsm.ClusterID(),
+		RaftLog:      s.logStore.name,
 		Build:        s.localBuild(),
 	}
 	f := s.raft.GetConfiguration()

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/quorumkv/quorumkv/fsm"
 	"github.com/quorumkv/quorumkv/transport"
@@ -27,7 +26,7 @@ type Store struct {
 	// handlers serves the peer RPC methods (methods.go).
 	handlers map[uint8]rpcHandler
 
-	bolt     *raftboltdb.BoltStore
+	logStore logStore // the raft log and stable store (logstore.go)
 	stable   *shutdownSafeStable
 	netTrans *raft.NetworkTransport
 
@@ -291,7 +290,7 @@ func (s *Store) Close() error {
 			err = cerr
 		}
 		s.stable.close()
-		if cerr := s.bolt.Close(); err == nil {
+		if cerr := s.logStore.closer.Close(); err == nil {
 			err = cerr
 		}
 		s.closeErr = err

@@ -150,5 +150,6 @@ type Status struct {
 	Voters       []Peer
 	Keys         int
 	ClusterID    string // "" until the first leader has recorded one
+	RaftLog      string // the raft log store this node runs: RaftLogBolt or RaftLogWAL
 	Build        Build  // this node's version and formats
 }

@@ -24,6 +24,10 @@ import (
 // and --max-keys is there for that.
 const defaultMaxDataBytes = 2 << 30
 
+// raftLogHelp is --raft-log's help text.
+const raftLogHelp = "raft log store of a new data dir: bolt (raft-boltdb, two fsyncs per append) or wal (raft-wal, one fsync per append: up to x2 PUT throughput in BENCHMARKS.md, but its v0.4.0 cannot reopen a log whose tail raft truncated, so a node may need replacing after a partition and a restart); empty = the store the data dir already has, or " +
+	store.DefaultRaftLog + " for a new one. A data dir keeps the store it was created with: naming the other one is a startup error; to move a node, replace it (remove, wipe the data dir, rejoin; see docs/raft-log.md)"
+
 // options is everything kvnode reads from its command line and environment.
 type options struct {
 	id                string
@@ -76,6 +80,7 @@ type options struct {
 	// not through KV_API_KEY.
 	apiKeyOnCommandLine bool
 	gcHeadroomMB        uint64
+	raftLog             string
 	gcMinPercent        int
 }
 
@@ -106,6 +111,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful stop (SIGTERM) may take")
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", time.Second, "raft: follower waits this long without a leader before an election")
 	fs.DurationVar(&o.electionTimeout, "election-timeout", time.Second, "raft: candidate waits this long for votes")
+	fs.StringVar(&o.raftLog, "raft-log", "", raftLogHelp)
 	fs.Uint64Var(&o.snapshotThreshold, "snapshot-threshold", store.DefaultConfig().SnapshotThreshold, "raft: log entries between snapshots")
 	fs.BoolVar(&o.writeBatching, "write-batching", true, "leader packs concurrent writes into one raft entry; set false while rolling-upgrading from a version without write batching (its nodes cannot apply a batch)")
 	fs.IntVar(&o.writeBatches, "write-batches-in-flight", store.DefaultConfig().MaxWriteBatchesInFlight, "write batches the leader may have proposed and not yet applied")
@@ -161,6 +167,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if o.idemMaxBytes <= 0 {
 		return o, fmt.Errorf("--idempotency-max-bytes %d: want a positive number of bytes", o.idemMaxBytes)
+	}
+	switch o.raftLog {
+	case "", store.RaftLogBolt, store.RaftLogWAL:
+	default:
+		return o, fmt.Errorf("--raft-log %q: want %s or %s", o.raftLog, store.RaftLogBolt, store.RaftLogWAL)
 	}
 	if o.gcMinPercent < 1 || o.gcMinPercent > 100 {
 		return o, fmt.Errorf("--gc-min-percent %d: want 1 to 100 (the lowest GOGC the headroom governor may set)", o.gcMinPercent)

@@ -202,6 +202,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 	st, err := store.Open(store.Config{
 		NodeID:                  o.id,
 		DataDir:                 o.dataDir,
+		RaftLog:                 o.raftLog,
 		Bootstrap:               peers,
 		HeartbeatTimeout:        o.heartbeatTimeout,
 		ElectionTimeout:         o.electionTimeout,

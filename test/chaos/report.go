@@ -61,7 +61,8 @@ type scenarioReport struct {
 	Name        string  `json:"name"`
 	Description string  `json:"description"`
 	Nodes       int     `json:"nodes"`
-	Build       string  `json:"build"` // plain, race, brokenreads
+	Build       string  `json:"build"`             // plain, race, brokenreads
+	RaftLog     string  `json:"raftLog,omitempty"` // the nodes' --raft-log; empty: kvnode's default
 	Seed        int64   `json:"seed"`
 	Seconds     float64 `json:"seconds"` // wall time of the whole scenario
 
@@ -173,7 +174,11 @@ func (r *scenarioReport) text() string {
 			status = "BROKEN BUILD CAUGHT"
 		}
 	}
-	fmt.Fprintf(&b, "== %s [%s] %s: %d nodes, %s build, seed %d, %.1fs\n", r.Name, status, r.Description, r.Nodes, r.Build, r.Seed, r.Seconds)
+	raftLog := r.RaftLog
+	if raftLog == "" {
+		raftLog = "default"
+	}
+	fmt.Fprintf(&b, "== %s [%s] %s: %d nodes, %s build, %s raft log, seed %d, %.1fs\n", r.Name, status, r.Description, r.Nodes, r.Build, raftLog, r.Seed, r.Seconds)
 	fmt.Fprintf(&b, "   ops: invoked %d, ok %d, failed %d, unknown %d; checked %d (porcupine %d on %d keys in %.1fs: %s; ack reads %d; ttl reads %d; keys listed %d)\n",
 		r.Ops.Invoked, r.Ops.OK, r.Ops.Failed, r.Ops.Unknown, r.OpsChecked, r.Linear.Ops, r.Linear.Keys, r.Linear.Seconds, r.Linear.Result, r.AckChecked, r.TTL.Reads, r.KeysListed)
 	cp := r.Conditional

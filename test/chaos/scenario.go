@@ -22,6 +22,9 @@ type scenario struct {
 	nodes       int
 	build       string // "plain", "race" or "brokenreads"
 	nemesis     nemesis
+	// raftLog is the nodes' --raft-log (bolt or wal; "" = kvnode's
+	// default); QKV_CHAOS_RAFT_LOG overrides it for every scenario.
+	raftLog string
 	// expectIllegal: the self-test; the scenario passes only if porcupine
 	// rejects the history.
 	expectIllegal bool
@@ -51,7 +54,11 @@ const (
 // anomaly (or, for the self-test, when the broken build is not caught).
 func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string, artifacts string) *scenarioReport {
 	began := time.Now()
-	rep := &scenarioReport{Name: sc.name, Description: sc.description, Nodes: sc.nodes, Build: sc.build, Seed: seed,
+	raftLog := sc.raftLog
+	if v := os.Getenv("QKV_CHAOS_RAFT_LOG"); v != "" {
+		raftLog = v
+	}
+	rep := &scenarioReport{Name: sc.name, Description: sc.description, Nodes: sc.nodes, Build: sc.build, RaftLog: raftLog, Seed: seed,
 		FaultsByType: map[string]int{}, Phases: map[string]phaseStats{}, SelfTest: sc.expectIllegal}
 	dir := t.TempDir()
 	outDir := filepath.Join(artifacts, sc.name)
@@ -66,6 +73,11 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	nodes, err := newNodes(nw.hosts, dir, bin, apiKey, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if raftLog != "" {
+		for _, n := range nodes {
+			n.extra = append(n.extra, "--raft-log", raftLog)
+		}
 	}
 	c := &cluster{t: t, nw: nw, nodes: nodes, api: newAPIClient(apiKey, 2*time.Second), rng: mrand.New(mrand.NewSource(seed)), start: time.Now()}
 	stopped := false
