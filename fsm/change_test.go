@@ -187,8 +187,8 @@ func TestChangeKinds(t *testing.T) {
 	step(3, Command{Op: OpIncr, Key: "a", By: 2, Now: now}, Change{Type: ChangeSet, Key: "a", Value: []byte(`3`), Version: 3, Index: 3})
 	step(4, Command{Op: OpTouch, Key: "a", ExpiresAt: now + 50, Now: now}, Change{Type: ChangeSet, Key: "a", Value: []byte(`3`), Version: 4, ExpiresAt: now + 50, Index: 4})
 	step(5, Command{Op: OpSet, Key: "a", Value: []byte(`4`), Cond: CondIfMatch, CondVersion: 1, Now: now}) // version mismatch: nothing
-	step(6, deleteCmd("missing", now))                                                                    // nothing to delete
-	step(7, expireCmd(now+20, ExpireItem{Key: "b", Revision: 1}))                                         // stale revision
+	step(6, deleteCmd("missing", now))                                                                     // nothing to delete
+	step(7, expireCmd(now+20, ExpireItem{Key: "b", Revision: 1}))                                          // stale revision
 	step(8, expireCmd(now+20, ExpireItem{Key: "b", Revision: 2}), Change{Type: ChangeExpire, Key: "b", Version: 8, ExpiresAt: now + 10, Index: 8})
 	step(9, deleteCmd("a", now+20), Change{Type: ChangeDelete, Key: "a", Version: 9, ExpiresAt: now + 50, Index: 9})
 	for i, k := range []string{"p/1", "p/2", "p/3", "q"} {
