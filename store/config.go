@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/quorumkv/quorumkv/watch"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -150,6 +152,10 @@ type Config struct {
 	// kvnode --insecure-peer set it.
 	InsecurePeer bool
 
+	// Watch bounds this node's change history and watchers (package watch);
+	// zero fields take watch.DefaultConfig's values.
+	Watch watch.Config
+
 	// WrapRaftLayer, when set, wraps the raft stream layer. Tests use it to cut
 	// raft traffic between nodes; production leaves it nil.
 	WrapRaftLayer func(raft.StreamLayer) raft.StreamLayer
@@ -291,6 +297,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: MaxValueBytes must be 1..%d, got %d", MaxMaxValueBytes, c.MaxValueBytes)
 	case c.ExpireCatchUp < 0:
 		return fmt.Errorf("store: ExpireCatchUp must not be negative, got %s", c.ExpireCatchUp)
+	}
+	if err := c.Watch.Validate(); err != nil {
+		return fmt.Errorf("store: %w", err)
 	}
 	seen := map[string]bool{}
 	self := len(c.Bootstrap) == 0

@@ -16,6 +16,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/fsm"
 	"github.com/quorumkv/quorumkv/transport"
+	"github.com/quorumkv/quorumkv/watch"
 )
 
 // Store is one node of the replicated key-value store.
@@ -32,6 +33,8 @@ type Store struct {
 	netTrans *raft.NetworkTransport
 
 	metrics *metrics // Prometheus metrics (metrics.go)
+	// hub holds the changes this node applied and its watchers (watch.go).
+	hub *watch.Hub
 	clock   *clockState
 
 	// reads carries linearizable read-index requests to readLoop (leader only).
@@ -112,6 +115,13 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		clock:         newClockState(),
 		repl:          newReplicationView(),
 	}
+	hub, err := watch.New(cfg.Watch)
+	if err != nil {
+		s.rpc.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.hub = hub
+	s.fsm.SetChangeObserver(hub) // before raft restores or applies anything
 	if err := s.openRaft(); err != nil {
 		s.rpc.Close()
 		return nil, err
@@ -366,6 +376,7 @@ func (s *Store) TransferLeadership(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		s.hub.Close() // ends every watch stream first
 		s.raft.DeregisterObserver(s.observer)
 		err := s.raft.Shutdown().Error()
 		s.wg.Wait()
