@@ -25,6 +25,12 @@ type apiError struct {
 	// current is 0 (the key is missing or expired). Used by 412 responses.
 	withVersion bool
 	current     uint64
+
+	// oldest (with hasOldest) is a 410 compacted's oldest index served.
+	oldest    uint64
+	hasOldest bool
+	// index, when not 0, is sent as X-KV-Index (a blocking read's 404).
+	index uint64
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }

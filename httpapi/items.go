@@ -34,6 +34,22 @@ func (a *api) getItem(r *http.Request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
+	index, wait, blocking, err := a.parseWait(r)
+	if err != nil {
+		return reply{}, err
+	}
+	if blocking {
+		return a.blockingRead(r, key, index, wait, a.readItem)
+	}
+	return a.readItem(r)
+}
+
+// readItem is GET /kv/items/{key} without a wait.
+func (a *api) readItem(r *http.Request) (reply, error) {
+	key, err := itemKey(r)
+	if err != nil {
+		return reply{}, err
+	}
 	opts, err := readOptions(r)
 	if err != nil {
 		return reply{}, err

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quorumkv/quorumkv/store"
+	"github.com/quorumkv/quorumkv/watch"
 )
 
 // Store is what the HTTP API needs from the replicated store. *store.Store
@@ -52,6 +53,11 @@ type Store interface {
 	// a partly deleted prefix while it runs. Deleted counts every live key
 	// removed.
 	DeletePrefix(ctx context.Context, prefix string, opts store.WriteOptions) (store.DeletePrefixResult, error)
+
+	// Watch subscribes to this node's changes under req.Prefix (package
+	// watch); the caller closes the watcher. Errors: a linearizable read's,
+	// watch.ErrOverloaded, *watch.CompactedError.
+	Watch(ctx context.Context, req store.WatchRequest) (*watch.Watcher, error)
 
 	// Status describes this node and the cluster as this node sees it.
 	Status(ctx context.Context) (store.Status, error)
@@ -215,6 +221,9 @@ func (a *api) routeTable() []route {
 			{http.MethodGet, a.listItems},
 			{http.MethodDelete, a.deletePrefix},
 		}},
+		{template: "/kv/watch", methods: []routeMethod{
+			{http.MethodGet, a.watchItems},
+		}},
 		{template: "/healthz", public: true, methods: []routeMethod{
 			{http.MethodGet, a.healthz},
 		}},
@@ -289,6 +298,13 @@ func (a *api) serve(rt route) http.Handler {
 		}()
 
 		rep, err := a.dispatch(rt, allowHeader, w, r, &caller)
+		if err == nil && rep.later != nil {
+			rc := http.NewResponseController(w)
+			until := time.Now().Add(rep.laterFor + a.cfg.RequestTimeout + 30*time.Second)
+			_ = rc.SetReadDeadline(until) // unsupported writers keep the server's
+			_ = rc.SetWriteDeadline(until)
+			rep, err = rep.later(r.Context())
+		}
 		if err != nil {
 			e, internal := resolveError(err)
 			if e.code == outcomeUnknownUnsafe.code {
@@ -302,6 +318,15 @@ func (a *api) serve(rt route) http.Handler {
 			return
 		}
 		status = rep.status
+		if rep.sse != nil {
+			for k, v := range rep.header {
+				w.Header()[k] = v
+			}
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(rep.status)
+			rep.sse(r.Context(), w)
+			return
+		}
 		writeReply(w, rep)
 	})
 }
