@@ -9,8 +9,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/quorumkv/quorumkv/watch"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/quorumkv/quorumkv/watch"
 )
 
 // Config configures one node's store. Zero durations take the values of DefaultConfig.

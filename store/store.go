@@ -34,8 +34,8 @@ type Store struct {
 
 	metrics *metrics // Prometheus metrics (metrics.go)
 	// hub holds the changes this node applied and its watchers (watch.go).
-	hub *watch.Hub
-	clock   *clockState
+	hub   *watch.Hub
+	clock *clockState
 
 	// reads carries linearizable read-index requests to readLoop (leader only).
 	reads chan *readIndexRequest
