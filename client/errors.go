@@ -57,6 +57,10 @@ var (
 	// ErrInvalidOption: the call's options cannot be combined (or a value
 	// could not be encoded); nothing was sent.
 	ErrInvalidOption = errors.New("invalid option")
+	// ErrCompacted: 410 compacted, a watch asked for changes older than the
+	// node still holds (OldestIndex says from where it can). Read the state
+	// again and watch from the index of that read.
+	ErrCompacted = errors.New("watch history compacted")
 )
 
 // codeSentinels maps the API's stable error codes to sentinels.
@@ -73,6 +77,7 @@ var codeSentinels = map[string]error{
 	"cluster_mismatch":       ErrClusterMismatch,
 	"restore_in_progress":    ErrRestoreInProgress,
 	"insufficient_storage":   ErrInsufficientStorage,
+	"compacted":              ErrCompacted,
 }
 
 // APIError is a failed request: the server's error body, or a node that
@@ -94,6 +99,9 @@ type APIError struct {
 	Endpoint string
 	// Err is the transport error when Status is 0.
 	Err error
+	// OldestIndex is the oldest index a watch may resume from on Endpoint
+	// (410 compacted only).
+	OldestIndex uint64
 }
 
 func (e *APIError) Error() string {
@@ -143,6 +151,7 @@ type errorBody struct {
 		Message        string          `json:"message"`
 		Retryable      bool            `json:"retryable"`
 		CurrentVersion json.RawMessage `json:"currentVersion"`
+		OldestIndex    uint64          `json:"oldestIndex"`
 	} `json:"error"`
 }
 
@@ -154,6 +163,7 @@ func parseError(endpoint string, status int, body []byte) *APIError {
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
 		e.Code, e.Message, e.Retryable = eb.Error.Code, eb.Error.Message, eb.Error.Retryable
+		e.OldestIndex = eb.Error.OldestIndex
 		if v := eb.Error.CurrentVersion; len(v) > 0 && string(v) != "null" {
 			e.CurrentVersion, _ = strconv.ParseUint(string(v), 10, 64)
 		}
