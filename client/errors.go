@@ -102,6 +102,9 @@ type APIError struct {
 	// OldestIndex is the oldest index a watch may resume from on Endpoint
 	// (410 compacted only).
 	OldestIndex uint64
+	// Index is the X-KV-Index the error response carried (a 404 from Get:
+	// the state in which the key was absent); 0 when none.
+	Index uint64
 }
 
 func (e *APIError) Error() string {

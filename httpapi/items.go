@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -55,6 +56,14 @@ func (a *api) readItem(r *http.Request) (reply, error) {
 		return reply{}, err
 	}
 	item, info, err := a.st.Read(r.Context(), key, opts)
+	if errors.Is(err, store.ErrNotFound) && info.AppliedIndex != 0 {
+		// A 404 says which state it was read from too (a near cache needs
+		// to know where an absent key's absence was observed).
+		e, _ := resolveError(err)
+		withIndex := *e
+		withIndex.index = info.AppliedIndex
+		return reply{}, &withIndex
+	}
 	if err != nil {
 		return reply{}, err
 	}

@@ -17,15 +17,8 @@ import (
 // the events seen are exactly the writes, in order, with no gap and no
 // duplicate.
 func TestWatchResumesOnAnotherNode(t *testing.T) {
-	n1, _ := startTestNode(t, nil, "--api-key", "secret", "--id", "n1", "--data-dir", t.TempDir())
-	waitUntil(t, 15*time.Second, "n1 leads", n1.store.IsLeader)
+	n1, n2, n3, stop2 := startThreeNodes(t)
 	base1 := "http://" + n1.httpAddr
-	n2, stop2 := startTestNode(t, nil, "--api-key", "secret", "--id", "n2", "--data-dir", t.TempDir(), "--join", base1)
-	n3, _ := startTestNode(t, nil, "--api-key", "secret", "--id", "n3", "--data-dir", t.TempDir(), "--join", base1)
-	waitUntil(t, 30*time.Second, "three voters", func() bool {
-		code, body := do(t, "GET", base1+"/cluster/nodes", "")
-		return code == 200 && countVoters(body) == 3
-	})
 
 	writer, err := client.New(client.Config{Endpoints: []string{base1}, APIKey: "secret"})
 	if err != nil {
@@ -89,6 +82,21 @@ func TestWatchResumesOnAnotherNode(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("events across the failover:\n got  %v\n want %v", got, want)
 	}
+}
+
+// startThreeNodes starts n1 (bootstrapping) and n2, n3 (joining it) as main
+// does, and waits until all three are healthy voters.
+func startThreeNodes(t *testing.T) (n1, n2, n3 *node, stop2 func()) {
+	n1, _ = startTestNode(t, nil, "--api-key", "secret", "--id", "n1", "--data-dir", t.TempDir())
+	waitUntil(t, 15*time.Second, "n1 leads", n1.store.IsLeader)
+	base1 := "http://" + n1.httpAddr
+	n2, stop2 = startTestNode(t, nil, "--api-key", "secret", "--id", "n2", "--data-dir", t.TempDir(), "--join", base1)
+	n3, _ = startTestNode(t, nil, "--api-key", "secret", "--id", "n3", "--data-dir", t.TempDir(), "--join", base1)
+	waitUntil(t, 30*time.Second, "three voters", func() bool {
+		code, body := do(t, "GET", base1+"/cluster/nodes", "")
+		return code == 200 && countVoters(body) == 3
+	})
+	return n1, n2, n3, stop2
 }
 
 // countVoters counts "voter" members in a GET /cluster/nodes body.
