@@ -66,8 +66,8 @@ type Cache struct {
 	pos     uint64 // the watch has applied every change up to here
 	// floor is the highest log index an answer or a write of this cache
 	// reflected; a hit needs pos >= floor, so answers never go back.
-	floor uint64
-	healthy bool   // the watch is running and has reported its position
+	floor   uint64
+	healthy bool // the watch is running and has reported its position
 	// probes waiting for pos to reach their index; confirmed is the start
 	// time of the newest probe whose index pos has reached.
 	probes    []cacheProbe
