@@ -46,6 +46,7 @@ func init() {
 	commands = []*command{
 		getCommand(), putCommand(), delCommand(), lsCommand(), ttlCommand(), incrCommand(),
 		statusCommand(), nodesCommand(), joinCommand(), removeCommand(), transferCommand(), snapshotCommand(),
+		watchCommand(),
 	}
 }
 
