@@ -94,6 +94,11 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	c.logf("cluster up: %d nodes on %s.0/24 (run %s), %s build", sc.nodes, nw.subnet, nw.run, sc.build)
 
 	mon := startMonitor(nodes, apiKey, c.start)
+	ws, err := startWatchers(nodes, apiKey)
+	if err != nil {
+		saveLogs(t, nodes, outDir)
+		t.Fatal(err)
+	}
 	wl := startWorkload(defaultWorkload(), nodes, apiKey, seed, c.start)
 	sleep(context.Background(), prof.warmup)
 	ctx, cancel := context.WithTimeout(context.Background(), prof.faults)
@@ -126,6 +131,8 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	rep.KeysListed, rep.ListProblems = checkListing(lctx, c.api, nodes, ops)
 	lcancel()
 	rep.Anomalies.UnexpectedKeys = len(rep.ListProblems)
+	rep.Watch = finishWatchers(c.api, nodes, ws, ops)
+	rep.Anomalies.Watch = len(rep.Watch.Problems)
 	mon.stop()
 	samples := mon.samples()
 
@@ -180,7 +187,7 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	// Counts, phases, and the guard.
 	rep.Ops = countOps(ops)
 	rep.Conditional = countConditional(ops)
-	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads + rep.KeysListed
+	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads + rep.KeysListed + rep.Watch.Events
 	rep.Faults = c.faults
 	for _, f := range c.faults {
 		rep.FaultsByType[f.Kind]++
