@@ -17,7 +17,9 @@ func TestCheckWatchers(t *testing.T) {
 	set := func(key, v string, idx uint64) kv.Event {
 		return kv.Event{Type: kv.EventSet, Key: key, Value: raw(v), Version: idx, Index: idx}
 	}
-	del := func(key string, idx uint64) kv.Event { return kv.Event{Type: kv.EventDelete, Key: key, Version: idx, Index: idx} }
+	del := func(key string, idx uint64) kv.Event {
+		return kv.Event{Type: kv.EventDelete, Key: key, Version: idx, Index: idx}
+	}
 	ops := []Op{
 		{Kind: opPut, Key: "k01", Value: "a", Outcome: outOK, Version: 11},
 		{Kind: opPut, Key: "k02", Value: "b", Outcome: outOK, Version: 12},
