@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -232,4 +234,30 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestWatchStalledReaderIsCutOff: a client that stops reading its stream
+// holds nothing up (the changes keep being applied) and is disconnected once
+// a write to it has been blocked for WriteTimeout, which frees its slot.
+func TestWatchStalledReaderIsCutOff(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.Watch = WatchConfig{MaxDuration: time.Minute, WriteTimeout: 200 * time.Millisecond, ProgressInterval: time.Second}
+	})
+	h := e.st.watchHub()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /kv/watch?fromIndex=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", testAPIKey)
+	waitFor(t, func() bool { return h.Stats().Watchers == 1 })
+	value := []byte(`"` + strings.Repeat("x", 64<<10) + `"`)
+	start := time.Now()
+	for i := uint64(1); i <= 400; i++ { // 26 MB: far more than the socket buffers hold
+		h.Applied([]fsm.Change{{Type: fsm.ChangeSet, Key: "k", Value: value, Version: i, Index: i}}, i)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("applying 400 changes with a stalled watcher took %s", d)
+	}
+	waitFor(t, func() bool { return h.Stats().Watchers == 0 })
 }
