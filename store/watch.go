@@ -50,6 +50,11 @@ func (s *Store) Watch(ctx context.Context, req WatchRequest) (*watch.Watcher, er
 	return s.hub.Subscribe(req.Prefix, from)
 }
 
+// CloseWatches ends every watch stream and blocking read on this node (they
+// resume elsewhere); later watches fail with ErrShuttingDown. The node calls
+// it before shutting its HTTP server down, which waits for open streams.
+func (s *Store) CloseWatches() { s.hub.Close() }
+
 // WatchStats are this node's watch totals (for metrics and status).
 func (s *Store) WatchStats() watch.Stats { return s.hub.Stats() }
 

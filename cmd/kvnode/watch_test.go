@@ -39,7 +39,7 @@ func TestWatchResumesOnAnotherNode(t *testing.T) {
 	go func() {
 		defer close(events)
 		n := 0
-		for ev, err := range watcher.Watch(ctx, "w/", client.WatchOptions{Progress: true, IdleTimeout: 2 * time.Second}) {
+		for ev, err := range watcher.Watch(ctx, "w/", client.WatchOptions{Progress: true, IdleTimeout: 30 * time.Second}) {
 			if err != nil {
 				errc <- err
 				return
