@@ -29,8 +29,6 @@ have() {
 
 install_missing() {
 	local pkgs=()
-	have curl || pkgs+=(curl)         # scripts/cluster-smoke.sh
-	have jq || pkgs+=(jq)             # scripts/cluster.sh, scripts/cluster-smoke.sh
 	have ip || pkgs+=(iproute2)       # network fault tests
 	have iptables || pkgs+=(iptables) # network fault tests
 	# -race needs cgo, so a C compiler and libc headers.

@@ -14,10 +14,6 @@ import (
 	"github.com/quorumkv/quorumkv/fsm"
 )
 
-// ErrBadBackup: the input is not an intact quorumkv backup (wrong format,
-// truncated, checksum mismatch). Nothing was changed.
-var ErrBadBackup = errors.New("invalid backup")
-
 // BackupInfo describes a backup file: format version, creation time (Unix
 // ms), the raft index it reflects, entry counts, the cluster id, size and
 // SHA-256.

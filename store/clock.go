@@ -28,11 +28,7 @@ import (
 // command (writes, expirations, barriers, membership and restore commands),
 // to hand out its clock for linearizable reads, and to stay leader.
 
-// methodClockPing: any node answers its wall clock (request: empty; answer:
-// format byte, varint Unix nanoseconds).
-const methodClockPing uint8 = 24
-
-// ErrClockOffset lives with the other sentinels (types.go).
+// ErrClockOffset lives with the other sentinels (errors.go).
 
 const (
 	// clockPingTimeout bounds one ping's round trip. A slower answer is

@@ -7,7 +7,7 @@
 // clock is outside the bound of a majority stamps no time and does not stay
 // leader), and this node's status.
 //
-// Every method is safe for concurrent use. Errors wrap the sentinels in types.go;
+// Every method is safe for concurrent use. Errors wrap the sentinels in errors.go;
 // the HTTP layer maps them to status codes. See DESIGN.md in this directory for the
 // reasoning behind the read path, the barrier command and error meanings.
 package store

@@ -12,31 +12,6 @@ import (
 	"github.com/quorumkv/quorumkv/fsm"
 )
 
-// Membership errors. Like the sentinels in types.go, every membership error a
-// Store returns wraps one of these, a sentinel of types.go, or a context error.
-var (
-	// ErrNodeNotFound: no server with this ID is in the cluster configuration.
-	ErrNodeNotFound = errors.New("node not found")
-
-	// ErrLastVoter: removing this server would leave the cluster without a
-	// voter. Nothing was changed.
-	ErrLastVoter = errors.New("cannot remove the last voter")
-
-	// ErrNodeConflict: the join names a peer address that belongs to another
-	// server ID. Remove that server first. Nothing was changed.
-	ErrNodeConflict = errors.New("peer address belongs to another node")
-
-	// ErrNotVoter: leadership can only move to a voter.
-	ErrNotVoter = errors.New("node is not a voter")
-
-	// ErrTransferFailed: the leader could not hand leadership over (no other
-	// voter caught up, or the target did not win in time). Safe to retry.
-	ErrTransferFailed = errors.New("leadership transfer failed")
-
-	// ErrInvalidNode: a join request with a missing or malformed field.
-	ErrInvalidNode = errors.New("invalid node")
-)
-
 // JoinRequest asks the cluster to add (or update) a server.
 type JoinRequest struct {
 	ID       string // raft server ID, unique and stable
@@ -432,39 +407,6 @@ func (s *Store) changeConfig(ctx context.Context, f raft.IndexFuture) error {
 		return fmt.Errorf("%w: %v", errNotCommitted, err)
 	default:
 		return fmt.Errorf("%w: configuration change: %v", ErrOutcomeUnknown, err)
-	}
-}
-
-// viaLeader runs an admin operation on the leader: local when this node
-// leads, otherwise forwarded as method with payload. Like write, it retries
-// attempts that certainly changed nothing until ctx ends.
-func (s *Store) viaLeader(ctx context.Context, method uint8, payload []byte, local func(context.Context) ([]byte, error)) ([]byte, error) {
-	for attempt := 0; ; attempt++ {
-		select {
-		case <-s.closing:
-			return nil, ErrShuttingDown
-		default:
-		}
-		var resp []byte
-		var err error
-		addr, id := s.raft.LeaderWithID()
-		switch {
-		case s.raft.State() == raft.Leader:
-			resp, err = local(ctx)
-		case addr != "":
-			resp, err = s.forwardAdmin(ctx, string(addr), string(id), method, payload)
-		default:
-			err = errNotCommitted
-		}
-		if !errors.Is(err, errNotCommitted) {
-			return resp, err
-		}
-		if werr := s.waitForLeader(ctx, attempt); werr != nil {
-			if errors.Is(werr, ErrShuttingDown) {
-				return nil, werr
-			}
-			return nil, fmt.Errorf("%w: no leader accepted the membership change before the deadline (%v)", ErrNoLeader, err)
-		}
 	}
 }
 

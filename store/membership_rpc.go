@@ -6,26 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/quorumkv/quorumkv/transport"
-)
-
-// Membership RPC methods on the peer port. Numbered apart from the data path
-// (rpc.go) so the two sets can grow independently.
-const (
-	// methodJoin: add or update a server, or (register mode) record a
-	// member's own HTTP address. Leader only.
-	methodJoin uint8 = 16
-	// methodRemove: remove a server. Leader only.
-	methodRemove uint8 = 17
-	// methodTransfer: move leadership. Leader only.
-	methodTransfer uint8 = 18
-	// methodNodeInfo: any node answers its ID, HTTP address and applied index;
-	// the leader's monitor probes every server with it.
-	methodNodeInfo uint8 = 19
-	// methodNodeStats: the leader answers its monitor's view of every node,
-	// for GET /cluster/nodes served by a follower.
-	methodNodeStats uint8 = 20
 )
 
 // handleMembershipRPC serves the methods above; ok is false for any other.
@@ -80,31 +60,6 @@ func (s *Store) handleMembershipRPC(ctx context.Context, method uint8, req []byt
 		return encodeAdminResponse(err, body), true, nil
 	}
 	return nil, false, nil
-}
-
-// asLeader runs fn if this node leads, else answers "not committed" so the
-// caller looks for the leader again (no forwarding loops).
-func (s *Store) asLeader(fn func() error) error {
-	if !s.IsLeader() {
-		return fmt.Errorf("%w: %s is not the leader", errNotCommitted, s.cfg.NodeID)
-	}
-	return fn()
-}
-
-// forwardAdmin sends a membership request to the leader and relays its answer.
-func (s *Store) forwardAdmin(ctx context.Context, addr, id string, method uint8, payload []byte) ([]byte, error) {
-	resp, err := s.rpc.Call(ctx, addr, method, payload)
-	if err != nil {
-		if errors.Is(err, transport.ErrNotSent) {
-			return nil, fmt.Errorf("%w: forward to leader %s: %v", errNotCommitted, id, err)
-		}
-		return nil, fmt.Errorf("%w: forwarded to leader %s, no answer: %v", ErrOutcomeUnknown, id, err)
-	}
-	body, err := decodeAdminResponse(resp)
-	if err != nil && !errors.Is(err, errNotCommitted) {
-		return nil, err
-	}
-	return body, err
 }
 
 // adminErrors are the sentinels a membership answer carries by number.

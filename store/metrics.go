@@ -1,8 +1,6 @@
 package store
 
 import (
-	"context"
-	"errors"
 	"strings"
 	"time"
 
@@ -10,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quorumkv/quorumkv/fsm"
-	"github.com/quorumkv/quorumkv/transport"
 )
 
 // Prometheus metrics of one node's store.
@@ -162,84 +159,6 @@ func (m *metrics) proposed(op fsm.Op, d time.Duration, err error) {
 	if err == nil {
 		m.byOp[op].duration.Observe(d.Seconds())
 	}
-}
-
-func forwardKind(method uint8) string {
-	switch method {
-	case methodWrite:
-		return "write"
-	case methodReadIndex:
-		return "read_index"
-	case methodReadAt:
-		return "read"
-	case methodReadIndexGet:
-		return "read_index_get"
-	case methodRestore:
-		return "restore"
-	}
-	return "other"
-}
-
-// callLeader is s.rpc.Call, counted and timed as a forwarded request.
-func (s *Store) callLeader(ctx context.Context, addr string, method uint8, req []byte) ([]byte, error) {
-	start := time.Now()
-	resp, err := s.rpc.Call(ctx, addr, method, req)
-	kind := forwardKind(method)
-	result := "ok"
-	switch {
-	case errors.Is(err, transport.ErrNotSent):
-		result = "not_sent"
-	case err != nil:
-		result = "error"
-	}
-	s.metrics.forwarded.WithLabelValues(kind, result).Inc()
-	s.metrics.forwardDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	return resp, err
-}
-
-// instrumentedFSM is the state machine as raft sees it: the FSM, with batch
-// sizes and snapshot persistence measured on the way through. It adds no
-// state and changes nothing the FSM computes.
-type instrumentedFSM struct {
-	*fsm.FSM
-	m *metrics
-	// snapDir is the FileSnapshotStore's directory, for syncingSink.
-	snapDir string
-}
-
-var _ raft.BatchingFSM = instrumentedFSM{}
-
-func (f instrumentedFSM) ApplyBatch(logs []*raft.Log) []interface{} {
-	f.m.applyBatch.Observe(float64(len(logs)))
-	return f.FSM.ApplyBatch(logs)
-}
-
-func (f instrumentedFSM) Snapshot() (raft.FSMSnapshot, error) {
-	snap, err := f.FSM.Snapshot()
-	if err != nil {
-		return nil, err
-	}
-	return timedSnapshot{FSMSnapshot: snap, m: f.m, snapDir: f.snapDir}, nil
-}
-
-// timedSnapshot times Persist, which raft runs on its snapshot goroutine,
-// and spreads the snapshot's disk writes (syncingSink).
-type timedSnapshot struct {
-	raft.FSMSnapshot
-	m       *metrics
-	snapDir string
-}
-
-func (s timedSnapshot) Persist(sink raft.SnapshotSink) error {
-	start := time.Now()
-	err := s.FSMSnapshot.Persist(newSyncingSink(sink, s.snapDir))
-	s.m.snapshotDuration.Observe(time.Since(start).Seconds())
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
-	s.m.snapshots.WithLabelValues(result).Inc()
-	return err
 }
 
 // storeCollector reads the node's state when Prometheus scrapes: raft's

@@ -2,16 +2,8 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 )
-
-// ErrPeerUnauthenticated: a request that changes the cluster or its data
-// (a forwarded write or restore step, a join, register, removal or
-// leadership transfer) arrived over a peer connection that is not
-// authenticated as a member, and the node does not allow that
-// (Config.AllowUnauthenticatedPeers). Nothing was changed.
-var ErrPeerUnauthenticated = errors.New("peer connection not authenticated")
 
 // authorizePeer decides whether an RPC that changes the cluster or its data
 // may run: only over a connection Config.PeerAuth vouches for as a member,

@@ -11,10 +11,6 @@ import (
 	"github.com/quorumkv/quorumkv/transport"
 )
 
-// errNotReadyLeader: this node is not (yet) a leader that may serve reads: it is
-// a follower, or a new leader whose barrier has not committed in its term.
-var errNotReadyLeader = errors.New("not a ready leader")
-
 // readIndexRequest asks readLoop (or on a follower remoteReadLoop) for a
 // confirmed read index.
 type readIndexRequest struct {

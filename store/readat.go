@@ -32,19 +32,6 @@ import (
 // caller the peer port authenticated as a member (authorizePeer); a refused
 // caller falls back to confirming the index alone and reading its own state.
 
-// Forwarded read methods.
-const (
-	// methodReadAt: a follower asks the leader to serve one read at a read
-	// point the leader confirmed. Served by any node (see above).
-	methodReadAt uint8 = 3
-	// methodReadIndexGet: methodReadIndex for a batch of follower reads that
-	// includes GETs. The request names the follower's applied index and the
-	// keys; when the confirmed index is past that applied index, the leader
-	// adds each key's item read at the read point, so the follower answers
-	// those GETs without waiting and without a second call.
-	methodReadIndexGet uint8 = 4
-)
-
 // followerReadGrace is how long a follower waits for its own state machine to
 // reach a confirmed read index before it asks the leader to serve the read.
 // Under a steady stream of writes the commit index arrives with the next

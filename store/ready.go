@@ -2,14 +2,8 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 )
-
-// ErrCatchingUp: the leader confirmed a read index but this node's state
-// machine had not applied it before the deadline. It is always wrapped
-// together with ErrTimeout.
-var ErrCatchingUp = errors.New("this node is catching up with the leader")
 
 // Ready reports whether this node can serve a linearizable read now: it knows
 // a leader, the leader confirms a read index, and this node's state machine

@@ -16,20 +16,6 @@ import (
 	"github.com/quorumkv/quorumkv/transport"
 )
 
-// ErrRestoreInterrupted: an online restore stopped before its commit (leader
-// change, another restore started, the deadline passed). The dataset is
-// unchanged; the restore may be sent again.
-var ErrRestoreInterrupted = errors.New("restore interrupted; the dataset is unchanged")
-
-// ErrClusterMismatch: the backup was taken from another cluster, or carries no
-// cluster id (a file written before backups named their cluster), and the
-// restore was not forced. Nothing was changed.
-var ErrClusterMismatch = errors.New("backup is from another cluster")
-
-// ErrRestoreInProgress: another online restore is running in the cluster (or
-// on this node); one runs at a time. Nothing was changed.
-var ErrRestoreInProgress = errors.New("another restore is in progress")
-
 // RestoreOptions modify an online restore.
 type RestoreOptions struct {
 	// Force restores a backup whose cluster id differs from this cluster's,
@@ -42,11 +28,6 @@ type RestoreOptions struct {
 // AppendEntries stays small whatever MaxAppendEntries is, and heartbeats and
 // client writes interleave with the restore.
 const RestoreChunkBytes = 1 << 20
-
-// methodRestore: a follower forwards one restore command (chunk, commit or
-// abort) to the leader, which stamps Now and proposes it. The value is apart
-// from the other methods' so that methods added elsewhere do not collide.
-const methodRestore uint8 = 8
 
 // RestoreResult describes a completed online restore.
 type RestoreResult struct {

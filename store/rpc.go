@@ -13,20 +13,6 @@ import (
 	"github.com/quorumkv/quorumkv/fsm"
 )
 
-// Forwarding RPC methods served on the peer port (transport's RPC protocol).
-const (
-	// methodWrite: a follower forwards a client write to the leader.
-	methodWrite uint8 = 1
-	// methodReadIndex: a follower asks the leader for a linearizable read index
-	// and the leader's clock at that point.
-	methodReadIndex uint8 = 2
-	// methodReadAt and methodReadIndexGet (3 and 4, readat.go) serve a
-	// follower's reads at its read point;
-	// methodRestore (8, restore.go) forwards an online restore's steps;
-	// membership methods are 16-20 (membership_rpc.go). Every method number is
-	// unique across files: handleRPC dispatches on it.
-)
-
 // writeFrameOverhead bounds everything a forwarded write's frame carries
 // besides its value: the transport's 21-byte frame header and the request's
 // fields at their largest (a MaxKeyBytes key, a MaxIdempotencyKeyBytes key

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,104 +143,6 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 	go s.remoteReadLoop()
 	go s.registerLoop()
 	return s, nil
-}
-
-func (s *Store) openRaft() error {
-	dir := filepath.Join(s.cfg.DataDir, "raft")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("store: create data dir: %w", err)
-	}
-	hlog := newRaftLogger(s.cfg.Logger)
-
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
-	if err != nil {
-		return fmt.Errorf("store: open raft log %s: %w", dir, err)
-	}
-	logs, err := raft.NewLogCache(1024, bolt)
-	if err != nil {
-		bolt.Close()
-		return fmt.Errorf("store: log cache: %w", err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog.Named("snapshot"))
-	if err != nil {
-		bolt.Close()
-		return fmt.Errorf("store: open snapshot store: %w", err)
-	}
-	// MaxRPCsInFlight 1 disables raft's pipelined replication, which can stall a
-	// follower while heartbeats keep it from noticing (hashicorp/raft#612).
-	// Group commit still batches up to MaxAppendEntries entries per round trip.
-	layer := s.mux.RaftLayer()
-	if s.cfg.WrapRaftLayer != nil {
-		layer = s.cfg.WrapRaftLayer(layer)
-	}
-	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:          layer,
-		MaxPool:         3,
-		MaxRPCsInFlight: 1,
-		Timeout:         10 * time.Second,
-		Logger:          hlog.Named("transport"),
-	})
-
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(s.cfg.NodeID)
-	rc.HeartbeatTimeout = s.cfg.HeartbeatTimeout
-	rc.ElectionTimeout = s.cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = s.cfg.LeaderLeaseTimeout
-	rc.CommitTimeout = s.cfg.CommitTimeout
-	rc.MaxAppendEntries = s.cfg.MaxAppendEntries
-	rc.BatchApplyCh = true
-	rc.SnapshotThreshold = s.cfg.SnapshotThreshold
-	rc.SnapshotInterval = s.cfg.SnapshotInterval
-	rc.TrailingLogs = s.cfg.TrailingLogs
-	rc.ShutdownOnRemove = false
-	rc.NotifyCh = s.notifyCh
-	rc.Logger = hlog
-	rc.NoLegacyTelemetry = true
-
-	existing, err := raft.HasExistingState(logs, bolt, snaps)
-	if err != nil {
-		bolt.Close()
-		return fmt.Errorf("store: inspect raft state: %w", err)
-	}
-	stable := &shutdownSafeStable{StableStore: bolt}
-	r, err := raft.NewRaft(rc, instrumentedFSM{FSM: s.fsm, m: s.metrics, snapDir: filepath.Join(dir, "snapshots")}, logs, stable, snaps,
-		observedTransport{NetworkTransport: trans, view: s.repl})
-	if err != nil {
-		trans.Close()
-		bolt.Close()
-		return fmt.Errorf("store: start raft: %w", err)
-	}
-	if !existing && s.cfg.Join {
-		s.joining = true
-		s.log.Info("no raft state and join requested: not bootstrapping; waiting to be added by the cluster")
-	} else if !existing {
-		servers := []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr()}}
-		if len(s.cfg.Bootstrap) > 0 {
-			servers = servers[:0]
-			for _, p := range s.cfg.Bootstrap {
-				servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
-			}
-		}
-		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-			r.Shutdown()
-			trans.Close()
-			bolt.Close()
-			return fmt.Errorf("store: bootstrap cluster: %w", err)
-		}
-		s.log.Info("bootstrapped new cluster", "voters", len(servers))
-	} else {
-		s.log.Info("found existing raft state; rejoining", "dir", dir)
-		if s.cfg.Join {
-			s.log.Info("ignoring join: this node already has raft state and is a member (or was removed; wipe its data dir to join anew)")
-		}
-	}
-	s.raft, s.bolt, s.stable, s.netTrans = r, bolt, stable, trans
-	s.observer = raft.NewObserver(s.observerCh, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	r.RegisterObserver(s.observer)
-	return nil
 }
 
 // watchObservations wakes waiters whenever raft reports a new (or no) leader.

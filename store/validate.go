@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -29,35 +28,10 @@ const (
 	MaxMaxValueBytes int64 = 1 << 30
 )
 
-// Validation errors: a write that breaks a rule above. Nothing was written.
-// Every one is returned wrapped in an *InvalidError whose Reason says which
-// rule, in words fit for a client.
-var (
-	ErrInvalidKey            = errors.New("invalid key")
-	ErrInvalidPrefix         = errors.New("invalid prefix")
-	ErrInvalidValue          = errors.New("invalid value")
-	ErrValueTooLarge         = errors.New("value too large")
-	ErrInvalidTTL            = errors.New("invalid ttl")
-	ErrInvalidIdempotencyKey = errors.New("invalid idempotency key")
-	// ErrInvalidWrite: a combination no API request produces (an unknown op,
-	// a condition the op does not take, keepTtl with a TTL, ...).
-	ErrInvalidWrite = errors.New("invalid write")
-)
-
 // validationErrors numbers the sentinels above for the forwarding protocol
 // (rpc.go): never renumber; index 0 is unused.
 var validationErrors = []error{nil, ErrInvalidKey, ErrInvalidPrefix, ErrInvalidValue, ErrValueTooLarge,
 	ErrInvalidTTL, ErrInvalidIdempotencyKey, ErrInvalidWrite}
-
-// InvalidError is a broken write rule: Err is one of the validation
-// sentinels, Reason one sentence saying what is wrong.
-type InvalidError struct {
-	Err    error
-	Reason string
-}
-
-func (e *InvalidError) Error() string { return e.Err.Error() + ": " + e.Reason }
-func (e *InvalidError) Unwrap() error { return e.Err }
 
 func invalid(err error, format string, args ...any) *InvalidError {
 	return &InvalidError{Err: err, Reason: fmt.Sprintf(format, args...)}

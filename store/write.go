@@ -9,13 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumkv/quorumkv/fsm"
-	"github.com/quorumkv/quorumkv/transport"
 )
-
-// errNotCommitted marks an attempt that certainly did not commit (this node was
-// not the leader, or the command was never enqueued): the caller may retry it,
-// here or at the new leader.
-var errNotCommitted = errors.New("not committed")
 
 // writeRequest is a client write as it travels to the leader. It carries TTLs,
 // not absolute times: only the leader stamps expiry times, from its own clock.
@@ -321,45 +315,6 @@ func classifyApplyError(err error) error {
 		return fmt.Errorf("%w: no commit before the deadline (%v)", ErrOutcomeUnknown, err)
 	default: // ErrLeadershipLost, ErrRaftShutdown, anything else
 		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
-	}
-}
-
-// forwardWrite sends req to the leader at addr and relays its answer. The
-// leader checks req (it trusts no frame); a refusal comes back as the
-// validation error, reason included.
-func (s *Store) forwardWrite(ctx context.Context, addr, id string, req writeRequest) (writeResult, error) {
-	payload, err := s.callLeader(ctx, addr, methodWrite, encodeWriteRequest(req))
-	if err != nil {
-		if errors.Is(err, transport.ErrNotSent) {
-			return writeResult{}, fmt.Errorf("%w: forward to leader %s: %v", errNotCommitted, id, err)
-		}
-		return writeResult{}, fmt.Errorf("%w: forwarded to leader %s, no answer: %v", ErrOutcomeUnknown, id, err)
-	}
-	res, status, msg, err := decodeWriteResponse(payload)
-	if err != nil {
-		return writeResult{}, fmt.Errorf("%w: leader %s sent a malformed answer: %v", ErrOutcomeUnknown, id, err)
-	}
-	if err := statusError(status, msg); err != nil {
-		return writeResult{}, err
-	}
-	return res, nil
-}
-
-// waitForLeader pauses a retry loop until raft reports a leader change, a short
-// backoff passes, or ctx ends (ErrNoLeader-worthy) or the node closes.
-func (s *Store) waitForLeader(ctx context.Context, attempt int) error {
-	backoff := time.Duration(5<<min(attempt, 5)) * time.Millisecond // 5ms .. 160ms
-	t := time.NewTimer(backoff)
-	defer t.Stop()
-	select {
-	case <-s.changed():
-		return nil
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.closing:
-		return ErrShuttingDown
 	}
 }
 

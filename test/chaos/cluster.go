@@ -186,13 +186,10 @@ func (c *cluster) healEverything() {
 		c.t.Errorf("heal partitions: %v", err)
 	}
 	for _, n := range c.nodes {
-		n.mu.Lock()
-		paused, running := n.paused, n.cmd != nil
-		n.mu.Unlock()
 		switch {
-		case paused:
+		case n.proc.Paused():
 			n.resume()
-		case !running:
+		case !n.running():
 			if err := n.start(); err != nil {
 				c.t.Errorf("restart %s: %v", n.id, err)
 			}

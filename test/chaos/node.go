@@ -4,18 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/quorumkv/quorumkv/internal/devcluster"
 	"github.com/quorumkv/quorumkv/pki"
 )
 
 // node is one kvnode process slot: a host, a data dir, a log file and, while
-// running, a process. Restarts keep the data dir and append to the same log.
+// running, a process (supervised by devcluster.Proc). Restarts keep the data
+// dir and append to the same log.
 type node struct {
 	id      string
 	host    *host
@@ -24,17 +24,12 @@ type node struct {
 	dataDir string
 	logPath string
 	peers   string   // --peers, used to bootstrap an empty data dir
-	join    string   // --join URLs; when set, replaces --peers (see wipe)
 	extra   []string // extra flags, e.g. --test-clock-offset
 	certs   string   // directory with ca.pem and <id>.pem/<id>-key.pem: peer mutual TLS
+	proc    devcluster.Proc
 
 	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the current process has exited
-	state   *os.ProcessState
-	paused  bool
-	starts  int
-	exits   []string // how each process ended, e.g. "signal: killed"
+	join    string // --join URLs; when set, replaces --peers (see wipe)
 	logFile *os.File
 }
 
@@ -46,9 +41,6 @@ func (n *node) peerAddr() string { return fmt.Sprintf("%s:%d", n.host.ip, peerPo
 func (n *node) start() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd != nil {
-		return fmt.Errorf("%s is already running", n.id)
-	}
 	if n.logFile == nil {
 		f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
@@ -56,7 +48,7 @@ func (n *node) start() error {
 		}
 		n.logFile = f
 	}
-	args := []string{"netns", "exec", n.host.ns, n.bin,
+	args := []string{
 		"--id", n.id,
 		"--http-addr", fmt.Sprintf("%s:%d", n.host.ip, httpPort),
 		"--peer-addr", n.peerAddr(),
@@ -68,12 +60,10 @@ func (n *node) start() error {
 		"--snapshot-threshold", "1024",
 		"--max-clock-offset", maxClockOffset.String(),
 		"--log-format", "json",
-		// Peer mutual TLS, as every kvnode runs by default (certificates
-		// generated per run by newNodes).
-		"--peer-ca", filepath.Join(n.certs, "ca.pem"),
-		"--peer-cert", filepath.Join(n.certs, n.id+".pem"),
-		"--peer-key", filepath.Join(n.certs, n.id+"-key.pem"),
 	}
+	// Peer mutual TLS, as every kvnode runs by default (certificates
+	// generated per run by newNodes).
+	args = append(args, devcluster.PeerTLSArgs(n.certs, n.id)...)
 	// A node given --join never bootstraps an empty data dir: it waits to be
 	// added by the cluster. Once it has raft state both flags are ignored.
 	if n.join != "" {
@@ -82,107 +72,34 @@ func (n *node) start() error {
 		args = append(args, "--peers", n.peers)
 	}
 	args = append(args, n.extra...)
-	cmd := exec.Command("ip", args...)
-	cmd.Env = append(os.Environ(), "KV_API_KEY="+n.apiKey)
-	fmt.Fprintf(n.logFile, "=== chaos: start %s at %s: %s\n", n.id, time.Now().Format(time.RFC3339Nano), strings.Join(args[3:], " "))
-	cmd.Stdout, cmd.Stderr = n.logFile, n.logFile
-	// If the test process dies, its nodes die with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", n.id, err)
-	}
-	n.cmd, n.done, n.paused = cmd, make(chan struct{}), false
-	n.starts++
-	done := n.done
-	go func() {
-		err := cmd.Wait()
-		n.mu.Lock()
-		n.state = cmd.ProcessState
-		how := "exit 0"
-		if err != nil {
-			how = err.Error()
-		}
-		n.exits = append(n.exits, how)
-		fmt.Fprintf(n.logFile, "=== chaos: %s exited at %s: %s\n", n.id, time.Now().Format(time.RFC3339Nano), how)
-		n.cmd = nil
-		n.mu.Unlock()
-		close(done)
-	}()
-	return nil
+	return n.proc.Start(devcluster.Spec{
+		Path:    n.bin,
+		Args:    args,
+		Wrapper: []string{"ip", "netns", "exec", n.host.ns},
+		Env:     append(os.Environ(), "KV_API_KEY="+n.apiKey),
+		Output:  n.logFile,
+		Label:   "chaos",
+		// If the test process dies, its nodes die with it.
+		DieWithParent: true,
+	})
 }
 
 // running reports whether a process is up (possibly paused).
-func (n *node) running() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.cmd != nil
-}
-
-func (n *node) signal(sig syscall.Signal) (chan struct{}, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil {
-		return nil, fmt.Errorf("%s is not running", n.id)
-	}
-	if err := n.cmd.Process.Signal(sig); err != nil {
-		return nil, err
-	}
-	switch sig {
-	case syscall.SIGSTOP:
-		n.paused = true
-	case syscall.SIGCONT:
-		n.paused = false
-	}
-	return n.done, nil
-}
+func (n *node) running() bool { return n.proc.Running() }
 
 // kill sends SIGKILL and waits for the process to exit.
-func (n *node) kill() error {
-	done, err := n.signal(syscall.SIGKILL)
-	if err != nil {
-		return err
-	}
-	select {
-	case <-done:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("%s did not exit 10s after SIGKILL", n.id)
-	}
-}
+func (n *node) kill() error { return n.proc.Kill(10 * time.Second) }
 
 // stop sends SIGTERM (resuming a paused process first) and waits up to
 // timeout, then kills. It reports an unclean exit.
-func (n *node) stop(timeout time.Duration) error {
-	n.mu.Lock()
-	paused := n.paused
-	n.mu.Unlock()
-	if paused {
-		n.signal(syscall.SIGCONT)
-	}
-	done, err := n.signal(syscall.SIGTERM)
-	if err != nil {
-		return err
-	}
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		n.kill()
-		return fmt.Errorf("%s did not stop within %s after SIGTERM; killed", n.id, timeout)
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.state != nil && !n.state.Success() {
-		return fmt.Errorf("%s stopped uncleanly: %s", n.id, n.state)
-	}
-	return nil
-}
+func (n *node) stop(timeout time.Duration) error { return n.proc.Stop(timeout) }
 
 // wipe deletes the stopped node's data dir; its next start joins the cluster
 // through joinURLs instead of bootstrapping.
 func (n *node) wipe(joinURLs []string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd != nil {
+	if n.proc.Running() {
 		return fmt.Errorf("%s is running; stop it before wiping its data", n.id)
 	}
 	if err := os.RemoveAll(n.dataDir); err != nil {
@@ -194,20 +111,12 @@ func (n *node) wipe(joinURLs []string) error {
 }
 
 // pause and resume send SIGSTOP and SIGCONT.
-func (n *node) pause() error { _, err := n.signal(syscall.SIGSTOP); return err }
+func (n *node) pause() error { return n.proc.Pause() }
 
-func (n *node) resume() error { _, err := n.signal(syscall.SIGCONT); return err }
+func (n *node) resume() error { return n.proc.Resume() }
 
 // lastExitKilled reports whether the last process ended by SIGKILL.
-func (n *node) lastExitKilled() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.state == nil {
-		return false
-	}
-	ws, ok := n.state.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
-}
+func (n *node) lastExitKilled() bool { return n.proc.LastExitKilled() }
 
 // closeLog is called once the node will not be started again.
 func (n *node) closeLog() {
@@ -244,6 +153,7 @@ func newNodes(hosts []*host, dir, bin, apiKey string, extra map[string][]string)
 			peers:   strings.Join(peers, ","),
 			extra:   extra[h.name],
 			certs:   certs,
+			proc:    devcluster.Proc{Name: h.name},
 		}
 		if err := os.MkdirAll(filepath.Dir(n.dataDir), 0o755); err != nil {
 			return nil, err

@@ -13,9 +13,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quorumkv/quorumkv/internal/devcluster"
 )
 
 // TestKvbenchSmoke is CI's only benchmark: it builds kvnode and kvbench,
@@ -109,22 +110,12 @@ func startKvnode(t *testing.T, bin, apiKey string, extra ...string) (base, peer 
 	args := []string{"--id", "n1", "--data-dir", filepath.Join(dir, "data"),
 		"--http-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0", "--api-key-file", keyFile,
 		"--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--log-format", "json"}
-	cmd := exec.Command(bin, append(args, extra...)...)
-	cmd.Env = []string{} // no KV_* from the environment
-	logs, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
+	logs, w := io.Pipe()
 	addr := make(chan [2]string, 1)
-	// One goroutine reads the log to its end (the process exiting) and only
-	// then waits for the process, as os/exec requires of StderrPipe.
+	logged := make(chan struct{})
+	// One goroutine reads the log to its end and picks up the addresses.
 	go func() {
-		defer close(exited)
+		defer close(logged)
 		lines := bufio.NewScanner(logs)
 		for lines.Scan() {
 			var l struct {
@@ -138,16 +129,20 @@ func startKvnode(t *testing.T, bin, apiKey string, extra ...string) (base, peer 
 			t.Log("kvnode: " + lines.Text())
 		}
 		_, _ = io.Copy(io.Discard, logs)
-		_ = cmd.Wait()
 	}()
+	p := &devcluster.Proc{Name: "kvnode"}
+	// No KV_* from the environment; the child dies with the test.
+	err := p.Start(devcluster.Spec{Path: bin, Args: append(args, extra...), Env: []string{}, Output: w, DieWithParent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := p.Done()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+		if err := p.Stop(15 * time.Second); err != nil && !strings.Contains(err.Error(), "not running") {
+			t.Logf("stopping kvnode: %v", err)
 		}
+		w.Close()
+		<-logged
 	})
 
 	var httpAddr string
