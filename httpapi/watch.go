@@ -29,6 +29,11 @@ type WatchConfig struct {
 	WriteTimeout time.Duration
 	// MaxWait bounds ?wait= of a blocking read. Default 5 minutes.
 	MaxWait time.Duration
+	// Coalesce: after sending events, a stream waits this long before
+	// taking the next ones, so that under a high write rate each watcher
+	// wakes and writes once per interval instead of once per write. A quiet
+	// stream still sends a lone change at once. Default 10 ms.
+	Coalesce time.Duration
 }
 
 func (c WatchConfig) withDefaults() WatchConfig {
@@ -43,6 +48,9 @@ func (c WatchConfig) withDefaults() WatchConfig {
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 5 * time.Minute
+	}
+	if c.Coalesce <= 0 {
+		c.Coalesce = 10 * time.Millisecond
 	}
 	return c
 }
@@ -160,6 +168,9 @@ func (a *api) streamWatch(ctx context.Context, rw http.ResponseWriter, w *watch.
 	}
 	var buf []fsm.Change
 	var line []byte
+	pause := time.NewTimer(0)
+	defer pause.Stop()
+	<-pause.C
 	line = appendProgress(line[:0], "progress", w)
 	if _, err := bw.Write(line); err != nil || !flush() {
 		return
@@ -204,6 +215,14 @@ func (a *api) streamWatch(ctx context.Context, rw http.ResponseWriter, w *watch.
 		}
 		if !flush() {
 			return // a stalled or vanished reader: cut off
+		}
+		if len(buf) > 0 {
+			pause.Reset(cfg.Coalesce)
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }

@@ -196,3 +196,29 @@ func BenchmarkNearCacheHit(b *testing.B) {
 	after := cache.Stats()
 	b.ReportMetric(float64(after.Hits-before.Hits)/float64(b.N), "hit-frac")
 }
+
+// BenchmarkClusterGetForCache is BenchmarkNearCacheHit's key read through
+// Client.Get (a linearizable read over HTTP to the same in-process node),
+// for the ratio.
+func BenchmarkClusterGetForCache(b *testing.B) {
+	n, stop := startBenchNode(b)
+	defer stop()
+	c, err := client.New(client.Config{Endpoints: []string{"http://" + n.httpAddr}, APIKey: "secret"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Put(ctx, "hot/key", map[string]int{"n": 1}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Get(ctx, "hot/key"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+}
