@@ -188,7 +188,9 @@ func (h *Hub) evictOne() {
 	h.evictions++
 }
 
-// Close wakes every watcher, which then fails with ErrClosed.
+// Close wakes every watcher, which then fails with ErrClosed. The FSM goes
+// on applying (the node closes its watches before raft stops): Applied
+// keeps recording, and Subscribe fails with ErrClosed.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	if h.closed {
@@ -197,6 +199,7 @@ func (h *Hub) Close() {
 	}
 	h.closed = true
 	wake := h.wake
+	h.wake = make(chan struct{}) // Applied closes this one next
 	h.mu.Unlock()
 	close(wake)
 }

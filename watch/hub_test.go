@@ -186,6 +186,13 @@ func TestCloseWakesWatchers(t *testing.T) {
 	if err := <-errc; !errors.Is(err, ErrClosed) {
 		t.Fatalf("Next after Close: %v", err)
 	}
+	// The FSM keeps applying until raft stops: that must not fail.
+	h.Applied([]fsm.Change{set("k", 1)}, 1)
+	h.Applied(nil, 2)
+	h.Close()
+	if _, err := h.Subscribe("", 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Subscribe after Close: %v", err)
+	}
 }
 
 func TestLaggingBeyondBufferWithoutEviction(t *testing.T) {
