@@ -4,8 +4,14 @@
 # The binary is built on the host first, so the build needs no base image and
 # no registry. scripts/docker-build.sh prepares the build context (the binary
 # and an empty data/ directory) and runs `docker build`; see it for the
-# details, and README.md ("Deploy") for how to run the image.
+# details, and docs/operations.md ("Deploy") for how to run the image.
 FROM scratch
+
+# The version scripts/docker-build.sh stamped into the binary (kvnode --version).
+ARG KV_VERSION=devel
+LABEL org.opencontainers.image.title="quorumkv kvnode" \
+      org.opencontainers.image.version="$KV_VERSION" \
+      org.opencontainers.image.licenses="Apache-2.0"
 
 # Non-root numeric user; no /etc/passwd is needed for a numeric id.
 USER 65532:65532

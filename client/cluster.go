@@ -20,8 +20,19 @@ type Status struct {
 	Voters       []Voter `json:"voters"`
 	// Keys counts stored entries, including expired ones not yet removed.
 	Keys int `json:"keys"`
+	// Build is the answering node's software; zero from a server that
+	// predates it.
+	Build Build `json:"build"`
 	// Endpoint is the node that answered.
 	Endpoint string `json:"-"`
+}
+
+// Build is a node's version, Go toolchain and source revision.
+type Build struct {
+	Version   string `json:"version"`
+	GoVersion string `json:"goVersion"`
+	Revision  string `json:"revision"` // "" when the binary does not know it
+	Modified  bool   `json:"modified"`
 }
 
 // Voter is a voting member as listed by Status.
@@ -58,6 +69,9 @@ type Node struct {
 	LastContactMs *int64 `json:"lastContactMs"`
 	AppliedIndex  uint64 `json:"appliedIndex"`
 	Healthy       bool   `json:"healthy"`
+	// Version is the node's software version as it last reported it to the
+	// leader; "" when unknown. Differing versions show a rolling upgrade.
+	Version string `json:"version"`
 	// Raw is the node's JSON object as the server sent it, including fields
 	// this client version does not know.
 	Raw json.RawMessage `json:"-"`

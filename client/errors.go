@@ -54,6 +54,12 @@ var (
 	// ErrRestoreInProgress: 409 restore_in_progress, another restore is
 	// running in the cluster.
 	ErrRestoreInProgress = errors.New("another restore is in progress")
+	// ErrTxnCheckFailed: 412 txn_check_failed, a transaction check did not
+	// hold; nothing was written. TxnFailure lists the failed checks.
+	ErrTxnCheckFailed = errors.New("transaction check failed")
+	// ErrTxnOpFailed: 409 txn_op_failed, a transaction operation cannot
+	// apply; nothing was written. TxnFailure names it.
+	ErrTxnOpFailed = errors.New("transaction operation cannot apply")
 	// ErrInvalidOption: the call's options cannot be combined (or a value
 	// could not be encoded); nothing was sent.
 	ErrInvalidOption = errors.New("invalid option")
@@ -78,6 +84,8 @@ var codeSentinels = map[string]error{
 	"restore_in_progress":    ErrRestoreInProgress,
 	"insufficient_storage":   ErrInsufficientStorage,
 	"compacted":              ErrCompacted,
+	"txn_check_failed":       ErrTxnCheckFailed,
+	"txn_op_failed":          ErrTxnOpFailed,
 }
 
 // APIError is a failed request: the server's error body, or a node that
@@ -105,6 +113,10 @@ type APIError struct {
 	// Index is the X-KV-Index the error response carried (a 404 from Get:
 	// the state in which the key was absent); 0 when none.
 	Index uint64
+	// FailedChecks (412 txn_check_failed) and FailedOp (409 txn_op_failed)
+	// say why a transaction wrote nothing.
+	FailedChecks []TxnFailedCheck
+	FailedOp     *TxnFailedOp
 }
 
 func (e *APIError) Error() string {
@@ -150,11 +162,13 @@ func CurrentVersion(err error) (version uint64, ok bool) {
 // errorBody is the server's {"error": {...}} document.
 type errorBody struct {
 	Error struct {
-		Code           string          `json:"code"`
-		Message        string          `json:"message"`
-		Retryable      bool            `json:"retryable"`
-		CurrentVersion json.RawMessage `json:"currentVersion"`
-		OldestIndex    uint64          `json:"oldestIndex"`
+		Code           string           `json:"code"`
+		Message        string           `json:"message"`
+		Retryable      bool             `json:"retryable"`
+		CurrentVersion json.RawMessage  `json:"currentVersion"`
+		FailedChecks   []TxnFailedCheck `json:"failedChecks"`
+		FailedOp       *TxnFailedOp     `json:"failedOp"`
+		OldestIndex    uint64           `json:"oldestIndex"`
 	} `json:"error"`
 }
 
@@ -167,6 +181,7 @@ func parseError(endpoint string, status int, body []byte) *APIError {
 	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
 		e.Code, e.Message, e.Retryable = eb.Error.Code, eb.Error.Message, eb.Error.Retryable
 		e.OldestIndex = eb.Error.OldestIndex
+		e.FailedChecks, e.FailedOp = eb.Error.FailedChecks, eb.Error.FailedOp
 		if v := eb.Error.CurrentVersion; len(v) > 0 && string(v) != "null" {
 			e.CurrentVersion, _ = strconv.ParseUint(string(v), 10, 64)
 		}

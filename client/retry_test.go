@@ -95,7 +95,7 @@ func TestScopedKeys(t *testing.T) {
 	if _, err := withKey("writer").Put(ctx, "k", 1); err != nil {
 		t.Fatalf("write key writing: %v", err)
 	}
-	if _, err := withKey("writer").Nodes(ctx); !errors.Is(err, client.ErrForbidden) {
+	if err := withKey("writer").Remove(ctx, "n3"); !errors.Is(err, client.ErrForbidden) {
 		t.Fatalf("write key on an admin route: %v", err)
 	}
 	if n := nodes[0].requests.Load(); n != 5 {

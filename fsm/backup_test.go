@@ -26,7 +26,7 @@ func backupBytes(t testing.TB, f *FSM, createdAt int64) ([]byte, BackupInfo) {
 
 func TestBackupRoundTrip(t *testing.T) {
 	src := populated(t)
-	apply(t, src, src.AppliedIndex()+1, Command{Op: OpClusterID, Value: []byte("c0ffee"), Now: 1_000})
+	apply(t, src, src.AppliedIndex()+1, Command{Op: OpClusterID, ClusterID: "c0ffee", Now: 1_000})
 	apply(t, src, src.AppliedIndex()+1, Command{Op: OpSet, Key: "idem-k", Value: []byte("1"), Now: 1_000,
 		IdemKey: "retry-1", Fingerprint: [32]byte{7}})
 	file, info := backupBytes(t, src, 1_700_000_000_123)
@@ -119,7 +119,7 @@ func TestVerifyBackupDecodesBody(t *testing.T) {
 // against the body's, so a file cannot claim another cluster's id.
 func TestBackupClusterIDMustMatchBody(t *testing.T) {
 	f := populated(t)
-	apply(t, f, f.AppliedIndex()+1, Command{Op: OpClusterID, Value: []byte("aaaa"), Now: 1_000})
+	apply(t, f, f.AppliedIndex()+1, Command{Op: OpClusterID, ClusterID: "aaaa", Now: 1_000})
 	file, info := backupBytes(t, f, 5)
 	forged := bytes.Clone(file)
 	copy(forged[backupFixedHeaderSize+2:], "bbbb")

@@ -33,7 +33,7 @@ type ClusterIDResult struct {
 // setClusterID applies OpClusterID; f.mu must be held for writing.
 func (f *FSM) setClusterID(cmd *Command) ClusterIDResult {
 	if f.clusterID == "" {
-		f.clusterID = string(cmd.Value)
+		f.clusterID = cmd.ClusterID
 	}
 	return ClusterIDResult{ID: f.clusterID}
 }

@@ -6,7 +6,7 @@ import (
 )
 
 func clusterCmd(id string) Command {
-	return Command{Op: OpClusterID, Value: []byte(id), Now: 1}
+	return Command{Op: OpClusterID, ClusterID: id, Now: 1}
 }
 
 // TestClusterIDFirstWins: the first recorded id stays; snapshots carry it;

@@ -35,16 +35,24 @@ const (
 
 	// Online restore (version 2 only; see restore.go). A restore stages a
 	// backup's snapshot stream in chunks, then swaps it in with one commit.
-	OpRestoreChunk  Op = 12 // append Value to the staged stream of restore RestoreID as chunk RestoreSeq (0 starts a new restore)
+	OpRestoreChunk  Op = 12 // append RestoreData to the staged stream of restore RestoreID as chunk RestoreSeq (0 starts a new restore)
 	OpRestoreCommit Op = 13 // replace the whole state with the staged stream of RestoreID, which has RestoreSeq chunks
 	OpRestoreAbort  Op = 14 // drop the staged stream of RestoreID
-	// OpNodeAddr records cluster metadata, not data: Key is a raft server ID
-	// and Value its HTTP API address (empty Value: forget it). Version 2 only.
+	// OpNodeAddr records cluster metadata, not data: NodeID's HTTP API
+	// address HTTPAddr (empty: forget it). Version 2 only.
 	// Numbered apart from the data ops on purpose. See nodes.go.
 	OpNodeAddr Op = 16
-	// OpClusterID records the cluster's id (Value) unless one is recorded
+	// OpClusterID records the cluster's id (ClusterID) unless one is recorded
 	// already (cluster.go). Cluster metadata, version 2 only.
 	OpClusterID Op = 17
+
+	// OpTxn is a transaction (txn.go): checks on the state, then writes
+	// (set, delete, touch, incr) and reads (OpTxnGet) of distinct keys, all
+	// at the entry's index, or nothing at all. Version 2 only.
+	OpTxn Op = 20
+	// OpTxnGet reads one key; it exists only inside an OpTxn (Decode refuses
+	// it as a command of its own).
+	OpTxnGet Op = 21
 )
 
 // String returns a lower-case name for known ops and "op(N)" otherwise.
@@ -78,6 +86,10 @@ func (o Op) String() string {
 		return "node-addr"
 	case OpClusterID:
 		return "cluster-id"
+	case OpTxn:
+		return "txn"
+	case OpTxnGet:
+		return "get"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -137,6 +149,8 @@ var opFlags = map[Op]uint64{
 	OpRestoreAbort:      0,
 	OpNodeAddr:          0,
 	OpClusterID:         0,
+	OpTxn:               flagIdem,
+	OpTxnGet:            0,
 }
 
 // Decode errors. Every error returned by Decode wraps exactly one of these.
@@ -161,11 +175,14 @@ type ExpireItem struct {
 // proposer (the leader) before encoding.
 //
 // Encode writes only the fields the op uses; the others are dropped, and Decode
-// leaves them zero. An empty Value or an empty Items list decodes as nil.
+// leaves them zero. An empty Value, RestoreData or Items list decodes as nil.
+// Each field means one thing: an op that needs another kind of value has a
+// field of its own (the cluster metadata and restore fields below), even
+// where its bytes on the wire are laid out as a Key or Value would be.
 type Command struct {
 	Op        Op
-	Key       string       // set, delete, touch, incr; delete-prefix: the prefix; node-addr: the server ID
-	Value     []byte       // set; node-addr: the HTTP address (empty: forget the server); cluster-id: the id
+	Key       string       // set, delete, touch, incr; delete-prefix: the prefix
+	Value     []byte       // set: the JSON value
 	ExpiresAt int64        // set, touch: absolute Unix ms, 0 = never; incr: applied only when the key is created
 	Now       int64        // every op: the proposer's clock in Unix ms when proposing; used to decide whether an existing entry is live
 	Items     []ExpireItem // expire
@@ -182,10 +199,17 @@ type Command struct {
 	Fingerprint [FingerprintSize]byte
 
 	// Online restore fields: the restore's random id (chosen by the proposer,
-	// never 0) and the chunk's sequence number (commit: the chunk count).
-	// A chunk's bytes travel in Value.
-	RestoreID  uint64
-	RestoreSeq uint64
+	// never 0), the chunk's sequence number (commit: the chunk count) and a
+	// chunk's bytes of the backup's snapshot stream.
+	RestoreID   uint64
+	RestoreSeq  uint64
+	RestoreData []byte
+
+	// Cluster metadata fields: a raft server ID and its HTTP API address
+	// (OpNodeAddr; "" forgets the server), and the cluster's id (OpClusterID).
+	NodeID    string
+	HTTPAddr  string
+	ClusterID string
 
 	// Bulk delete chunk fields (OpDeletePrefixChunk): the most entries this
 	// entry removes (at least 1), the revision bound of the whole bulk delete
@@ -200,6 +224,14 @@ type Command struct {
 	// with the same Key. Encode writes whatever it is given; the proposer
 	// must respect these rules, and Decode refuses an entry that breaks them.
 	Batch []Command
+
+	// Transaction fields (OpTxn, txn.go): the checks, the operations (each a
+	// set, delete, touch, incr or OpTxnGet with Now 0 and no condition or
+	// idempotency key; no key twice), and the most value bytes the get
+	// operations may return together.
+	Checks     []TxnCheck
+	Ops        []Command
+	ReadBudget uint64
 }
 
 // MinBatch is the fewest writes an OpBatch carries: a single write is
@@ -261,11 +293,20 @@ func (c Command) version() byte {
 //	delete-prefix: uvarint len(Key), Key
 //	delete-prefix-chunk: uvarint len(Key), Key, uvarint Limit, uvarint Bound, uvarint len(After), After
 //	batch:   uvarint len(Batch), then per write: uvarint length, its encoding
-//	restore-chunk:  uvarint RestoreID, uvarint RestoreSeq, uvarint len(Value), Value
+//	restore-chunk:  uvarint RestoreID, uvarint RestoreSeq, uvarint len(RestoreData), RestoreData
 //	restore-commit: uvarint RestoreID, uvarint RestoreSeq
 //	restore-abort:  uvarint RestoreID
-//	node-addr: uvarint len(Key), Key, uvarint len(Value), Value
-//	cluster-id: uvarint len(Value), Value
+//	node-addr: uvarint len(NodeID), NodeID, uvarint len(HTTPAddr), HTTPAddr
+//	cluster-id: uvarint len(ClusterID), ClusterID
+//	txn:     uvarint ReadBudget, uvarint len(Checks), per check: byte kind,
+//	         uvarint len(Key), Key, then uvarint Version (version) or uvarint
+//	         len(Value), Value (value); uvarint len(Ops), per op: uvarint
+//	         length, its encoding (get: version 2, op 21, Now 0, flags 0, key)
+//
+// (Until the metadata and restore ops had fields of their own, node-addr
+// carried NodeID in Key and HTTPAddr in Value, cluster-id its id in Value and
+// restore-chunk its data in Value; the bytes were the same as now, so logs
+// and snapshots of either build decode alike: testdata/compat-*.bin.)
 //
 // Fields the op does not use are dropped. An unknown Op is encoded as version,
 // op and Now; Decode rejects it.
@@ -327,19 +368,22 @@ func (c Command) AppendEncode(dst []byte) []byte {
 	case OpRestoreChunk:
 		dst = binary.AppendUvarint(dst, c.RestoreID)
 		dst = binary.AppendUvarint(dst, c.RestoreSeq)
-		dst = binary.AppendUvarint(dst, uint64(len(c.Value)))
-		dst = append(dst, c.Value...)
+		dst = binary.AppendUvarint(dst, uint64(len(c.RestoreData)))
+		dst = append(dst, c.RestoreData...)
 	case OpRestoreCommit:
 		dst = binary.AppendUvarint(dst, c.RestoreID)
 		dst = binary.AppendUvarint(dst, c.RestoreSeq)
 	case OpRestoreAbort:
 		dst = binary.AppendUvarint(dst, c.RestoreID)
 	case OpNodeAddr:
-		dst = appendString(dst, c.Key)
-		dst = appendString(dst, string(c.Value))
+		dst = appendString(dst, c.NodeID)
+		dst = appendString(dst, c.HTTPAddr)
 	case OpClusterID:
-		dst = binary.AppendUvarint(dst, uint64(len(c.Value)))
-		dst = append(dst, c.Value...)
+		dst = appendString(dst, c.ClusterID)
+	case OpTxn:
+		dst = c.appendTxn(dst)
+	case OpTxnGet:
+		dst = appendString(dst, c.Key)
 	}
 	return dst
 }
@@ -384,15 +428,19 @@ func (c Command) encodedSize() int {
 			n += uvarintLen(uint64(ws)) + ws
 		}
 	case OpRestoreChunk:
-		n += uvarintLen(c.RestoreID) + uvarintLen(c.RestoreSeq) + uvarintLen(uint64(len(c.Value))) + len(c.Value)
+		n += uvarintLen(c.RestoreID) + uvarintLen(c.RestoreSeq) + uvarintLen(uint64(len(c.RestoreData))) + len(c.RestoreData)
 	case OpRestoreCommit:
 		n += uvarintLen(c.RestoreID) + uvarintLen(c.RestoreSeq)
 	case OpRestoreAbort:
 		n += uvarintLen(c.RestoreID)
 	case OpNodeAddr:
-		n += uvarintLen(uint64(len(c.Key))) + len(c.Key) + uvarintLen(uint64(len(c.Value))) + len(c.Value)
+		n += uvarintLen(uint64(len(c.NodeID))) + len(c.NodeID) + uvarintLen(uint64(len(c.HTTPAddr))) + len(c.HTTPAddr)
 	case OpClusterID:
-		n += uvarintLen(uint64(len(c.Value))) + len(c.Value)
+		n += uvarintLen(uint64(len(c.ClusterID))) + len(c.ClusterID)
+	case OpTxn:
+		n += c.txnSize()
+	case OpTxnGet:
+		n += uvarintLen(uint64(len(c.Key))) + len(c.Key)
 	}
 	return n
 }
@@ -443,7 +491,7 @@ func Decode(b []byte) (Command, error) {
 	c.Op = Op(b[1])
 	switch c.Op {
 	case OpSet, OpDelete, OpExpire, OpBarrier:
-	case OpTouch, OpIncr, OpDeletePrefix, OpDeletePrefixChunk, OpBatch, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr, OpClusterID:
+	case OpTouch, OpIncr, OpDeletePrefix, OpDeletePrefixChunk, OpBatch, OpRestoreChunk, OpRestoreCommit, OpRestoreAbort, OpNodeAddr, OpClusterID, OpTxn:
 		if version == codecV1 {
 			return Command{}, fmt.Errorf("%w: %d in a version 1 command", ErrUnknownOp, b[1])
 		}
@@ -502,22 +550,24 @@ func Decode(b []byte) (Command, error) {
 	case OpRestoreChunk:
 		c.RestoreID = d.uvarint("restore id")
 		c.RestoreSeq = d.uvarint("restore chunk")
-		c.Value = d.bytes("restore data")
+		c.RestoreData = d.bytes("restore data")
 	case OpRestoreCommit:
 		c.RestoreID = d.uvarint("restore id")
 		c.RestoreSeq = d.uvarint("restore chunk count")
 	case OpRestoreAbort:
 		c.RestoreID = d.uvarint("restore id")
 	case OpNodeAddr:
-		c.Key = d.string("node id")
-		c.Value = d.bytes("http address")
+		c.NodeID = d.string("node id")
+		c.HTTPAddr = d.string("http address")
 	case OpClusterID:
-		c.Value = d.bytes("cluster id")
+		c.ClusterID = d.string("cluster id")
 		if d.err == nil {
-			if err := validClusterID(string(c.Value)); err != nil {
+			if err := validClusterID(c.ClusterID); err != nil {
 				d.fail("%v", err)
 			}
 		}
+	case OpTxn:
+		d.txn(&c)
 	}
 	if d.err == nil && version == codecV2 && c.version() != codecV2 {
 		// Exactly one encoding per command: a command that fits version 1

@@ -41,9 +41,9 @@ var roundTripCases = []struct {
 	{"delete prefix idempotent", Command{Op: OpDeletePrefix, Key: "p", Now: 9, IdemKey: "k"}},
 	{"delete prefix chunk", Command{Op: OpDeletePrefixChunk, Key: "p/", Now: 9, Limit: 1000}},
 	{"delete prefix chunk resumed", Command{Op: OpDeletePrefixChunk, Key: "p/", Now: 9, Limit: math.MaxUint64, Bound: 77, After: "p/x", IdemKey: "k", Fingerprint: [32]byte{7}}},
-	{"node addr", Command{Op: OpNodeAddr, Key: "n4", Value: []byte("http://127.0.0.1:8084"), Now: 9}},
-	{"node addr forget", Command{Op: OpNodeAddr, Key: "n4", Now: 9}},
-	{"cluster id", Command{Op: OpClusterID, Value: []byte("5f1c0de2a7b94e3d8c6b1a0f9e8d7c6b"), Now: 9}},
+	{"node addr", Command{Op: OpNodeAddr, NodeID: "n4", HTTPAddr: "http://127.0.0.1:8084", Now: 9}},
+	{"node addr forget", Command{Op: OpNodeAddr, NodeID: "n4", Now: 9}},
+	{"cluster id", Command{Op: OpClusterID, ClusterID: "5f1c0de2a7b94e3d8c6b1a0f9e8d7c6b", Now: 9}},
 	{"batch", batchCmd(setCmd("a", `{"x":1}`, 99, 5), deleteCmd("b", 6))},
 	{"batch of every write kind", batchCmd(
 		Command{Op: OpSet, Key: "s", Value: []byte("1"), Now: 5, Cond: CondIfMatch, CondVersion: 7, IdemKey: "r1"},
@@ -52,6 +52,36 @@ var roundTripCases = []struct {
 		Command{Op: OpIncr, Key: "i", By: -3, Now: 8, IdemKey: "r2", Fingerprint: [32]byte{4}},
 		setCmd("", "null", 0, -1),
 	)},
+	{"txn", txnCmd(5, []TxnCheck{{Kind: TxnCheckVersion, Key: "a", Version: 12}, {Kind: TxnCheckAbsent, Key: "b"}},
+		Command{Op: OpSet, Key: "a", Value: []byte(`{"n":1}`), ExpiresAt: 60_005},
+		Command{Op: OpSet, Key: "c", Value: []byte("2"), KeepTTL: true},
+		Command{Op: OpDelete, Key: "b"},
+		Command{Op: OpIncr, Key: "n", By: 5},
+		Command{Op: OpTouch, Key: "s", ExpiresAt: 1_800_005},
+		Command{Op: OpTxnGet, Key: "d"})},
+	{"txn every check kind", txnCmd(5, []TxnCheck{{Kind: TxnCheckExists, Key: "x"}, {Kind: TxnCheckValue, Key: "y", Value: []byte(`"v"`)}, {Kind: TxnCheckVersion, Key: "z"}},
+		Command{Op: OpDelete, Key: "x"})},
+	{"txn idempotent", func() Command {
+		c := txnCmd(5, nil, Command{Op: OpIncr, Key: "n", By: -1}, Command{Op: OpSet, Key: "m", Value: []byte("1")})
+		c.IdemKey, c.Fingerprint = "req", [32]byte{3}
+		return c
+	}()},
+}
+
+// txnCmd is an OpTxn at now with a 1 MiB read budget.
+func txnCmd(now int64, checks []TxnCheck, ops ...Command) Command {
+	return Command{Op: OpTxn, Now: now, Checks: checks, Ops: ops, ReadBudget: 1 << 20}
+}
+
+// txnBytes hand-encodes an OpTxn of already encoded operations (no checks).
+func txnBytes(ops ...[]byte) []byte {
+	b := []byte{2, byte(OpTxn), 0, 0, 0, 0}
+	b = binary.AppendUvarint(b, uint64(len(ops)))
+	for _, w := range ops {
+		b = binary.AppendUvarint(b, uint64(len(w)))
+		b = append(b, w...)
+	}
+	return b
 }
 
 // batchCmd is an OpBatch of ws (Now taken from the first write).
@@ -154,6 +184,25 @@ func TestDecodeRejects(t *testing.T) {
 		{"cluster id in version 1", []byte{1, byte(OpClusterID), 0, 1, 'c'}, ErrUnknownOp},
 		{"empty cluster id", []byte{2, byte(OpClusterID), 0, 0, 0}, ErrMalformed},
 		{"cluster id with a space", []byte{2, byte(OpClusterID), 0, 0, 3, 'a', ' ', 'b'}, ErrMalformed},
+		{"txn in version 1", []byte{1, byte(OpTxn), 0, 0, 0, 1}, ErrUnknownOp},
+		{"get on its own", Command{Op: OpTxnGet, Key: "k"}.Encode(), ErrUnknownOp},
+		{"txn without operations", []byte{2, byte(OpTxn), 0, 0, 0, 0, 0}, ErrMalformed},
+		{"txn that only reads", txnBytes(Command{Op: OpTxnGet, Key: "k"}.Encode()), ErrMalformed},
+		{"txn operates on a key twice", txnBytes(Command{Op: OpSet, Key: "k", Value: []byte("1")}.Encode(), Command{Op: OpTxnGet, Key: "k"}.Encode()), ErrMalformed},
+		{"txn operation with its own time", txnBytes(setCmd("k", "1", 0, 5).Encode()), ErrMalformed},
+		{"txn operation with a condition", txnBytes(Command{Op: OpDelete, Key: "k", Cond: CondIfMatch, CondVersion: 1}.Encode()), ErrMalformed},
+		{"txn operation with an idempotency key", txnBytes(Command{Op: OpDelete, Key: "k", IdemKey: "i"}.Encode()), ErrMalformed},
+		{"txn holds a delete-prefix", txnBytes(Command{Op: OpDeletePrefix, Key: "p"}.Encode()), ErrMalformed},
+		{"txn holds a txn", txnBytes(txnCmd(0, nil, deleteCmd("k", 0)).Encode()), ErrMalformed},
+		{"txn get with flags", txnBytes(deleteCmd("a", 0).Encode(), []byte{2, byte(OpTxnGet), 0, flagIdem, 1, 'k'}), ErrMalformed},
+		{"txn get in version 1", txnBytes(deleteCmd("a", 0).Encode(), []byte{1, byte(OpTxnGet), 0, 1, 'k'}), ErrMalformed},
+		{"idempotent txn that reads", func() []byte {
+			c := txnCmd(0, nil, deleteCmd("a", 0), Command{Op: OpTxnGet, Key: "b"})
+			c.IdemKey = "i"
+			return c.Encode()
+		}(), ErrMalformed},
+		{"txn unknown check kind", []byte{2, byte(OpTxn), 0, 0, 0, 1, 9, 1, 'k', 1, 5, 2, byte(OpDelete), 0, 1, 'k'}, ErrMalformed},
+		{"txn check count beyond input", []byte{2, byte(OpTxn), 0, 0, 0, 100, 1, 0}, ErrMalformed},
 		{"barrier missing now", []byte{CodecVersion, byte(OpBarrier)}, ErrMalformed},
 		{"barrier trailing byte", append(Command{Op: OpBarrier}.Encode(), 0), ErrMalformed},
 		{"set trailing byte", append(setCmd("k", "v", 1, 2).Encode(), 0), ErrMalformed},
@@ -190,7 +239,7 @@ func TestDecodeRejectsEveryTruncation(t *testing.T) {
 }
 
 func TestOpString(t *testing.T) {
-	for op, want := range map[Op]string{OpSet: "set", OpDelete: "delete", OpExpire: "expire", OpBarrier: "barrier", OpTouch: "touch", OpIncr: "incr", OpDeletePrefix: "delete-prefix", OpNodeAddr: "node-addr", OpDeletePrefixChunk: "delete-prefix-chunk", OpClusterID: "cluster-id", 10: "op(10)"} {
+	for op, want := range map[Op]string{OpSet: "set", OpDelete: "delete", OpExpire: "expire", OpBarrier: "barrier", OpTouch: "touch", OpIncr: "incr", OpDeletePrefix: "delete-prefix", OpNodeAddr: "node-addr", OpDeletePrefixChunk: "delete-prefix-chunk", OpClusterID: "cluster-id", OpTxn: "txn", OpTxnGet: "get", 10: "op(10)"} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)
 		}

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -119,6 +120,14 @@ func at(last *int64, c Command) Command {
 		if (c.Op == OpSet || c.Op == OpTouch || c.Op == OpIncr) && c.ExpiresAt != 0 {
 			c.ExpiresAt += d
 		}
+		if c.Op == OpTxn {
+			c.Ops = slices.Clone(c.Ops)
+			for i := range c.Ops {
+				if c.Ops[i].ExpiresAt != 0 {
+					c.Ops[i].ExpiresAt += d
+				}
+			}
+		}
 	}
 	*last = c.Now
 	return c
@@ -220,8 +229,152 @@ func (m model) apply(index uint64, c Command) interface{} {
 		return ExpireResult{Expired: n}
 	case OpBarrier:
 		return BarrierResult{}
+	case OpTxn:
+		return m.txn(index, c)
 	}
 	panic("model: unknown op")
+}
+
+// txn is the model of a transaction: every check against the state, then
+// the operations one by one on a copy of the model, kept only if every one
+// of them succeeds.
+func (m model) txn(index uint64, c Command) TxnResult {
+	var failed []TxnFailedCheck
+	for i, ch := range c.Checks {
+		e, ok := m[ch.Key]
+		live := ok && !e.Expired(c.Now)
+		var cur uint64
+		if live {
+			cur = e.Revision
+		}
+		var holds bool
+		switch ch.Kind {
+		case TxnCheckVersion:
+			holds = cur == ch.Version
+		case TxnCheckExists:
+			holds = live
+		case TxnCheckAbsent:
+			holds = !live
+		case TxnCheckValue:
+			holds = live && string(e.Value) == string(ch.Value)
+		}
+		if !holds {
+			failed = append(failed, TxnFailedCheck{Position: i, Current: cur})
+		}
+	}
+	if failed != nil {
+		return TxnResult{Status: StatusTxnCheckFailed, FailedChecks: failed}
+	}
+	draft := maps.Clone(m)
+	res := TxnResult{Results: make([]interface{}, len(c.Ops))}
+	var read uint64
+	for i, op := range c.Ops {
+		op.Now = c.Now
+		var cur uint64
+		if e, ok := draft[op.Key]; ok && !e.Expired(c.Now) {
+			cur = e.Revision
+		}
+		if op.Op == OpTxnGet {
+			g := TxnGetResult{}
+			if e, ok := draft[op.Key]; ok && !e.Expired(c.Now) {
+				g = TxnGetResult{Found: true, Value: e.Value, Revision: e.Revision, ExpiresAt: e.ExpiresAt}
+				read += uint64(len(e.Value))
+			}
+			if read > c.ReadBudget {
+				return TxnResult{Status: StatusTxnOpFailed, FailedOp: i, OpStatus: StatusTxnReadTooLarge, OpCurrent: cur}
+			}
+			res.Results[i] = g
+			continue
+		}
+		r := draft.apply(index, op)
+		if st := Status(reflect.ValueOf(r).FieldByName("Status").Uint()); st != StatusOK {
+			return TxnResult{Status: StatusTxnOpFailed, FailedOp: i, OpStatus: st, OpCurrent: cur}
+		}
+		res.Results[i] = r
+	}
+	clear(m)
+	maps.Copy(m, draft)
+	return res
+}
+
+// genTxn returns a random transaction over the model's keys: checks that
+// mostly hold or mostly fail, and one to five operations on distinct keys.
+func genTxn(r *rand.Rand, m model, key func() string, now int64, idx uint64) Command {
+	c := Command{Op: OpTxn, Now: now, ReadBudget: 1 << 20}
+	if r.IntN(10) == 0 {
+		c.ReadBudget = uint64(r.IntN(8))
+	}
+	pick := func() string {
+		if r.IntN(3) == 0 {
+			return fmt.Sprintf("k%03d", r.IntN(5)) // the counters
+		}
+		return key()
+	}
+	for range r.IntN(4) {
+		k := pick()
+		e, ok := m[k]
+		ch := TxnCheck{Key: k}
+		switch r.IntN(4) {
+		case 0:
+			ch.Kind = TxnCheckVersion
+			if ok && r.IntN(4) != 0 {
+				ch.Version = e.Revision
+			} else if r.IntN(2) == 0 {
+				ch.Version = uint64(r.IntN(int(idx) + 1))
+			}
+		case 1:
+			ch.Kind = TxnCheckExists
+		case 2:
+			ch.Kind = TxnCheckAbsent
+		default:
+			ch.Kind, ch.Value = TxnCheckValue, []byte("1")
+			if ok && r.IntN(4) != 0 {
+				ch.Value = e.Value
+			}
+		}
+		c.Checks = append(c.Checks, ch)
+	}
+	used := map[string]bool{}
+	exp := func() int64 {
+		if r.IntN(2) == 0 {
+			return 0
+		}
+		return now + int64(r.IntN(400)) - 50
+	}
+	for len(c.Ops) < 1+r.IntN(5) || !TxnWrites(c.Ops) {
+		k := pick()
+		if used[k] {
+			continue
+		}
+		used[k] = true
+		var op Command
+		switch r.IntN(6) {
+		case 0:
+			op = Command{Op: OpSet, Key: k, Value: fmt.Appendf(nil, "%d", r.IntN(9)), ExpiresAt: exp()}
+		case 1:
+			op = Command{Op: OpSet, Key: k, Value: []byte(`"t"`), KeepTTL: true}
+		case 2:
+			op = Command{Op: OpDelete, Key: k}
+		case 3:
+			op = Command{Op: OpTouch, Key: k, ExpiresAt: exp()}
+		case 4:
+			op = Command{Op: OpIncr, Key: k, By: int64(r.IntN(7)) - 3, ExpiresAt: exp()}
+			if r.IntN(10) == 0 {
+				op.By = math.MaxInt64
+			}
+		default:
+			op = Command{Op: OpTxnGet, Key: k}
+		}
+		c.Ops = append(c.Ops, op)
+	}
+	if r.IntN(4) == 0 {
+		c.Ops = slices.DeleteFunc(c.Ops, func(op Command) bool { return op.Op == OpTxnGet })
+		if len(c.Ops) > 0 {
+			c.IdemKey = fmt.Sprintf("req-%d", r.IntN(40))
+			c.Fingerprint[0] = byte(r.IntN(2))
+		}
+	}
+	return c
 }
 
 func (m model) expired(now int64) []ExpireItem {
@@ -265,7 +418,15 @@ func genLog(seed uint64, n int) (logs []*raft.Log, want []interface{}, final mod
 			now -= int64(r.IntN(IdempotencyWindowMs))
 		}
 		var c Command
-		switch p := r.IntN(145); {
+		switch p := r.IntN(165); {
+		case p >= 145:
+			c = genTxn(r, m, key, now, idx)
+			if len(c.Ops) == 0 {
+				c = Command{Op: OpBarrier, Now: now}
+			}
+			logs = append(logs, cmdLog(idx, c))
+			want = append(want, m.applyIdem(table, idx, at(&last, c)))
+			continue
 		case p >= 130:
 			// A batch: independent writes to distinct keys at one index,
 			// each answered as if it were its own command at that index.
@@ -392,8 +553,8 @@ func TestDeterminism(t *testing.T) {
 	seen := map[string]bool{}
 	t.Cleanup(func() {
 		// The generator must reach every outcome, or the test proves little.
-		for st := StatusOK; st <= StatusIdempotencyKeyReused; st++ {
-			if !seen[st.String()] {
+		for st := StatusOK; st <= StatusTxnReadTooLarge; st++ {
+			if !seen[st.String()] && st != StatusIdempotencyTableFull {
 				t.Errorf("no generated command produced %s", st)
 			}
 		}
@@ -404,6 +565,9 @@ func TestDeterminism(t *testing.T) {
 			for _, w := range want {
 				if v := reflect.ValueOf(w); v.IsValid() && v.Kind() == reflect.Struct && v.FieldByName("Status").IsValid() {
 					seen[Status(v.FieldByName("Status").Uint()).String()] = true
+				}
+				if tr, ok := w.(TxnResult); ok {
+					seen[tr.OpStatus.String()] = true
 				}
 			}
 			batched, single := New(), New()

@@ -88,7 +88,7 @@ var (
 
 // Apply applies one committed log. A raft.LogCommand returns one of SetResult
 // (set, touch), DeleteResult, IncrResult, DeletePrefixResult, ExpireResult,
-// BarrierResult or NodeAddrResult; any other log type returns nil.
+// BarrierResult, NodeAddrResult or TxnResult; any other log type returns nil.
 // Either way the applied index becomes l.Index.
 //
 // A LogCommand that does not decode panics: the entry is committed, so skipping
@@ -205,6 +205,12 @@ func (f *FSM) advanceTime(cmd *Command) {
 			if cmd.ExpiresAt != 0 {
 				cmd.ExpiresAt = addSaturating(cmd.ExpiresAt, behind)
 			}
+		case OpTxn:
+			for i := range cmd.Ops {
+				if op := &cmd.Ops[i]; op.ExpiresAt != 0 {
+					op.ExpiresAt = addSaturating(op.ExpiresAt, behind)
+				}
+			}
 		}
 	}
 	f.lastNow.Store(cmd.Now)
@@ -251,6 +257,8 @@ func (f *FSM) applyOp(index uint64, cmd *Command) interface{} {
 		return f.setNodeAddr(cmd)
 	case OpClusterID:
 		return f.setClusterID(cmd)
+	case OpTxn:
+		return f.txn(index, cmd)
 	}
 	// Decode only returns known ops; reaching here is a programming error.
 	panic(fmt.Sprintf("fsm: log %d: decoded command has unhandled op %s", index, cmd.Op))

@@ -196,6 +196,8 @@ func reusedResult(op Op) interface{} {
 		return IncrResult{Status: StatusIdempotencyKeyReused}
 	case OpDeletePrefix, OpDeletePrefixChunk:
 		return DeletePrefixResult{Status: StatusIdempotencyKeyReused}
+	case OpTxn:
+		return TxnResult{Status: StatusIdempotencyKeyReused}
 	default:
 		return SetResult{Status: StatusIdempotencyKeyReused}
 	}
@@ -238,6 +240,10 @@ func encodeResult(res interface{}) []byte {
 		b = append(b, resultDeletePrefix, byte(r.Status))
 		b = binary.AppendUvarint(b, uint64(r.Deleted))
 		b = binary.AppendUvarint(b, r.Revision)
+	case TxnResult:
+		b = appendTxnResult(b, r)
+	case TxnGetResult:
+		b = appendTxnGetResult(b, r)
 	default:
 		// Only client write ops carry idempotency keys (Decode enforces it).
 		panic(fmt.Sprintf("fsm: cannot record result %T", res))
@@ -247,7 +253,7 @@ func encodeResult(res interface{}) []byte {
 
 // decodeResult parses encodeResult's output strictly.
 func decodeResult(b []byte) (interface{}, error) {
-	if len(b) < 2 || Status(b[1]) > StatusIdempotencyKeyReused {
+	if len(b) < 2 || !recordable(Status(b[1])) {
 		return nil, errBadResult
 	}
 	d := decoder{b: b, off: 2}
@@ -295,6 +301,14 @@ func decodeResult(b []byte) (interface{}, error) {
 		r.Deleted = int(n)
 		r.Revision = d.uvarint("revision")
 		res = r
+	case resultTxn:
+		res = d.txnResult(st)
+	case resultTxnGet:
+		r := TxnGetResult{Found: flagByte()}
+		r.Value = d.bytes("value")
+		r.Revision = d.uvarint("revision")
+		r.ExpiresAt = d.varint("expiresAt")
+		res = r
 	default:
 		return nil, errBadResult
 	}
@@ -305,6 +319,12 @@ func decodeResult(b []byte) (interface{}, error) {
 		return nil, fmt.Errorf("%w: %v", errBadResult, d.err)
 	}
 	return res, nil
+}
+
+// recordable reports whether Apply can produce st (so a recorded result may
+// hold it).
+func recordable(st Status) bool {
+	return st <= StatusIdempotencyKeyReused || (st >= StatusTxnCheckFailed && st <= StatusTxnReadTooLarge)
 }
 
 func boolByte(v bool) byte {

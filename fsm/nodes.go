@@ -26,10 +26,10 @@ type NodeAddrResult struct{}
 
 // setNodeAddr applies OpNodeAddr; f.mu must be held for writing.
 func (f *FSM) setNodeAddr(cmd *Command) NodeAddrResult {
-	if len(cmd.Value) == 0 {
-		delete(f.nodes, cmd.Key)
+	if cmd.HTTPAddr == "" {
+		delete(f.nodes, cmd.NodeID)
 	} else {
-		f.nodes[cmd.Key] = string(cmd.Value)
+		f.nodes[cmd.NodeID] = cmd.HTTPAddr
 	}
 	return NodeAddrResult{}
 }

@@ -24,7 +24,7 @@ func clusterSection(id string) []byte {
 }
 
 func nodeCmd(id, addr string) Command {
-	return Command{Op: OpNodeAddr, Key: id, Value: []byte(addr), Now: 1}
+	return Command{Op: OpNodeAddr, NodeID: id, HTTPAddr: addr, Now: 1}
 }
 
 func TestNodeAddrApplySnapshotAndHash(t *testing.T) {

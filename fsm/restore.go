@@ -63,13 +63,13 @@ func (f *FSM) restoreChunk(cmd *Command) RestoreResult {
 	case cmd.RestoreSeq == 0 && st.id != 0 && st.id != cmd.RestoreID && cmd.Now-st.updatedAt < RestoreAbandonedMs:
 		return RestoreResult{Busy: true, Reason: fmt.Sprintf("restore %x is in progress (%d chunks staged); one restore at a time", st.id, st.next)}
 	case cmd.RestoreSeq == 0:
-		f.staging = restoreStaging{id: cmd.RestoreID, next: 1, updatedAt: cmd.Now, data: bytes.Clone(cmd.Value)}
+		f.staging = restoreStaging{id: cmd.RestoreID, next: 1, updatedAt: cmd.Now, data: bytes.Clone(cmd.RestoreData)}
 	case st.id != cmd.RestoreID:
 		return RestoreResult{Reason: fmt.Sprintf("restore %x is not staged (another restore replaced it, or it was aborted)", cmd.RestoreID)}
 	case st.next != cmd.RestoreSeq:
 		return RestoreResult{Reason: fmt.Sprintf("restore %x: chunk %d out of sequence, expected %d", cmd.RestoreID, cmd.RestoreSeq, st.next)}
 	default:
-		st.data = append(st.data, cmd.Value...)
+		st.data = append(st.data, cmd.RestoreData...)
 		st.next++
 		st.updatedAt = cmd.Now
 	}

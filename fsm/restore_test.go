@@ -18,7 +18,7 @@ func snapshotBody(t *testing.T, f *FSM) []byte {
 }
 
 func chunkCmd(id, seq uint64, data []byte) Command {
-	return Command{Op: OpRestoreChunk, RestoreID: id, RestoreSeq: seq, Value: data, Now: 10}
+	return Command{Op: OpRestoreChunk, RestoreID: id, RestoreSeq: seq, RestoreData: data, Now: 10}
 }
 
 func commitCmd(id, chunks uint64) Command {

@@ -32,6 +32,15 @@ const (
 	// while every entry is still inside its window (see idempotency.go).
 	// Nothing was applied; the write may be retried.
 	StatusIdempotencyTableFull
+	// StatusTxnCheckFailed: a transaction check did not hold
+	// (TxnResult.FailedChecks). Nothing was applied.
+	StatusTxnCheckFailed
+	// StatusTxnOpFailed: a transaction operation cannot apply
+	// (TxnResult.FailedOp and OpStatus). Nothing was applied.
+	StatusTxnOpFailed
+	// StatusTxnReadTooLarge: a transaction's get operations would return
+	// more than its ReadBudget bytes of values (an OpStatus only).
+	StatusTxnReadTooLarge
 )
 
 // String returns the snake_case name of s.
@@ -53,6 +62,12 @@ func (s Status) String() string {
 		return "idempotency_key_reused"
 	case StatusIdempotencyTableFull:
 		return "idempotency_table_full"
+	case StatusTxnCheckFailed:
+		return "txn_check_failed"
+	case StatusTxnOpFailed:
+		return "txn_op_failed"
+	case StatusTxnReadTooLarge:
+		return "txn_read_too_large"
 	}
 	return "status(?)"
 }

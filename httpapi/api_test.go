@@ -3,10 +3,12 @@ package httpapi
 import (
 	"net/http"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/fsm"
 	"github.com/quorumkv/quorumkv/store"
 )
 
@@ -151,11 +153,14 @@ func TestClusterStatus(t *testing.T) {
 		Term: 3, CommitIndex: 42, AppliedIndex: 41,
 		Voters: []store.Peer{{ID: "n1", Addr: "10.0.0.1:7000"}, {ID: "n2", Addr: "10.0.0.2:7000"}},
 		Keys:   7, ClusterID: "5f1c0de2",
+		Build: store.Build{Version: "0.2.0", Formats: fsm.Formats{Codec: fsm.Range{Min: 1, Max: 2}, Ops: "1-9", Snapshot: fsm.Range{Min: 1, Max: 4}, Backup: fsm.Range{Min: 1, Max: 2}}},
 	}
 	res := e.do("GET", "/cluster/status", "", bearer)
 	want := `{"data":{"nodeId":"n1","state":"Leader","leaderId":"n1","leaderAddr":"10.0.0.1:7000",` +
 		`"term":3,"commitIndex":42,"appliedIndex":41,"voters":[{"id":"n1","addr":"10.0.0.1:7000"},` +
-		`{"id":"n2","addr":"10.0.0.2:7000"}],"keys":7,"authDisabled":false,"insecurePeer":false,"clusterId":"5f1c0de2"}}` + "\n"
+		`{"id":"n2","addr":"10.0.0.2:7000"}],"keys":7,"authDisabled":false,"insecurePeer":false,"clusterId":"5f1c0de2",` +
+		`"build":{"version":"0.2.0","goVersion":"` + runtime.Version() + `","revision":null,"modified":false,` +
+		`"formats":{"codec":{"min":1,"max":2},"ops":"1-9","snapshot":{"min":1,"max":4},"backup":{"min":1,"max":2}}}}}` + "\n"
 	if res.status != http.StatusOK || string(res.body) != want {
 		t.Errorf("got %d %s\nwant %s", res.status, res.body, want)
 	}

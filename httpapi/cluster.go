@@ -2,10 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
+	"github.com/quorumkv/quorumkv/fsm"
+	"github.com/quorumkv/quorumkv/internal/version"
 	"github.com/quorumkv/quorumkv/store"
 )
 
@@ -73,19 +74,7 @@ func (a *api) readyz(r *http.Request) (reply, error) {
 
 // readyReason is the short, fixed code /readyz gives for why a node is not
 // ready.
-func readyReason(err error) string {
-	switch {
-	case errors.Is(err, store.ErrClockOffset):
-		return "clock_offset"
-	case errors.Is(err, store.ErrShuttingDown):
-		return "shutting_down"
-	case errors.Is(err, store.ErrNoLeader):
-		return "no_leader"
-	case errors.Is(err, store.ErrCatchingUp):
-		return "catching_up"
-	}
-	return "leader_unconfirmed"
-}
+func readyReason(err error) string { return store.ReadyReason(err) }
 
 type statusData struct {
 	NodeID       string      `json:"nodeId"`
@@ -101,6 +90,17 @@ type statusData struct {
 	InsecurePeer bool        `json:"insecurePeer"`
 	PeerWarning  string      `json:"peerWarning,omitempty"`
 	ClusterID    *string     `json:"clusterId"` // null until the first leader recorded one
+	Build        buildData   `json:"build"`
+}
+
+// buildData is the answering node's software: its version and toolchain
+// (internal/version) and the formats of replicated state it supports.
+type buildData struct {
+	Version   string      `json:"version"`
+	GoVersion string      `json:"goVersion"`
+	Revision  *string     `json:"revision"` // null when the binary does not know it
+	Modified  bool        `json:"modified"`
+	Formats   fsm.Formats `json:"formats"`
 }
 
 // insecurePeerWarning is what GET /cluster/status says about a peer port
@@ -140,7 +140,13 @@ func (a *api) clusterStatus(r *http.Request) (reply, error) {
 		InsecurePeer: a.cfg.InsecurePeer,
 		PeerWarning:  peerWarning(a.cfg.InsecurePeer),
 		ClusterID:    clusterID,
+		Build:        localBuild(st.Build),
 	})
+}
+
+func localBuild(b store.Build) buildData {
+	v := version.Get()
+	return buildData{Version: b.Version, GoVersion: v.GoVersion, Revision: nullable(v.Revision), Modified: v.Modified, Formats: b.Formats}
 }
 
 func peerWarning(insecure bool) string {

@@ -61,6 +61,12 @@ type Config struct {
 	// DefaultMaxValueBytes (1 MiB); at most 1 GiB.
 	MaxValueBytes int64
 
+	// MaxTxnOps and MaxTxnChecks bound POST /kv/txn's operations and checks
+	// (give the store the same limits). Zero means store.DefaultMaxTxnItems;
+	// at most store.MaxTxnItems.
+	MaxTxnOps    int
+	MaxTxnChecks int
+
 	// MaxListBytes is the byte budget of one GET /kv/items page: items are
 	// added while the response body stays within it, and the page then ends
 	// with a cursor and "complete": false. The first item of a page is always
@@ -120,6 +126,10 @@ func (c Config) Validate() error {
 	case strings.IndexFunc(c.APIKey, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
 		errs = append(errs, errors.New("httpapi: APIKey must not contain whitespace or control characters"))
 	}
+	if c.MaxTxnOps < 0 || c.MaxTxnOps > store.MaxTxnItems || c.MaxTxnChecks < 0 || c.MaxTxnChecks > store.MaxTxnItems {
+		errs = append(errs, fmt.Errorf("httpapi: MaxTxnOps and MaxTxnChecks must be between 0 (default %d) and %d, got %d and %d",
+			store.DefaultMaxTxnItems, store.MaxTxnItems, c.MaxTxnOps, c.MaxTxnChecks))
+	}
 	if c.MaxValueBytes < 0 || c.MaxValueBytes > maxMaxValueBytes {
 		errs = append(errs, fmt.Errorf("httpapi: MaxValueBytes must be between 0 (default %d) and %d, got %d",
 			DefaultMaxValueBytes, maxMaxValueBytes, c.MaxValueBytes))
@@ -144,6 +154,12 @@ func (c Config) Validate() error {
 
 // withDefaults returns c with zero fields replaced by their defaults.
 func (c Config) withDefaults() Config {
+	if c.MaxTxnOps == 0 {
+		c.MaxTxnOps = store.DefaultMaxTxnItems
+	}
+	if c.MaxTxnChecks == 0 {
+		c.MaxTxnChecks = store.DefaultMaxTxnItems
+	}
 	if c.MaxValueBytes == 0 {
 		c.MaxValueBytes = DefaultMaxValueBytes
 	}

@@ -14,6 +14,9 @@
 //	                              a reason code only; ?verbose with a read-scope key adds the detail
 //	GET    /metrics               Prometheus metrics (read scope, or public with MetricsPublic)
 //	GET    /cluster/status        this node's view of the cluster
+//	GET    /cluster/overview      every node's own report (role, indexes, readiness, traffic counters)
+//	GET    /auth/whoami           the calling key's name and scope
+//	GET    /ui/                   the dashboard (package ui), public static assets
 //	GET    /kv/items/{key}        read (linearizable; ?consistency=stale, ?minIndex=n)
 //	PUT    /kv/items/{key}        set {"value": <JSON>, "ttlSeconds": <number>, "keepTtl": <bool>}
 //	PATCH  /kv/items/{key}        refresh the expiry {"ttlSeconds": <number>|null}

@@ -31,6 +31,10 @@ type apiError struct {
 	hasOldest bool
 	// index, when not 0, is sent as X-KV-Index (a blocking read's 404).
 	index uint64
+	// A failed transaction (txn.go): every failed check, or the operation
+	// that cannot apply.
+	failedChecks []txnFailedCheckBody
+	failedOp     *txnFailedOpBody
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -169,6 +173,9 @@ func resolveError(err error) (resp *apiError, internal bool) {
 	if errors.As(err, &ie) {
 		return invalidWrite(ie), false
 	}
+	if resp, ok := txnError(err); ok {
+		return resp, false
+	}
 	for i := range storeErrors {
 		if errors.Is(err, storeErrors[i].target) {
 			resp := &storeErrors[i].resp
@@ -209,7 +216,7 @@ var errMissingValue = &apiError{
 
 var errRouteNotFound = &apiError{
 	status: http.StatusNotFound, code: "not_found",
-	message: "No API route matches this path; the routes are /healthz, /readyz, /cluster/status, /cluster/nodes, /cluster/nodes/{id}, /cluster/leader/transfer, /kv/items, /kv/items/{key}, /kv/items/{key}/incr, /admin/snapshot and /admin/restore (encode a \"/\" inside a key as %2F).",
+	message: "No API route matches this path (GET /openapi.yaml describes every route; encode a \"/\" inside a key as %2F).",
 }
 
 func errUnauthorized(msg string) *apiError {

@@ -46,6 +46,8 @@ type fakeStore struct {
 	members     []store.NodeInfo // membership routes (nodes_test.go)
 	hub         *watch.Hub       // watch routes (watch_test.go)
 	hubConfig   watch.Config
+	lastTxn     store.TxnRequest
+	txnErr      error // returned by Txn when set (txn_test.go)
 }
 
 type dedupEntry struct {
@@ -356,4 +358,32 @@ func (f *fakeStore) watchHub() *watch.Hub {
 		f.hub, _ = watch.New(f.hubConfig)
 	}
 	return f.hub
+}
+
+// Txn records the request and answers every operation as applied at the
+// next version (gets find nothing), or fails with txnErr.
+func (f *fakeStore) Txn(ctx context.Context, req store.TxnRequest, opts store.WriteOptions) (store.TxnResult, error) {
+	if err := f.enter(ctx, ""); err != nil {
+		return store.TxnResult{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastTxn, f.lastOpts = req, opts
+	if f.txnErr != nil {
+		return store.TxnResult{}, f.txnErr
+	}
+	f.version++
+	res := store.TxnResult{Index: f.version}
+	for _, op := range req.Ops {
+		o := store.TxnOpResult{Kind: op.Kind, Key: op.Key}
+		if op.Kind != store.TxnGet && op.Kind != store.TxnDelete {
+			o.Version = f.version
+		}
+		if op.TTL > 0 {
+			o.ExpiresAt = f.now.Add(op.TTL)
+		}
+		o.Int = op.By
+		res.Results = append(res.Results, o)
+	}
+	return res, nil
 }

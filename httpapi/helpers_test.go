@@ -99,12 +99,14 @@ func (e *testEnv) doH(method, rawPath, body, auth string, hdr map[string]string)
 
 // apiErrorBody is the decoded error envelope.
 type apiErrorBody struct {
-	Code           string          `json:"code"`
-	Message        string          `json:"message"`
-	Retryable      bool            `json:"retryable"`
-	CurrentVersion json.RawMessage `json:"currentVersion"` // 412 only
-	Reason         string          `json:"reason"`         // not_ready only
-	OldestIndex    *uint64         `json:"oldestIndex"`    // 410 compacted only
+	Code           string               `json:"code"`
+	Message        string               `json:"message"`
+	Retryable      bool                 `json:"retryable"`
+	CurrentVersion json.RawMessage      `json:"currentVersion"` // 412 only
+	Reason         string               `json:"reason"`         // not_ready only
+	FailedChecks   []txnFailedCheckBody `json:"failedChecks"`   // txn_check_failed only
+	FailedOp       *txnFailedOpBody     `json:"failedOp"`       // txn_op_failed only
+	OldestIndex    *uint64              `json:"oldestIndex"`    // 410 compacted only
 }
 
 // wantError checks res is a JSON error with the given status and code and returns it.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
+	"github.com/quorumkv/quorumkv/fsm"
 	"github.com/quorumkv/quorumkv/store"
 )
 
@@ -24,6 +25,11 @@ type nodeData struct {
 	// Clock: the node's clock as the answering node measures it; null
 	// before the first measurement.
 	Clock *clockData `json:"clock"`
+	// Version and Formats: the node's software as it last reported it to the
+	// leader; null when unknown (not yet probed, or a build that predates
+	// them). Mixed values show a rolling upgrade in progress.
+	Version *string      `json:"version"`
+	Formats *fsm.Formats `json:"formats"`
 }
 
 type clockData struct {
@@ -59,6 +65,10 @@ func (a *api) listNodes(r *http.Request) (reply, error) {
 				AgeMs:       c.Age.Milliseconds(),
 				WithinBound: c.WithinBound,
 			}
+		}
+		if n.Build.Version != "" {
+			b := n.Build
+			d.Version, d.Formats = &b.Version, &b.Formats
 		}
 		out = append(out, d)
 	}

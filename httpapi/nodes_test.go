@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/fsm"
 	"github.com/quorumkv/quorumkv/store"
 )
 
@@ -100,7 +101,8 @@ func (f *fakeStore) TransferLeader(ctx context.Context, id string) (string, erro
 func threeNodes() []store.NodeInfo {
 	return []store.NodeInfo{
 		{ID: "n1", PeerAddr: "127.0.0.1:9081", HTTPAddr: "http://127.0.0.1:8081", Voter: true, Leader: true, Probed: true, AppliedIndex: 42, Healthy: true,
-			Clock: store.PeerClock{Measured: true, WithinBound: true}},
+			Clock: store.PeerClock{Measured: true, WithinBound: true},
+			Build: store.Build{Version: "0.2.0", Formats: fsm.Formats{Codec: fsm.Range{Min: 1, Max: 2}, Ops: "1-9", Snapshot: fsm.Range{Min: 1, Max: 4}, Backup: fsm.Range{Min: 1, Max: 2}}}},
 		{ID: "n2", PeerAddr: "127.0.0.1:9082", HTTPAddr: "http://127.0.0.1:8082", Voter: true, Probed: true, AppliedIndex: 41, LastContact: 35 * time.Millisecond, Healthy: true,
 			Clock: store.PeerClock{Measured: true, Offset: -1200*time.Second - 1500*time.Microsecond, Error: 250 * time.Microsecond, Age: 120 * time.Millisecond}},
 		{ID: "n3", PeerAddr: "127.0.0.1:9083", Voter: false},
@@ -136,10 +138,11 @@ func TestListNodes(t *testing.T) {
 	}
 	want := []map[string]any{
 		{"id": "n1", "peerAddr": "127.0.0.1:9081", "httpAddr": "http://127.0.0.1:8081", "suffrage": "voter", "leader": true, "lastContactMs": 0.0, "appliedIndex": 42.0, "healthy": true,
-			"clock": map[string]any{"offsetMs": 0.0, "errorMs": 0.0, "ageMs": 0.0, "withinBound": true}},
+			"clock": map[string]any{"offsetMs": 0.0, "errorMs": 0.0, "ageMs": 0.0, "withinBound": true}, "version": "0.2.0",
+			"formats": map[string]any{"codec": map[string]any{"min": 1.0, "max": 2.0}, "ops": "1-9", "snapshot": map[string]any{"min": 1.0, "max": 4.0}, "backup": map[string]any{"min": 1.0, "max": 2.0}}},
 		{"id": "n2", "peerAddr": "127.0.0.1:9082", "httpAddr": "http://127.0.0.1:8082", "suffrage": "voter", "leader": false, "lastContactMs": 35.0, "appliedIndex": 41.0, "healthy": true,
-			"clock": map[string]any{"offsetMs": -1200001.5, "errorMs": 0.25, "ageMs": 120.0, "withinBound": false}},
-		{"id": "n3", "peerAddr": "127.0.0.1:9083", "httpAddr": nil, "suffrage": "nonvoter", "leader": false, "lastContactMs": nil, "appliedIndex": nil, "healthy": false, "clock": nil},
+			"clock": map[string]any{"offsetMs": -1200001.5, "errorMs": 0.25, "ageMs": 120.0, "withinBound": false}, "version": nil, "formats": nil},
+		{"id": "n3", "peerAddr": "127.0.0.1:9083", "httpAddr": nil, "suffrage": "nonvoter", "leader": false, "lastContactMs": nil, "appliedIndex": nil, "healthy": false, "clock": nil, "version": nil, "formats": nil},
 	}
 	for i := range want {
 		if fmt.Sprint(got.Nodes[i]) != fmt.Sprint(want[i]) {

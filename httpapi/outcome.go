@@ -49,7 +49,7 @@ func safeToRepeat(template string, r *http.Request) bool {
 		return true // a read changes nothing
 	}
 	switch template {
-	case itemTemplate, "/kv/items/{key}/incr", "/kv/items":
+	case itemTemplate, "/kv/items/{key}/incr", "/kv/items", txnTemplate:
 		if r.Header.Get(headerIdemKey) != "" {
 			return true
 		}

@@ -127,7 +127,7 @@ func writeReply(w http.ResponseWriter, rep reply) {
 // writeError sends e as {"error": {...}} with its headers. It is the only
 // place an error status is written.
 func writeError(w http.ResponseWriter, e *apiError) {
-	eb := errorBody{Code: e.code, Message: e.message, Retryable: e.retryable, Reason: e.reason}
+	eb := errorBody{Code: e.code, Message: e.message, Retryable: e.retryable, Reason: e.reason, FailedChecks: e.failedChecks, FailedOp: e.failedOp}
 	if e.hasOldest {
 		eb.OldestIndex = &e.oldest
 	}
@@ -171,4 +171,8 @@ type errorBody struct {
 	// OldestIndex is present on 410 compacted only: the oldest index a
 	// watch may start from on this node.
 	OldestIndex *uint64 `json:"oldestIndex,omitempty"`
+	// FailedChecks (412 txn_check_failed) and FailedOp (409 txn_op_failed)
+	// say why a transaction wrote nothing.
+	FailedChecks []txnFailedCheckBody `json:"failedChecks,omitempty"`
+	FailedOp     *txnFailedOpBody     `json:"failedOp,omitempty"`
 }

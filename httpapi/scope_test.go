@@ -116,3 +116,53 @@ func TestKeyringReloadTakesEffect(t *testing.T) {
 		t.Fatal("a secret reached the log")
 	}
 }
+
+// TestPublicRoutesAreListed lists every route served without a key: the
+// probes, the dashboard's static assets (package ui), which hold no data,
+// and /openapi.yaml, the API's shape, which is no secret and which clients
+// need before they have a key;
+// every call the dashboard makes for data goes through the scoped routes
+// above. A new public route fails here until it is added on purpose.
+func TestPublicRoutesAreListed(t *testing.T) {
+	want := map[string]bool{
+		"GET /healthz": true, "GET /readyz": true, "GET /openapi.yaml": true,
+		"GET /ui": true, "GET /ui/": true, "GET /ui/{asset}": true,
+	}
+	for _, metricsPublic := range []bool{false, true} {
+		a := &api{cfg: Config{MetricsPublic: metricsPublic}}
+		got := map[string]bool{}
+		for _, rt := range a.routeTable() {
+			for _, m := range rt.methods {
+				if rt.public {
+					got[m.method+" "+rt.template] = true
+				}
+			}
+		}
+		for name := range got {
+			if !want[name] && !(metricsPublic && name == "GET /metrics") {
+				t.Errorf("%s is served without a key but is not listed as public", name)
+			}
+		}
+		for name := range want {
+			if !got[name] {
+				t.Errorf("%s is listed as public but is not a public route", name)
+			}
+		}
+	}
+}
+
+// TestOpenAPIAndNotFound checks GET /openapi.yaml and that the
+// unmatched-path message names every route template.
+func TestOpenAPIAndNotFound(t *testing.T) {
+	e := newTestEnv(t, nil)
+	res := e.do("GET", "/openapi.yaml", "", "")
+	if ct := res.header.Get("Content-Type"); res.status != http.StatusOK || ct != "application/yaml" || !strings.HasPrefix(string(res.body), "openapi: 3.1") {
+		t.Fatalf("GET /openapi.yaml without a key: %d %s %.40q", res.status, ct, res.body)
+	}
+	body := wantError(t, e.do("GET", "/no/such/route", "", bearer), http.StatusNotFound, "not_found")
+	for _, rt := range Routes() {
+		if rt.Template != "/kv/items/" && !strings.Contains(body.Message, rt.Template) {
+			t.Errorf("the not-found message %q does not name %s", body.Message, rt.Template)
+		}
+	}
+}

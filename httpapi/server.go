@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
+	apispec "github.com/quorumkv/quorumkv/api"
 	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/watch"
 )
@@ -58,6 +60,10 @@ type Store interface {
 	// watch); the caller closes the watcher. Errors: a linearizable read's,
 	// watch.ErrOverloaded, *watch.CompactedError.
 	Watch(ctx context.Context, req store.WatchRequest) (*watch.Watcher, error)
+	// Txn applies a transaction's checks and operations at one log index, or
+	// nothing (*store.TxnCheckError, *store.TxnOpError); one without writes
+	// is a linearizable read.
+	Txn(ctx context.Context, req store.TxnRequest, opts store.WriteOptions) (store.TxnResult, error)
 
 	// Status describes this node and the cluster as this node sees it.
 	Status(ctx context.Context) (store.Status, error)
@@ -89,6 +95,10 @@ type Store interface {
 	Join(ctx context.Context, req store.JoinRequest) (store.JoinAction, error)
 	RemoveNode(ctx context.Context, id string) error
 	TransferLeader(ctx context.Context, id string) (string, error)
+
+	// NodeReports asks every server for its own report (the dashboard's
+	// overview); a server that does not answer in time has Error set.
+	NodeReports(ctx context.Context) ([]store.NodeReport, error)
 }
 
 // endpoint computes the complete response to one request, or an error that
@@ -117,6 +127,7 @@ type api struct {
 	log  *slog.Logger
 	keys credentials
 
+	notFound *apiError           // what an unmatched path answers, naming every route
 	metrics  *httpMetrics        // request metrics (metrics.go)
 	gatherer prometheus.Gatherer // what GET /metrics serves
 	ids      *requestIDs         // request id generator (requestlog.go)
@@ -152,6 +163,7 @@ func New(cfg Config, st Store) (http.Handler, error) {
 	// many clients); a path that does not match is a 404.
 	r := mux.NewRouter().UseEncodedPath().SkipClean(true)
 	var item http.Handler
+	a.notFound = routeNotFound(a.routeTable())
 	for _, rt := range a.routeTable() {
 		h := a.serve(rt)
 		r.Handle(rt.template, h)
@@ -224,6 +236,9 @@ func (a *api) routeTable() []route {
 		{template: "/kv/watch", methods: []routeMethod{
 			{http.MethodGet, a.watchItems},
 		}},
+		{template: txnTemplate, methods: []routeMethod{
+			{http.MethodPost, a.txn},
+		}},
 		{template: "/healthz", public: true, methods: []routeMethod{
 			{http.MethodGet, a.healthz},
 		}},
@@ -255,7 +270,78 @@ func (a *api) routeTable() []route {
 		{template: "/cluster/leader/transfer", methods: []routeMethod{
 			{http.MethodPost, a.transferLeader},
 		}},
+		{template: "/openapi.yaml", public: true, methods: []routeMethod{
+			{http.MethodGet, serveOpenAPI},
+		}},
+		{template: "/cluster/overview", methods: []routeMethod{
+			{http.MethodGet, a.clusterOverview},
+		}},
+		{template: "/auth/whoami", methods: []routeMethod{
+			{http.MethodGet, a.whoami},
+		}},
+		// The dashboard's assets (ui.go): public, they hold no data.
+		{template: "/ui", public: true, methods: []routeMethod{
+			{http.MethodGet, a.uiRedirect},
+		}},
+		{template: "/ui/", public: true, methods: []routeMethod{
+			{http.MethodGet, a.uiPage},
+		}},
+		{template: "/ui/{asset}", public: true, methods: []routeMethod{
+			{http.MethodGet, a.uiPage},
+		}},
 	}
+}
+
+// Route is one method of one path template the API serves.
+type Route struct {
+	Method   string
+	Template string // gorilla/mux syntax, as in OpenAPI: /kv/items/{key}
+	Public   bool   // served without authentication
+}
+
+// Routes lists every route and method the handler serves, in route table
+// order; /metrics is listed as authenticated (its default). The OpenAPI
+// conformance test and the docs check use it, so neither can drift from the
+// router.
+func Routes() []Route {
+	var out []Route
+	for _, rt := range (&api{}).routeTable() {
+		for _, m := range rt.methods {
+			out = append(out, Route{Method: m.method, Template: rt.template, Public: rt.public})
+		}
+	}
+	return out
+}
+
+// serveOpenAPI serves GET /openapi.yaml: the API's OpenAPI document (package
+// api). It is public: it describes the routes, which are no secret (the
+// document ships with the source), holds no data or cluster state, and a
+// client or code generator needs it before it has a key.
+func serveOpenAPI(*http.Request) (reply, error) {
+	return reply{
+		status: http.StatusOK,
+		header: http.Header{
+			"Content-Type":   {"application/yaml"},
+			"Content-Length": {strconv.Itoa(len(apispec.OpenAPI))},
+		},
+		stream: func(w http.ResponseWriter) { _, _ = w.Write(apispec.OpenAPI) },
+	}, nil
+}
+
+// routeNotFound is the 404 for a path no route matches; its message lists
+// the route table's paths, so it never names a route that is gone or misses
+// a new one.
+func routeNotFound(table []route) *apiError {
+	var paths []string
+	for _, rt := range table {
+		if rt.template != "/kv/items/" { // the empty key: never what a caller is looking for
+			paths = append(paths, rt.template)
+		}
+	}
+	e := *errRouteNotFound
+	e.message = "No API route matches this path; the routes are " + strings.Join(paths[:len(paths)-1], ", ") +
+		" and " + paths[len(paths)-1] + " (encode a \"/\" inside a key as %2F)."
+	return &e
 }
 
 // maxBodyBytes bounds every request body while it is read.
@@ -336,7 +422,7 @@ func (a *api) serve(rt route) http.Handler {
 // caller's key name (never the key) in *caller for the request log.
 func (a *api) dispatch(rt route, allow string, w http.ResponseWriter, r *http.Request, caller *string) (reply, error) {
 	if len(rt.methods) == 0 {
-		return reply{}, errRouteNotFound
+		return reply{}, a.notFound
 	}
 	var key APIKey
 	if !rt.public {

@@ -11,6 +11,11 @@
 #                    directory, removed afterwards)
 #   GOOS, GOARCH     target platform of the binary (default: the docker
 #                    engine's, which usually is this machine's)
+#   KV_VERSION       version stamped into the binary (kvnode --version,
+#                    /cluster/status, quorumkv_build_info) and the image label
+#                    (default: `git describe --tags` of this checkout without
+#                    the leading v, else "devel"); the git revision is stamped
+#                    too when git knows it
 # Output: the last line is "IMAGE ID SIZE" (size in bytes), for scripts.
 set -euo pipefail
 
@@ -46,13 +51,25 @@ fi
 goos=${GOOS:-$(docker version --format '{{.Server.Os}}')}
 goarch=${GOARCH:-$(docker version --format '{{.Server.Arch}}')}
 
-say "go build (static, CGO_ENABLED=0, $goos/$goarch) -> $ctx/kvnode"
-CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath -ldflags '-s -w' -o "$ctx/kvnode" ./cmd/kvnode
+# The version and revision, stamped with -X (internal/version).
+version=${KV_VERSION:-}
+revision=
+if command -v git >/dev/null 2>&1 && git rev-parse --git-dir >/dev/null 2>&1; then
+	revision=$(git rev-parse HEAD)
+	[[ -n $version ]] || version=$(git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || true)
+fi
+version=${version#v}
+version=${version:-devel}
+pkg=github.com/quorumkv/quorumkv/internal/version
+ldflags="-s -w -X $pkg.version=$version -X $pkg.revision=$revision"
+
+say "go build (static, CGO_ENABLED=0, $goos/$goarch, version $version) -> $ctx/kvnode"
+CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath -ldflags "$ldflags" -o "$ctx/kvnode" ./cmd/kvnode
 mkdir "$ctx/data"
 cp Dockerfile "$ctx/Dockerfile"
 
 # The classic builder needs no buildx plugin and handles this Dockerfile fully.
 say "docker build -t $image"
-DOCKER_BUILDKIT=0 docker build --quiet -t "$image" "$ctx" >/dev/null
+DOCKER_BUILDKIT=0 docker build --quiet --build-arg "KV_VERSION=$version" -t "$image" "$ctx" >/dev/null
 
 docker image inspect --format "$image {{.Id}} {{.Size}}" "$image"

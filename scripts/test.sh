@@ -2,7 +2,8 @@
 # test.sh is the one command that runs the whole quorumkv suite; CI runs
 # exactly this (through .ci/run). On a fresh Debian machine, as root, it first
 # installs whatever the tests need and is missing; when nothing is missing it
-# needs no root. Then: gofmt (fails on any unformatted file), go vet, and
+# needs no root. Then: gofmt (fails on any unformatted file), go mod tidy
+# -diff (fails when go.mod or go.sum is not tidy), go vet, and
 # finally `go test -race`, whose ok/FAIL lines end the output and whose exit
 # status is the script's.
 #
@@ -29,8 +30,11 @@ have() {
 
 install_missing() {
 	local pkgs=()
+	have curl || pkgs+=(curl)         # test/e2e/docs_curl_test.go: the docs' curl examples
+	have jq || pkgs+=(jq)             # the same (an example pipes into jq)
 	have ip || pkgs+=(iproute2)       # network fault tests
 	have iptables || pkgs+=(iptables) # network fault tests
+	have chromium || pkgs+=(chromium) # the dashboard's browser test (test/e2e)
 	# -race needs cgo, so a C compiler and libc headers.
 	have gcc || pkgs+=(gcc libc6-dev)
 	# Go downloads modules over HTTPS; without CA certificates that fails.
@@ -61,6 +65,12 @@ unformatted=$(gofmt -l .)
 if [[ -n $unformatted ]]; then
 	printf '%s\n' "$unformatted" >&2
 	die "the files above are not gofmt-formatted (run: gofmt -w FILE)"
+fi
+
+say "go mod tidy -diff"
+if ! tidy_diff=$(go mod tidy -diff 2>&1); then
+	printf '%s\n' "$tidy_diff" >&2
+	die "go.mod/go.sum are not tidy: run go mod tidy and commit the result"
 fi
 
 say "go vet ./..."

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/quorumkv/quorumkv/fsm"
-	"github.com/quorumkv/quorumkv/transport"
 )
 
 // takeBackup streams a backup from nd at level into memory.
@@ -34,24 +32,7 @@ func takeBackup(t *testing.T, nd *testNode, level ReadLevel) ([]byte, BackupInfo
 // backup file, as an operator would with `kvnode restore` on every node.
 func newSeededCluster(t *testing.T, n int, file []byte) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t}
-	var peers []Peer
-	for i := 1; i <= n; i++ {
-		nd := &testNode{id: fmt.Sprintf("r%d", i), dataDir: t.TempDir(), clock: time.Now}
-		nd.net = &cuttableLayer{blocked: map[string]bool{}, conns: map[net.Conn]string{}}
-		mux, err := transport.Listen(transport.Config{BindAddr: "127.0.0.1:0", Logger: testLogger(t, nd.id)})
-		if err != nil {
-			t.Fatalf("listen: %v", err)
-		}
-		nd.mux, nd.addr = mux, mux.Addr()
-		peers = append(peers, Peer{ID: nd.id, Addr: nd.addr})
-		c.nodes = append(c.nodes, nd)
-	}
-	t.Cleanup(func() {
-		for _, nd := range c.nodes {
-			nd.stop()
-		}
-	})
+	c, peers := newListeningCluster(t, "r", n)
 	for _, nd := range c.nodes {
 		if _, err := SeedFromBackup(bytes.NewReader(file), nd.dataDir, nd.id, peers); err != nil {
 			t.Fatalf("seed %s: %v", nd.id, err)

@@ -46,7 +46,7 @@ func (s *Store) clockGuardLoop() {
 			continue
 		}
 		s.log.Warn("leader's clock is outside the bound: transferring leadership", "to", string(target.ID), "reason", v.String())
-		_, err := waitFuture(ctx, s.raft.LeadershipTransferToServer(target.ID, target.Address))
+		_, err := s.waitFuture(ctx, s.raft.LeadershipTransferToServer(target.ID, target.Address))
 		cancel()
 		if err != nil {
 			s.log.Warn("clock-driven leadership transfer failed; will retry", "to", string(target.ID), "err", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -13,7 +12,7 @@ import (
 )
 
 // handleClockPing answers a clock ping with this node's wall clock.
-func (s *Store) handleClockPing(req []byte) ([]byte, error) {
+func (s *Store) handleClockPing(_ context.Context, req []byte) ([]byte, error) {
 	if len(req) != 0 {
 		return nil, errors.New("store: clock ping carries no payload")
 	}
@@ -22,14 +21,9 @@ func (s *Store) handleClockPing(req []byte) ([]byte, error) {
 
 func decodeClockPong(b []byte) (int64, error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != rpcFormat && d.err == nil {
-		return 0, fmt.Errorf("unsupported format %d", v)
-	}
+	d.format(rpcFormat)
 	ns := d.varint()
-	if d.err == nil && len(d.b) != 0 {
-		return 0, errors.New("trailing bytes")
-	}
-	return ns, d.err
+	return ns, d.done()
 }
 
 // clockLoop measures every other server's clock every ClockPingInterval and

@@ -272,7 +272,7 @@ func TestClockPingWireFormat(t *testing.T) {
 	if st := statusOf(refused); st != statusClockOffset {
 		t.Fatalf("status %d", st)
 	}
-	if err := statusError(statusClockOffset, "x"); !errors.Is(err, ErrClockOffset) || !errors.Is(err, errNotCommitted) {
+	if err := (wireError{status: statusClockOffset, msg: "x"}).err(); !errors.Is(err, ErrClockOffset) || !errors.Is(err, errNotCommitted) {
 		t.Fatalf("status error: %v", err)
 	}
 	// A single voter always agrees with itself.

@@ -27,7 +27,7 @@ func (s *Store) recordClusterID(ctx context.Context) bool {
 		now, err := s.stampNow()
 		var res interface{}
 		if err == nil {
-			res, err = s.applyLocal(ctx, fsm.Command{Op: fsm.OpClusterID, Value: []byte(id), Now: now})
+			res, err = s.applyLocal(ctx, fsm.Command{Op: fsm.OpClusterID, ClusterID: id, Now: now})
 		}
 		if err == nil {
 			if r, ok := res.(fsm.ClusterIDResult); ok {

@@ -127,6 +127,11 @@ type Config struct {
 	// of this size (FrameBytesFor); Open checks it.
 	MaxValueBytes int64
 
+	// MaxTxnOps and MaxTxnChecks bound a transaction's operations and checks
+	// (txn.go). 0 means DefaultMaxTxnItems; at most MaxTxnItems.
+	MaxTxnOps    int
+	MaxTxnChecks int
+
 	// PeerAuth reports the member identity the peer port authenticated for
 	// the connection an RPC arrived on (ctx is the RPC handler's context); ok
 	// is false when the connection is not authenticated. Membership RPCs
@@ -146,6 +151,11 @@ type Config struct {
 	// in-process clusters apart. nil means the metrics are kept but not exported.
 	Metrics prometheus.Registerer
 
+	// ReportMetrics, when set, is the registry a node report's traffic
+	// summary is read from (report.go: the HTTP request counters and
+	// latencies live there, outside the store). nil: reports carry no traffic.
+	ReportMetrics prometheus.Gatherer
+
 	// InsecurePeer allows a peer port without mutual TLS (a Mux whose
 	// transport.Config has no TLS): Open refuses one otherwise, because
 	// anyone who reaches such a port can append to the raft log. Tests and
@@ -155,6 +165,9 @@ type Config struct {
 	// Watch bounds this node's change history and watchers (package watch);
 	// zero fields take watch.DefaultConfig's values.
 	Watch watch.Config
+	// Version, when set, replaces the binary's version (internal/version) in
+	// what this node reports to its peers; tests use it to run mixed versions.
+	Version string
 
 	// WrapRaftLayer, when set, wraps the raft stream layer. Tests use it to cut
 	// raft traffic between nodes; production leaves it nil.
@@ -253,6 +266,12 @@ func (c Config) withDefaults() Config {
 	if c.ClockPingInterval == 0 {
 		c.ClockPingInterval = d.ClockPingInterval
 	}
+	if c.MaxTxnOps == 0 {
+		c.MaxTxnOps = DefaultMaxTxnItems
+	}
+	if c.MaxTxnChecks == 0 {
+		c.MaxTxnChecks = DefaultMaxTxnItems
+	}
 	if c.MaxValueBytes == 0 {
 		c.MaxValueBytes = DefaultMaxValueBytes
 	}
@@ -293,6 +312,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: MaxClockOffset must be at least 10ms, got %s", c.MaxClockOffset)
 	case c.ClockPingInterval < 0 || c.ClockPingInterval > c.MaxClockOffset*10:
 		return fmt.Errorf("store: ClockPingInterval must be positive and at most 10 x MaxClockOffset, got %s", c.ClockPingInterval)
+	case c.MaxTxnOps < 1 || c.MaxTxnOps > MaxTxnItems || c.MaxTxnChecks < 1 || c.MaxTxnChecks > MaxTxnItems:
+		return fmt.Errorf("store: MaxTxnOps and MaxTxnChecks must be 1..%d, got %d and %d", MaxTxnItems, c.MaxTxnOps, c.MaxTxnChecks)
 	case c.MaxValueBytes < 1 || c.MaxValueBytes > MaxMaxValueBytes:
 		return fmt.Errorf("store: MaxValueBytes must be 1..%d, got %d", MaxMaxValueBytes, c.MaxValueBytes)
 	case c.ExpireCatchUp < 0:

@@ -8,6 +8,9 @@
 // leader), and this node's status.
 //
 // Every method is safe for concurrent use. Errors wrap the sentinels in errors.go;
-// the HTTP layer maps them to status codes. See DESIGN.md in this directory for the
-// reasoning behind the read path, the barrier command and error meanings.
+// the HTTP layer maps them to status codes. The peer RPC methods are numbered and
+// bound to their handlers in methods.go, and errors cross the wire through
+// wireerror.go. Every goroutine the store starts ends by the time Close returns
+// (tasks.go). See DESIGN.md in this directory for the reasoning behind the read
+// path, the barrier command, the peer protocol and error meanings.
 package store

@@ -73,7 +73,7 @@ func (s *Store) expireLoop(ctx context.Context) {
 
 		p := inflight[0]
 		inflight = inflight[1:]
-		_, err := waitFuture(ctx, p.future)
+		_, err := s.waitFuture(ctx, p.future)
 		s.metrics.proposed(fsm.OpExpire, time.Since(p.start), err)
 		if err == nil {
 			continue
@@ -86,7 +86,7 @@ func (s *Store) expireLoop(ctx context.Context) {
 		// persistent failure does not spin.
 		s.log.Warn("expire proposal failed; will retry", "items", p.items, "err", err)
 		for _, q := range inflight {
-			_, qerr := waitFuture(ctx, q.future)
+			_, qerr := s.waitFuture(ctx, q.future)
 			s.metrics.proposed(fsm.OpExpire, time.Since(q.start), qerr)
 		}
 		inflight = inflight[:0]

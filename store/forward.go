@@ -16,27 +16,14 @@ import (
 // leader that receives one runs it only while it leads (asLeader), so a
 // request never travels between two followers.
 
-func forwardKind(method uint8) string {
-	switch method {
-	case methodWrite:
-		return "write"
-	case methodReadIndex:
-		return "read_index"
-	case methodReadAt:
-		return "read"
-	case methodReadIndexGet:
-		return "read_index_get"
-	case methodRestore:
-		return "restore"
-	}
-	return "other"
-}
-
 // callLeader is s.rpc.Call, counted and timed as a forwarded request.
 func (s *Store) callLeader(ctx context.Context, addr string, method uint8, req []byte) ([]byte, error) {
 	start := time.Now()
 	resp, err := s.rpc.Call(ctx, addr, method, req)
-	kind := forwardKind(method)
+	kind, ok := methodNames[method]
+	if !ok {
+		kind = "other"
+	}
 	result := "ok"
 	switch {
 	case errors.Is(err, transport.ErrNotSent):
@@ -49,22 +36,29 @@ func (s *Store) callLeader(ctx context.Context, addr string, method uint8, req [
 	return resp, err
 }
 
+// unsent classifies a failed call to the leader id: certainly not delivered
+// (retry, here or at a new leader), or sent with no answer (the outcome is
+// unknown).
+func unsent(id string, err error) error {
+	if errors.Is(err, transport.ErrNotSent) {
+		return fmt.Errorf("%w: forward to leader %s: %v", errNotCommitted, id, err)
+	}
+	return fmt.Errorf("%w: forwarded to leader %s, no answer: %v", ErrOutcomeUnknown, id, err)
+}
+
 // forwardWrite sends req to the leader at addr and relays its answer. The
 // leader checks req (it trusts no frame); a refusal comes back as the
 // validation error, reason included.
 func (s *Store) forwardWrite(ctx context.Context, addr, id string, req writeRequest) (writeResult, error) {
 	payload, err := s.callLeader(ctx, addr, methodWrite, encodeWriteRequest(req))
 	if err != nil {
-		if errors.Is(err, transport.ErrNotSent) {
-			return writeResult{}, fmt.Errorf("%w: forward to leader %s: %v", errNotCommitted, id, err)
-		}
-		return writeResult{}, fmt.Errorf("%w: forwarded to leader %s, no answer: %v", ErrOutcomeUnknown, id, err)
+		return writeResult{}, unsent(id, err)
 	}
-	res, status, msg, err := decodeWriteResponse(payload)
+	res, w, err := decodeWriteResponse(payload)
 	if err != nil {
 		return writeResult{}, fmt.Errorf("%w: leader %s sent a malformed answer: %v", ErrOutcomeUnknown, id, err)
 	}
-	if err := statusError(status, msg); err != nil {
+	if err := w.err(); err != nil {
 		return writeResult{}, err
 	}
 	return res, nil
@@ -83,47 +77,66 @@ func (s *Store) asLeader(fn func() error) error {
 func (s *Store) forwardAdmin(ctx context.Context, addr, id string, method uint8, payload []byte) ([]byte, error) {
 	resp, err := s.rpc.Call(ctx, addr, method, payload)
 	if err != nil {
-		if errors.Is(err, transport.ErrNotSent) {
-			return nil, fmt.Errorf("%w: forward to leader %s: %v", errNotCommitted, id, err)
-		}
-		return nil, fmt.Errorf("%w: forwarded to leader %s, no answer: %v", ErrOutcomeUnknown, id, err)
+		return nil, unsent(id, err)
 	}
-	body, err := decodeAdminResponse(resp)
-	if err != nil && !errors.Is(err, errNotCommitted) {
-		return nil, err
-	}
-	return body, err
+	return decodeAdminResponse(resp)
 }
 
 // viaLeader runs an admin operation on the leader: local when this node
-// leads, otherwise forwarded as method with payload. Like write, it retries
-// attempts that certainly changed nothing until ctx ends.
+// leads, otherwise forwarded as method with payload (throughLeader).
 func (s *Store) viaLeader(ctx context.Context, method uint8, payload []byte, local func(context.Context) ([]byte, error)) ([]byte, error) {
+	return throughLeader(ctx, s, "membership change", local, func(ctx context.Context, addr, id string) ([]byte, error) {
+		return s.forwardAdmin(ctx, addr, id, method, payload)
+	})
+}
+
+// throughLeader runs an operation on the leader: local when this node leads,
+// remote (a call to the leader addr, id) otherwise. Attempts that certainly
+// changed nothing (errNotCommitted) are retried, waiting for a leader, until
+// one does or ctx ends: then the error is ErrClockOffset if an attempt was
+// refused for the leader's clock (that is the reason nothing was done), else
+// ErrNoLeader naming what was not done. A store that closes after a leader
+// was seen answers ErrShuttingDown.
+func throughLeader[T any](ctx context.Context, s *Store, what string,
+	local func(context.Context) (T, error), remote func(ctx context.Context, addr, id string) (T, error)) (T, error) {
+	var zero T
+	sawLeader := false
+	var clockErr error
 	for attempt := 0; ; attempt++ {
 		select {
 		case <-s.closing:
-			return nil, ErrShuttingDown
+			return zero, ErrShuttingDown
 		default:
 		}
-		var resp []byte
+		var res T
 		var err error
 		addr, id := s.raft.LeaderWithID()
 		switch {
 		case s.raft.State() == raft.Leader:
-			resp, err = local(ctx)
+			sawLeader = true
+			res, err = local(ctx)
 		case addr != "":
-			resp, err = s.forwardAdmin(ctx, string(addr), string(id), method, payload)
+			sawLeader = true
+			res, err = remote(ctx, string(addr), string(id))
 		default:
 			err = errNotCommitted
 		}
 		if !errors.Is(err, errNotCommitted) {
-			return resp, err
+			return res, err
+		}
+		if errors.Is(err, ErrClockOffset) {
+			clockErr = err
 		}
 		if werr := s.waitForLeader(ctx, attempt); werr != nil {
-			if errors.Is(werr, ErrShuttingDown) {
-				return nil, werr
+			switch {
+			case sawLeader && errors.Is(werr, ErrShuttingDown):
+				return zero, werr
+			case clockErr != nil:
+				return zero, fmt.Errorf("%w; nothing was changed", clockErr)
+			case err != errNotCommitted:
+				return zero, fmt.Errorf("%w: no leader accepted the %s before the deadline (%v)", ErrNoLeader, what, err)
 			}
-			return nil, fmt.Errorf("%w: no leader accepted the membership change before the deadline (%v)", ErrNoLeader, err)
+			return zero, fmt.Errorf("%w: no leader accepted the %s before the deadline", ErrNoLeader, what)
 		}
 	}
 }

@@ -51,10 +51,27 @@ func fastConfig() Config {
 
 func newTestCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
 	t.Helper()
+	c, peers := newListeningCluster(t, "n", n)
+	for _, nd := range c.nodes {
+		c.openStore(nd, peers, tweak)
+	}
+	return c
+}
+
+// newListeningCluster makes n nodes named prefix1..prefixN, each with a data
+// dir and a listening peer port but no store yet, and stops them all when
+// the test ends.
+func newListeningCluster(t testing.TB, prefix string, n int) (*testCluster, []Peer) {
+	t.Helper()
 	c := &testCluster{t: t}
 	var peers []Peer
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			nd.stop()
+		}
+	})
 	for i := 1; i <= n; i++ {
-		nd := &testNode{id: fmt.Sprintf("n%d", i), dataDir: t.TempDir(), clock: time.Now}
+		nd := &testNode{id: fmt.Sprintf("%s%d", prefix, i), dataDir: t.TempDir(), clock: time.Now}
 		nd.net = &cuttableLayer{blocked: map[string]bool{}, conns: map[net.Conn]string{}}
 		mux, err := transport.Listen(transport.Config{BindAddr: "127.0.0.1:0", Logger: testLogger(t, nd.id)})
 		if err != nil {
@@ -64,15 +81,7 @@ func newTestCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
 		peers = append(peers, Peer{ID: nd.id, Addr: nd.addr})
 		c.nodes = append(c.nodes, nd)
 	}
-	for _, nd := range c.nodes {
-		c.openStore(nd, peers, tweak)
-	}
-	t.Cleanup(func() {
-		for _, nd := range c.nodes {
-			nd.stop()
-		}
-	})
-	return c
+	return c, peers
 }
 
 func (c *testCluster) openStore(nd *testNode, peers []Peer, tweak func(*Config)) {

@@ -66,7 +66,7 @@ func (s *Store) admitIdempotent(cmd *fsm.Command) (release func(), ok bool) {
 	if s.fsm.IdempotencyRecorded(cmd.IdemKey, cmd.Now) {
 		return func() {}, true
 	}
-	need := fsm.IdempotencyEntryBytesBound(cmd.IdemKey)
+	need := fsm.IdempotencyCommandBytesBound(cmd)
 	a := &s.idem
 	a.mu.Lock()
 	defer a.mu.Unlock()

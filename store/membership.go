@@ -62,6 +62,9 @@ type NodeInfo struct {
 	// Clock is the node's clock as the answering node measures it (its own
 	// entry: offset 0 and its own verdict).
 	Clock PeerClock
+	// Build is the node's version and formats as it last reported them to
+	// the leader (the answering node's own: always); zero when unknown.
+	Build Build
 }
 
 // maxNodeField bounds each field of a JoinRequest.
@@ -190,6 +193,10 @@ func (s *Store) Nodes(ctx context.Context) ([]NodeInfo, error) {
 		}
 		if st, ok := stats[id]; ok {
 			n.Probed, n.AppliedIndex, n.LastContact, n.Healthy = true, st.applied, st.lastContact, st.healthy
+			n.Build = st.build
+		}
+		if id == s.cfg.NodeID {
+			n.Build = s.localBuild()
 		}
 		out = append(out, n)
 	}
@@ -203,7 +210,7 @@ func (s *Store) Nodes(ctx context.Context) ([]NodeInfo, error) {
 // are made atomic on the leader with lockChanges instead.
 func (s *Store) configuration(ctx context.Context) (raft.Configuration, error) {
 	f := s.raft.GetConfiguration()
-	if _, err := waitFuture(ctx, f); err != nil {
+	if _, err := s.waitFuture(ctx, f); err != nil {
 		if ctx.Err() != nil {
 			return raft.Configuration{}, fmt.Errorf("%w: reading the configuration: %v", ErrTimeout, err)
 		}
@@ -296,7 +303,7 @@ func (s *Store) setNodeAddr(ctx context.Context, id, addr string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errNotCommitted, err)
 	}
-	_, err = s.applyLocal(ctx, fsm.Command{Op: fsm.OpNodeAddr, Key: id, Value: []byte(addr), Now: now})
+	_, err = s.applyLocal(ctx, fsm.Command{Op: fsm.OpNodeAddr, NodeID: id, HTTPAddr: addr, Now: now})
 	return err
 }
 
@@ -330,7 +337,7 @@ func (s *Store) removeAsLeader(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: %s is the only voter", ErrLastVoter, id)
 	case id == s.cfg.NodeID:
 		s.log.Info("removing the leader: transferring leadership first", "id", id)
-		if _, err := waitFuture(ctx, s.leadershipTransfer()); err != nil {
+		if _, err := s.waitFuture(ctx, s.leadershipTransfer()); err != nil {
 			return fmt.Errorf("%w: %v", ErrTransferFailed, err)
 		}
 		return fmt.Errorf("%w: leadership transferred before removing %s", errNotCommitted, id)
@@ -386,7 +393,7 @@ func (s *Store) transferAsLeader(ctx context.Context, id string) error {
 		}
 		f = s.raft.LeadershipTransferToServer(target.ID, target.Address)
 	}
-	if _, err := waitFuture(ctx, f); err != nil {
+	if _, err := s.waitFuture(ctx, f); err != nil {
 		return fmt.Errorf("%w: %v", ErrTransferFailed, err)
 	}
 	s.log.Info("leadership transferred", "to", id)
@@ -398,7 +405,7 @@ func (s *Store) transferAsLeader(ctx context.Context, id string) error {
 // it did not happen and may be retried; a lost leadership or a deadline
 // leaves the outcome unknown.
 func (s *Store) changeConfig(ctx context.Context, f raft.IndexFuture) error {
-	_, err := waitFuture(ctx, f)
+	_, err := s.waitFuture(ctx, f)
 	switch {
 	case err == nil:
 		return nil

@@ -3,102 +3,96 @@ package store
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 )
 
-// handleMembershipRPC serves the methods above; ok is false for any other.
-// The methods that change membership run only for an authenticated member
-// (peerguard.go); the read-only ones answer anyone who reaches the port.
-func (s *Store) handleMembershipRPC(ctx context.Context, method uint8, req []byte) (resp []byte, ok bool, err error) {
-	switch method {
-	case methodJoin, methodRemove, methodTransfer:
-		if err := s.authorizePeer(ctx, method); err != nil {
-			return encodeAdminResponse(err, nil), true, nil
-		}
+// The membership methods (methods.go). Those that change membership run only
+// for an authenticated member (peerguard.go), checked before the request is
+// read; the read-only ones answer anyone who reaches the port.
+
+// serveJoin serves methodJoin: a join, or a member registering its own HTTP
+// address.
+func (s *Store) serveJoin(ctx context.Context, req []byte) ([]byte, error) {
+	if err := s.authorizePeer(ctx, methodJoin); err != nil {
+		return encodeAdminResponse(err, nil), nil
 	}
-	switch method {
-	case methodJoin:
-		jr, register, err := decodeJoinRequest(req)
-		if err != nil {
-			return nil, true, fmt.Errorf("store: bad join request: %w", err)
-		}
-		var body []byte
-		err = jr.validate()
-		if err == nil {
-			err = s.asLeader(func() error {
-				if err := s.authorizeJoinRPC(ctx, jr, register); err != nil { // peerauth.go
-					return err
-				}
-				a, err := s.joinAsLeader(ctx, jr, register)
-				body = []byte{byte(a)}
-				return err
-			})
-		}
-		return encodeAdminResponse(err, body), true, nil
-	case methodRemove, methodTransfer:
-		id, err := decodeIDRequest(req)
-		if err != nil {
-			return nil, true, fmt.Errorf("store: bad membership request: %w", err)
-		}
+	jr, register, err := decodeJoinRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("store: bad join request: %w", err)
+	}
+	var body []byte
+	err = jr.validate()
+	if err == nil {
 		err = s.asLeader(func() error {
-			if method == methodRemove {
-				return s.removeAsLeader(ctx, id)
+			if err := s.authorizeJoinRPC(ctx, jr, register); err != nil { // peerauth.go
+				return err
 			}
-			return s.transferAsLeader(ctx, id)
+			a, err := s.joinAsLeader(ctx, jr, register)
+			body = []byte{byte(a)}
+			return err
 		})
-		return encodeAdminResponse(err, nil), true, nil
-	case methodNodeInfo:
-		return encodeNodeInfo(s.cfg.NodeID, s.cfg.HTTPAddr, s.fsm.AppliedIndex()), true, nil
-	case methodNodeStats:
-		var body []byte
-		err := s.asLeader(func() error {
-			body = encodeNodeStats(s.localLeaderView())
-			return nil
-		})
-		return encodeAdminResponse(err, body), true, nil
 	}
-	return nil, false, nil
+	return encodeAdminResponse(err, body), nil
 }
 
-// adminErrors are the sentinels a membership answer carries by number.
-// Index 0 means none (use the rpc status); never renumber.
-var adminErrors = []error{nil, ErrNodeNotFound, ErrLastVoter, ErrNodeConflict, ErrNotVoter,
-	ErrTransferFailed, ErrInvalidNode, ErrNoLeader, ErrTimeout, ErrPeerUnauthenticated, ErrClockOffset}
+// serveRemove serves methodRemove.
+func (s *Store) serveRemove(ctx context.Context, req []byte) ([]byte, error) {
+	return s.serveIDChange(ctx, methodRemove, req, s.removeAsLeader)
+}
 
-// encodeAdminResponse: format byte 1, rpc status, sentinel number, uvarint
-// len(message), message, then the method's body.
-func encodeAdminResponse(err error, body []byte) []byte {
-	kind := 0
-	for i, e := range adminErrors[1:] {
-		if errors.Is(err, e) {
-			kind = i + 1
-			break
-		}
+// serveTransfer serves methodTransfer.
+func (s *Store) serveTransfer(ctx context.Context, req []byte) ([]byte, error) {
+	return s.serveIDChange(ctx, methodTransfer, req, s.transferAsLeader)
+}
+
+func (s *Store) serveIDChange(ctx context.Context, method uint8, req []byte, change func(context.Context, string) error) ([]byte, error) {
+	if err := s.authorizePeer(ctx, method); err != nil {
+		return encodeAdminResponse(err, nil), nil
 	}
-	msg := errString(err)
-	b := []byte{rpcFormat, byte(statusOf(err)), byte(kind)}
-	b = binary.AppendUvarint(b, uint64(len(msg)))
-	b = append(b, msg...)
+	id, err := decodeIDRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("store: bad membership request: %w", err)
+	}
+	err = s.asLeader(func() error { return change(ctx, id) })
+	return encodeAdminResponse(err, nil), nil
+}
+
+// serveNodeInfo serves methodNodeInfo: this node's ID, HTTP address and
+// applied index.
+func (s *Store) serveNodeInfo(context.Context, []byte) ([]byte, error) {
+	return encodeNodeInfo(s.cfg.NodeID, s.cfg.HTTPAddr, s.fsm.AppliedIndex(), s.localBuild()), nil
+}
+
+// serveNodeStats serves methodNodeStats: the leader's view of every node.
+func (s *Store) serveNodeStats(context.Context, []byte) ([]byte, error) {
+	var body []byte
+	err := s.asLeader(func() error {
+		body = encodeNodeStats(s.localLeaderView())
+		return nil
+	})
+	return encodeAdminResponse(err, body), nil
+}
+
+// encodeAdminResponse: format byte 1, the error's status and sentinel number
+// (wireerror.go), uvarint len(message), message, then the method's body.
+func encodeAdminResponse(err error, body []byte) []byte {
+	w := toWire(err)
+	b := []byte{rpcFormat, byte(w.status), w.kind}
+	b = appendString(b, w.msg)
 	return append(b, body...)
 }
 
+// decodeAdminResponse returns the body of a successful answer, or the error
+// it carries.
 func decodeAdminResponse(b []byte) ([]byte, error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != rpcFormat && d.err == nil {
-		return nil, fmt.Errorf("%w: membership answer in unsupported format %d", ErrOutcomeUnknown, v)
-	}
-	st := rpcStatus(d.byte())
-	kind := int(d.byte())
-	msg := string(d.bytes())
+	d.format(rpcFormat)
+	w := wireError{status: rpcStatus(d.byte()), kind: d.byte(), msg: d.string()}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: malformed membership answer: %v", ErrOutcomeUnknown, d.err)
 	}
-	if kind > 0 && kind < len(adminErrors) {
-		return nil, fmt.Errorf("%w: leader: %s", adminErrors[kind], msg)
-	}
-	if err := statusError(st, msg); err != nil {
+	if err := w.err(); err != nil {
 		return nil, err
 	}
 	return d.b, nil
@@ -109,46 +103,38 @@ func decodeAdminResponse(b []byte) ([]byte, error) {
 func encodeJoinRequest(r JoinRequest, register bool) []byte {
 	b := []byte{rpcFormat, flag(register)}
 	for _, s := range []string{r.ID, r.PeerAddr, r.HTTPAddr} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
+		b = appendString(b, s)
 	}
 	return b
 }
 
 func decodeJoinRequest(b []byte) (JoinRequest, bool, error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != rpcFormat {
-		return JoinRequest{}, false, fmt.Errorf("unsupported format %d", v)
-	}
+	d.format(rpcFormat)
 	mode := d.byte()
-	r := JoinRequest{ID: string(d.bytes()), PeerAddr: string(d.bytes()), HTTPAddr: string(d.bytes())}
-	switch {
-	case d.err != nil:
-		return JoinRequest{}, false, d.err
-	case mode > 1:
-		return JoinRequest{}, false, fmt.Errorf("unsupported mode %d", mode)
-	case len(d.b) != 0:
-		return JoinRequest{}, false, errors.New("trailing bytes")
+	r := JoinRequest{ID: d.string(), PeerAddr: d.string(), HTTPAddr: d.string()}
+	if d.err == nil && mode > 1 {
+		d.err = fmt.Errorf("unsupported mode %d", mode)
+	}
+	if err := d.done(); err != nil {
+		return JoinRequest{}, false, err
 	}
 	return r, mode == 1, nil
 }
 
+// encodeIDRequest: format byte 1, uvarint-length-prefixed server id.
 func encodeIDRequest(id string) []byte {
-	b := []byte{rpcFormat}
-	b = binary.AppendUvarint(b, uint64(len(id)))
-	return append(b, id...)
+	return appendString([]byte{rpcFormat}, id)
 }
 
 func decodeIDRequest(b []byte) (string, error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != rpcFormat {
-		return "", fmt.Errorf("unsupported format %d", v)
+	d.format(rpcFormat)
+	id := d.string()
+	if err := d.done(); err != nil {
+		return "", err
 	}
-	id := string(d.bytes())
-	if d.err == nil && len(d.b) != 0 {
-		return "", errors.New("trailing bytes")
-	}
-	return id, d.err
+	return id, nil
 }
 
 // nodeInfo is one node's answer to the leader's probe.
@@ -156,23 +142,27 @@ type nodeInfo struct {
 	id       string
 	httpAddr string
 	applied  uint64
+	build    Build // zero from a node that predates it
 }
 
-func encodeNodeInfo(id, httpAddr string, applied uint64) []byte {
-	b := []byte{rpcFormat}
-	b = binary.AppendUvarint(b, uint64(len(id)))
-	b = append(b, id...)
-	b = binary.AppendUvarint(b, uint64(len(httpAddr)))
-	b = append(b, httpAddr...)
-	return binary.AppendUvarint(b, applied)
+// encodeNodeInfo: format byte 1, id, HTTP address, uvarint applied index,
+// then the build section (build.go), which older decoders leave unread.
+func encodeNodeInfo(id, httpAddr string, applied uint64, build Build) []byte {
+	b := appendString([]byte{rpcFormat}, id)
+	b = appendString(b, httpAddr)
+	b = binary.AppendUvarint(b, applied)
+	return appendBuild(b, build)
 }
 
+// decodeNodeInfo ignores bytes after the fields it knows: a node of a later
+// build may say more about itself.
 func decodeNodeInfo(b []byte) (nodeInfo, error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != rpcFormat {
-		return nodeInfo{}, fmt.Errorf("unsupported format %d", v)
+	d.format(rpcFormat)
+	n := nodeInfo{id: d.string(), httpAddr: d.string(), applied: d.uvarint()}
+	if d.err == nil && len(d.b) > 0 {
+		n.build = d.build()
 	}
-	n := nodeInfo{id: string(d.bytes()), httpAddr: string(d.bytes()), applied: d.uvarint()}
 	return n, d.err
 }
 
@@ -181,18 +171,25 @@ type nodeStat struct {
 	applied     uint64
 	lastContact time.Duration
 	healthy     bool
+	build       Build // zero when unknown
 }
 
 // encodeNodeStats: uvarint count, then per node: uvarint-prefixed id,
-// uvarint applied, uvarint last contact in ms, healthy byte.
+// uvarint applied, uvarint last contact in ms, healthy byte. Then, unread by
+// builds that predate it, a uvarint count of builds and per node its
+// uvarint-prefixed id and build section (build.go).
 func encodeNodeStats(stats map[string]nodeStat) []byte {
 	b := binary.AppendUvarint(nil, uint64(len(stats)))
 	for id, st := range stats {
-		b = binary.AppendUvarint(b, uint64(len(id)))
-		b = append(b, id...)
+		b = appendString(b, id)
 		b = binary.AppendUvarint(b, st.applied)
 		b = binary.AppendUvarint(b, uint64(st.lastContact.Milliseconds()))
 		b = append(b, flag(st.healthy))
+	}
+	b = binary.AppendUvarint(b, uint64(len(stats)))
+	for id, st := range stats {
+		b = appendString(b, id)
+		b = appendBuild(b, st.build)
 	}
 	return b
 }
@@ -205,9 +202,21 @@ func decodeNodeStats(b []byte) (map[string]nodeStat, error) {
 	}
 	out := make(map[string]nodeStat, n)
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		id := string(d.bytes())
+		id := d.string()
 		st := nodeStat{applied: d.uvarint(), lastContact: time.Duration(d.uvarint()) * time.Millisecond, healthy: d.byte() != 0}
 		out[id] = st
+	}
+	if d.err != nil || len(d.b) == 0 {
+		return out, d.err
+	}
+	builds := d.uvarint()
+	for i := uint64(0); i < builds && d.err == nil; i++ {
+		id := d.string()
+		b := d.build()
+		if st, ok := out[id]; ok && d.err == nil {
+			st.build = b
+			out[id] = st
+		}
 	}
 	return out, d.err
 }

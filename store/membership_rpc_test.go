@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/quorumkv/quorumkv/fsm"
 )
 
 func TestMembershipWireFormats(t *testing.T) {
@@ -25,10 +28,13 @@ func TestMembershipWireFormats(t *testing.T) {
 	}
 
 	// Every membership sentinel survives the trip from leader to follower.
-	for _, sentinel := range adminErrors[1:] {
-		_, err := decodeAdminResponse(encodeAdminResponse(sentinel, nil))
-		if !errors.Is(err, sentinel) {
-			t.Fatalf("%v crossed the wire as %v", sentinel, err)
+	for _, row := range wireErrors {
+		if row.kind == 0 {
+			continue
+		}
+		_, err := decodeAdminResponse(encodeAdminResponse(row.err, nil))
+		if !errors.Is(err, row.err) {
+			t.Fatalf("%v crossed the wire as %v", row.err, err)
 		}
 	}
 	if _, err := decodeAdminResponse(encodeAdminResponse(errNotCommitted, nil)); !errors.Is(err, errNotCommitted) {
@@ -44,27 +50,47 @@ func TestMembershipWireFormats(t *testing.T) {
 		t.Fatalf("truncated answer: %v", err)
 	}
 
-	stats := map[string]nodeStat{"n1": {applied: 9, healthy: true}, "n2": {applied: 7, lastContact: 1500 * time.Millisecond}}
+	build := Build{Version: "0.2.0", Formats: fsm.SupportedFormats()}
+	stats := map[string]nodeStat{"n1": {applied: 9, healthy: true, build: build}, "n2": {applied: 7, lastContact: 1500 * time.Millisecond}}
 	got, err := decodeNodeStats(encodeNodeStats(stats))
 	if err != nil || len(got) != 2 || got["n2"] != stats["n2"] || got["n1"] != stats["n1"] {
 		t.Fatalf("stats round trip: %v %v", got, err)
 	}
-	info, err := decodeNodeInfo(encodeNodeInfo("n3", "http://x", 42))
-	if err != nil || info != (nodeInfo{id: "n3", httpAddr: "http://x", applied: 42}) {
+	info, err := decodeNodeInfo(encodeNodeInfo("n3", "http://x", 42, build))
+	if err != nil || info != (nodeInfo{id: "n3", httpAddr: "http://x", applied: 42, build: build}) {
 		t.Fatalf("node info round trip: %+v %v", info, err)
 	}
 }
 
-func TestRPCMethodNumbersAreUnique(t *testing.T) {
-	seen := map[uint8]string{}
-	for name, m := range map[string]uint8{
-		"write": methodWrite, "readIndex": methodReadIndex, "restore": methodRestore, "readAt": methodReadAt, "readIndexGet": methodReadIndexGet,
-		"join": methodJoin, "remove": methodRemove, "transfer": methodTransfer,
-		"nodeInfo": methodNodeInfo, "nodeStats": methodNodeStats, "clockPing": methodClockPing,
-	} {
-		if other, dup := seen[m]; dup {
-			t.Fatalf("rpc methods %s and %s share number %d", name, other, m)
-		}
-		seen[m] = name
+// TestBuildTravelsBackwardsCompatibly checks both directions of a rolling
+// upgrade: the build section follows the exact bytes a node without it
+// sends (whose decoders stop before it), and an answer without it decodes
+// with the build unknown.
+func TestBuildTravelsBackwardsCompatibly(t *testing.T) {
+	build := Build{Version: "0.2.0", Formats: fsm.SupportedFormats()}
+	old := []byte{rpcFormat, 2, 'n', '3', 0, 42} // id "n3", no HTTP address, applied 42
+	cur := encodeNodeInfo("n3", "", 42, build)
+	if !bytes.HasPrefix(cur, old) {
+		t.Fatalf("node info %x does not start with the older layout %x", cur, old)
+	}
+	if info, err := decodeNodeInfo(old); err != nil || info != (nodeInfo{id: "n3", applied: 42}) {
+		t.Fatalf("older node info: %+v %v", info, err)
+	}
+	oldStats := []byte{1, 2, 'n', '1', 9, 0, 1} // one node: n1, applied 9, contact 0, healthy
+	curStats := encodeNodeStats(map[string]nodeStat{"n1": {applied: 9, healthy: true, build: build}})
+	if !bytes.HasPrefix(curStats, oldStats) {
+		t.Fatalf("node stats %x does not start with the older layout %x", curStats, oldStats)
+	}
+	if got, err := decodeNodeStats(oldStats); err != nil || got["n1"] != (nodeStat{applied: 9, healthy: true}) {
+		t.Fatalf("older node stats: %+v %v", got, err)
+	}
+	// A newer build may add fields to the section: they are skipped.
+	longer := encodeNodeInfo("n3", "", 42, build)
+	longer = longer[:len(old)]
+	sec := appendBuild(nil, build)[1:]
+	sec = append(sec, 7, 7, 7)
+	longer = appendString(longer, string(sec))
+	if info, err := decodeNodeInfo(longer); err != nil || info.build != build {
+		t.Fatalf("extended build section: %+v %v", info, err)
 	}
 }

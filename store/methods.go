@@ -1,5 +1,7 @@
 package store
 
+import "context"
+
 // The peer RPC methods this node serves on the peer port (transport's RPC
 // protocol), all numbered here. A number is part of the wire protocol: nodes
 // of an older build send and expect these values, so a number is never
@@ -45,4 +47,56 @@ const (
 	// methodClockPing: any node answers its wall clock (request: empty;
 	// answer: format byte, varint Unix nanoseconds; clock_measure.go).
 	methodClockPing uint8 = 24
+
+	// Dashboard (40-44, report.go).
+
+	// methodNodeReport: any member answers its own NodeReport (request:
+	// format byte; answer: format byte, JSON) for GET /cluster/overview.
+	// Served to authenticated members only.
+	methodNodeReport uint8 = 40
 )
+
+// Numbers set aside for work in progress, so that parallel changes do not
+// take the same one: 30-34 watch, 35-39 transactions, 40-44 dashboard,
+// 45-49 follower reads, 50-59 clients and adoption. A method is added here,
+// with its name in methodNames and its handler in peerHandlers.
+
+// methodNames names each method in logs and in the forwarded-request metrics
+// (the kind label of quorumkv_forwarded_requests_total).
+var methodNames = map[uint8]string{
+	methodWrite:        "write",
+	methodReadIndex:    "read_index",
+	methodReadAt:       "read",
+	methodReadIndexGet: "read_index_get",
+	methodRestore:      "restore",
+	methodJoin:         "join",
+	methodRemove:       "remove",
+	methodTransfer:     "transfer",
+	methodNodeInfo:     "node_info",
+	methodNodeStats:    "node_stats",
+	methodClockPing:    "clock_ping",
+	methodNodeReport:   "node_report",
+}
+
+// rpcHandler serves one method: it decodes the request, answers in the
+// method's format, and returns an error only for a request it cannot read
+// (the transport then answers with the error and the caller gives up).
+type rpcHandler func(ctx context.Context, req []byte) ([]byte, error)
+
+// peerHandlers is the dispatch table handleRPC serves from, made once by Open.
+func (s *Store) peerHandlers() map[uint8]rpcHandler {
+	return map[uint8]rpcHandler{
+		methodWrite:        s.serveWrite,
+		methodReadIndex:    s.serveReadIndex,
+		methodReadAt:       s.handleReadAtRPC,
+		methodReadIndexGet: s.handleReadIndexGetRPC,
+		methodRestore:      s.serveRestore,
+		methodJoin:         s.serveJoin,
+		methodRemove:       s.serveRemove,
+		methodTransfer:     s.serveTransfer,
+		methodNodeInfo:     s.serveNodeInfo,
+		methodNodeStats:    s.serveNodeStats,
+		methodClockPing:    s.handleClockPing,
+		methodNodeReport:   s.handleNodeReport,
+	}
+}

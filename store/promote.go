@@ -27,6 +27,7 @@ import (
 type peerProbe struct {
 	addr     string // the peer address the last successful probe reached
 	applied  uint64
+	build    Build
 	at       time.Time // last successful probe; zero if none this term
 	inflight bool
 }
@@ -66,7 +67,7 @@ func (m *memberMonitor) start(id string) bool {
 	return true
 }
 
-func (m *memberMonitor) finish(id, addr string, applied uint64, ok bool) {
+func (m *memberMonitor) finish(id, addr string, info nodeInfo, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := m.probes[id]
@@ -75,7 +76,7 @@ func (m *memberMonitor) finish(id, addr string, applied uint64, ok bool) {
 	}
 	p.inflight = false
 	if ok {
-		p.addr, p.applied, p.at = addr, applied, time.Now()
+		p.addr, p.applied, p.build, p.at = addr, info.applied, info.build, time.Now()
 	}
 }
 
@@ -154,7 +155,7 @@ func (s *Store) monitorRound(ctx context.Context, wg *sync.WaitGroup) {
 				info, err = decodeNodeInfo(resp)
 			}
 			// An answer from another ID at that address is not this server.
-			s.mon.finish(string(srv.ID), string(srv.Address), info.applied, err == nil && info.id == string(srv.ID))
+			s.mon.finish(string(srv.ID), string(srv.Address), info, err == nil && info.id == string(srv.ID))
 		}(srv)
 	}
 	s.promote(ctx)
@@ -205,7 +206,7 @@ func (s *Store) promote(ctx context.Context) {
 // localLeaderView is the monitor's view of every server; the leader itself
 // is always healthy with lag 0.
 func (s *Store) localLeaderView() map[string]nodeStat {
-	out := map[string]nodeStat{s.cfg.NodeID: {applied: s.fsm.AppliedIndex(), healthy: true}}
+	out := map[string]nodeStat{s.cfg.NodeID: {applied: s.fsm.AppliedIndex(), healthy: true, build: s.localBuild()}}
 	s.mon.mu.Lock()
 	defer s.mon.mu.Unlock()
 	for id, p := range s.mon.probes {
@@ -213,7 +214,7 @@ func (s *Store) localLeaderView() map[string]nodeStat {
 			continue
 		}
 		since := time.Since(p.at)
-		out[id] = nodeStat{applied: p.applied, lastContact: since, healthy: since <= s.healthWindow()}
+		out[id] = nodeStat{applied: p.applied, lastContact: since, healthy: since <= s.healthWindow(), build: p.build}
 	}
 	return out
 }
@@ -262,14 +263,7 @@ func (s *Store) registerLoop() {
 			return
 		}
 		if addr, _ := s.raft.LeaderWithID(); addr != "" {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			go func() {
-				select {
-				case <-s.closing:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
+			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 			_, err := s.viaLeader(ctx, methodJoin, encodeJoinRequest(req, true), func(ctx context.Context) ([]byte, error) {
 				a, err := s.joinAsLeader(ctx, req, true)
 				return []byte{byte(a)}, err

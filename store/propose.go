@@ -80,7 +80,7 @@ func (s *Store) propose(ctx context.Context, cmd fsm.Command) (interface{}, uint
 		if p.state.CompareAndSwap(proposalQueued, proposalAbandoned) {
 			return nil, 0, fmt.Errorf("%w: node shutting down", errNotCommitted)
 		}
-		r = <-p.done // raft's shutdown resolves every proposed entry
+		r = <-p.done // answered by the close at the latest (bindToClose)
 	}
 	s.metrics.proposed(cmd.Op, time.Since(start), r.err)
 	if r.err != nil {
@@ -141,7 +141,8 @@ func (s *Store) runProposer() {
 }
 
 // proposeBatch hands batch to raft as one entry and starts the goroutine that
-// delivers each write its result and frees the batch's in-flight slot.
+// delivers each write its result and frees the batch's in-flight slot
+// (counted in s.tasks, so Close waits for it).
 func (s *Store) proposeBatch(batch []*proposal) {
 	cmd := batch[0].cmd
 	if len(batch) >= fsm.MinBatch {
@@ -152,8 +153,9 @@ func (s *Store) proposeBatch(batch []*proposal) {
 		cmd = fsm.Command{Op: fsm.OpBatch, Now: ws[0].Now, Batch: ws}
 	}
 	f := s.raft.Apply(cmd.Encode(), proposeEnqueueTimeout)
+	s.bindToClose(f)
 	s.metrics.writeBatch.Observe(float64(len(batch)))
-	go func() {
+	s.spawn(func() {
 		err := f.Error()
 		<-s.batchSlots
 		var resp interface{}
@@ -176,5 +178,5 @@ func (s *Store) proposeBatch(batch []*proposal) {
 			}
 			p.done <- proposalResult{resp: br.Results[i], index: index}
 		}
-	}()
+	})
 }

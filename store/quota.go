@@ -36,28 +36,49 @@ func (s *Store) checkQuota(req writeRequest, now int64) error {
 	if s.cfg.MaxKeys == 0 && s.cfg.MaxDataBytes == 0 {
 		return nil
 	}
-	var newSize int64
-	switch req.op {
-	case fsm.OpSet:
-		newSize = int64(len(req.key) + len(req.value))
-	case fsm.OpIncr:
-		newSize = int64(len(req.key) + maxIncrBytes)
-	default:
+	ops := []writeRequest{req}
+	if req.op == fsm.OpTxn {
+		ops = req.txn.ops // a transaction counts what all its writes add
+	}
+	sizes := make([]int64, len(ops))
+	var maxGrowth, maxAdded int64
+	for i, op := range ops {
+		switch op.op {
+		case fsm.OpSet:
+			sizes[i] = int64(len(op.key) + len(op.value))
+		case fsm.OpIncr:
+			sizes[i] = int64(len(op.key) + maxIncrBytes)
+		default:
+			continue
+		}
+		maxGrowth += sizes[i]
+		maxAdded++
+	}
+	if maxAdded == 0 {
 		return nil
 	}
 	q := s.Quota()
-	if (q.MaxKeys == 0 || q.Keys < q.MaxKeys) && (q.MaxData == 0 || q.DataBytes+newSize <= q.MaxData) {
-		return nil // fits even as a new key: the common case costs one read lock
+	if (q.MaxKeys == 0 || q.Keys+maxAdded <= q.MaxKeys) && (q.MaxData == 0 || q.DataBytes+maxGrowth <= q.MaxData) {
+		return nil // fits even as new keys: the common case costs one read lock
 	}
-	oldSize, stored := s.fsm.Footprint(req.key)
-	growth := newSize - oldSize
-	if stored && growth <= 0 {
+	var growth, added int64
+	for i, op := range ops {
+		if sizes[i] == 0 {
+			continue
+		}
+		oldSize, stored := s.fsm.Footprint(op.key)
+		growth += sizes[i] - oldSize
+		if !stored {
+			added++
+		}
+	}
+	if added == 0 && growth <= 0 {
 		return nil
 	}
 	var err error
 	var limit string
 	switch {
-	case !stored && q.MaxKeys > 0 && q.Keys >= q.MaxKeys:
+	case added > 0 && q.MaxKeys > 0 && q.Keys+added > q.MaxKeys:
 		limit = "keys"
 		err = fmt.Errorf("%w: %d keys stored, the limit is %d (--max-keys); delete keys, let them expire, or raise the limit",
 			ErrQuotaExceeded, q.Keys, q.MaxKeys)

@@ -250,15 +250,8 @@ func (s *Store) remoteReadLoop() {
 			answer(readIndexResult{err: errNotReadyLeader})
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), remoteReadTimeout)
+		ctx, cancel := context.WithTimeout(s.ctx, remoteReadTimeout)
 		defer cancel()
-		go func() {
-			select {
-			case <-s.closing:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		var keys []string
 		seen := make(map[string]bool)
 		for _, req := range batch {
@@ -300,15 +293,15 @@ func (s *Store) remoteReadIndex(ctx context.Context, addr string) (uint64, int64
 		}
 		return 0, 0, err
 	}
-	idx, now, st, msg, err := decodeReadIndexResponse(payload)
+	idx, now, w, err := decodeReadIndexResponse(payload)
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: malformed read index answer: %w", err)
 	}
-	if st == statusClockOffset {
-		return 0, 0, fmt.Errorf("%w: %w: leader: %s", errNotReadyLeader, ErrClockOffset, msg)
+	if w.status == statusClockOffset {
+		return 0, 0, fmt.Errorf("%w: %w: leader: %s", errNotReadyLeader, ErrClockOffset, w.msg)
 	}
-	if st != statusOK {
-		return 0, 0, fmt.Errorf("%w: leader: %s", errNotReadyLeader, msg)
+	if w.status != statusOK {
+		return 0, 0, fmt.Errorf("%w: leader: %s", errNotReadyLeader, w.msg)
 	}
 	return idx, now, nil
 }

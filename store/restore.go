@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/quorumkv/quorumkv/fsm"
-	"github.com/quorumkv/quorumkv/transport"
 )
 
 // RestoreOptions modify an online restore.
@@ -101,7 +100,7 @@ func (s *Store) Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (
 	for {
 		n, rerr := io.ReadFull(body, buf)
 		if n > 0 || seq == 0 {
-			res, err := s.proposeRestore(ctx, fsm.Command{Op: fsm.OpRestoreChunk, RestoreID: id, RestoreSeq: seq, Value: buf[:n]})
+			res, err := s.proposeRestore(ctx, fsm.Command{Op: fsm.OpRestoreChunk, RestoreID: id, RestoreSeq: seq, RestoreData: buf[:n]})
 			if err == nil && res.Busy {
 				// Nothing of ours is staged: another restore holds the area.
 				return RestoreResult{Backup: info}, fmt.Errorf("%w: %s", ErrRestoreInProgress, res.Reason)
@@ -193,28 +192,11 @@ func (s *Store) abortRestore(id uint64) {
 // it when this node does not lead), retrying attempts that certainly did not
 // commit until ctx ends.
 func (s *Store) proposeRestore(ctx context.Context, cmd fsm.Command) (fsm.RestoreResult, error) {
-	for attempt := 0; ; attempt++ {
-		var res fsm.RestoreResult
-		var err error
-		addr, id := s.raft.LeaderWithID()
-		switch {
-		case s.raft.State() == raft.Leader:
-			res, err = s.restoreAsLeader(ctx, cmd)
-		case addr != "":
-			res, err = s.forwardRestore(ctx, string(addr), string(id), cmd)
-		default:
-			err = errNotCommitted
-		}
-		if !errors.Is(err, errNotCommitted) {
-			return res, err
-		}
-		if werr := s.waitForLeader(ctx, attempt); werr != nil {
-			if errors.Is(werr, ErrShuttingDown) {
-				return res, werr
-			}
-			return res, fmt.Errorf("%w: no leader accepted the restore before the deadline", ErrNoLeader)
-		}
-	}
+	return throughLeader(ctx, s, "restore",
+		func(ctx context.Context) (fsm.RestoreResult, error) { return s.restoreAsLeader(ctx, cmd) },
+		func(ctx context.Context, addr, id string) (fsm.RestoreResult, error) {
+			return s.forwardRestore(ctx, addr, id, cmd)
+		})
 }
 
 // restoreAsLeader stamps cmd with this leader's clock and commits it.
@@ -238,16 +220,13 @@ func (s *Store) restoreAsLeader(ctx context.Context, cmd fsm.Command) (fsm.Resto
 func (s *Store) forwardRestore(ctx context.Context, addr, id string, cmd fsm.Command) (fsm.RestoreResult, error) {
 	payload, err := s.callLeader(ctx, addr, methodRestore, cmd.Encode())
 	if err != nil {
-		if errors.Is(err, transport.ErrNotSent) {
-			return fsm.RestoreResult{}, fmt.Errorf("%w: forward to leader %s: %v", errNotCommitted, id, err)
-		}
-		return fsm.RestoreResult{}, fmt.Errorf("%w: forwarded to leader %s, no answer: %v", ErrOutcomeUnknown, id, err)
+		return fsm.RestoreResult{}, unsent(id, err)
 	}
-	res, st, msg, err := decodeRestoreResponse(payload)
+	res, w, err := decodeRestoreResponse(payload)
 	if err != nil {
 		return fsm.RestoreResult{}, fmt.Errorf("%w: leader %s sent a malformed answer: %v", ErrOutcomeUnknown, id, err)
 	}
-	if err := statusError(st, msg); err != nil {
+	if err := w.err(); err != nil {
 		return fsm.RestoreResult{}, err
 	}
 	return res, nil
@@ -270,23 +249,17 @@ func (s *Store) handleRestoreRPC(ctx context.Context, req []byte) ([]byte, error
 	} else {
 		res, err = s.restoreAsLeader(ctx, cmd)
 	}
-	return encodeRestoreResponse(res, statusOf(err), errString(err)), nil
+	return encodeRestoreResponse(res, toWire(err)), nil
 }
 
 // Restore answer: status byte, uvarint len(msg) msg, ok byte,
 // uvarint len(reason) reason, uvarint entries, uvarint revision, then a flags
-// byte (bit 0: busy). A leader that predates the flags byte omits it.
-func encodeRestoreResponse(res fsm.RestoreResult, st rpcStatus, msg string) []byte {
-	b := []byte{byte(st)}
-	b = binary.AppendUvarint(b, uint64(len(msg)))
-	b = append(b, msg...)
-	ok := byte(0)
-	if res.OK {
-		ok = 1
-	}
-	b = append(b, ok)
-	b = binary.AppendUvarint(b, uint64(len(res.Reason)))
-	b = append(b, res.Reason...)
+// byte (bit 0: busy). It has no format byte (the first restore answers had
+// none); a leader that predates the flags byte omits it.
+func encodeRestoreResponse(res fsm.RestoreResult, w wireError) []byte {
+	b := appendString([]byte{byte(w.status)}, w.msg)
+	b = append(b, flag(res.OK))
+	b = appendString(b, res.Reason)
 	b = binary.AppendUvarint(b, uint64(res.Entries))
 	b = binary.AppendUvarint(b, res.Revision)
 	var flags byte
@@ -298,47 +271,19 @@ func encodeRestoreResponse(res fsm.RestoreResult, st rpcStatus, msg string) []by
 
 const restoreFlagBusy = 1 << 0
 
-func decodeRestoreResponse(b []byte) (fsm.RestoreResult, rpcStatus, string, error) {
-	var res fsm.RestoreResult
-	bad := errors.New("truncated or malformed restore answer")
-	if len(b) < 1 {
-		return res, 0, "", bad
-	}
-	st := rpcStatus(b[0])
-	b = b[1:]
-	str := func() (string, bool) {
-		n, w := binary.Uvarint(b)
-		if w <= 0 || n > uint64(len(b)-w) {
-			return "", false
+func decodeRestoreResponse(b []byte) (fsm.RestoreResult, wireError, error) {
+	d := decoder{b: b}
+	w := wireError{status: rpcStatus(d.byte()), msg: d.string()}
+	res := fsm.RestoreResult{OK: d.byte() == 1, Reason: d.string(), Entries: int(d.uvarint()), Revision: d.uvarint()}
+	if d.err == nil && len(d.b) > 0 { // the flags byte
+		flags := d.byte()
+		if flags&^restoreFlagBusy != 0 {
+			d.err = fmt.Errorf("unknown restore flags %#x", flags)
 		}
-		s := string(b[w : w+int(n)])
-		b = b[w+int(n):]
-		return s, true
+		res.Busy = flags&restoreFlagBusy != 0
 	}
-	msg, ok := str()
-	if !ok || len(b) < 1 {
-		return res, 0, "", bad
+	if err := d.done(); err != nil {
+		return fsm.RestoreResult{}, wireError{}, fmt.Errorf("truncated or malformed restore answer: %w", err)
 	}
-	res.OK = b[0] == 1
-	b = b[1:]
-	if res.Reason, ok = str(); !ok {
-		return res, 0, "", bad
-	}
-	entries, w := binary.Uvarint(b)
-	if w <= 0 {
-		return res, 0, "", bad
-	}
-	b = b[w:]
-	rev, w := binary.Uvarint(b)
-	if w <= 0 {
-		return res, 0, "", bad
-	}
-	switch b = b[w:]; {
-	case len(b) == 1 && b[0]&^restoreFlagBusy == 0:
-		res.Busy = b[0]&restoreFlagBusy != 0
-	case len(b) != 0:
-		return res, 0, "", bad
-	}
-	res.Entries, res.Revision = int(entries), rev
-	return res, st, msg, nil
+	return res, w, nil
 }

@@ -247,7 +247,7 @@ func TestOneRestoreAtATime(t *testing.T) {
 
 	// Another node: a restore is staged in the cluster (its proposer is
 	// elsewhere and still sending chunks).
-	staged, err := l.store.proposeRestore(ctxTimeout(t, 10*time.Second), fsm.Command{Op: fsm.OpRestoreChunk, RestoreID: 99, RestoreSeq: 0, Value: []byte("partial")})
+	staged, err := l.store.proposeRestore(ctxTimeout(t, 10*time.Second), fsm.Command{Op: fsm.OpRestoreChunk, RestoreID: 99, RestoreSeq: 0, RestoreData: []byte("partial")})
 	if err != nil || !staged.OK {
 		t.Fatalf("staging a chunk: %+v %v", staged, err)
 	}
@@ -280,18 +280,18 @@ func TestRestoreResponseCarriesBusy(t *testing.T) {
 		{OK: true, Entries: 7, Revision: 42},
 		{Busy: true, Reason: "restore 1f is in progress"},
 	} {
-		b := encodeRestoreResponse(res, statusOK, "")
-		got, st, msg, err := decodeRestoreResponse(b)
-		if err != nil || st != statusOK || msg != "" || got.OK != res.OK || got.Busy != res.Busy || got.Reason != res.Reason || got.Revision != res.Revision || got.Entries != res.Entries {
-			t.Fatalf("round trip of %+v: %+v %v %q %v", res, got, st, msg, err)
+		b := encodeRestoreResponse(res, wireError{})
+		got, w, err := decodeRestoreResponse(b)
+		if err != nil || w != (wireError{}) || got.OK != res.OK || got.Busy != res.Busy || got.Reason != res.Reason || got.Revision != res.Revision || got.Entries != res.Entries {
+			t.Fatalf("round trip of %+v: %+v %+v %v", res, got, w, err)
 		}
-		if got, _, _, err := decodeRestoreResponse(b[:len(b)-1]); err != nil || got.Busy {
+		if got, _, err := decodeRestoreResponse(b[:len(b)-1]); err != nil || got.Busy {
 			t.Fatalf("answer without the flags byte: %+v %v", got, err)
 		}
 	}
-	b := encodeRestoreResponse(fsm.RestoreResult{OK: true}, statusOK, "")
+	b := encodeRestoreResponse(fsm.RestoreResult{OK: true}, wireError{})
 	for _, bad := range [][]byte{append(bytes.Clone(b[:len(b)-1]), 0x80), append(bytes.Clone(b), 0)} {
-		if _, _, _, err := decodeRestoreResponse(bad); err == nil {
+		if _, _, err := decodeRestoreResponse(bad); err == nil {
 			t.Fatalf("decoded %x", bad)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/hashicorp/raft"
 
@@ -17,9 +16,11 @@ import (
 // besides its value: the transport's 21-byte frame header and the request's
 // fields at their largest (a MaxKeyBytes key, a MaxIdempotencyKeyBytes key
 // with its longest caller scope,
-// the fingerprint, varints at full width), with room to spare.
-// TestWriteFrameFitsLargestValue checks the sum.
-const writeFrameOverhead = 4 << 10
+// the fingerprint, varints at full width), with room to spare; and a
+// transaction's, whose values together obey the same value limit but whose
+// keys (up to MaxTxnItems operations and as many checks, MaxKeyBytes each)
+// come on top. TestWriteFrameFitsLargestValue checks the sum.
+const writeFrameOverhead = 256 << 10
 
 // FrameBytesFor is the smallest peer-port frame limit
 // (transport.Config.MaxFrameBytes) that carries a forwarded write of a
@@ -29,139 +30,50 @@ func FrameBytesFor(maxValueBytes int64) int {
 	return int(maxValueBytes) + writeFrameOverhead
 }
 
-// rpcStatus is the outcome class of a forwarded call; it carries the meaning of
-// the store's sentinel errors across the wire.
-type rpcStatus uint8
-
-const (
-	statusOK             rpcStatus = 0
-	statusNotCommitted   rpcStatus = 1 // not leader / not enqueued: retry at the leader
-	statusOutcomeUnknown rpcStatus = 2
-	statusShuttingDown   rpcStatus = 3 // the leader is stopping; nothing committed by this call
-	statusFailed         rpcStatus = 4 // any other error; message says what
-	// statusClockOffset: not committed because the leader's clock is out of
-	// bound (clock.go); retry once leadership has moved.
-	statusClockOffset rpcStatus = 5
-	// statusQuotaExceeded: ErrQuotaExceeded, refused and nothing written.
-	statusQuotaExceeded rpcStatus = 6
-	// statusInvalid + n: the leader refused the write as breaking a rule
-	// (validationErrors[n], validate.go); the message is the reason. Nothing
-	// was proposed. A follower that predates it reads statusFailed's meaning.
-	statusInvalid rpcStatus = 16
-	// statusUnauthenticated: the leader refused the request because the
-	// connection it came on is not a member's (ErrPeerUnauthenticated).
-	statusUnauthenticated rpcStatus = 32
-)
-
-func statusOf(err error) rpcStatus {
-	switch {
-	case err == nil:
-		return statusOK
-	case errors.Is(err, ErrClockOffset):
-		return statusClockOffset
-	case errors.Is(err, errNotCommitted), errors.Is(err, errNotReadyLeader):
-		return statusNotCommitted
-	case errors.Is(err, ErrOutcomeUnknown):
-		return statusOutcomeUnknown
-	case errors.Is(err, ErrShuttingDown):
-		return statusShuttingDown
-	case errors.Is(err, ErrQuotaExceeded):
-		return statusQuotaExceeded
-	case errors.Is(err, ErrPeerUnauthenticated):
-		return statusUnauthenticated
-	}
-	var ie *InvalidError
-	if errors.As(err, &ie) {
-		for i, e := range validationErrors[1:] {
-			if ie.Err == e {
-				return statusInvalid + rpcStatus(i+1)
-			}
-		}
-	}
-	return statusFailed
-}
-
-// statusError turns a remote status back into this node's error values.
-// A leader that is shutting down did not commit: the caller retries elsewhere.
-func statusError(st rpcStatus, msg string) error {
-	switch st {
-	case statusOK:
-		return nil
-	case statusNotCommitted, statusShuttingDown:
-		return fmt.Errorf("%w: leader: %s", errNotCommitted, msg)
-	case statusOutcomeUnknown:
-		return fmt.Errorf("%w: leader: %s", ErrOutcomeUnknown, msg)
-	case statusQuotaExceeded:
-		return fmt.Errorf("%w: %s", ErrQuotaExceeded, strings.TrimPrefix(msg, ErrQuotaExceeded.Error()+": "))
-	case statusClockOffset:
-		return fmt.Errorf("%w: %w: leader: %s", errNotCommitted, ErrClockOffset, msg)
-	case statusUnauthenticated:
-		return fmt.Errorf("%w: leader: %s", ErrPeerUnauthenticated, msg)
-	}
-	if st > statusInvalid && int(st-statusInvalid) < len(validationErrors) {
-		return &InvalidError{Err: validationErrors[st-statusInvalid], Reason: msg}
-	}
-	return fmt.Errorf("store: leader: %s", msg)
-}
-
-// handleRPC serves forwarded requests. It acts only as the leader: a node that
-// is not leader answers statusNotCommitted so the caller looks for the leader
-// again, which rules out forwarding loops.
+// handleRPC serves the peer RPC methods (methods.go) through s.handlers.
+// Methods that change state act only on the leader: a node that is not leader
+// answers statusNotCommitted so the caller looks for the leader again, which
+// rules out forwarding loops.
 func (s *Store) handleRPC(ctx context.Context, method uint8, req []byte) ([]byte, error) {
-	switch method {
-	case methodWrite:
-		wr, err := decodeWriteRequest(req)
-		if err != nil {
-			return nil, fmt.Errorf("store: bad write request: %w", err)
-		}
-		var res writeResult
-		switch err = s.authorizePeer(ctx, method); {
-		case err != nil:
-		case s.raft.State() != raft.Leader:
-			err = fmt.Errorf("%w: %s is not the leader", errNotCommitted, s.cfg.NodeID)
-		default:
-			res, err = s.writeAsLeader(ctx, wr)
-		}
-		// Answer in the request's format, so a follower that only knows
-		// format 1 can read the answer.
-		return encodeWriteResponse(res, statusOf(err), wireMessage(err), req[0]), nil
-	case methodReadIndex:
-		idx, now, err := s.leaderReadIndex(ctx)
-		return encodeReadIndexResponse(idx, now, statusOf(err), errString(err)), nil
-	case methodRestore:
-		if err := s.authorizePeer(ctx, method); err != nil {
-			return encodeRestoreResponse(fsm.RestoreResult{}, statusOf(err), errString(err)), nil
-		}
-		return s.handleRestoreRPC(ctx, req)
-	case methodReadAt:
-		return s.handleReadAtRPC(ctx, req)
-	case methodReadIndexGet:
-		return s.handleReadIndexGetRPC(ctx, req)
-	case methodClockPing:
-		return s.handleClockPing(req)
-	default:
-		if resp, ok, err := s.handleMembershipRPC(ctx, method, req); ok {
-			return resp, err
-		}
+	serve, ok := s.handlers[method]
+	if !ok {
 		return nil, fmt.Errorf("store: unknown rpc method %d", method)
 	}
+	return serve(ctx, req)
 }
 
-// wireMessage is the message sent with err's status: a refused write's
-// reason alone (the status names the rule), else the whole error.
-func wireMessage(err error) string {
-	var ie *InvalidError
-	if errors.As(err, &ie) {
-		return ie.Reason
+// serveWrite serves methodWrite: a forwarded client write.
+func (s *Store) serveWrite(ctx context.Context, req []byte) ([]byte, error) {
+	wr, err := decodeWriteRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("store: bad write request: %w", err)
 	}
-	return errString(err)
+	var res writeResult
+	switch err = s.authorizePeer(ctx, methodWrite); {
+	case err != nil:
+	case s.raft.State() != raft.Leader:
+		err = fmt.Errorf("%w: %s is not the leader", errNotCommitted, s.cfg.NodeID)
+	default:
+		res, err = s.writeAsLeader(ctx, wr)
+	}
+	// Answer in the request's format, so a follower that only knows
+	// format 1 can read the answer.
+	return encodeWriteResponse(res, toWire(err), req[0]), nil
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
+// serveReadIndex serves methodReadIndex: a confirmed read index and the
+// leader's clock at it. It reveals no data, so it answers any caller.
+func (s *Store) serveReadIndex(ctx context.Context, _ []byte) ([]byte, error) {
+	idx, now, err := s.leaderReadIndex(ctx)
+	return encodeReadIndexResponse(idx, now, toWire(err)), nil
+}
+
+// serveRestore serves methodRestore for an authenticated member.
+func (s *Store) serveRestore(ctx context.Context, req []byte) ([]byte, error) {
+	if err := s.authorizePeer(ctx, methodRestore); err != nil {
+		return encodeRestoreResponse(fsm.RestoreResult{}, toWire(err)), nil
 	}
-	return err.Error()
+	return s.handleRestoreRPC(ctx, req)
 }
 
 // Wire formats are uvarint/varint fields after a one-byte format version, so a
@@ -173,29 +85,37 @@ func errString(err error) string {
 // Format 2 appends the fields of conditional, touch, incr, delete-prefix and
 // idempotent writes to the request, and the status fields and log index to the
 // answer. A leader answers in the format of the request.
+//
+// Format 3 carries a transaction (txn.go): the op byte is fsm.OpTxn, then the
+// idempotency key and fingerprint, the checks and the operations; its answer
+// is format 2's fields followed by the state machine's transaction result
+// (fsm.EncodeTxnResult; empty when the leader refused it). A leader that
+// predates it refuses the frame ("unsupported format"), so every node must be
+// upgraded before clients send transactions.
 const (
-	rpcFormat   = 1
-	rpcFormatV2 = 2
+	rpcFormat    = 1
+	rpcFormatV2  = 2
+	rpcFormatTxn = 3
 )
 
 func encodeWriteRequest(r writeRequest) []byte {
+	if r.op == fsm.OpTxn {
+		return encodeTxnRequest(r)
+	}
 	format := byte(rpcFormatV2)
 	if r.plain() {
 		format = rpcFormat
 	}
 	b := make([]byte, 0, 64+len(r.key)+len(r.value)+len(r.idemKey))
 	b = append(b, format, byte(r.op))
-	b = binary.AppendUvarint(b, uint64(len(r.key)))
-	b = append(b, r.key...)
-	b = binary.AppendUvarint(b, uint64(len(r.value)))
-	b = append(b, r.value...)
+	b = appendString(b, r.key)
+	b = appendBytes(b, r.value)
 	b = binary.AppendVarint(b, r.ttlMs)
 	if format == rpcFormatV2 {
 		b = append(b, byte(r.cond), flag(r.keepTTL))
 		b = binary.AppendUvarint(b, r.condVersion)
 		b = binary.AppendVarint(b, r.by)
-		b = binary.AppendUvarint(b, uint64(len(r.idemKey)))
-		b = append(b, r.idemKey...)
+		b = appendString(b, r.idemKey)
 		b = append(b, r.fingerprint[:]...)
 	}
 	return b
@@ -204,12 +124,12 @@ func encodeWriteRequest(r writeRequest) []byte {
 func decodeWriteRequest(b []byte) (writeRequest, error) {
 	d := decoder{b: b}
 	var r writeRequest
-	format := d.byte()
-	if format != rpcFormat && format != rpcFormatV2 {
-		return r, fmt.Errorf("unsupported format %d", format)
+	format := d.format(rpcFormat, rpcFormatV2, rpcFormatTxn)
+	if format == rpcFormatTxn && d.err == nil {
+		return decodeTxnRequest(b)
 	}
 	r.op = fsm.Op(d.byte())
-	r.key = string(d.bytes())
+	r.key = d.string()
 	r.value = d.bytes()
 	r.ttlMs = d.varint()
 	if format == rpcFormatV2 {
@@ -217,7 +137,7 @@ func decodeWriteRequest(b []byte) (writeRequest, error) {
 		r.keepTTL = d.byte() != 0
 		r.condVersion = d.uvarint()
 		r.by = d.varint()
-		r.idemKey = string(d.bytes())
+		r.idemKey = d.string()
 		fp := d.fixed(fsm.FingerprintSize)
 		copy(r.fingerprint[:], fp)
 	}
@@ -236,8 +156,8 @@ func decodeWriteRequest(b []byte) (writeRequest, error) {
 	if r.cond > fsm.CondIfAbsent {
 		return writeRequest{}, fmt.Errorf("unsupported condition %d", r.cond)
 	}
-	if len(d.b) != 0 {
-		return writeRequest{}, errors.New("trailing bytes")
+	if err := d.done(); err != nil {
+		return writeRequest{}, err
 	}
 	// Accept only the one encoding encodeWriteRequest produces: a field the
 	// op does not use, or format 2 for a plain write, is a forged or corrupt
@@ -248,67 +168,77 @@ func decodeWriteRequest(b []byte) (writeRequest, error) {
 	return r, nil
 }
 
-func encodeWriteResponse(r writeResult, st rpcStatus, msg string, format byte) []byte {
-	b := []byte{rpcFormat, byte(st), flag(r.created) | flag(r.deleted)<<1}
+func encodeWriteResponse(r writeResult, w wireError, format byte) []byte {
+	b := []byte{rpcFormat, byte(w.status), flag(r.created) | flag(r.deleted)<<1}
 	b = binary.AppendUvarint(b, r.revision)
 	b = binary.AppendVarint(b, r.expiresAt)
-	b = binary.AppendUvarint(b, uint64(len(msg)))
-	b = append(b, msg...)
-	if format == rpcFormatV2 {
-		b[0] = rpcFormatV2
+	b = appendString(b, w.msg)
+	if format == rpcFormatV2 || format == rpcFormatTxn {
+		b[0] = format
 		b = append(b, byte(r.status))
 		b = binary.AppendUvarint(b, r.current)
 		b = binary.AppendVarint(b, r.value)
 		b = binary.AppendVarint(b, r.count)
 		b = binary.AppendUvarint(b, r.index)
 	}
+	if format == rpcFormatTxn {
+		var txn []byte
+		if r.txn != nil {
+			txn = fsm.EncodeTxnResult(*r.txn)
+		}
+		b = binary.AppendUvarint(b, uint64(len(txn)))
+		b = append(b, txn...)
+	}
 	return b
 }
 
-func decodeWriteResponse(b []byte) (writeResult, rpcStatus, string, error) {
+func decodeWriteResponse(b []byte) (writeResult, wireError, error) {
 	d := decoder{b: b}
 	var r writeResult
-	format := d.byte()
-	if format != rpcFormat && format != rpcFormatV2 {
-		return r, 0, "", fmt.Errorf("unsupported format %d", format)
-	}
-	st := rpcStatus(d.byte())
+	format := d.format(rpcFormat, rpcFormatV2, rpcFormatTxn)
+	w := wireError{status: rpcStatus(d.byte())}
 	flags := d.byte()
 	r.created, r.deleted = flags&1 != 0, flags&2 != 0
 	r.revision = d.uvarint()
 	r.expiresAt = d.varint()
-	msg := string(d.bytes())
-	if format == rpcFormatV2 {
+	w.msg = d.string()
+	if format == rpcFormatV2 || format == rpcFormatTxn {
 		r.status = fsm.Status(d.byte())
 		r.current = d.uvarint()
 		r.value = d.varint()
 		r.count = d.varint()
 		r.index = d.uvarint()
+		if format == rpcFormatTxn {
+			if txn := d.bytes(); d.err == nil && len(txn) > 0 {
+				tr, err := fsm.DecodeTxnResult(txn)
+				if err != nil {
+					return r, w, err
+				}
+				r.txn = &tr
+			}
+		}
 	} else {
 		// A plain set or delete: its revision is its log index.
 		r.index = r.revision
 	}
-	return r, st, msg, d.err
+	return r, w, d.err
 }
 
-func encodeReadIndexResponse(idx uint64, nowMs int64, st rpcStatus, msg string) []byte {
-	b := []byte{rpcFormat, byte(st)}
+func encodeReadIndexResponse(idx uint64, nowMs int64, w wireError) []byte {
+	b := []byte{rpcFormat, byte(w.status)}
 	b = binary.AppendUvarint(b, idx)
 	b = binary.AppendVarint(b, nowMs)
-	b = binary.AppendUvarint(b, uint64(len(msg)))
-	return append(b, msg...)
+	return appendString(b, w.msg)
 }
 
-func decodeReadIndexResponse(b []byte) (uint64, int64, rpcStatus, string, error) {
+func decodeReadIndexResponse(b []byte) (uint64, int64, wireError, error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != rpcFormat {
-		return 0, 0, 0, "", fmt.Errorf("unsupported format %d", v)
-	}
-	st := rpcStatus(d.byte())
+	d.format(rpcFormat)
+	w := wireError{status: rpcStatus(d.byte())}
 	idx := d.uvarint()
 	now := d.varint()
-	msg := string(d.bytes())
-	return idx, now, st, msg, d.err
+	w.msg = d.string()
+	return idx, now, w, d.err
 }
 
 func flag(v bool) byte {
@@ -318,14 +248,50 @@ func flag(v bool) byte {
 	return 0
 }
 
-// decoder reads the fields above, remembering the first error; lengths are
+// appendString appends s with its uvarint length, as decoder.string reads it.
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendBytes appends v with its uvarint length, as decoder.bytes reads it.
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+// decoder reads every peer RPC message: a format byte (format), fields, and
+// the check that nothing follows them (done). It remembers the first error,
+// so a decoding function reads all its fields and looks once; lengths are
 // checked against the remaining input before any allocation.
 type decoder struct {
 	b   []byte
 	err error
 }
 
-var errShort = errors.New("truncated message")
+var (
+	errShort    = errors.New("truncated message")
+	errTrailing = errors.New("trailing bytes")
+)
+
+// format reads the format byte and fails unless it is one of accept.
+func (d *decoder) format(accept ...byte) byte {
+	v := d.byte()
+	if d.err == nil && !bytes.Contains(accept, []byte{v}) {
+		d.err = fmt.Errorf("unsupported format %d", v)
+	}
+	return v
+}
+
+// done is the first error, or errTrailing when input is left over.
+func (d *decoder) done() error {
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errTrailing
+	}
+	return d.err
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
 
 func (d *decoder) byte() byte {
 	if d.err != nil || len(d.b) < 1 {
@@ -337,24 +303,16 @@ func (d *decoder) byte() byte {
 	return v
 }
 
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errShort
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+func (d *decoder) uvarint() uint64 { return readVarint(d, binary.Uvarint) }
 
-func (d *decoder) varint() int64 {
+func (d *decoder) varint() int64 { return readVarint(d, binary.Varint) }
+
+// readVarint reads one varint with read (binary.Uvarint or binary.Varint).
+func readVarint[T uint64 | int64](d *decoder, read func([]byte) (T, int)) T {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(d.b)
+	v, n := read(d.b)
 	if n <= 0 {
 		d.err = errShort
 		return 0

@@ -17,6 +17,10 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		{op: fsm.OpIncr, key: "c", by: -7, idemKey: "retry-1"},
 		{op: fsm.OpSet, key: "k", value: []byte("1"), cond: fsm.CondIfAbsent},
 		{op: fsm.OpDeletePrefix, key: "user/"},
+		{op: fsm.OpTxn, idemKey: "t", txn: &txnRequest{
+			checks: []fsm.TxnCheck{{Kind: fsm.TxnCheckVersion, Key: "a", Version: 3}, {Kind: fsm.TxnCheckValue, Key: "b", Value: []byte("1")}},
+			ops:    []writeRequest{{op: fsm.OpSet, key: "a", value: []byte("2"), ttlMs: 1000}, {op: fsm.OpIncr, key: "n", by: 1}, {op: fsm.OpTxnGet, key: "g"}},
+		}},
 	} {
 		f.Add(encodeWriteRequest(r))
 	}
@@ -36,6 +40,9 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-decoding an accepted request: %v", err)
 		}
+		if (r.txn == nil) != (again.txn == nil) || (r.txn != nil && !bytes.Equal(encodeTxnRequest(again), encodeTxnRequest(r))) {
+			t.Fatalf("round trip changed the transaction: %+v -> %+v", r.txn, again.txn)
+		}
 		if again.op != r.op || again.key != r.key || !bytes.Equal(again.value, r.value) || again.ttlMs != r.ttlMs ||
 			again.cond != r.cond || again.condVersion != r.condVersion || again.by != r.by || again.idemKey != r.idemKey ||
 			again.keepTTL != r.keepTTL || again.fingerprint != r.fingerprint {
@@ -46,8 +53,8 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 
 // FuzzDecodeResponses: the follower's decoders of the leader's answers never panic.
 func FuzzDecodeResponses(f *testing.F) {
-	f.Add(encodeWriteResponse(writeResult{created: true, revision: 9, expiresAt: 12}, statusOK, "", rpcFormatV2))
-	f.Add(encodeReadIndexResponse(7, 1700000000000, statusOK, ""))
+	f.Add(encodeWriteResponse(writeResult{created: true, revision: 9, expiresAt: 12}, wireError{}, rpcFormatV2))
+	f.Add(encodeReadIndexResponse(7, 1700000000000, wireError{}))
 	f.Add([]byte{1, 0, 0, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeWriteResponse(b)

@@ -20,9 +20,10 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 		AppliedIndex: s.fsm.AppliedIndex(),
 		Keys:         s.fsm.Len(),
 		ClusterID:    s.fsm.ClusterID(),
+		Build:        s.localBuild(),
 	}
 	f := s.raft.GetConfiguration()
-	if _, err := waitFuture(ctx, f); err != nil {
+	if _, err := s.waitFuture(ctx, f); err != nil {
 		return Status{}, fmt.Errorf("store: read configuration: %w", err)
 	}
 	for _, srv := range f.Configuration().Servers {

@@ -25,6 +25,8 @@ type Store struct {
 	raft *raft.Raft
 	mux  *transport.Mux
 	rpc  *transport.Client
+	// handlers serves the peer RPC methods (methods.go).
+	handlers map[uint8]rpcHandler
 
 	bolt     *raftboltdb.BoltStore
 	stable   *shutdownSafeStable
@@ -74,7 +76,16 @@ type Store struct {
 	// (idempotency.go).
 	idem idemAdmission
 
-	closing   chan struct{}
+	closing chan struct{}
+	// ctx is cancelled by Close: calls that must give up when the store
+	// closes derive from it (tasks.go).
+	ctx    context.Context
+	cancel context.CancelFunc
+	// tasks counts the goroutines spawn started (tasks.go).
+	tasksMu     sync.Mutex
+	tasksClosed bool
+	tasks       sync.WaitGroup
+
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup
@@ -113,6 +124,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		clock:         newClockState(),
 		repl:          newReplicationView(),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	hub, err := watch.New(cfg.Watch)
 	if err != nil {
 		s.rpc.Close()
@@ -121,6 +133,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 	s.hub = hub
 	s.fsm.SetChangeObserver(hub) // before raft restores or applies anything
 	if err := s.openRaft(); err != nil {
+		s.cancel()
 		s.rpc.Close()
 		return nil, err
 	}
@@ -131,6 +144,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("store: register metrics: %w", err)
 	}
+	s.handlers = s.peerHandlers()
 	mux.SetRPCHandler(s.handleRPC)
 
 	s.wg.Add(8)
@@ -264,22 +278,25 @@ func (s *Store) TransferLeadership(ctx context.Context) error {
 	if s.raft.State() != raft.Leader {
 		return nil
 	}
-	if _, err := waitFuture(ctx, s.leadershipTransfer()); err != nil {
+	if _, err := s.waitFuture(ctx, s.leadershipTransfer()); err != nil {
 		return fmt.Errorf("store: leadership transfer: %w", err)
 	}
 	s.log.Info("leadership transferred")
 	return nil
 }
 
-// Close stops the node: background loops, raft (waiting for it to finish), the
-// forwarding client and the log store. The transport Mux is the caller's to close.
+// Close stops the node: background loops, raft (waiting for it to finish),
+// every goroutine the store started (tasks.go), the forwarding client and the
+// log store. The transport Mux is the caller's to close.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		s.hub.Close() // ends every watch stream first
+		s.cancel()
 		s.raft.DeregisterObserver(s.observer)
 		err := s.raft.Shutdown().Error()
 		s.wg.Wait()
+		s.waitTasks()
 		s.rpc.Close()
 		if cerr := s.netTrans.Close(); err == nil {
 			err = cerr
@@ -293,23 +310,4 @@ func (s *Store) Close() error {
 		s.log.Info("store closed")
 	})
 	return s.closeErr
-}
-
-// waitFuture waits for a raft future or ctx, whichever comes first. A future
-// left behind resolves on its own (raft answers every future eventually).
-func waitFuture(ctx context.Context, f raft.Future) (interface{}, error) {
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return nil, err
-		}
-		if af, ok := f.(raft.ApplyFuture); ok {
-			return af.Response(), nil
-		}
-		return nil, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }

@@ -150,4 +150,5 @@ type Status struct {
 	Voters       []Peer
 	Keys         int
 	ClusterID    string // "" until the first leader has recorded one
+	Build        Build  // this node's version and formats
 }

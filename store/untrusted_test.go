@@ -34,11 +34,11 @@ func TestLeaderRefusesInvalidWriteFrames(t *testing.T) {
 		if err != nil {
 			t.Fatalf("call: %v", err)
 		}
-		res, st, msg, err := decodeWriteResponse(resp)
+		res, w, err := decodeWriteResponse(resp)
 		if err != nil {
 			t.Fatalf("decode answer: %v", err)
 		}
-		if err := statusError(st, msg); err != nil {
+		if err := w.err(); err != nil {
 			return err
 		}
 		return res.err()
@@ -75,6 +75,13 @@ func TestLeaderRefusesInvalidWriteFrames(t *testing.T) {
 		{"create-only incr", writeRequest{op: fsm.OpIncr, key: "a/1", by: 1, cond: fsm.CondIfAbsent}, ErrInvalidWrite},
 		{"delete with a TTL", writeRequest{op: fsm.OpDelete, key: "a/1", ttlMs: 1000}, ErrInvalidWrite},
 		{"conditional prefix delete", writeRequest{op: fsm.OpDeletePrefix, key: "a/", cond: fsm.CondIfMatch, condVersion: 3}, ErrInvalidWrite},
+		{"txn without ops", writeRequest{op: fsm.OpTxn, txn: &txnRequest{}}, ErrInvalidWrite},
+		{"txn key twice", writeRequest{op: fsm.OpTxn, txn: &txnRequest{ops: []writeRequest{{op: fsm.OpDelete, key: "pwned"}, {op: fsm.OpSet, key: "pwned", value: []byte("1")}}}}, ErrInvalidWrite},
+		{"txn op value not JSON", writeRequest{op: fsm.OpTxn, txn: &txnRequest{ops: []writeRequest{{op: fsm.OpSet, key: "pwned", value: []byte("x")}}}}, ErrInvalidValue},
+		{"txn check bad key", writeRequest{op: fsm.OpTxn, txn: &txnRequest{checks: []fsm.TxnCheck{{Kind: fsm.TxnCheckExists, Key: ""}}, ops: []writeRequest{{op: fsm.OpDelete, key: "pwned"}}}}, ErrInvalidKey},
+		{"txn only reads", writeRequest{op: fsm.OpTxn, txn: &txnRequest{ops: []writeRequest{{op: fsm.OpTxnGet, key: "pwned"}}}}, ErrInvalidWrite},
+		{"txn reads with an idempotency key", writeRequest{op: fsm.OpTxn, idemKey: "k", txn: &txnRequest{ops: []writeRequest{{op: fsm.OpDelete, key: "a/1"}, {op: fsm.OpTxnGet, key: "b"}}}}, ErrInvalidWrite},
+		{"txn values over the limit", writeRequest{op: fsm.OpTxn, txn: &txnRequest{ops: []writeRequest{{op: fsm.OpSet, key: "pwned", value: []byte(`"` + strings.Repeat("x", 600) + `"`)}, {op: fsm.OpSet, key: "pwned2", value: []byte(`"` + strings.Repeat("x", 600) + `"`)}}}}, ErrValueTooLarge},
 	}
 	before, keys := leader.store.fsm.AppliedIndex(), leader.store.fsm.Len()
 	for _, tc := range cases {
@@ -168,6 +175,19 @@ func TestWriteFrameFitsLargestValue(t *testing.T) {
 		if n := transportHeader + len(encodeWriteRequest(r)); n > FrameBytesFor(limit) {
 			t.Errorf("value limit %d: the largest write frame is %d bytes, FrameBytesFor gives %d", limit, n, FrameBytesFor(limit))
 		}
+		// The largest transaction: every op and check at its longest key,
+		// the values (which share the value limit) in the first op.
+		tr := &txnRequest{}
+		for i := range MaxTxnItems {
+			key := fmt.Sprintf("%0*d", MaxKeyBytes, i)
+			tr.checks = append(tr.checks, fsm.TxnCheck{Kind: fsm.TxnCheckVersion, Key: key, Version: ^uint64(0)})
+			tr.ops = append(tr.ops, writeRequest{op: fsm.OpIncr, key: key, ttlMs: int64(MaxTTL / time.Millisecond), by: -1 << 63})
+		}
+		tr.ops[0] = writeRequest{op: fsm.OpSet, key: tr.ops[0].key, value: make([]byte, limit), ttlMs: int64(MaxTTL / time.Millisecond)}
+		r = writeRequest{op: fsm.OpTxn, txn: tr, idemKey: r.idemKey}
+		if n := transportHeader + len(encodeWriteRequest(r)); n > FrameBytesFor(limit) {
+			t.Errorf("value limit %d: the largest transaction frame is %d bytes, FrameBytesFor gives %d", limit, n, FrameBytesFor(limit))
+		}
 	}
 }
 
@@ -213,7 +233,7 @@ func TestPromotionIgnoresSelfReportedIndex(t *testing.T) {
 			return nil, fmt.Errorf("unexpected method %d", method)
 		}
 		probes.Add(1)
-		return encodeNodeInfo("evil", "", 1<<40), nil
+		return encodeNodeInfo("evil", "", 1<<40, Build{}), nil
 	})
 	if a, err := leader.store.Join(ctx, JoinRequest{ID: "evil", PeerAddr: liar.Addr()}); err != nil || a != JoinAdded {
 		t.Fatalf("join evil: %v %v", a, err)
@@ -278,15 +298,15 @@ func TestChangesNeedAuthenticatedPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, st, msg, err := decodeWriteResponse(resp); err != nil || !errors.Is(statusError(st, msg), ErrPeerUnauthenticated) {
-		t.Errorf("write from an unauthenticated connection: status %d %q %v", st, msg, err)
+	if _, w, err := decodeWriteResponse(resp); err != nil || !errors.Is(w.err(), ErrPeerUnauthenticated) {
+		t.Errorf("write from an unauthenticated connection: status %d %q %v", w.status, w.msg, err)
 	}
 	resp, err = cl.Call(ctx, leader.addr, methodRestore, fsm.Command{Op: fsm.OpRestoreAbort, RestoreID: 7, Now: 1}.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, st, msg, err := decodeRestoreResponse(resp); err != nil || st == statusOK || !strings.Contains(msg, ErrPeerUnauthenticated.Error()) {
-		t.Errorf("restore step from an unauthenticated connection: status %d %q %v", st, msg, err)
+	if _, w, err := decodeRestoreResponse(resp); err != nil || w.status == statusOK || !strings.Contains(w.msg, ErrPeerUnauthenticated.Error()) {
+		t.Errorf("restore step from an unauthenticated connection: status %d %q %v", w.status, w.msg, err)
 	}
 	if a := leader.store.fsm.AppliedIndex(); a != applied {
 		t.Errorf("refused frames reached the log: applied %d -> %d", applied, a)
@@ -311,7 +331,7 @@ func TestChangesNeedAuthenticatedPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, st, msg, err := decodeWriteResponse(resp); err != nil || st != statusOK {
-		t.Fatalf("write from an authenticated member: status %d %q %v", st, msg, err)
+	if _, w, err := decodeWriteResponse(resp); err != nil || w.status != statusOK {
+		t.Fatalf("write from an authenticated member: status %d %q %v", w.status, w.msg, err)
 	}
 }

@@ -25,6 +25,8 @@ type writeRequest struct {
 	by          int64
 	idemKey     string
 	fingerprint [fsm.FingerprintSize]byte
+
+	txn *txnRequest // OpTxn: the checks and operations (txn.go)
 }
 
 // plain reports whether req is expressible in forwarding format 1 (the
@@ -45,6 +47,7 @@ type writeResult struct {
 	value     int64  // incr: the new value
 	count     int64  // delete-prefix: live keys removed
 	index     uint64 // the log index of the command
+	txn       *fsm.TxnResult
 }
 
 // err maps a business failure to the store's errors.
@@ -168,45 +171,11 @@ func (s *Store) writeWith(ctx context.Context, req writeRequest, opts WriteOptio
 // are retried (waiting for a leader) until ctx ends; an attempt that may have
 // committed ends the call with ErrOutcomeUnknown.
 func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error) {
-	sawLeader := false
-	// clockErr: an attempt was refused for the leader's clock; if no leader
-	// takes the write before the deadline, that is the reason to report.
-	var clockErr error
-	for attempt := 0; ; attempt++ {
-		select {
-		case <-s.closing:
-			return writeResult{}, ErrShuttingDown
-		default:
-		}
-		var res writeResult
-		var err error
-		addr, id := s.raft.LeaderWithID()
-		switch {
-		case s.raft.State() == raft.Leader:
-			sawLeader = true
-			res, err = s.writeAsLeader(ctx, req)
-		case addr != "":
-			sawLeader = true
-			res, err = s.forwardWrite(ctx, string(addr), string(id), req)
-		default:
-			err = errNotCommitted
-		}
-		if !errors.Is(err, errNotCommitted) {
-			return res, err
-		}
-		if errors.Is(err, ErrClockOffset) {
-			clockErr = err
-		}
-		if werr := s.waitForLeader(ctx, attempt); werr != nil {
-			if sawLeader && errors.Is(werr, ErrShuttingDown) {
-				return writeResult{}, werr
-			}
-			if clockErr != nil {
-				return writeResult{}, fmt.Errorf("%w; nothing was written", clockErr)
-			}
-			return writeResult{}, fmt.Errorf("%w: %s", ErrNoLeader, "no leader accepted the write before the deadline")
-		}
-	}
+	return throughLeader(ctx, s, "write",
+		func(ctx context.Context) (writeResult, error) { return s.writeAsLeader(ctx, req) },
+		func(ctx context.Context, addr, id string) (writeResult, error) {
+			return s.forwardWrite(ctx, addr, id, req)
+		})
 }
 
 // writeAsLeader checks req against the write rules (validate.go), stamps it
@@ -216,6 +185,9 @@ func (s *Store) write(ctx context.Context, req writeRequest) (writeResult, error
 // table has no room for is answered StatusIdempotencyTableFull without being
 // proposed (idempotency.go).
 func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResult, error) {
+	if req.op == fsm.OpTxn {
+		return s.txnAsLeader(ctx, req)
+	}
 	if err := req.check(s.cfg.MaxValueBytes); err != nil {
 		return writeResult{}, err
 	}
@@ -251,16 +223,9 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 	case fsm.OpDelete, fsm.OpDeletePrefix:
 		cmd.ExpiresAt = 0
 	}
-	if cmd.IdemKey != "" {
-		release, ok := s.admitIdempotent(&cmd)
-		if !ok {
-			return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
-		}
-		defer release()
-	}
-	resp, index, err := s.propose(ctx, cmd)
+	resp, index, err := s.proposeAdmitted(ctx, cmd)
 	if err != nil {
-		return writeResult{}, err
+		return notProposed(err)
 	}
 	res := writeResult{index: index}
 	switch r := resp.(type) {
@@ -276,6 +241,33 @@ func (s *Store) writeAsLeader(ctx context.Context, req writeRequest) (writeResul
 		return writeResult{}, fmt.Errorf("store: unexpected apply response %T", resp)
 	}
 	return res, nil
+}
+
+// errDedupFull: proposeAdmitted found no room in the dedup table for a new
+// idempotent command and proposed nothing.
+var errDedupFull = errors.New("dedup table full")
+
+// proposeAdmitted proposes cmd (see propose), after reserving room in the
+// dedup table when it carries an idempotency key (errDedupFull when there is
+// none: nothing was proposed).
+func (s *Store) proposeAdmitted(ctx context.Context, cmd fsm.Command) (interface{}, uint64, error) {
+	if cmd.IdemKey != "" {
+		release, ok := s.admitIdempotent(&cmd)
+		if !ok {
+			return nil, 0, errDedupFull
+		}
+		defer release()
+	}
+	return s.propose(ctx, cmd)
+}
+
+// notProposed answers a write proposeAdmitted failed: a full dedup table is
+// the write's result (StatusIdempotencyTableFull), anything else its error.
+func notProposed(err error) (writeResult, error) {
+	if errors.Is(err, errDedupFull) {
+		return writeResult{status: fsm.StatusIdempotencyTableFull}, nil
+	}
+	return writeResult{}, err
 }
 
 // applyLocal proposes cmd to raft on this node and waits for it to be applied
@@ -296,7 +288,7 @@ func (s *Store) applyLocalIndex(ctx context.Context, cmd fsm.Command) (interface
 	}
 	start := time.Now()
 	f := s.raft.Apply(cmd.Encode(), timeout)
-	resp, err := waitFuture(ctx, f)
+	resp, err := s.waitFuture(ctx, f)
 	s.metrics.proposed(cmd.Op, time.Since(start), err)
 	if err != nil {
 		return nil, 0, classifyApplyError(err)

@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/quorumkv/quorumkv/client"
+	"github.com/quorumkv/quorumkv/internal/version"
 )
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -17,20 +20,32 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	voters := []map[string]string{}
-	leaderAddr := ""
+	st := client.Status{NodeID: s.leader, State: "Leader", LeaderID: s.leader, Term: 2,
+		CommitIndex: s.index, AppliedIndex: s.index, Voters: []client.Voter{}, Keys: len(s.items)}
 	for _, n := range s.nodes {
 		if n.Suffrage == "voter" {
-			voters = append(voters, map[string]string{"id": n.ID, "addr": n.PeerAddr})
+			st.Voters = append(st.Voters, client.Voter{ID: n.ID, Addr: n.PeerAddr})
 		}
 		if n.ID == s.leader {
-			leaderAddr = n.PeerAddr
+			st.LeaderAddr = n.PeerAddr
 		}
 	}
-	dataResp(http.StatusOK, map[string]any{
-		"nodeId": s.leader, "state": "Leader", "leaderId": s.leader, "leaderAddr": leaderAddr,
-		"term": 2, "commitIndex": s.index, "appliedIndex": s.index, "voters": voters, "keys": len(s.items),
-	}).write(w)
+	// The status with the fake's own build, shaped as a node reports it
+	// (a revision it does not know is null).
+	dataResp(http.StatusOK, struct {
+		client.Status
+		Build map[string]any `json:"build"`
+	}{st, fakeBuild()}).write(w)
+}
+
+// fakeBuild describes the fake's own binary as a node's status does.
+func fakeBuild() map[string]any {
+	v := version.Get()
+	var rev any
+	if v.Revision != "" {
+		rev = v.Revision
+	}
+	return map[string]any{"version": v.Version, "goVersion": v.GoVersion, "revision": rev, "modified": v.Modified}
 }
 
 // nodesRoute serves GET and POST /cluster/nodes and DELETE /cluster/nodes/{id}.
@@ -51,11 +66,7 @@ func (s *Server) nodesRoute(w http.ResponseWriter, r *http.Request, escapedID st
 		s.mu.Unlock()
 		dataResp(http.StatusOK, map[string]any{"nodes": nodes}).write(w)
 	case escapedID == "" && r.Method == http.MethodPost:
-		var req struct {
-			ID       string `json:"id"`
-			PeerAddr string `json:"peerAddr"`
-			HTTPAddr string `json:"httpAddr"`
-		}
+		var req client.JoinRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.ID == "" || req.PeerAddr == "" {
 			errResp(http.StatusBadRequest, "invalid_json", "fake: send {\"id\", \"peerAddr\", \"httpAddr\"}", false).write(w)
 			return

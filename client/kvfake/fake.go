@@ -2,7 +2,10 @@
 // code that talks to it (the client package, kvctl, the examples). It speaks
 // the real JSON shapes, status codes, error codes, ETags, conditional writes,
 // TTLs, incr, listing with cursors, idempotency keys, scoped API keys and
-// the admin routes, and lets a test inject failures per endpoint.
+// the admin routes, and lets a test inject failures per endpoint. Its answers
+// are held to the real server's by one table of requests run against both
+// (conformance_test.go); it shares the client package's types for the
+// shapes the client reads.
 //
 // One Server holds the state; every Handler made from it is one "node"
 // serving that same state, so several httptest servers over one Server behave
@@ -19,7 +22,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/quorumkv/quorumkv/client"
+	"github.com/quorumkv/quorumkv/internal/version"
 )
 
 // Fault is a failure a Handler injects into one request.
@@ -55,6 +62,8 @@ type Server struct {
 	applied int // successful writes, replays excluded
 	nodes   []Node
 	leader  string
+
+	requestIDs atomic.Uint64 // generated X-Request-Id values
 }
 
 type entry struct {
@@ -68,17 +77,9 @@ type idemEntry struct {
 	resp        response
 }
 
-// Node is a server as GET /cluster/nodes lists it.
-type Node struct {
-	ID            string `json:"id"`
-	PeerAddr      string `json:"peerAddr"`
-	HTTPAddr      string `json:"httpAddr"`
-	Suffrage      string `json:"suffrage"`
-	Leader        bool   `json:"leader"`
-	LastContactMs *int64 `json:"lastContactMs"`
-	AppliedIndex  uint64 `json:"appliedIndex"`
-	Healthy       bool   `json:"healthy"`
-}
+// Node is a server as GET /cluster/nodes lists it: the client's type, so
+// the fake answers exactly the shape the client reads.
+type Node = client.Node
 
 // New returns an empty Server with three nodes (n1, the leader, n2, n3), no
 // API keys (every request is accepted) and the real clock.
@@ -87,7 +88,7 @@ func New() *Server {
 	for i := 1; i <= 3; i++ {
 		id := "n" + strconv.Itoa(i)
 		s.nodes = append(s.nodes, Node{ID: id, PeerAddr: "127.0.0.1:908" + strconv.Itoa(i),
-			HTTPAddr: "127.0.0.1:808" + strconv.Itoa(i), Suffrage: "voter", Healthy: true})
+			HTTPAddr: "127.0.0.1:808" + strconv.Itoa(i), Suffrage: "voter", Healthy: true, Version: version.Get().Version})
 	}
 	return s
 }
@@ -208,6 +209,14 @@ func errRespVersion(status int, code, msg string, retryable, withVersion bool, c
 // Handler returns one node of the fake cluster, injecting inject's faults.
 func (s *Server) Handler(inject Injector) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// As the real server: answers are never cached (they carry data
+		// behind a credential), and each names its request.
+		w.Header().Set("Cache-Control", "no-store")
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = "fake-" + strconv.FormatUint(s.requestIDs.Add(1), 10)
+		}
+		w.Header().Set("X-Request-Id", id)
 		fault := NoFault
 		if inject != nil {
 			fault = inject(r)
@@ -218,6 +227,20 @@ func (s *Server) Handler(inject Injector) http.Handler {
 		}
 		s.route(w, r, fault)
 	})
+}
+
+// validRequestID is the real server's rule for a client's X-Request-Id:
+// 1-128 visible ASCII characters.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 var scopeRank = map[string]int{"read": 1, "write": 2, "admin": 3}
@@ -248,7 +271,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, fault Fault) {
 	if r.Method != http.MethodGet {
 		need = "write"
 	}
-	if strings.HasPrefix(path, "/cluster/nodes") || strings.HasPrefix(path, "/cluster/leader") || strings.HasPrefix(path, "/admin/") {
+	// As the real server's route scopes: listing nodes is a read, changing
+	// membership, leadership and the dataset as a whole needs admin.
+	if (strings.HasPrefix(path, "/cluster/nodes") && !(path == "/cluster/nodes" && r.Method == http.MethodGet)) ||
+		strings.HasPrefix(path, "/cluster/leader") || strings.HasPrefix(path, "/admin/") {
 		need = "admin"
 	}
 	if path != "/healthz" {
@@ -270,6 +296,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, fault Fault) {
 		s.snapshot(w, r)
 	case path == "/admin/restore":
 		s.restore(w, r)
+	case path == "/kv/txn":
+		s.txn(w, r, fault)
 	case path == "/kv/items":
 		s.itemsRoute(w, r, fault)
 	case strings.HasPrefix(path, "/kv/items/"):

@@ -112,26 +112,27 @@ func parseTTL(raw json.RawMessage) (time.Duration, bool) {
 	return time.Duration(ms) * time.Millisecond, true
 }
 
-func readFields(r *http.Request) ([]byte, map[string]json.RawMessage, *response) {
+// readFields reads the request's JSON object; on failure it answers the
+// request itself and ok is false.
+func readFields(w http.ResponseWriter, r *http.Request) (body []byte, fields map[string]json.RawMessage, ok bool) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 2<<20))
 	if err != nil {
-		resp := errResp(http.StatusBadRequest, "invalid_json", "fake: unreadable body", false)
-		return nil, nil, &resp
+		errResp(http.StatusBadRequest, "invalid_json", "fake: unreadable body", false).write(w)
+		return nil, nil, false
 	}
-	fields := map[string]json.RawMessage{}
+	fields = map[string]json.RawMessage{}
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &fields); err != nil {
-			resp := errResp(http.StatusBadRequest, "invalid_json", "fake: the body is not a JSON object", false)
-			return nil, nil, &resp
+			errResp(http.StatusBadRequest, "invalid_json", "fake: the body is not a JSON object", false).write(w)
+			return nil, nil, false
 		}
 	}
-	return body, fields, nil
+	return body, fields, true
 }
 
 func (s *Server) put(w http.ResponseWriter, r *http.Request, fault Fault, key string) {
-	body, f, bad := readFields(r)
-	if bad != nil {
-		bad.write(w)
+	body, f, ok := readFields(w, r)
+	if !ok {
 		return
 	}
 	value, ok := f["value"]
@@ -173,9 +174,8 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, fault Fault, key st
 }
 
 func (s *Server) patch(w http.ResponseWriter, r *http.Request, fault Fault, key string) {
-	body, f, bad := readFields(r)
-	if bad != nil {
-		bad.write(w)
+	body, f, ok := readFields(w, r)
+	if !ok {
 		return
 	}
 	raw, present := f["ttlSeconds"]
@@ -219,9 +219,8 @@ func (s *Server) del(w http.ResponseWriter, r *http.Request, fault Fault, key st
 var integerText = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
 
 func (s *Server) incr(w http.ResponseWriter, r *http.Request, fault Fault, key string) {
-	body, f, bad := readFields(r)
-	if bad != nil {
-		bad.write(w)
+	body, f, ok := readFields(w, r)
+	if !ok {
 		return
 	}
 	by := int64(1)

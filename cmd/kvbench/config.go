@@ -38,6 +38,7 @@ type config struct {
 	valueSize  int
 	ttlSeconds float64 // 0: no TTL
 	incrBy     int64
+	txnOps     int // txn workload: puts per transaction
 
 	preload            bool
 	preloadOnly        bool // preload, report it, and skip the measured run
@@ -47,7 +48,7 @@ type config struct {
 	seed   uint64
 }
 
-var workloads = []string{"session", "cache-aside", "write", "read", "counter"}
+var workloads = []string{"session", "cache-aside", "write", "read", "counter", "txn"}
 
 // parseFlags reads args; the API key may also come from KV_API_KEY.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -73,6 +74,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&c.valueSize, "value-size", 200, "bytes of JSON value per PUT (at least the size of the smallest object)")
 	fs.Float64Var(&c.ttlSeconds, "ttl", 3600, "ttlSeconds on PUT and incr (0 = none; ignored by -target etcd, which needs leases)")
 	fs.Int64Var(&c.incrBy, "incr-by", 1, "counter workload: the by of each incr")
+	fs.IntVar(&c.txnOps, "txn-ops", 4, "txn workload: puts per transaction (distinct keys KEY/0..KEY/N-1)")
 	fs.BoolVar(&c.preload, "preload", false, "before the run, PUT every key of the key space once")
 	fs.BoolVar(&c.preloadOnly, "preload-only", false, "only preload (implies -preload); the report has no ops")
 	fs.IntVar(&c.preloadConcurrency, "preload-c", 32, "workers for -preload")
@@ -84,7 +86,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			"  cache-aside  GET a random key; when it is missing (404), PUT it with TTL\n"+
 			"  write        PUT a random key with TTL\n"+
 			"  read         GET a random key; a miss counts as an error (use -preload)\n"+
-			"  counter      POST /kv/items/{key}/incr on a random key\n\nFlags:\n")
+			"  counter      POST /kv/items/{key}/incr on a random key\n"+
+			"  txn          POST /kv/txn putting -txn-ops keys (KEY/0..) at one index, with TTL; compare with write\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -134,6 +137,9 @@ func (c config) validate() error {
 		if c.workload == "counter" {
 			bad("-target etcd has no incr: the counter workload runs only against kv")
 		}
+		if c.workload == "txn" {
+			bad("-target etcd: the txn workload runs only against kv")
+		}
 	default:
 		bad("-target %q: want kv or etcd", c.target)
 	}
@@ -154,6 +160,9 @@ func (c config) validate() error {
 	}
 	if !known {
 		bad("-workload %q: want one of %s", c.workload, strings.Join(workloads, ", "))
+	}
+	if c.txnOps < 1 || c.txnOps > 128 {
+		bad("-txn-ops %d: want 1..128", c.txnOps)
 	}
 	if c.readFraction < 0 || c.readFraction > 1 {
 		bad("-read-fraction %v: want 0..1", c.readFraction)

@@ -17,11 +17,12 @@ const (
 	opGet op = iota
 	opPut
 	opIncr
+	opTxn
 	numOps
 )
 
 func (o op) String() string {
-	return [...]string{"get", "put", "incr"}[o]
+	return [...]string{"get", "put", "incr", "txn"}[o]
 }
 
 // outcome classifies one answered (or failed) request.
@@ -49,7 +50,7 @@ func newTarget(c config) target {
 	if c.target == "etcd" {
 		return &etcdTarget{serializable: c.consistency == "stale", valueSize: c.valueSize}
 	}
-	t := &kvTarget{auth: "Bearer " + c.apiKey, valueSize: c.valueSize, counter: c.workload == "counter"}
+	t := &kvTarget{auth: "Bearer " + c.apiKey, valueSize: c.valueSize, counter: c.workload == "counter", txnOps: c.txnOps}
 	if c.consistency != "" {
 		t.query = "?consistency=" + c.consistency
 	}
@@ -85,6 +86,7 @@ type kvTarget struct {
 	valueSize int
 	counter   bool // values are integers (the counter workload's preload)
 	incrBody  []byte
+	txnOps    int // puts per transaction
 }
 
 func (t *kvTarget) newRequest(base string, o op, key string, keyIndex int, body *bytes.Buffer) (*http.Request, error) {
@@ -112,6 +114,27 @@ func (t *kvTarget) newRequest(base string, o op, key string, keyIndex int, body 
 	case opIncr:
 		body.Write(t.incrBody)
 		req, err = http.NewRequest(http.MethodPost, u+"/incr", body)
+	case opTxn:
+		// txnOps puts of this key's sub-keys, each like the write
+		// workload's PUT, in one transaction.
+		b := append(body.AvailableBuffer(), `{"ops":[`...)
+		for i := range t.txnOps {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"op":"put","key":`...)
+			b = strconv.AppendQuote(b, key+"/"+strconv.Itoa(i))
+			b = append(b, `,"value":`...)
+			b = appendValue(b, keyIndex, t.valueSize)
+			if t.ttl != "" {
+				b = append(b, `,"ttlSeconds":`...)
+				b = append(b, t.ttl...)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, "]}"...)
+		body.Write(b)
+		req, err = http.NewRequest(http.MethodPost, base+"/kv/txn", body)
 	default:
 		return nil, fmt.Errorf("kv target: no request for %v", o)
 	}

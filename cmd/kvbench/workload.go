@@ -23,6 +23,8 @@ func (w workload) first(r *rand.Rand) op {
 		return opPut
 	case "counter":
 		return opIncr
+	case "txn":
+		return opTxn
 	default: // read, cache-aside
 		return opGet
 	}

@@ -454,3 +454,29 @@ func TestValueHasTheRequestedSize(t *testing.T) {
 		}
 	}
 }
+
+func TestTxnWorkloadRequest(t *testing.T) {
+	c, err := parseFlags([]string{"-endpoints", "http://127.0.0.1:1", "-api-key", "k", "-workload", "txn", "-txn-ops", "4", "-ttl", "60"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt := newTarget(c)
+	var body bytes.Buffer
+	req, err := tgt.newRequest("http://n1", workload{name: c.workload}.first(nil), "session-7", 7, &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Ops []struct {
+			Op, Key    string
+			Value      json.RawMessage
+			TTLSeconds float64
+		}
+	}
+	if err := json.Unmarshal(body.Bytes(), &got); err != nil || req.URL.Path != "/kv/txn" || req.Method != "POST" {
+		t.Fatalf("%s %s: %s (%v)", req.Method, req.URL, body.Bytes(), err)
+	}
+	if len(got.Ops) != 4 || got.Ops[3].Key != "session-7/3" || got.Ops[0].Op != "put" || got.Ops[0].TTLSeconds != 60 {
+		t.Fatalf("ops %+v", got.Ops)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/quorumkv/quorumkv/client"
+	"github.com/quorumkv/quorumkv/internal/version"
 )
 
 func statusCommand() *command {
@@ -42,6 +43,29 @@ func statusCommand() *command {
 	}
 }
 
+func versionCommand() *command {
+	return &command{
+		name: "version", args: "", minArgs: 0, maxArgs: 0,
+		summary: "show kvctl's version and the version of the first reachable node",
+		detail:  "kvctl's own line is printed even when no node answers. kvctl nodes shows every node's version.",
+		run: func(ctx context.Context, e *env, _ []string) error {
+			fmt.Fprintf(e.io.out, "kvctl    %s\n", version.Get())
+			st, err := e.c.Status(ctx)
+			if err != nil {
+				return err
+			}
+			b := st.Build
+			if b.Version == "" {
+				fmt.Fprintf(e.io.out, "server   %s: version unknown (a build that does not report one), via %s\n", st.NodeID, st.Endpoint)
+				return nil
+			}
+			info := version.Info{Version: b.Version, GoVersion: b.GoVersion, Revision: b.Revision, Modified: b.Modified}
+			fmt.Fprintf(e.io.out, "server   %s (node %s, via %s)\n", info, st.NodeID, st.Endpoint)
+			return nil
+		},
+	}
+}
+
 func nodesCommand() *command {
 	return &command{
 		name: "nodes", args: "", minArgs: 0, maxArgs: 0,
@@ -60,14 +84,18 @@ func nodesCommand() *command {
 				return writeJSON(e.io.out, raws)
 			}
 			tw := tabwriter.NewWriter(e.io.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSUFFRAGE\tLEADER\tHEALTHY\tAPPLIED\tLAST CONTACT\tPEER ADDR\tHTTP ADDR")
+			fmt.Fprintln(tw, "ID\tSUFFRAGE\tLEADER\tHEALTHY\tAPPLIED\tLAST CONTACT\tVERSION\tPEER ADDR\tHTTP ADDR")
 			for _, n := range nodes {
 				contact := "-"
 				if n.LastContactMs != nil {
 					contact = fmt.Sprintf("%dms", *n.LastContactMs)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n.ID, n.Suffrage, yesNo(n.Leader), yesNo(n.Healthy),
-					n.AppliedIndex, contact, n.PeerAddr, n.HTTPAddr)
+				v := n.Version
+				if v == "" {
+					v = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.Suffrage, yesNo(n.Leader), yesNo(n.Healthy),
+					n.AppliedIndex, contact, v, n.PeerAddr, n.HTTPAddr)
 			}
 			return tw.Flush()
 		},

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -44,9 +46,10 @@ func findCommand(name string) *command {
 
 func init() {
 	commands = []*command{
-		getCommand(), putCommand(), delCommand(), lsCommand(), ttlCommand(), incrCommand(),
+		getCommand(), putCommand(), delCommand(), lsCommand(), ttlCommand(), incrCommand(), txnCommand(),
 		statusCommand(), nodesCommand(), joinCommand(), removeCommand(), transferCommand(), snapshotCommand(),
 		watchCommand(),
+		versionCommand(),
 	}
 }
 
@@ -411,6 +414,78 @@ func incrCommand() *command {
 					Version: r.Version, ExpiresAt: expiresJSON(r.ExpiresAt), Index: r.Index})
 			}
 			fmt.Fprintln(e.io.out, r.Value)
+			return nil
+		},
+	}
+}
+
+func txnCommand() *command {
+	return &command{
+		name: "txn", args: "[FILE|-]", minArgs: 0, maxArgs: 1,
+		summary: "apply a transaction read as POST /kv/txn's JSON body from FILE or stdin (exit 4 if a check fails)",
+		detail: `The body: {"checks": [{"key": "a", "version": 12}, {"key": "b", "exists": false}],
+ "ops": [{"op": "put", "key": "a", "value": {"n": 1}, "ttlSeconds": 60}, {"op": "delete", "key": "b"},
+         {"op": "incr", "key": "n", "by": 5}, {"op": "patch", "key": "s", "ttlSeconds": 1800}, {"op": "get", "key": "d"}]}
+Every check holds and every op applies at one index, or nothing is written.`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			var b []byte
+			var err error
+			if len(args) == 0 || args[0] == "-" {
+				b, err = io.ReadAll(e.io.in)
+			} else {
+				b, err = os.ReadFile(args[0])
+			}
+			if err != nil {
+				return usagef("reading the transaction: %v", err)
+			}
+			var t client.Txn
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&t); err != nil {
+				return usagef("the transaction is not valid JSON of the POST /kv/txn body: %v", err)
+			}
+			res, err := e.c.Txn(ctx, t)
+			if err != nil {
+				checks, op := client.TxnFailure(err)
+				for _, c := range checks {
+					cur := "missing"
+					if c.CurrentVersion != nil {
+						cur = "version " + strconv.FormatUint(*c.CurrentVersion, 10)
+					}
+					err = fmt.Errorf("%w\n  check %d on %s failed: the key is at %s", err, c.Position, c.Key, cur)
+				}
+				if op != nil {
+					err = fmt.Errorf("%w\n  op %d (%s %s) cannot apply: %s", err, op.Position, op.Op, op.Key, op.Reason)
+				}
+				return err
+			}
+			if e.json {
+				return writeJSON(e.io.out, struct {
+					Index   uint64               `json:"index"`
+					Results []client.TxnOpResult `json:"results"`
+				}{res.Index, res.Results})
+			}
+			fmt.Fprintf(e.io.out, "applied at index %d\n", res.Index)
+			for _, r := range res.Results {
+				exp := time.Time{}
+				if r.ExpiresAt != nil {
+					exp = *r.ExpiresAt
+				}
+				switch r.Op {
+				case "get":
+					if !r.Found {
+						fmt.Fprintf(e.io.out, "get %s: missing\n", r.Key)
+						continue
+					}
+					fmt.Fprintf(e.io.out, "get %s: %s (version %d, %s)\n", r.Key, r.Value, r.Version, describeExpiry(exp))
+				case "delete":
+					fmt.Fprintf(e.io.out, "delete %s: deleted %t\n", r.Key, r.Deleted)
+				case "incr":
+					fmt.Fprintf(e.io.out, "incr %s: %s (version %d, %s)\n", r.Key, r.Value, r.Version, describeExpiry(exp))
+				default:
+					fmt.Fprintf(e.io.out, "%s %s: version %d, %s\n", r.Op, r.Key, r.Version, describeExpiry(exp))
+				}
+			}
 			return nil
 		},
 	}

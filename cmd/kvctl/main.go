@@ -224,7 +224,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, client.ErrNotFound):
 		return exitNotFound
-	case errors.Is(err, client.ErrVersionMismatch), errors.Is(err, client.ErrAlreadyExists):
+	case errors.Is(err, client.ErrVersionMismatch), errors.Is(err, client.ErrAlreadyExists), errors.Is(err, client.ErrTxnCheckFailed):
 		return exitPrecondition
 	case errors.Is(err, client.ErrUnauthorized), errors.Is(err, client.ErrForbidden):
 		return exitAuth

@@ -215,3 +215,33 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestTxnCommand(t *testing.T) {
+	c := newCLI(t)
+	body := `{"checks": [{"key": "session/abc", "exists": false}],
+	  "ops": [{"op": "put", "key": "session/abc", "value": {"user": 42}, "ttlSeconds": 1800},
+	          {"op": "put", "key": "user/42/session", "value": "abc", "ttlSeconds": 1800},
+	          {"op": "get", "key": "user/42/name"}]}`
+	o := c.run(body, "txn")
+	if o.code != 0 || !strings.Contains(o.out, "applied at index 1") || !strings.Contains(o.out, "put session/abc: version 1, expires") || !strings.Contains(o.out, "get user/42/name: missing") {
+		t.Fatalf("txn from stdin: exit %d, out %q, err %q", o.code, o.out, o.err)
+	}
+	file := filepath.Join(t.TempDir(), "login.json")
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o = c.run("", "txn", file)
+	if o.code != 4 || !strings.Contains(o.err, "txn_check_failed") || !strings.Contains(o.err, "check 0 on session/abc failed: the key is at version 1") {
+		t.Fatalf("the same login again: exit %d, err %q", o.code, o.err)
+	}
+	o = c.run(`{"ops": [{"op": "patch", "key": "nope", "ttlSeconds": 5}]}`, "txn", "-", "-o", "json")
+	if o.code != 1 || !strings.Contains(o.err, "txn_op_failed") {
+		t.Fatalf("patch of a missing key: exit %d, err %q", o.code, o.err)
+	}
+	if o := c.run("", "txn", file+"x"); o.code != 2 || !strings.Contains(o.err, "no such file") {
+		t.Fatalf("a missing file: exit %d, err %q", o.code, o.err)
+	}
+	if o := c.run(`{"ops": [{"op": "put", "key": "a", "value": 1, "ttl": 5}]}`, "txn"); o.code != 2 || !strings.Contains(o.err, `unknown field "ttl"`) {
+		t.Fatalf("an unknown field: exit %d, err %q", o.code, o.err)
+	}
+}

@@ -35,6 +35,8 @@ type options struct {
 	apiKey            string
 	apiKeyFile        string
 	maxValueBytes     int64
+	maxTxnOps         int
+	maxTxnChecks      int
 	maxListBytes      int64
 	maxKeys           int64
 	maxDataBytes      int64
@@ -93,6 +95,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.apiKeysFile, "api-keys-file", "", "scoped API keys: JSON or 'name:scope:key' lines (scope read, write or admin; key may be sha256:<hex digest>); reloaded on SIGHUP")
 	fs.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve the API WITHOUT authentication (test setups only; logged as a warning and shown in /cluster/status)")
 	fs.Int64Var(&o.maxValueBytes, "max-value-bytes", 1<<20, "largest accepted value (compact JSON bytes)")
+	fs.IntVar(&o.maxTxnOps, "max-txn-ops", store.DefaultMaxTxnItems, fmt.Sprintf("most operations in one POST /kv/txn (1..%d)", store.MaxTxnItems))
+	fs.IntVar(&o.maxTxnChecks, "max-txn-checks", store.DefaultMaxTxnItems, fmt.Sprintf("most checks in one POST /kv/txn (1..%d)", store.MaxTxnItems))
 	fs.Int64Var(&o.maxListBytes, "max-list-bytes", httpapi.DefaultMaxListBytes, "byte budget of one GET /kv/items page: the page ends early with a cursor once its body would exceed it (one item is always returned)")
 	fs.Int64Var(&o.maxKeys, "max-keys", 0, "storage quota: once this many keys are stored, writes that create a key get 507 insufficient_storage (0 = no limit)")
 	fs.Int64Var(&o.maxDataBytes, "max-data-bytes", defaultMaxDataBytes, "storage quota: writes that would take the stored keys plus values past this many bytes get 507 insufficient_storage (0 = no limit); the data set is held in memory on every node")
@@ -126,7 +130,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve net/http/pprof (/debug/pprof/, no authentication) on this separate address, e.g. 127.0.0.1:6060 (no host: loopback)")
 	fs.BoolVar(&o.debugAllowRemote, "debug-allow-remote", false, "let --debug-addr bind a non-loopback address (the profiles are unauthenticated; logged as a warning)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kvnode [flags]\n       kvnode certs --help      (development TLS certificates)\n       kvnode health --help     (container health probe)\n       kvnode restore --help    (seed a data dir from a backup, offline)\n\nRuns one quorumkv node. Every flag can also be set with the environment\nvariable KV_<FLAG> (e.g. KV_HTTP_ADDR, KV_API_KEY); a flag given on the\ncommand line wins.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: kvnode [flags]\n       kvnode --version         (version and supported formats)\n       kvnode certs --help      (development TLS certificates)\n       kvnode health --help     (container health probe)\n       kvnode restore --help    (seed a data dir from a backup, offline)\n\nRuns one quorumkv node. Every flag can also be set with the environment\nvariable KV_<FLAG> (e.g. KV_HTTP_ADDR, KV_API_KEY); a flag given on the\ncommand line wins.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -18,7 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quorumkv/quorumkv/fsm"
 	"github.com/quorumkv/quorumkv/httpapi"
+	"github.com/quorumkv/quorumkv/internal/version"
 	"github.com/quorumkv/quorumkv/pki"
 	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/transport"
@@ -33,6 +35,9 @@ func main() {
 			os.Exit(runHealth(os.Args[2:], os.Getenv, os.Stderr))
 		case "restore":
 			os.Exit(runRestore(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+		case "--version", "-version", "version":
+			printVersion(os.Stdout)
+			os.Exit(0)
 		}
 	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
@@ -64,7 +69,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kvnode: %v\n", err)
 		return 2
 	}
-	logger.Info("kvnode starting", "component", "kvnode", "pid", os.Getpid())
+	logger.Info("kvnode starting", "component", "kvnode", "pid", os.Getpid(), "version", version.Get().String())
 	gc := startGCGovernor(o.gcHeadroomMB<<20, getenv, logger.With("component", "gc"))
 	defer gc.stopGC()
 	n, err := start(o, logger, stderr)
@@ -96,6 +101,14 @@ wait:
 	}
 	logger.Info("stopped")
 	return 0
+}
+
+// printVersion writes what kvnode --version prints: the build, then the
+// formats of replicated state it reads (from the lower version) and writes.
+func printVersion(w io.Writer) {
+	f := fsm.SupportedFormats()
+	fmt.Fprintf(w, "kvnode %s\nlog codec %d-%d, ops %s, snapshot format %d-%d, backup format %d-%d\n",
+		version.Get(), f.Codec.Min, f.Codec.Max, f.Ops, f.Snapshot.Min, f.Snapshot.Max, f.Backup.Min, f.Backup.Max)
 }
 
 func newLogger(o options, w io.Writer) (*slog.Logger, error) {
@@ -204,6 +217,8 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		Join:                    len(joins) > 0,
 		HTTPAddr:                advertisedHTTPAddr(o, ln),
 		MaxValueBytes:           o.maxValueBytes,
+		MaxTxnOps:               o.maxTxnOps,
+		MaxTxnChecks:            o.maxTxnChecks,
 		// Membership RPCs need a member-authenticated connection: the
 		// identity peer TLS verified (transport.PeerID). Only a node run
 		// with --insecure-peer serves them (and all else) unauthenticated.
@@ -212,6 +227,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		InsecurePeer:              peerTLS == nil,
 		Logger:                    nodeLogger,
 		Metrics:                   metrics,
+		ReportMetrics:             metrics,
 	}, mux)
 	if err != nil {
 		ln.Close()
@@ -223,6 +239,8 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		InsecureNoAuth:  creds.insecure,
 		InsecurePeer:    peerTLS == nil,
 		MaxValueBytes:   o.maxValueBytes,
+		MaxTxnOps:       o.maxTxnOps,
+		MaxTxnChecks:    o.maxTxnChecks,
 		MaxListBytes:    o.maxListBytes,
 		MaxRestoreBytes: o.maxRestoreBytes,
 		RequestTimeout:  o.requestTimeout,

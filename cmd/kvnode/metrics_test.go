@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -87,8 +88,9 @@ func TestMetricsEndpointOfAWiredNode(t *testing.T) {
 		`quorumkv_fsm_keys`:                   "1",
 		`quorumkv_fsm_value_bytes`:            "7",
 		`quorumkv_raft_state{state="leader"}`: "1",
-		`quorumkv_http_requests_total{method="PUT",route="/kv/items/{key}",status="201"}`: "1",
-		`quorumkv_raft_proposals_total{op="set"}`:                                         "1",
+		`quorumkv_http_requests_total{method="PUT",route="/kv/items/{key}",status="201"}`:        "1",
+		`quorumkv_raft_proposals_total{op="set"}`:                                                "1",
+		`quorumkv_build_info{goversion="` + runtime.Version() + `",revision="",version="devel"}`: "1",
 	} {
 		if got, ok := metricValue(body, series); got != want {
 			t.Errorf("%s = %q (present %v), want %s", series, got, ok, want)

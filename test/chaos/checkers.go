@@ -27,12 +27,13 @@ type anomalies struct {
 	UnexpectedKeys    int `json:"unexpectedKeys"`    // a listed key (or value) no client wrote, or a node that could not list
 	ClockProbe        int `json:"clockProbe"`        // a long-TTL key lost or a keyed incr applied twice across a clock fault
 	Watch             int `json:"watch"`             // a watcher's deliveries with a gap, duplicate, reordering, uncommitted write or wrong final state
+	Transfers         int `json:"transfers"`         // a transfer history porcupine rejects, a wrong account total, a group unreadable after healing
 }
 
 func (a anomalies) total() int {
 	return a.NonLinearizable + a.LostAcks + a.InventedAcks + a.Diverged + a.TTLResurrections +
 		a.TTLEarlyExpiries + a.TTLBadStamps + a.LogProblems + a.UncleanExits + a.GuardFailures + a.CheckerIncomplete +
-		a.UnexpectedKeys + a.ClockProbe + a.Watch
+		a.UnexpectedKeys + a.ClockProbe + a.Transfers + a.Watch
 }
 
 // checkListing lists every live key on every node after healing (GET
@@ -67,8 +68,8 @@ func checkListing(ctx context.Context, api *apiClient, nodes []*node, ops []Op) 
 			continue
 		}
 		for _, it := range items {
-			if strings.HasPrefix(it.Key, probePrefix) {
-				continue // the clock probe's own keys, checked by it (clock.go)
+			if strings.HasPrefix(it.Key, probePrefix) || strings.HasPrefix(it.Key, transferPrefix) {
+				continue // the clock probe's and the transfer workload's keys, checked by them (clock.go, transfer.go)
 			}
 			listed++
 			values, ok := written[it.Key]

@@ -84,15 +84,16 @@ type scenarioReport struct {
 	// ClockProbe counts probe checks (a node reading a long-TTL key and
 	// retrying a keyed incr) across clock faults; ClockDetectMs, per clock
 	// jump of a leader, the time until another node led.
-	ClockProbe    int       `json:"clockProbeChecks,omitempty"`
-	ClockProblems []string  `json:"clockProblems,omitempty"`
-	ClockDetectMs []int64   `json:"clockJumpToNewLeaderMs,omitempty"`
-	ConvergedSec  float64   `json:"convergedInSec"`
-	Converge      []string  `json:"convergeState,omitempty"`
-	LogProblems   []string  `json:"logProblems,omitempty"`
-	Guard         []string  `json:"guardProblems,omitempty"`
-	Anomalies     anomalies `json:"anomalies"`
-	Artifacts     string    `json:"artifacts,omitempty"`
+	ClockProbe    int            `json:"clockProbeChecks,omitempty"`
+	ClockProblems []string       `json:"clockProblems,omitempty"`
+	ClockDetectMs []int64        `json:"clockJumpToNewLeaderMs,omitempty"`
+	ConvergedSec  float64        `json:"convergedInSec"`
+	Converge      []string       `json:"convergeState,omitempty"`
+	LogProblems   []string       `json:"logProblems,omitempty"`
+	Guard         []string       `json:"guardProblems,omitempty"`
+	Anomalies     anomalies      `json:"anomalies"`
+	Transfers     transferReport `json:"transfers"`
+	Artifacts     string         `json:"artifacts,omitempty"`
 	// SelfTest: a deliberately broken build that the checker must reject.
 	SelfTest bool `json:"selfTest,omitempty"`
 }
@@ -195,9 +196,10 @@ func (r *scenarioReport) text() string {
 	if r.ClockProbe > 0 || len(r.ClockDetectMs) > 0 {
 		fmt.Fprintf(&b, "   clock: %d probe checks; leader clock jump to new leader %v ms\n", r.ClockProbe, r.ClockDetectMs)
 	}
+	b.WriteString(r.Transfers.text())
 	a := r.Anomalies
-	fmt.Fprintf(&b, "   anomalies: non-linearizable %d, lost acks %d, invented acks %d, diverged %d, ttl resurrections %d, ttl early expiries %d, ttl bad stamps %d, log problems %d, unclean exits %d, guard failures %d, checker incomplete %d, unexpected keys %d, clock probe %d, watch %d\n",
-		a.NonLinearizable, a.LostAcks, a.InventedAcks, a.Diverged, a.TTLResurrections, a.TTLEarlyExpiries, a.TTLBadStamps, a.LogProblems, a.UncleanExits, a.GuardFailures, a.CheckerIncomplete, a.UnexpectedKeys, a.ClockProbe, a.Watch)
+	fmt.Fprintf(&b, "   anomalies: non-linearizable %d, lost acks %d, invented acks %d, diverged %d, ttl resurrections %d, ttl early expiries %d, ttl bad stamps %d, log problems %d, unclean exits %d, guard failures %d, checker incomplete %d, unexpected keys %d, clock probe %d, transfers %d, watch %d\n",
+		a.NonLinearizable, a.LostAcks, a.InventedAcks, a.Diverged, a.TTLResurrections, a.TTLEarlyExpiries, a.TTLBadStamps, a.LogProblems, a.UncleanExits, a.GuardFailures, a.CheckerIncomplete, a.UnexpectedKeys, a.ClockProbe, a.Transfers, a.Watch)
 	for _, list := range [][]string{r.Guard, r.AckProblems, r.ListProblems, r.TTL.Resurrections, r.TTL.EarlyExpiries, r.TTL.BadStamps, r.ClockProblems, r.LogProblems, r.Watch.Problems} {
 		for i, s := range list {
 			if i == 10 {

@@ -100,6 +100,7 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 		t.Fatal(err)
 	}
 	wl := startWorkload(defaultWorkload(), nodes, apiKey, seed, c.start)
+	tw := startTransfers(nodes, apiKey, seed, c.start)
 	sleep(context.Background(), prof.warmup)
 	ctx, cancel := context.WithTimeout(context.Background(), prof.faults)
 	sc.nemesis(ctx, c)
@@ -111,6 +112,7 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	healed := c.since()
 	sleep(context.Background(), prof.after)
 	ops := wl.stop()
+	txns := tw.stop()
 	loadEnd := c.since()
 	c.logf("load stopped: %d ops", len(ops))
 
@@ -133,6 +135,10 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	rep.Anomalies.UnexpectedKeys = len(rep.ListProblems)
 	rep.Watch = finishWatchers(c.api, nodes, ws, ops)
 	rep.Anomalies.Watch = len(rep.Watch.Problems)
+	tctx, tcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	rep.Transfers = checkTransfers(tctx, c.api, nodes, tw, txns)
+	tcancel()
+	rep.Anomalies.Transfers = len(rep.Transfers.Problems)
 	mon.stop()
 	samples := mon.samples()
 
@@ -187,7 +193,7 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	// Counts, phases, and the guard.
 	rep.Ops = countOps(ops)
 	rep.Conditional = countConditional(ops)
-	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads + rep.KeysListed + rep.Watch.Events
+	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads + rep.KeysListed + rep.Transfers.LinearOps + rep.Transfers.NodeChecks + rep.Watch.Events
 	rep.Faults = c.faults
 	for _, f := range c.faults {
 		rep.FaultsByType[f.Kind]++
