@@ -217,3 +217,36 @@ func TestChangeKinds(t *testing.T) {
 		t.Fatalf("Restore: changes %+v, want one reset at 19", got)
 	}
 }
+
+// TestTxnChanges: a transaction yields one change per key it changes, all
+// at its own index, in its operations' order (a get changes nothing); a
+// failed transaction yields none.
+func TestTxnChanges(t *testing.T) {
+	f := New()
+	m := newMirror(t, f)
+	apply(t, f, 1, setCmd("a", `1`, 0, 10))
+	apply(t, f, 2, setCmd("gone", `1`, 0, 10))
+	before := len(m.all)
+	apply(t, f, 3, txnCmd(20, nil,
+		Command{Op: OpSet, Key: "b", Value: []byte(`"x"`)},
+		Command{Op: OpIncr, Key: "a", By: 2},
+		Command{Op: OpTxnGet, Key: "c"},
+		Command{Op: OpDelete, Key: "gone"}))
+	if got := describeChanges(m.all[before:]); got != "set b@3 set a@3 delete gone@3 " {
+		t.Fatalf("txn changes: %s", got)
+	}
+	before = len(m.all)
+	apply(t, f, 4, txnCmd(20, []TxnCheck{{Kind: TxnCheckVersion, Key: "a", Version: 1}},
+		Command{Op: OpSet, Key: "c", Value: []byte(`1`)}))
+	if got := m.all[before:]; len(got) != 0 {
+		t.Fatalf("a failed txn produced changes: %s", describeChanges(got))
+	}
+}
+
+func describeChanges(cs []Change) string {
+	s := ""
+	for _, c := range cs {
+		s += fmt.Sprintf("%s %s@%d ", c.Type, c.Key, c.Index)
+	}
+	return s
+}
