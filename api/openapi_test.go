@@ -118,7 +118,8 @@ func startNode(t *testing.T) node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := httpapi.New(httpapi.Config{Keys: ring, Logger: quiet, Metrics: reg, MaxValueBytes: 1024}, st)
+	h, err := httpapi.New(httpapi.Config{Keys: ring, Logger: quiet, Metrics: reg, MaxValueBytes: 1024,
+		Watch: httpapi.WatchConfig{MaxDuration: 200 * time.Millisecond}}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +159,8 @@ func (c call) String() string { return c.method + " " + c.path }
 // request and response against api/openapi.yaml with kin-openapi's
 // openapi3filter. It fails when a route in the route table is not exercised.
 func TestServerConformsToTheDocument(t *testing.T) {
+	// A watch stream is text: its events are checked in httpapi's tests.
+	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.FileBodyDecoder)
 	doc := loadDoc(t)
 	n := startNode(t)
 	doc.Servers = openapi3.Servers{{URL: n.url}}
@@ -181,6 +184,12 @@ func TestServerConformsToTheDocument(t *testing.T) {
 		{method: "GET", path: "/kv/items/a?consistency=stale&minIndex=1", auth: R, want: 200},
 		{method: "GET", path: "/kv/items/a", auth: R, header: map[string]string{"X-KV-Consistency": "stale"}, want: 200},
 		{method: "GET", path: "/kv/items/missing", auth: R, want: 404, wantCode: "not_found"},
+		{method: "GET", path: "/kv/items/a?waitIndex=1&wait=100ms", auth: R, want: 200},
+		{method: "GET", path: "/kv/items/a?waitIndex=x", auth: R, want: 400, wantCode: "invalid_parameter", offContract: true},
+		{method: "GET", path: "/kv/watch?prefix=a&fromIndex=1", auth: R, want: 200},
+		{method: "GET", path: "/kv/watch", auth: R, header: map[string]string{"Last-Event-ID": "2"}, want: 200},
+		{method: "GET", path: "/kv/watch?fromIndex=x", auth: R, want: 400, wantCode: "invalid_parameter", offContract: true},
+		{method: "GET", path: "/kv/watch", want: 401, wantCode: "unauthorized"},
 		{method: "GET", path: "/kv/items/a?consistency=sometimes", auth: R, want: 400, wantCode: "invalid_parameter", offContract: true},
 		{method: "GET", path: "/kv/items/a", want: 401, wantCode: "unauthorized"},
 		{method: "PUT", path: "/kv/items/a", auth: R, body: `{"value":1}`, want: 403, wantCode: "forbidden"},

@@ -263,7 +263,9 @@ func (c *Client) attempt(ctx context.Context, cl *call, endpoint string, handle 
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return parseError(endpoint, resp.StatusCode, resp.Header.Get("X-Request-Id"), b)
+		e := parseError(endpoint, resp.StatusCode, resp.Header.Get("X-Request-Id"), b)
+		e.Index = indexOf(resp.Header)
+		return e
 	}
 	return handle(endpoint, resp)
 }

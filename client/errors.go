@@ -63,6 +63,10 @@ var (
 	// ErrInvalidOption: the call's options cannot be combined (or a value
 	// could not be encoded); nothing was sent.
 	ErrInvalidOption = errors.New("invalid option")
+	// ErrCompacted: 410 compacted, a watch asked for changes older than the
+	// node still holds (OldestIndex says from where it can). Read the state
+	// again and watch from the index of that read.
+	ErrCompacted = errors.New("watch history compacted")
 )
 
 // codeSentinels maps the API's stable error codes to sentinels.
@@ -79,6 +83,7 @@ var codeSentinels = map[string]error{
 	"cluster_mismatch":       ErrClusterMismatch,
 	"restore_in_progress":    ErrRestoreInProgress,
 	"insufficient_storage":   ErrInsufficientStorage,
+	"compacted":              ErrCompacted,
 	"txn_check_failed":       ErrTxnCheckFailed,
 	"txn_op_failed":          ErrTxnOpFailed,
 }
@@ -105,6 +110,12 @@ type APIError struct {
 	RequestID string
 	// Err is the transport error when Status is 0.
 	Err error
+	// OldestIndex is the oldest index a watch may resume from on Endpoint
+	// (410 compacted only).
+	OldestIndex uint64
+	// Index is the X-KV-Index the error response carried (a 404 from Get:
+	// the state in which the key was absent); 0 when none.
+	Index uint64
 	// FailedChecks (412 txn_check_failed) and FailedOp (409 txn_op_failed)
 	// say why a transaction wrote nothing.
 	FailedChecks []TxnFailedCheck
@@ -165,6 +176,7 @@ type errorBody struct {
 		CurrentVersion json.RawMessage  `json:"currentVersion"`
 		FailedChecks   []TxnFailedCheck `json:"failedChecks"`
 		FailedOp       *TxnFailedOp     `json:"failedOp"`
+		OldestIndex    uint64           `json:"oldestIndex"`
 	} `json:"error"`
 }
 
@@ -176,6 +188,7 @@ func parseError(endpoint string, status int, requestID string, body []byte) *API
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
 		e.Code, e.Message, e.Retryable = eb.Error.Code, eb.Error.Message, eb.Error.Retryable
+		e.OldestIndex = eb.Error.OldestIndex
 		e.FailedChecks, e.FailedOp = eb.Error.FailedChecks, eb.Error.FailedOp
 		if v := eb.Error.CurrentVersion; len(v) > 0 && string(v) != "null" {
 			e.CurrentVersion, _ = strconv.ParseUint(string(v), 10, 64)

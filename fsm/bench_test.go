@@ -37,9 +37,31 @@ func benchFSM(b *testing.B, n int) *FSM {
 
 // BenchmarkApplyBatchSet: one iteration applies a batch of 64 sets of 200-byte
 // values to random keys of a 100k-key store.
-func BenchmarkApplyBatchSet(b *testing.B) {
+func BenchmarkApplyBatchSet(b *testing.B) { benchApplyBatchSet(b, nil) }
+
+// BenchmarkApplyBatchSetObserved is BenchmarkApplyBatchSet with a change
+// observer that keeps every change in a ring, as the watch hub does: the
+// difference is what recording changes costs the apply path.
+func BenchmarkApplyBatchSetObserved(b *testing.B) { benchApplyBatchSet(b, &ringObserver{}) }
+
+type ringObserver struct {
+	ring [4096]Change
+	n    int
+}
+
+func (o *ringObserver) Applied(changes []Change, _ uint64) {
+	for _, c := range changes {
+		o.ring[o.n%len(o.ring)] = c
+		o.n++
+	}
+}
+
+func benchApplyBatchSet(b *testing.B, o ChangeObserver) {
 	const batch = 64
 	f := benchFSM(b, benchKeys)
+	if o != nil {
+		f.SetChangeObserver(o)
+	}
 	r := rand.New(rand.NewPCG(1, 2))
 	value := bytes.Repeat([]byte("y"), 200)
 	// Pre-encode a pool of batches; Index is rewritten per iteration.

@@ -17,7 +17,7 @@ const chunkVisitFactor = 4
 // firstDeletePrefixChunk applies a bulk delete's first chunk: its own index
 // is the bound.
 func (f *FSM) firstDeletePrefixChunk(index uint64, cmd *Command) DeletePrefixResult {
-	r := f.deletePrefixChunk(cmd, index)
+	r := f.deletePrefixChunk(index, cmd, index)
 	r.Revision, r.Bound = index, index
 	if cmd.IdemKey != "" {
 		// applyCommand records r (Deleted, Revision) under the key.
@@ -30,8 +30,8 @@ func (f *FSM) firstDeletePrefixChunk(index uint64, cmd *Command) DeletePrefixRes
 // record belongs to this bulk delete (same fingerprint, same bound, in the
 // window) it adds the chunk's count to the recorded total, so every caller
 // of the bulk delete, a retry included, ends with the same total.
-func (f *FSM) continueDeletePrefix(cmd *Command) DeletePrefixResult {
-	r := f.deletePrefixChunk(cmd, cmd.Bound)
+func (f *FSM) continueDeletePrefix(index uint64, cmd *Command) DeletePrefixResult {
+	r := f.deletePrefixChunk(index, cmd, cmd.Bound)
 	r.Revision, r.Bound = cmd.Bound, cmd.Bound
 	if cmd.IdemKey == "" {
 		return r
@@ -69,8 +69,9 @@ func replayedDeletePrefix(res interface{}) interface{} {
 
 // deletePrefixChunk removes up to cmd.Limit entries with prefix cmd.Key and a
 // revision below bound, strictly after cmd.After, visiting at most
-// chunkVisitFactor*Limit entries, and counts the live ones it removes.
-func (f *FSM) deletePrefixChunk(cmd *Command, bound uint64) DeletePrefixResult {
+// chunkVisitFactor*Limit entries, and counts the live ones it removes. The
+// chunk's own log index (index) is what its removals are recorded at.
+func (f *FSM) deletePrefixChunk(index uint64, cmd *Command, bound uint64) DeletePrefixResult {
 	var r DeletePrefixResult
 	limit := cmd.Limit
 	visits := limit * chunkVisitFactor
@@ -100,7 +101,7 @@ func (f *FSM) deletePrefixChunk(cmd *Command, bound uint64) DeletePrefixResult {
 		return true
 	})
 	for _, it := range doomed {
-		f.remove(it.key())
+		f.remove(index, it.key())
 		if !it.Expired(cmd.Now) {
 			r.Deleted++
 		}

@@ -60,6 +60,12 @@ type FSM struct {
 	// per batch when nobody waits.
 	waitMu sync.Mutex
 	waitCh chan struct{}
+
+	// observer receives the changes applied (change.go); changes collects
+	// them under mu until the apply call publishes them. Both are used only
+	// on raft's FSM goroutine.
+	observer ChangeObserver
+	changes  []Change
 }
 
 // treeOptions: the FSM's RWMutex serialises access, so the trees' own locks
@@ -95,7 +101,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 	f.mu.Lock()
 	resp := f.applyLocked(l, &cmd)
 	f.mu.Unlock()
-	f.advance(l.Index)
+	f.publish(l.Index)
 	return resp
 }
 
@@ -119,7 +125,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		resps[i] = f.applyLocked(l, &cmds[i])
 	}
 	f.mu.Unlock()
-	f.advance(logs[len(logs)-1].Index)
+	f.publish(logs[len(logs)-1].Index)
 	return resps
 }
 
@@ -159,7 +165,7 @@ func (f *FSM) applyCommand(index uint64, cmd *Command) interface{} {
 	f.advanceTime(cmd)
 	f.pruneIdem(cmd.Now)
 	if cmd.Op == OpDeletePrefixChunk && cmd.Bound != 0 {
-		return f.continueDeletePrefix(cmd) // updates its own dedup record
+		return f.continueDeletePrefix(index, cmd) // updates its own dedup record
 	}
 	if cmd.IdemKey != "" {
 		if res, ok := f.lookupIdem(cmd); ok {
@@ -230,7 +236,7 @@ func (f *FSM) applyOp(index uint64, cmd *Command) interface{} {
 	case OpDelete:
 		return f.delete(index, cmd)
 	case OpExpire:
-		return f.expire(cmd)
+		return f.expire(index, cmd)
 	case OpBarrier:
 		return BarrierResult{}
 	case OpTouch:
@@ -287,9 +293,12 @@ func checkCond(cmd *Command, cur item, live bool) (st Status, current uint64) {
 }
 
 // put stores value at key with revision index and expiry exp, keeping the
-// expiry index in step. It returns the replaced item, if any.
+// expiry index in step, and records a ChangeSet. It returns the replaced item,
+// if any.
 func (f *FSM) put(index uint64, key string, value []byte, exp int64) (prev item, replaced bool) {
-	prev, replaced = f.data.Set(newItem(key, value, index, exp))
+	it := newItem(key, value, index, exp)
+	prev, replaced = f.data.Set(it)
+	f.emit(Change{Type: ChangeSet, Key: it.key(), Value: it.value(), Version: index, ExpiresAt: exp, Index: index})
 	f.stats.valueBytes += int64(len(value) - len(prev.value()))
 	if !replaced {
 		f.stats.keyBytes += int64(len(key))
@@ -303,15 +312,27 @@ func (f *FSM) put(index uint64, key string, value []byte, exp int64) (prev item,
 	return prev, replaced
 }
 
-// remove deletes key from both indexes and reports the removed item.
-func (f *FSM) remove(key string) (item, bool) {
+// remove deletes key from both indexes by a delete at log index, and
+// reports the removed item.
+func (f *FSM) remove(index uint64, key string) (item, bool) {
+	return f.removeAs(index, key, ChangeDelete)
+}
+
+// removeAs deletes key from both indexes and, if it was present, records a
+// change of type t (ChangeDelete or ChangeExpire) at log index. It reports
+// the removed item.
+func (f *FSM) removeAs(index uint64, key string, t ChangeType) (item, bool) {
 	prev, found := f.data.Delete(probe(key))
+	if !found {
+		return prev, false
+	}
 	f.stats.valueBytes -= int64(len(prev.value()))
 	f.stats.keyBytes -= int64(len(prev.key()))
-	if found && prev.ExpiresAt != 0 {
+	if prev.ExpiresAt != 0 {
 		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key()})
 	}
-	return prev, found
+	f.emit(Change{Type: t, Key: prev.key(), Version: index, ExpiresAt: prev.ExpiresAt, Index: index})
+	return prev, true
 }
 
 func (f *FSM) set(index uint64, cmd *Command) SetResult {
@@ -337,7 +358,7 @@ func (f *FSM) delete(index uint64, cmd *Command) DeleteResult {
 			return DeleteResult{Status: st, Current: current}
 		}
 	}
-	prev, found := f.remove(cmd.Key)
+	prev, found := f.remove(index, cmd.Key)
 	return DeleteResult{Deleted: found && !prev.Expired(cmd.Now), Revision: index}
 }
 
@@ -408,7 +429,7 @@ func (f *FSM) deletePrefix(index uint64, cmd *Command) DeletePrefixResult {
 	})
 	n := 0
 	for _, it := range doomed {
-		f.remove(it.key())
+		f.remove(index, it.key())
 		if !it.Expired(cmd.Now) {
 			n++
 		}
@@ -420,17 +441,14 @@ func (f *FSM) deletePrefix(index uint64, cmd *Command) DeletePrefixResult {
 // expired at the proposer's clock. Both conditions are needed: the revision check
 // makes a proposal that raced with a re-set harmless, and the time check makes a
 // proposal from a leader with a wrong clock (or a forged item list) harmless.
-func (f *FSM) expire(cmd *Command) ExpireResult {
+func (f *FSM) expire(index uint64, cmd *Command) ExpireResult {
 	n := 0
 	for _, it := range cmd.Items {
 		cur, ok := f.data.Get(probe(it.Key))
 		if !ok || cur.Revision != it.Revision || !cur.Expired(cmd.Now) {
 			continue
 		}
-		f.data.Delete(probe(it.Key))
-		f.expiry.Delete(expiryKey{at: cur.ExpiresAt, key: it.Key})
-		f.stats.valueBytes -= int64(len(cur.value()))
-		f.stats.keyBytes -= int64(len(cur.key()))
+		f.removeAs(index, it.Key, ChangeExpire)
 		n++
 	}
 	f.stats.expired += uint64(n)

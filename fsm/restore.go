@@ -112,6 +112,7 @@ func (f *FSM) restoreCommit(index uint64, cmd *Command) RestoreResult {
 	// lastNow stays: the commit is a command like any other, at its own time
 	// (already applied by advanceTime); the backup's clock does not rewind it.
 	f.stats.valueBytes, f.stats.keyBytes = valueBytes, keyBytes
+	f.emit(Change{Type: ChangeReset, Version: index, Index: index})
 	return RestoreResult{OK: true, Entries: data.Len(), Revision: index}
 }
 

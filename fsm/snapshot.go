@@ -259,9 +259,11 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.staging = st.staging
 	f.clusterID = st.cluster
 	f.stats.valueBytes, f.stats.keyBytes = valueBytes, keyBytes
+	// The replaced state's history is not in the log this replica applied:
+	// whoever mirrors it must start over.
+	f.emit(Change{Type: ChangeReset, Version: st.applied, Index: st.applied})
 	f.mu.Unlock()
-	applied := st.applied
-	f.advance(applied)
+	f.publish(st.applied)
 	return nil
 }
 

@@ -13,6 +13,7 @@ var routeScopes = map[string]Scope{
 	"GET /metrics":                  ScopeRead,
 	"GET /kv/items/{key}":           ScopeRead,
 	"GET /kv/items":                 ScopeRead,
+	"GET /kv/watch":                 ScopeRead,
 	"GET /kv/items/":                ScopeRead,
 	"PUT /kv/items/":                ScopeWrite,
 	"DELETE /kv/items/":             ScopeWrite,

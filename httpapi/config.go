@@ -74,6 +74,9 @@ type Config struct {
 	// Zero means DefaultMaxListBytes (4 MiB); at least MinMaxListBytes.
 	MaxListBytes int64
 
+	// Watch bounds watch streams and blocking reads (watch.go).
+	Watch WatchConfig
+
 	// RequestTimeout is the deadline put on the context passed to Store for
 	// each request. Zero means DefaultRequestTimeout (10s). Server-level
 	// read/write timeouts belong to the http.Server that serves this handler.
@@ -166,6 +169,7 @@ func (c Config) withDefaults() Config {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
 	}
+	c.Watch = c.Watch.withDefaults()
 	if c.MaxRestoreBytes == 0 {
 		c.MaxRestoreBytes = DefaultMaxRestoreBytes
 	}

@@ -26,6 +26,11 @@ type apiError struct {
 	withVersion bool
 	current     uint64
 
+	// oldest (with hasOldest) is a 410 compacted's oldest index served.
+	oldest    uint64
+	hasOldest bool
+	// index, when not 0, is sent as X-KV-Index (a blocking read's 404).
+	index uint64
 	// A failed transaction (txn.go): every failed check, or the operation
 	// that cannot apply.
 	failedChecks []txnFailedCheckBody

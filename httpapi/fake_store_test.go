@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/quorumkv/quorumkv/store"
+	"github.com/quorumkv/quorumkv/watch"
 )
 
 // fakeStore is an in-memory Store that records what the API passed it.
@@ -43,6 +44,8 @@ type fakeStore struct {
 	dedup       map[string]dedupEntry
 	backup      *fakeBackup      // the last one Backup returned (admin_test.go)
 	members     []store.NodeInfo // membership routes (nodes_test.go)
+	hub         *watch.Hub       // watch routes (watch_test.go)
+	hubConfig   watch.Config
 	lastTxn     store.TxnRequest
 	txnErr      error // returned by Txn when set (txn_test.go)
 }
@@ -331,6 +334,30 @@ func (f *fakeStore) last() (key string, value []byte, ttl time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.lastKey, f.lastValue, f.lastTTL
+}
+
+// Watch subscribes to the fake's hub, which tests feed with Applied. A watch
+// without a start index starts at the hub's applied index.
+func (f *fakeStore) Watch(ctx context.Context, req store.WatchRequest) (*watch.Watcher, error) {
+	if err := f.enter(ctx, req.Prefix); err != nil {
+		return nil, err
+	}
+	h := f.watchHub()
+	from := h.AppliedIndex()
+	if req.HasFrom {
+		from = req.From
+	}
+	return h.Subscribe(req.Prefix, from)
+}
+
+// watchHub returns the fake's change hub, created on first use.
+func (f *fakeStore) watchHub() *watch.Hub {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hub == nil {
+		f.hub, _ = watch.New(f.hubConfig)
+	}
+	return f.hub
 }
 
 // Txn records the request and answers every operation as applied at the

@@ -32,6 +32,8 @@ func newTestEnv(t *testing.T, mutate func(*Config)) *testEnv {
 	logs := &lockedBuffer{}
 	cfg := Config{
 		APIKey: testAPIKey,
+		// Watch streams in these tests end quickly unless a test says otherwise.
+		Watch: WatchConfig{MaxDuration: 300 * time.Millisecond, ProgressInterval: 100 * time.Millisecond},
 		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(logs, testLogWriter{t}),
 			&slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
@@ -104,6 +106,7 @@ type apiErrorBody struct {
 	Reason         string               `json:"reason"`         // not_ready only
 	FailedChecks   []txnFailedCheckBody `json:"failedChecks"`   // txn_check_failed only
 	FailedOp       *txnFailedOpBody     `json:"failedOp"`       // txn_op_failed only
+	OldestIndex    *uint64              `json:"oldestIndex"`    // 410 compacted only
 }
 
 // wantError checks res is a JSON error with the given status and code and returns it.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -34,11 +35,35 @@ func (a *api) getItem(r *http.Request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
+	index, wait, blocking, err := a.parseWait(r)
+	if err != nil {
+		return reply{}, err
+	}
+	if blocking {
+		return a.blockingRead(r, key, index, wait, a.readItem)
+	}
+	return a.readItem(r)
+}
+
+// readItem is GET /kv/items/{key} without a wait.
+func (a *api) readItem(r *http.Request) (reply, error) {
+	key, err := itemKey(r)
+	if err != nil {
+		return reply{}, err
+	}
 	opts, err := readOptions(r)
 	if err != nil {
 		return reply{}, err
 	}
 	item, info, err := a.st.Read(r.Context(), key, opts)
+	if errors.Is(err, store.ErrNotFound) && info.AppliedIndex != 0 {
+		// A 404 says which state it was read from too (a near cache needs
+		// to know where an absent key's absence was observed).
+		e, _ := resolveError(err)
+		withIndex := *e
+		withIndex.index = info.AppliedIndex
+		return reply{}, &withIndex
+	}
 	if err != nil {
 		return reply{}, err
 	}

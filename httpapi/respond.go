@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -17,6 +18,15 @@ type reply struct {
 	// status and header are sent; Content-Type comes from header). It runs
 	// after the endpoint returned, so it must not use the request's context.
 	stream func(w http.ResponseWriter)
+	// sse, when set, streams events (watch.go) after the status and header
+	// are sent. ctx is the connection's: cancelled when the client leaves,
+	// never by the request deadline.
+	sse func(ctx context.Context, w http.ResponseWriter)
+	// later, when set, computes the reply after the request deadline is
+	// gone, with the connection's context, for at most laterFor plus the
+	// request timeout (a blocking read, watch.go).
+	later    func(ctx context.Context) (reply, error)
+	laterFor time.Duration
 }
 
 // dataReply wraps data in the success envelope {"data": data}.
@@ -95,6 +105,9 @@ func writeReply(w http.ResponseWriter, rep reply) {
 	for k, v := range rep.header {
 		h[k] = v
 	}
+	if rep.sse != nil {
+		panic("httpapi: writeReply given an event stream; serve runs it") // programming error
+	}
 	if rep.stream != nil {
 		h.Set("Cache-Control", "no-store")
 		w.WriteHeader(rep.status)
@@ -115,6 +128,12 @@ func writeReply(w http.ResponseWriter, rep reply) {
 // place an error status is written.
 func writeError(w http.ResponseWriter, e *apiError) {
 	eb := errorBody{Code: e.code, Message: e.message, Retryable: e.retryable, Reason: e.reason, FailedChecks: e.failedChecks, FailedOp: e.failedOp}
+	if e.hasOldest {
+		eb.OldestIndex = &e.oldest
+	}
+	if e.index != 0 {
+		w.Header().Set(headerIndex, strconv.FormatUint(e.index, 10))
+	}
 	if e.withVersion {
 		eb.CurrentVersion = json.RawMessage("null")
 		if e.current != 0 {
@@ -149,6 +168,9 @@ type errorBody struct {
 	// CurrentVersion is present on 412 responses only: the key's current
 	// version, or null when it does not exist.
 	CurrentVersion json.RawMessage `json:"currentVersion,omitempty"`
+	// OldestIndex is present on 410 compacted only: the oldest index a
+	// watch may start from on this node.
+	OldestIndex *uint64 `json:"oldestIndex,omitempty"`
 	// FailedChecks (412 txn_check_failed) and FailedOp (409 txn_op_failed)
 	// say why a transaction wrote nothing.
 	FailedChecks []txnFailedCheckBody `json:"failedChecks,omitempty"`

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	apispec "github.com/quorumkv/quorumkv/api"
 	"github.com/quorumkv/quorumkv/store"
+	"github.com/quorumkv/quorumkv/watch"
 )
 
 // Store is what the HTTP API needs from the replicated store. *store.Store
@@ -55,6 +56,10 @@ type Store interface {
 	// removed.
 	DeletePrefix(ctx context.Context, prefix string, opts store.WriteOptions) (store.DeletePrefixResult, error)
 
+	// Watch subscribes to this node's changes under req.Prefix (package
+	// watch); the caller closes the watcher. Errors: a linearizable read's,
+	// watch.ErrOverloaded, *watch.CompactedError.
+	Watch(ctx context.Context, req store.WatchRequest) (*watch.Watcher, error)
 	// Txn applies a transaction's checks and operations at one log index, or
 	// nothing (*store.TxnCheckError, *store.TxnOpError); one without writes
 	// is a linearizable read.
@@ -228,6 +233,9 @@ func (a *api) routeTable() []route {
 			{http.MethodGet, a.listItems},
 			{http.MethodDelete, a.deletePrefix},
 		}},
+		{template: "/kv/watch", methods: []routeMethod{
+			{http.MethodGet, a.watchItems},
+		}},
 		{template: txnTemplate, methods: []routeMethod{
 			{http.MethodPost, a.txn},
 		}},
@@ -376,6 +384,13 @@ func (a *api) serve(rt route) http.Handler {
 		}()
 
 		rep, err := a.dispatch(rt, allowHeader, w, r, &caller)
+		if err == nil && rep.later != nil {
+			rc := http.NewResponseController(w)
+			until := time.Now().Add(rep.laterFor + a.cfg.RequestTimeout + 30*time.Second)
+			_ = rc.SetReadDeadline(until) // unsupported writers keep the server's
+			_ = rc.SetWriteDeadline(until)
+			rep, err = rep.later(r.Context())
+		}
 		if err != nil {
 			e, internal := resolveError(err)
 			if e.code == outcomeUnknownUnsafe.code {
@@ -389,6 +404,15 @@ func (a *api) serve(rt route) http.Handler {
 			return
 		}
 		status = rep.status
+		if rep.sse != nil {
+			for k, v := range rep.header {
+				w.Header()[k] = v
+			}
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(rep.status)
+			rep.sse(r.Context(), w)
+			return
+		}
 		writeReply(w, rep)
 	})
 }

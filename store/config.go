@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/quorumkv/quorumkv/watch"
 )
 
 // Config configures one node's store. Zero durations take the values of DefaultConfig.
@@ -164,6 +166,9 @@ type Config struct {
 	// kvnode --insecure-peer set it.
 	InsecurePeer bool
 
+	// Watch bounds this node's change history and watchers (package watch);
+	// zero fields take watch.DefaultConfig's values.
+	Watch watch.Config
 	// Version, when set, replaces the binary's version (internal/version) in
 	// what this node reports to its peers; tests use it to run mixed versions.
 	Version string
@@ -319,6 +324,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: MaxValueBytes must be 1..%d, got %d", MaxMaxValueBytes, c.MaxValueBytes)
 	case c.ExpireCatchUp < 0:
 		return fmt.Errorf("store: ExpireCatchUp must not be negative, got %s", c.ExpireCatchUp)
+	}
+	if err := c.Watch.Validate(); err != nil {
+		return fmt.Errorf("store: %w", err)
 	}
 	seen := map[string]bool{}
 	self := len(c.Bootstrap) == 0

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/fsm"
 	"github.com/quorumkv/quorumkv/transport"
+	"github.com/quorumkv/quorumkv/watch"
 )
 
 // Store is one node of the replicated key-value store.
@@ -31,7 +32,9 @@ type Store struct {
 	netTrans *raft.NetworkTransport
 
 	metrics *metrics // Prometheus metrics (metrics.go)
-	clock   *clockState
+	// hub holds the changes this node applied and its watchers (watch.go).
+	hub   *watch.Hub
+	clock *clockState
 
 	// reads carries linearizable read-index requests to readLoop (leader only).
 	reads chan *readIndexRequest
@@ -121,6 +124,13 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		repl:          newReplicationView(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	hub, err := watch.New(cfg.Watch)
+	if err != nil {
+		s.rpc.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.hub = hub
+	s.fsm.SetChangeObserver(hub) // before raft restores or applies anything
 	if err := s.openRaft(); err != nil {
 		s.cancel()
 		s.rpc.Close()
@@ -280,6 +290,7 @@ func (s *Store) TransferLeadership(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		s.hub.Close() // ends every watch stream first
 		s.cancel()
 		s.raft.DeregisterObserver(s.observer)
 		err := s.raft.Shutdown().Error()

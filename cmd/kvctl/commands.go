@@ -48,6 +48,7 @@ func init() {
 	commands = []*command{
 		getCommand(), putCommand(), delCommand(), lsCommand(), ttlCommand(), incrCommand(), txnCommand(),
 		statusCommand(), nodesCommand(), joinCommand(), removeCommand(), transferCommand(), snapshotCommand(),
+		watchCommand(),
 		versionCommand(),
 	}
 }

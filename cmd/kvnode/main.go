@@ -345,6 +345,9 @@ func (n *node) stop(ctx context.Context) error {
 		n.log.Warn("leadership transfer failed; stopping anyway", "err", err)
 	}
 	var errs []error
+	// Watch streams and blocking reads never go idle on their own: end them
+	// (each stream gets a "closed" event, shutting_down) so Shutdown can finish.
+	n.store.CloseWatches()
 	if err := n.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("HTTP shutdown: %w", err))
 	}

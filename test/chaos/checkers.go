@@ -26,13 +26,14 @@ type anomalies struct {
 	CheckerIncomplete int `json:"checkerIncomplete"` // porcupine hit its time limit or failed
 	UnexpectedKeys    int `json:"unexpectedKeys"`    // a listed key (or value) no client wrote, or a node that could not list
 	ClockProbe        int `json:"clockProbe"`        // a long-TTL key lost or a keyed incr applied twice across a clock fault
+	Watch             int `json:"watch"`             // a watcher's deliveries with a gap, duplicate, reordering, uncommitted write or wrong final state
 	Transfers         int `json:"transfers"`         // a transfer history porcupine rejects, a wrong account total, a group unreadable after healing
 }
 
 func (a anomalies) total() int {
 	return a.NonLinearizable + a.LostAcks + a.InventedAcks + a.Diverged + a.TTLResurrections +
 		a.TTLEarlyExpiries + a.TTLBadStamps + a.LogProblems + a.UncleanExits + a.GuardFailures + a.CheckerIncomplete +
-		a.UnexpectedKeys + a.ClockProbe + a.Transfers
+		a.UnexpectedKeys + a.ClockProbe + a.Transfers + a.Watch
 }
 
 // checkListing lists every live key on every node after healing (GET

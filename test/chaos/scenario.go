@@ -106,6 +106,11 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	c.logf("cluster up: %d nodes on %s.0/24 (run %s), %s build", sc.nodes, nw.subnet, nw.run, sc.build)
 
 	mon := startMonitor(nodes, apiKey, c.start)
+	ws, err := startWatchers(nodes, apiKey)
+	if err != nil {
+		saveLogs(t, nodes, outDir)
+		t.Fatal(err)
+	}
 	wl := startWorkload(defaultWorkload(), nodes, apiKey, seed, c.start)
 	tw := startTransfers(nodes, apiKey, seed, c.start)
 	sleep(context.Background(), prof.warmup)
@@ -140,6 +145,8 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	rep.KeysListed, rep.ListProblems = checkListing(lctx, c.api, nodes, ops)
 	lcancel()
 	rep.Anomalies.UnexpectedKeys = len(rep.ListProblems)
+	rep.Watch = finishWatchers(c.api, nodes, ws, ops)
+	rep.Anomalies.Watch = len(rep.Watch.Problems)
 	tctx, tcancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	rep.Transfers = checkTransfers(tctx, c.api, nodes, tw, txns)
 	tcancel()
@@ -198,7 +205,7 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	// Counts, phases, and the guard.
 	rep.Ops = countOps(ops)
 	rep.Conditional = countConditional(ops)
-	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads + rep.KeysListed + rep.Transfers.LinearOps + rep.Transfers.NodeChecks
+	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads + rep.KeysListed + rep.Transfers.LinearOps + rep.Transfers.NodeChecks + rep.Watch.Events
 	rep.Faults = c.faults
 	for _, f := range c.faults {
 		rep.FaultsByType[f.Kind]++
