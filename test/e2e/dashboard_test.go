@@ -30,7 +30,8 @@ const (
 // it signs in, sees three nodes and one leader, kills the leader and sees a
 // new one (and the old one unhealthy) within 5 s, moves leadership with the
 // page's admin control, finds a key written
-// through the API in the keys view, and checks that a read-only key gets no
+// through the API in the keys view, sees a write and a delete arrive in the
+// keys view's live tail (the watch stream) without a reload, and checks that a read-only key gets no
 // write or admin controls. It saves a PNG of each view under artifacts/.
 //
 // It needs Debian's chromium (scripts/test.sh installs it). Without one it
@@ -213,6 +214,25 @@ func TestDashboardInABrowser(t *testing.T) {
 		  document.querySelector('#item [data-action="delete"]') !== null; })()`)
 	shot("dashboard-keys.png")
 
+	// The live tail: a write and a delete through the API show up in the
+	// tail and the table without a reload (the marker survives only if the
+	// page is not reloaded).
+	eventually(5*time.Second, "the keys view following the change stream",
+		`document.getElementById('live-state').dataset.state === 'live'`)
+	if _, err := evaluate(`window.noReloadMarker = true`); err != nil {
+		t.Fatal(err)
+	}
+	put(t, nodeURL(page), "dashboard/live", `{"value":"tail"}`)
+	del(t, nodeURL(page), "dashboard/load-00")
+	eventually(5*time.Second, "the set and the delete in the live tail and the table, without a reload",
+		`window.noReloadMarker === true &&
+		 document.querySelector('#tail li[data-type="set"][data-key="dashboard/live"]') !== null &&
+		 document.querySelector('#tail li[data-type="delete"][data-key="dashboard/load-00"]') !== null &&
+		 document.querySelector('#tail li').dataset.key === 'dashboard/load-00' &&
+		 document.querySelector('#keys tr[data-key="dashboard/live"]') !== null &&
+		 document.querySelector('#keys tr[data-key="dashboard/load-00"]') === null`)
+	shot("dashboard-keys-live.png")
+
 	// A read-only key: no write or admin controls anywhere.
 	run("sign out", chromedp.Click(chromedp.CSS(`#logout`)))
 	signIn(dashViewerKey)
@@ -283,3 +303,21 @@ func put(t *testing.T, base, key, body string) {
 
 // jsString quotes s as a JavaScript string literal.
 func jsString(s string) string { return fmt.Sprintf("%q", s) }
+
+// del deletes one key through the HTTP API as the admin.
+func del(t *testing.T, base, key string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodDelete, base+"/kv/items/"+strings.ReplaceAll(key, "/", "%2F"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+dashAdminKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("DELETE %s: %v", key, err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE %s: %s", key, res.Status)
+	}
+}

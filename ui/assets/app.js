@@ -1,7 +1,7 @@
 // quorumkv dashboard. Plain script, no framework or build step: it calls this
 // node's HTTP API with the key the user entered and draws what it gets.
-// Everything shown comes from /auth/whoami, /cluster/overview, /cluster/nodes
-// and /kv/items; admin actions use /cluster/leader/transfer,
+// Everything shown comes from /auth/whoami, /cluster/overview, /cluster/nodes,
+// /kv/items and the /kv/watch change stream; admin actions use /cluster/leader/transfer,
 // /cluster/nodes/{id} and /admin/snapshot, exactly as any client would.
 'use strict';
 (() => {
@@ -434,6 +434,16 @@
 
   const keys = { prefix: '', cursors: [''], page: 0, next: null, selected: null, item: null };
 
+  // keyRow is one row of the keys table for an item of the list, or for a
+  // set event of the watch stream (same key, version and expiresAt fields).
+  function keyRow(it) {
+    const at = it.expiresAt ? Date.parse(it.expiresAt) : null;
+    return el('tr', { 'data-key': it.key, 'aria-selected': String(it.key === keys.selected) },
+      el('td', {}, el('button', { type: 'button', class: 'link', onclick: () => showKey(it.key) }, it.key)),
+      el('td', { class: 'num', text: fmtInt(it.version) }),
+      el('td', { class: 'ttl', 'data-expires': at === null ? '' : String(at), text: fmtTTL(at === null ? null : at - Date.now()) }));
+  }
+
   async function listKeys() {
     const q = new URLSearchParams({ prefix: keys.prefix, limit: String(PAGE) });
     if (keys.cursors[keys.page]) q.set('cursor', keys.cursors[keys.page]);
@@ -443,23 +453,20 @@
     } catch (e) { $('page-info').textContent = 'Listing failed: ' + e.message; return; }
     keys.next = res.cursor;
     const tbody = $('keys').tBodies[0];
-    tbody.replaceChildren(...res.items.map((it) => {
-      const at = it.expiresAt ? Date.parse(it.expiresAt) : null;
-      return el('tr', { 'data-key': it.key, 'aria-selected': String(it.key === keys.selected) },
-        el('td', {}, el('button', { type: 'button', class: 'link', onclick: () => showKey(it.key) }, it.key)),
-        el('td', { class: 'num', text: fmtInt(it.version) }),
-        el('td', { class: 'ttl', 'data-expires': at === null ? '' : String(at), text: fmtTTL(at === null ? null : at - Date.now()) }));
-    }));
+    tbody.replaceChildren(...res.items.map(keyRow));
     if (!res.items.length) tbody.append(el('tr', {}, el('td', { colspan: '3', class: 'muted', text: 'No keys' + (keys.prefix ? ' under this prefix.' : '.') })));
     $('prev').disabled = keys.page === 0;
     $('next').disabled = !keys.next;
-    $('page-info').textContent = `Page ${keys.page + 1} · ${res.items.length} key${res.items.length === 1 ? '' : 's'}`;
+    pageInfo(res.items.length);
   }
+  const pageInfo = (n) => { $('page-info').textContent = `Page ${keys.page + 1} · ${n} key${n === 1 ? '' : 's'}`; };
 
   $('keys-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     keys.prefix = $('prefix').value;
     keys.cursors = ['']; keys.page = 0;
+    $('tail').replaceChildren();
+    keysLive.start();
     listKeys();
   });
   $('next').addEventListener('click', () => { if (!keys.next) return; keys.cursors[keys.page + 1] = keys.next; keys.page++; listKeys(); });
@@ -506,22 +513,189 @@
     }
   }, 1000);
 
-  // keysLive keeps the keys view current. It polls the list and the selected
-  // key; when the store offers a change stream (GET /kv/watch), start() is
-  // the one place to subscribe instead. Note that EventSource cannot send an
-  // Authorization header: read the stream with fetch() and a body reader.
+  // ---- live tail ----------------------------------------------------------
+
+  // sseParser returns a function that takes the stream's text in chunks of
+  // any size and calls onEvent({event, data, id}) for each complete event,
+  // following the text/event-stream rules: lines end in \n, \r\n or \r; a
+  // blank line ends an event; "data" lines join with \n; ":" starts a
+  // comment; an event without data is not dispatched, but its id still
+  // counts (lastId tracks it for the resume).
+  function sseParser(onEvent) {
+    let buf = '', event = '', data = [], id = null, lastId = null, sawCR = false;
+    const line = (l) => {
+      if (l === '') {
+        if (id !== null) lastId = id;
+        if (data.length) onEvent({ event: event || 'message', data: data.join('\n'), id: lastId });
+        event = ''; data = []; id = null;
+        return;
+      }
+      if (l[0] === ':') return;
+      const c = l.indexOf(':');
+      const field = c < 0 ? l : l.slice(0, c);
+      let value = c < 0 ? '' : l.slice(c + 1);
+      if (value[0] === ' ') value = value.slice(1);
+      if (field === 'event') event = value;
+      else if (field === 'data') data.push(value);
+      else if (field === 'id' && !value.includes('\0')) id = value;
+    };
+    return (chunk) => {
+      if (sawCR && chunk[0] === '\n') chunk = chunk.slice(1); // the \n of a \r\n split across chunks
+      sawCR = false;
+      buf += chunk;
+      const re = /\r\n|\r|\n/g;
+      let start = 0, m;
+      while ((m = re.exec(buf)) !== null) {
+        if (m[0] === '\r' && m.index === buf.length - 1) { sawCR = true; }
+        line(buf.slice(start, m.index));
+        start = re.lastIndex;
+      }
+      buf = buf.slice(start);
+      if (buf.length > 1 << 20) throw new Error('an event longer than 1 MiB'); // bounded, like the server's values
+    };
+  }
+
+  const TAIL_MAX = 200;          // events kept in the live tail
+  const STALL_MS = 15000;        // the node sends progress every 5 s: silence this long means a dead connection
+  const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+
+  function setLiveState(state, detail) {
+    const s = $('live-state');
+    s.dataset.state = state;
+    s.textContent = { live: 'live', reconnecting: 'reconnecting…', polling: 'polling every 2 s', off: 'paused' }[state];
+    s.title = detail || '';
+  }
+
+  // tailEvent shows one change at the top of the tail and applies it to the
+  // keys table: a set updates or adds the key's row, a delete or expiry
+  // removes it.
+  function tailEvent(ev) {
+    const list = $('tail');
+    list.prepend(el('li', { 'data-type': ev.type, 'data-key': ev.key },
+      el('time', { text: new Date().toLocaleTimeString('en-GB') }), ' ',
+      el('span', { class: 'badge ev-' + ev.type, text: ev.type }), ' ',
+      el('span', { class: 'tkey', text: ev.key }),
+      el('span', { class: 'muted', text: ' @' + ev.index + (ev.type === 'set' ? ' v' + ev.version : '') })));
+    while (list.children.length > TAIL_MAX) list.lastElementChild.remove();
+
+    const tbody = $('keys').tBodies[0];
+    const rows = [...tbody.rows].filter((r) => r.dataset.key !== undefined);
+    const row = rows.find((r) => r.dataset.key === ev.key);
+    if (ev.type === 'set') {
+      const fresh = keyRow(ev);
+      if (row) row.replaceWith(fresh);
+      else {
+        // Only a key that sorts within this page joins it (the list is in
+        // byte order, which string comparison matches for ASCII keys; the
+        // next page starts after the last row).
+        const after = rows.find((r) => r.dataset.key > ev.key);
+        if (after) after.before(fresh);
+        else if (!keys.next) { for (const r of tbody.rows) if (r.dataset.key === undefined) r.remove(); tbody.append(fresh); }
+      }
+    } else if (row) row.remove();
+    pageInfo([...tbody.rows].filter((r) => r.dataset.key !== undefined).length);
+    if (ev.key === keys.selected) showKey(ev.key, ev.type === 'set');
+  }
+
+  // keysLive keeps the keys view current. With the Live box on it follows
+  // GET /kv/watch for the browsed prefix. EventSource cannot send the
+  // Authorization header, so the stream is read with fetch() and a body
+  // reader and parsed by sseParser. A dropped stream resumes from the last
+  // event id with backoff; a reset, a compacted history (410) or a closed
+  // stream re-reads the list. If the node refuses the stream, the view falls
+  // back to polling the list every two seconds.
   const keysLive = {
-    timer: 0,
+    gen: 0, timer: 0, ctl: null, lastId: null,
     start() {
       this.stop();
-      if (!$('live').checked) return;
+      if (!$('live').checked || me === null) { setLiveState('off'); return; }
+      this.lastId = null;
+      this.run(this.gen, keys.prefix);
+    },
+    stop() {
+      this.gen++;
+      clearInterval(this.timer); clearTimeout(this.timer); this.timer = 0;
+      if (this.ctl) this.ctl.abort();
+      this.ctl = null;
+    },
+    poll(why) {
+      setLiveState('polling', why);
       this.timer = setInterval(() => {
         if (me === null || view !== 'keys') return;
         listKeys();
         if (keys.selected) showKey(keys.selected, true);
       }, KEYS_POLL_MS);
     },
-    stop() { clearInterval(this.timer); this.timer = 0; },
+    resync() { listKeys(); if (keys.selected) showKey(keys.selected, true); },
+    async run(gen, prefix) {
+      let failures = 0;
+      while (gen === this.gen) {
+        const outcome = await this.once(gen, prefix);
+        if (gen !== this.gen) return;
+        if (outcome.refused) { this.poll(outcome.refused); return; }
+        if (outcome.connected) failures = 0;
+        if (outcome.fresh) { this.lastId = null; continue; } // start over from now; once() re-reads the list
+        if (outcome.resync) { this.resync(); continue; }
+        const wait = BACKOFF_MS[Math.min(failures++, BACKOFF_MS.length - 1)];
+        setLiveState('reconnecting', outcome.why);
+        await new Promise((r) => { this.timer = setTimeout(r, wait); });
+      }
+    },
+    // once reads one stream until it ends and says what to do next.
+    async once(gen, prefix) {
+      const ctl = new AbortController();
+      this.ctl = ctl;
+      const headers = { Authorization: 'Bearer ' + (sessionStorage.getItem(STORAGE) || ''), Accept: 'text/event-stream' };
+      if (this.lastId !== null) headers['Last-Event-ID'] = this.lastId;
+      let stall = setTimeout(() => ctl.abort(), STALL_MS);
+      let res;
+      try {
+        res = await fetch('/kv/watch?' + new URLSearchParams({ prefix }), { headers, signal: ctl.signal, cache: 'no-store', credentials: 'omit' });
+      } catch (e) {
+        clearTimeout(stall);
+        return { why: 'This node did not answer: ' + e.message };
+      }
+      if (!res.ok) {
+        clearTimeout(stall);
+        let err = {};
+        try { err = (await res.json()).error || {}; } catch (_) { /* not JSON */ }
+        if (res.status === 401) { signOut('The API key was refused: ' + (err.message || 'unauthorized')); return { refused: 'signed out' }; }
+        if (res.status === 410) return { fresh: true };
+        if (res.status === 503 || res.status >= 500) return { why: err.message || res.status + ' ' + res.statusText };
+        return { refused: 'The node refused the change stream (' + res.status + '): ' + (err.message || res.statusText) };
+      }
+      if (!(res.headers.get('Content-Type') || '').startsWith('text/event-stream')) {
+        clearTimeout(stall); ctl.abort();
+        return { refused: 'The node answered the change stream with ' + res.headers.get('Content-Type') };
+      }
+      const first = this.lastId === null;
+      if (first) this.lastId = res.headers.get('X-KV-Index');
+      setLiveState('live');
+      if (first) this.resync(); // the stream now holds every change after the list is read
+      let out = { connected: true, why: 'The stream ended.' };
+      const feed = sseParser((m) => {
+        if (m.id !== null) this.lastId = m.id;
+        let doc;
+        try { doc = JSON.parse(m.data); } catch (_) { return; }
+        if (m.event === 'closed') { out = { connected: true, resync: true }; return; }
+        if (m.event !== 'message') return; // progress: only its id matters
+        if (doc.type === 'reset') this.resync();
+        else if (doc.type === 'set' || doc.type === 'delete' || doc.type === 'expire') tailEvent(doc);
+      });
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done || gen !== this.gen) break;
+          clearTimeout(stall);
+          stall = setTimeout(() => ctl.abort(), STALL_MS);
+          feed(value);
+        }
+      } catch (e) {
+        out = { connected: true, why: e.name === 'AbortError' ? 'No data for ' + STALL_MS / 1000 + ' s.' : e.message };
+      } finally { clearTimeout(stall); ctl.abort(); }
+      return out;
+    },
   };
   $('live').addEventListener('change', () => keysLive.start());
 
