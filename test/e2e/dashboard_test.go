@@ -31,7 +31,8 @@ const (
 // new one (and the old one unhealthy) within 5 s, moves leadership with the
 // page's admin control, finds a key written
 // through the API in the keys view, sees a write and a delete arrive in the
-// keys view's live tail (the watch stream) without a reload, and checks that a read-only key gets no
+// keys view's live tail (the watch stream) without a reload, sees the tail
+// resume after the page's own node is killed and restarted, and checks that a read-only key gets no
 // write or admin controls. It saves a PNG of each view under artifacts/.
 //
 // It needs Debian's chromium (scripts/test.sh installs it). Without one it
@@ -233,6 +234,20 @@ func TestDashboardInABrowser(t *testing.T) {
 		 document.querySelector('#keys tr[data-key="dashboard/load-00"]') === null`)
 	shot("dashboard-keys-live.png")
 
+	// A dropped stream resumes from the last event id: bring the old leader
+	// back, kill the page's node, write through another while it is down,
+	// restart it, and the write made meanwhile must reach the tail.
+	script("restart", leader)
+	script("kill", page)
+	eventually(5*time.Second, "the live badge saying reconnecting", `document.getElementById('live-state').dataset.state === 'reconnecting'`)
+	other := strings.NewReplacer(page, "", leader, "").Replace("123") // the node that stayed up throughout
+	putEventually(t, nodeURL(other), "dashboard/while-down", `{"value":"resumed"}`, 15*time.Second)
+	script("restart", page)
+	eventually(20*time.Second, "the write made while the page's node was down, in the tail after the resume",
+		`window.noReloadMarker === true && document.getElementById('live-state').dataset.state === 'live' &&
+		 document.querySelector('#tail li[data-type="set"][data-key="dashboard/while-down"]') !== null &&
+		 document.querySelectorAll('#tail li[data-key="dashboard/live"]').length === 1`)
+
 	// A read-only key: no write or admin controls anywhere.
 	run("sign out", chromedp.Click(chromedp.CSS(`#logout`)))
 	signIn(dashViewerKey)
@@ -285,20 +300,44 @@ func leaderFromOutput(t *testing.T, out string) string {
 // put writes one key through the HTTP API as the admin.
 func put(t *testing.T, base, key, body string) {
 	t.Helper()
+	if err := tryPut(base, key, body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putEventually retries put until it succeeds, for a cluster electing a
+// leader.
+func putEventually(t *testing.T, base, key, body string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := tryPut(base, key, body)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v (retried for %v)", err, within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func tryPut(base, key, body string) error {
 	req, err := http.NewRequest(http.MethodPut, base+"/kv/items/"+strings.ReplaceAll(key, "/", "%2F"), strings.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+dashAdminKey)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("PUT %s: %v", key, err)
+		return fmt.Errorf("PUT %s: %v", key, err)
 	}
 	res.Body.Close()
 	if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
-		t.Fatalf("PUT %s: %s", key, res.Status)
+		return fmt.Errorf("PUT %s: %s", key, res.Status)
 	}
+	return nil
 }
 
 // jsString quotes s as a JavaScript string literal.
