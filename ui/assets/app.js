@@ -562,7 +562,7 @@
   function setLiveState(state, detail) {
     const s = $('live-state');
     s.dataset.state = state;
-    s.textContent = { live: 'live', reconnecting: 'reconnecting…', polling: 'polling every 2 s', off: 'paused' }[state];
+    s.textContent = { connecting: 'connecting…', live: 'live', reconnecting: 'reconnecting…', polling: 'polling every 2 s', off: 'paused' }[state];
     s.title = detail || '';
   }
 
@@ -610,6 +610,7 @@
       this.stop();
       if (!$('live').checked || me === null) { setLiveState('off'); return; }
       this.lastId = null;
+      setLiveState('connecting');
       this.run(this.gen, keys.prefix);
     },
     stop() {
