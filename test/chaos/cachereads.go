@@ -143,9 +143,10 @@ type cacheReport struct {
 //   - it is no older than the state after every write acknowledged before the
 //     read's call − staleness: no acknowledged put of a higher version
 //     returned by then, no acknowledged delete that began after the value's
-//     put returned and itself returned by then; an absent answer needs a
-//     delete (ok or unknown) that may lie after the newest put acknowledged
-//     by then;
+//     (acknowledged) put returned and itself returned by then; an absent
+//     answer needs a delete that may lie after the newest put acknowledged by
+//     then (acknowledged after that put's call, or of unknown outcome: those
+//     may apply at any time after their call);
 //   - per cache and key, answers never go back in log order: the version
 //     found never decreases, and a version once followed by an absent answer
 //     does not come back.
@@ -231,8 +232,9 @@ func checkCacheReads(rs *cacheReaders, ops []Op, staleness time.Duration) cacheR
 				if newest != nil && newest.Version > rd.Version {
 					problem("%s: read %s at %.3fs found version %d; version %d was acknowledged %.3fs before the call (staleness bound %v)", r.node, rd.Key, at, rd.Version, newest.Version, time.Duration(rd.Call-newest.Return).Seconds(), staleness)
 				}
+				// A put of unknown outcome may apply after any later write.
 				for _, d := range h.ackDels {
-					if d.Return >= bound {
+					if d.Return >= bound || p.Outcome != outOK {
 						break
 					}
 					if d.Call > p.Return {
@@ -243,7 +245,8 @@ func checkCacheReads(rs *cacheReaders, ops []Op, staleness time.Duration) cacheR
 			} else if newest != nil {
 				deleted := false
 				for _, d := range h.dels {
-					if d.Return > newest.Call && d.Call < rd.Return {
+					// A delete of unknown outcome may apply at any time after its call.
+					if (d.Outcome == outUnknown || d.Return > newest.Call) && d.Call < rd.Return {
 						deleted = true
 						break
 					}

@@ -24,6 +24,12 @@ func TestCheckCacheReads(t *testing.T) {
 		{Kind: opDelete, Class: classReg, Key: "k02", Outcome: outOK, Call: 2000 * ms, Return: 2010 * ms},
 		{Kind: opPut, Class: classReg, Key: "k03", Value: "d", Outcome: outOK, Version: 13, Call: 0, Return: 10 * ms},
 		{Kind: opDelete, Class: classReg, Key: "k03", Outcome: outUnknown, Call: 3000 * ms, Return: 4500 * ms},
+		// An unknown put may apply after a later delete; an unknown delete
+		// that returned before a put's call may apply after it.
+		{Kind: opPut, Class: classReg, Key: "k04", Value: "e", Outcome: outUnknown, Call: 0, Return: 10 * ms},
+		{Kind: opDelete, Class: classReg, Key: "k04", Outcome: outOK, Call: 100 * ms, Return: 110 * ms},
+		{Kind: opDelete, Class: classReg, Key: "k05", Outcome: outUnknown, Call: 0, Return: 10 * ms},
+		{Kind: opPut, Class: classReg, Key: "k05", Value: "f", Outcome: outOK, Version: 20, Call: 100 * ms, Return: 110 * ms},
 	}
 	rd := func(key, v string, version uint64, callMs int64) cacheRead {
 		return cacheRead{Key: key, Found: v != "", Value: v, Version: version, Call: callMs * ms, Return: callMs*ms + ms}
@@ -35,6 +41,8 @@ func TestCheckCacheReads(t *testing.T) {
 		rd("k02", "c", 12, 2400), // the delete acknowledged 390 ms before
 		rd("k02", "", 0, 2600),
 		rd("k03", "", 0, 3100), // the delete of unknown outcome may have applied
+		rd("k04", "e", 30, 1000),
+		rd("k05", "", 0, 1000),
 	}
 	mk := func(reads ...[]cacheRead) *cacheReaders {
 		rs := &cacheReaders{}
@@ -43,7 +51,7 @@ func TestCheckCacheReads(t *testing.T) {
 		}
 		return rs
 	}
-	if rep := checkCacheReads(mk(good, good), ops, stale); len(rep.Problems) != 0 || rep.Reads != 12 || rep.Caches != 2 {
+	if rep := checkCacheReads(mk(good, good), ops, stale); len(rep.Problems) != 0 || rep.Reads != 16 || rep.Caches != 2 {
 		t.Fatalf("clean reads: %+v", rep)
 	}
 	for _, c := range []struct {
