@@ -52,12 +52,8 @@ func startCacheReaders(nodes []*node, apiKey string, regKeys int, seed int64, st
 	ctx, cancel := context.WithCancel(context.Background())
 	rs := &cacheReaders{cancel: cancel}
 	for i := range nodes {
-		var eps []string
-		for j := range nodes {
-			eps = append(eps, nodes[(i+j)%len(nodes)].httpBase())
-		}
-		c, err := kv.New(kv.Config{Endpoints: eps, APIKey: apiKey, Timeout: 1500 * time.Millisecond,
-			Retry: kv.RetryPolicy{MaxAttempts: 3, BaseDelay: 50 * time.Millisecond, MaxDelay: 200 * time.Millisecond}})
+		c, err := nodeClient(nodes, i, apiKey, 1500*time.Millisecond,
+			kv.RetryPolicy{MaxAttempts: 3, BaseDelay: 50 * time.Millisecond, MaxDelay: 200 * time.Millisecond})
 		if err != nil {
 			rs.stop()
 			return nil, err
