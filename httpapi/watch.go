@@ -14,6 +14,9 @@ import (
 	"github.com/quorumkv/quorumkv/watch"
 )
 
+// DefaultWatchMaxDuration is WatchConfig.MaxDuration's default.
+const DefaultWatchMaxDuration = 30 * time.Minute
+
 // WatchConfig bounds GET /kv/watch streams and blocking reads. Zero fields
 // take the defaults named on each.
 type WatchConfig struct {
@@ -38,7 +41,7 @@ type WatchConfig struct {
 
 func (c WatchConfig) withDefaults() WatchConfig {
 	if c.MaxDuration <= 0 {
-		c.MaxDuration = 30 * time.Minute
+		c.MaxDuration = DefaultWatchMaxDuration
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = 5 * time.Second

@@ -12,6 +12,7 @@ import (
 	"github.com/quorumkv/quorumkv/httpapi"
 	"github.com/quorumkv/quorumkv/pki"
 	"github.com/quorumkv/quorumkv/store"
+	"github.com/quorumkv/quorumkv/watch"
 )
 
 // defaultMaxDataBytes is --max-data-bytes' default: 2 GiB of keys and values,
@@ -82,6 +83,13 @@ type options struct {
 	gcHeadroomMB        uint64
 	raftLog             string
 	gcMinPercent        int
+	// watch: the change history and watch-stream bounds (package watch,
+	// httpapi.WatchConfig).
+	watchMaxWatchers    int
+	watchHistoryEntries int
+	watchHistoryBytes   int64
+	watchBuffer         int
+	watchMaxDuration    time.Duration
 }
 
 // parseFlags reads args, then fills every flag not given on the command line
@@ -134,6 +142,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.Uint64Var(&o.gcHeadroomMB, "gc-headroom-mb", 64, "let the heap grow this many MiB beyond the live heap between collections: GOGC is lowered from 100 as the live heap passes this size, down to --gc-min-percent; 0 = Go's default pacing; ignored when GOGC is set")
 	fs.IntVar(&o.gcMinPercent, "gc-min-percent", defaultGCMinPercent, "the lowest GOGC --gc-headroom-mb sets (1-100): with a live heap over headroom*100/this, the heap grows by this percentage of it between collections. Lower saves memory at a large data set and costs write tail latency (each collection marks the whole data set)")
 	fs.DurationVar(&o.maxClockOffset, "max-clock-offset", store.DefaultConfig().MaxClockOffset, "largest clock offset from a majority of the voters under which this node leads and stamps time (TTLs, expirations, dedup window); measured continuously over the peer port. Use the same value on every node")
+	wd := watch.DefaultConfig()
+	fs.IntVar(&o.watchMaxWatchers, "watch-max-watchers", wd.MaxWatchers, "watch streams and blocking reads this node serves at once; more are answered 503 overloaded (1-1000000)")
+	fs.IntVar(&o.watchHistoryEntries, "watch-history-entries", wd.MaxEntries, "changes this node keeps for watches to resume from (1-100000000); an older fromIndex gets compacted")
+	fs.Int64Var(&o.watchHistoryBytes, "watch-history-bytes", wd.MaxBytes, fmt.Sprintf("bytes of keys and values (plus %d per change) the watch history may hold, the oldest evicted first (at least 65536)", watch.ChangeOverhead))
+	fs.IntVar(&o.watchBuffer, "watch-buffer", wd.WatcherBuffer, "changes a watch stream may fall behind the newest before it is closed as lagging (1 to --watch-history-entries)")
+	fs.DurationVar(&o.watchMaxDuration, "watch-max-duration", httpapi.DefaultWatchMaxDuration, "longest watch stream: it then ends with a closed event and the index to resume from (1s-24h)")
 	registerTestFlags(fs, &o)
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "if set, serve net/http/pprof (/debug/pprof/, no authentication) on this separate address, e.g. 127.0.0.1:6060 (no host: loopback)")
 	fs.BoolVar(&o.debugAllowRemote, "debug-allow-remote", false, "let --debug-addr bind a non-loopback address (the profiles are unauthenticated; logged as a warning)")
@@ -176,12 +190,32 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if o.gcMinPercent < 1 || o.gcMinPercent > 100 {
 		return o, fmt.Errorf("--gc-min-percent %d: want 1 to 100 (the lowest GOGC the headroom governor may set)", o.gcMinPercent)
 	}
+	if err := checkWatchFlags(o); err != nil {
+		return o, err
+	}
 	switch httpapi.RequestLogMode(o.logRequests) {
 	case httpapi.RequestLogErrors, httpapi.RequestLogAll, httpapi.RequestLogOff:
 	default:
 		return o, fmt.Errorf("--log-requests %q: want errors, all or off", o.logRequests)
 	}
 	return o, nil
+}
+
+// checkWatchFlags range-checks the watch bounds.
+func checkWatchFlags(o options) error {
+	switch {
+	case o.watchMaxWatchers < 1 || o.watchMaxWatchers > 1_000_000:
+		return fmt.Errorf("--watch-max-watchers %d: want 1 to 1000000 concurrent watch streams and blocking reads", o.watchMaxWatchers)
+	case o.watchHistoryEntries < 1 || o.watchHistoryEntries > 100_000_000:
+		return fmt.Errorf("--watch-history-entries %d: want 1 to 100000000 changes", o.watchHistoryEntries)
+	case o.watchHistoryBytes < 64<<10:
+		return fmt.Errorf("--watch-history-bytes %d: want at least 65536 bytes", o.watchHistoryBytes)
+	case o.watchBuffer < 1 || o.watchBuffer > o.watchHistoryEntries:
+		return fmt.Errorf("--watch-buffer %d: want 1 to --watch-history-entries (%d): a watcher cannot be further behind than the history reaches", o.watchBuffer, o.watchHistoryEntries)
+	case o.watchMaxDuration < time.Second || o.watchMaxDuration > 24*time.Hour:
+		return fmt.Errorf("--watch-max-duration %s: want 1s to 24h", o.watchMaxDuration)
+	}
+	return nil
 }
 
 // parsePeers parses "id=host:port,id=host:port".

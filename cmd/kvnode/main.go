@@ -24,6 +24,7 @@ import (
 	"github.com/quorumkv/quorumkv/pki"
 	"github.com/quorumkv/quorumkv/store"
 	"github.com/quorumkv/quorumkv/transport"
+	"github.com/quorumkv/quorumkv/watch"
 )
 
 func main() {
@@ -220,6 +221,8 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		MaxValueBytes:           o.maxValueBytes,
 		MaxTxnOps:               o.maxTxnOps,
 		MaxTxnChecks:            o.maxTxnChecks,
+		Watch: watch.Config{MaxEntries: o.watchHistoryEntries, MaxBytes: o.watchHistoryBytes,
+			MaxWatchers: o.watchMaxWatchers, WatcherBuffer: o.watchBuffer},
 		// Membership RPCs need a member-authenticated connection: the
 		// identity peer TLS verified (transport.PeerID). Only a node run
 		// with --insecure-peer serves them (and all else) unauthenticated.
@@ -250,6 +253,7 @@ func start(o options, nodeLogger *slog.Logger, stderr io.Writer) (*node, error) 
 		RequestLog:      httpapi.RequestLogMode(o.logRequests),
 		Metrics:         metrics,
 		MetricsPublic:   o.metricsPublic,
+		Watch:           httpapi.WatchConfig{MaxDuration: o.watchMaxDuration},
 	}, st)
 	if err != nil {
 		ln.Close()

@@ -27,13 +27,14 @@ type anomalies struct {
 	UnexpectedKeys    int `json:"unexpectedKeys"`    // a listed key (or value) no client wrote, or a node that could not list
 	ClockProbe        int `json:"clockProbe"`        // a long-TTL key lost or a keyed incr applied twice across a clock fault
 	Watch             int `json:"watch"`             // a watcher's deliveries with a gap, duplicate, reordering, uncommitted write or wrong final state
+	Cache             int `json:"nearCache"`         // a near-cache read of a value never written, staler than its bound, or going back
 	Transfers         int `json:"transfers"`         // a transfer history porcupine rejects, a wrong account total, a group unreadable after healing
 }
 
 func (a anomalies) total() int {
 	return a.NonLinearizable + a.LostAcks + a.InventedAcks + a.Diverged + a.TTLResurrections +
 		a.TTLEarlyExpiries + a.TTLBadStamps + a.LogProblems + a.UncleanExits + a.GuardFailures + a.CheckerIncomplete +
-		a.UnexpectedKeys + a.ClockProbe + a.Transfers + a.Watch
+		a.UnexpectedKeys + a.ClockProbe + a.Transfers + a.Watch + a.Cache
 }
 
 // checkListing lists every live key on every node after healing (GET

@@ -17,6 +17,12 @@
 //     with the nodes' --max-clock-offset as the only tolerance;
 //   - across clock faults, a 600 s TTL key stays readable on every node and a
 //     keyed increment retried through every node returns its first result;
+//   - watchers (one per node, failing over) deliver every change in log
+//     order, without gap, duplicate or uncommitted write, and agree;
+//   - near caches (client.NewCache, one per node) reading the register keys
+//     answer within their staleness bound: only values written by a write
+//     that can have taken effect, none older than every write acknowledged
+//     MaxStaleness before the read, never going back per key;
 //   - no panic, data race or fatal line in any node log;
 //   - a guard: every fault took effect and the cluster did real work before the
 //     first fault.

@@ -82,6 +82,7 @@ type scenarioReport struct {
 	ListProblems []string              `json:"listProblems,omitempty"`
 	TTL          ttlReport             `json:"ttl"`
 	Watch        watchReport           `json:"watch"`
+	Cache        cacheReport           `json:"nearCache"`
 	// ClockProbe counts probe checks (a node reading a long-TTL key and
 	// retrying a keyed incr) across clock faults; ClockDetectMs, per clock
 	// jump of a leader, the time until another node led.
@@ -198,14 +199,15 @@ func (r *scenarioReport) text() string {
 	}
 	fmt.Fprintf(&b, "   ttl: %d keys (%d across a leader change), %d reads, clock tolerance %v ms\n", r.TTL.Keys, r.TTL.AcrossLeaderChg, r.TTL.Reads, r.TTL.ClockToleranceMs)
 	fmt.Fprintf(&b, "   watch: %d watchers, %d events checked, %d resets, %d compacted\n", r.Watch.Watchers, r.Watch.Events, r.Watch.Resets, r.Watch.Compacted)
+	fmt.Fprintf(&b, "   near cache: %d caches, %d reads checked (%d hits, %d linearizable fallbacks, %d failed), staleness bound %.1fs\n", r.Cache.Caches, r.Cache.Reads, r.Cache.Hits, r.Cache.Fallbacks, r.Cache.Failed, r.Cache.MaxStaleness)
 	if r.ClockProbe > 0 || len(r.ClockDetectMs) > 0 {
 		fmt.Fprintf(&b, "   clock: %d probe checks; leader clock jump to new leader %v ms\n", r.ClockProbe, r.ClockDetectMs)
 	}
 	b.WriteString(r.Transfers.text())
 	a := r.Anomalies
-	fmt.Fprintf(&b, "   anomalies: non-linearizable %d, lost acks %d, invented acks %d, diverged %d, ttl resurrections %d, ttl early expiries %d, ttl bad stamps %d, log problems %d, unclean exits %d, guard failures %d, checker incomplete %d, unexpected keys %d, clock probe %d, transfers %d, watch %d\n",
-		a.NonLinearizable, a.LostAcks, a.InventedAcks, a.Diverged, a.TTLResurrections, a.TTLEarlyExpiries, a.TTLBadStamps, a.LogProblems, a.UncleanExits, a.GuardFailures, a.CheckerIncomplete, a.UnexpectedKeys, a.ClockProbe, a.Transfers, a.Watch)
-	for _, list := range [][]string{r.Guard, r.AckProblems, r.ListProblems, r.TTL.Resurrections, r.TTL.EarlyExpiries, r.TTL.BadStamps, r.ClockProblems, r.LogProblems, r.Watch.Problems} {
+	fmt.Fprintf(&b, "   anomalies: non-linearizable %d, lost acks %d, invented acks %d, diverged %d, ttl resurrections %d, ttl early expiries %d, ttl bad stamps %d, log problems %d, unclean exits %d, guard failures %d, checker incomplete %d, unexpected keys %d, clock probe %d, transfers %d, watch %d, near cache %d\n",
+		a.NonLinearizable, a.LostAcks, a.InventedAcks, a.Diverged, a.TTLResurrections, a.TTLEarlyExpiries, a.TTLBadStamps, a.LogProblems, a.UncleanExits, a.GuardFailures, a.CheckerIncomplete, a.UnexpectedKeys, a.ClockProbe, a.Transfers, a.Watch, a.Cache)
+	for _, list := range [][]string{r.Guard, r.AckProblems, r.ListProblems, r.TTL.Resurrections, r.TTL.EarlyExpiries, r.TTL.BadStamps, r.ClockProblems, r.LogProblems, r.Watch.Problems, r.Cache.Problems} {
 		for i, s := range list {
 			if i == 10 {
 				fmt.Fprintf(&b, "   ... %d more\n", len(list)-10)

@@ -111,7 +111,14 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 		saveLogs(t, nodes, outDir)
 		t.Fatal(err)
 	}
-	wl := startWorkload(defaultWorkload(), nodes, apiKey, seed, c.start)
+	wcfg := defaultWorkload()
+	crs, err := startCacheReaders(nodes, apiKey, wcfg.regKeys, seed, c.start)
+	if err != nil {
+		ws.stop()
+		saveLogs(t, nodes, outDir)
+		t.Fatal(err)
+	}
+	wl := startWorkload(wcfg, nodes, apiKey, seed, c.start)
 	tw := startTransfers(nodes, apiKey, seed, c.start)
 	sleep(context.Background(), prof.warmup)
 	ctx, cancel := context.WithTimeout(context.Background(), prof.faults)
@@ -124,6 +131,7 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	healed := c.since()
 	sleep(context.Background(), prof.after)
 	ops := wl.stop()
+	crs.stop()
 	txns := tw.stop()
 	loadEnd := c.since()
 	c.logf("load stopped: %d ops", len(ops))
@@ -147,6 +155,8 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	rep.Anomalies.UnexpectedKeys = len(rep.ListProblems)
 	rep.Watch = finishWatchers(c.api, nodes, ws, ops)
 	rep.Anomalies.Watch = len(rep.Watch.Problems)
+	rep.Cache = checkCacheReads(crs, ops, cacheStaleness)
+	rep.Anomalies.Cache = len(rep.Cache.Problems)
 	tctx, tcancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	rep.Transfers = checkTransfers(tctx, c.api, nodes, tw, txns)
 	tcancel()
@@ -205,7 +215,7 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	// Counts, phases, and the guard.
 	rep.Ops = countOps(ops)
 	rep.Conditional = countConditional(ops)
-	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads + rep.KeysListed + rep.Transfers.LinearOps + rep.Transfers.NodeChecks + rep.Watch.Events
+	rep.OpsChecked = rep.Linear.Ops + rep.AckChecked + rep.TTL.Reads + rep.KeysListed + rep.Transfers.LinearOps + rep.Transfers.NodeChecks + rep.Watch.Events + rep.Cache.Reads
 	rep.Faults = c.faults
 	for _, f := range c.faults {
 		rep.FaultsByType[f.Kind]++

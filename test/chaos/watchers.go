@@ -39,12 +39,8 @@ func startWatchers(nodes []*node, apiKey string) (*watchers, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ws := &watchers{cancel: cancel}
 	for i := range nodes {
-		var eps []string
-		for j := range nodes {
-			eps = append(eps, nodes[(i+j)%len(nodes)].httpBase())
-		}
-		c, err := kv.New(kv.Config{Endpoints: eps, APIKey: apiKey, Timeout: 2 * time.Second,
-			Retry: kv.RetryPolicy{MaxAttempts: 60, BaseDelay: 50 * time.Millisecond, MaxDelay: 500 * time.Millisecond}})
+		c, err := nodeClient(nodes, i, apiKey, 2*time.Second,
+			kv.RetryPolicy{MaxAttempts: 60, BaseDelay: 50 * time.Millisecond, MaxDelay: 500 * time.Millisecond})
 		if err != nil {
 			cancel()
 			return nil, err
@@ -69,6 +65,16 @@ func startWatchers(nodes []*node, apiKey string) (*watchers, error) {
 		}
 	}
 	return ws, nil
+}
+
+// nodeClient is a Go client that starts on nodes[i] and fails over to the
+// others in turn.
+func nodeClient(nodes []*node, i int, apiKey string, timeout time.Duration, retry kv.RetryPolicy) (*kv.Client, error) {
+	var eps []string
+	for j := range nodes {
+		eps = append(eps, nodes[(i+j)%len(nodes)].httpBase())
+	}
+	return kv.New(kv.Config{Endpoints: eps, APIKey: apiKey, Timeout: timeout, Retry: retry})
 }
 
 // run watches until ctx ends. A watch that gives up (every node down for
