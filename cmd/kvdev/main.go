@@ -5,16 +5,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
 
+	"github.com/quorumkv/quorumkv/internal/benchrun"
 	"github.com/quorumkv/quorumkv/internal/devcluster"
 )
 
@@ -36,6 +39,8 @@ const usageText = `usage: %s COMMAND
                and --join; wait until the cluster lists it as a voter
   remove N     DELETE /cluster/nodes/nN through another node, then stop node N
                and wipe its data (a removed node cannot come back with its old state)
+  bench NAME   run a benchmark procedure of internal/benchrun (session-median,
+               bench-expiry, ...; NAME --help describes one); scripts/NAME.sh wraps it
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
@@ -65,6 +70,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return 1
 		}
 		*repo = r
+	}
+	if fs.Arg(0) == "bench" && fs.NArg() >= 2 {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		e := benchrun.Env{Repo: *repo, Name: *name, Getenv: getenv, Out: stdout, Err: stderr}
+		return benchrun.Main(ctx, e, fs.Arg(1), fs.Args()[2:])
 	}
 	cfg, err := devcluster.FromEnv(getenv, *repo)
 	if err != nil {
