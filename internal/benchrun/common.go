@@ -32,6 +32,7 @@ var errUsage = errors.New("usage")
 // Procedures maps `kvdev bench NAME` to its implementation.
 var Procedures = map[string]func(ctx context.Context, e Env, args []string) error{
 	"session-median": SessionMedian,
+	"bench-expiry":   BenchExpiry,
 }
 
 // Main runs procedure name with args and returns the exit status.
