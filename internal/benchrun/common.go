@@ -33,6 +33,7 @@ var errUsage = errors.New("usage")
 var Procedures = map[string]func(ctx context.Context, e Env, args []string) error{
 	"session-median": SessionMedian,
 	"bench-expiry":   BenchExpiry,
+	"bench":          Bench,
 }
 
 // Main runs procedure name with args and returns the exit status.
@@ -303,3 +304,23 @@ func clockTicks() int64 {
 
 // ceil for whole seconds computed from floats.
 func ceil(f float64) int { return int(math.Ceil(f)) }
+
+// errorSummaryOf lists a kvbench report's errors as "op error xN; ...", ""
+// when there were none.
+func errorSummaryOf(raw []byte) string {
+	var r struct {
+		Errors []struct {
+			Op    string `json:"op"`
+			Error string `json:"error"`
+			Count uint64 `json:"count"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(raw, &r) != nil {
+		return ""
+	}
+	var parts []string
+	for _, e := range r.Errors {
+		parts = append(parts, fmt.Sprintf("%s %s x%d", e.Op, e.Error, e.Count))
+	}
+	return strings.Join(parts, "; ")
+}

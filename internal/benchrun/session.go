@@ -2,11 +2,8 @@ package benchrun
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,14 +169,14 @@ const (
 
 // session is one session-median invocation.
 type session struct {
-	e        Env
-	c        sessionConfig
-	work     string
-	kb       *kvbench
-	hz       int64
-	rows     []sessionRow
-	tree     string // the tree whose cluster runs, "" when none
-	etcdCmds []*exec.Cmd
+	e    Env
+	c    sessionConfig
+	work string
+	kb   *kvbench
+	hz   int64
+	rows []sessionRow
+	tree string // the tree whose cluster runs, "" when none
+	etcd *etcdCluster
 }
 
 // SessionMedian is scripts/session-median.sh.
@@ -372,81 +369,19 @@ func (s *session) runTree(ctx context.Context, round int, t tree) error {
 }
 
 func (s *session) stopEtcd() {
-	for _, c := range s.etcdCmds {
-		_ = c.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = c.Process.Kill()
-			<-done
-		}
+	if s.etcd != nil {
+		s.etcd.stop()
+		s.etcd = nil
 	}
-	s.etcdCmds = nil
 }
 
 func (s *session) runEtcd(ctx context.Context, round int) error {
-	url := func(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
-	var cluster, endpoints []string
-	for n := 1; n <= 3; n++ {
-		cluster = append(cluster, fmt.Sprintf("e%d=%s", n, url(sessionEtcdBase+10+n)))
-		endpoints = append(endpoints, url(sessionEtcdBase+n))
+	s.e.logf("round %d: etcd %s: starting three members", round, etcdVersion())
+	var err error
+	if s.etcd, err = startEtcd(ctx, filepath.Join(s.work, "etcd"), sessionEtcdBase, "session-median"); err != nil {
+		return err
 	}
-	dir := filepath.Join(s.work, "etcd")
-	os.RemoveAll(dir)
-	version := "?"
-	if out, err := exec.Command("etcd", "--version").Output(); err == nil {
-		for _, l := range strings.Split(string(out), "\n") {
-			if v, ok := strings.CutPrefix(l, "etcd Version: "); ok {
-				version = strings.TrimSpace(v)
-			}
-		}
-	}
-	s.e.logf("round %d: etcd %s: starting three members", round, version)
-	for n := 1; n <= 3; n++ {
-		name := "e" + strconv.Itoa(n)
-		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
-			return err
-		}
-		logf, err := os.Create(filepath.Join(dir, name+".log"))
-		if err != nil {
-			return err
-		}
-		cmd := exec.Command("etcd", "--name", name, "--data-dir", filepath.Join(dir, name, "data"),
-			"--listen-client-urls", endpoints[n-1], "--advertise-client-urls", endpoints[n-1],
-			"--listen-peer-urls", url(sessionEtcdBase+10+n), "--initial-advertise-peer-urls", url(sessionEtcdBase+10+n),
-			"--initial-cluster", strings.Join(cluster, ","), "--initial-cluster-state", "new",
-			"--initial-cluster-token", "session-median", "--log-level", "warn")
-		cmd.Stdout, cmd.Stderr = logf, logf
-		err = cmd.Start()
-		logf.Close()
-		if err != nil {
-			return fmt.Errorf("etcd %s: %w", name, err)
-		}
-		s.etcdCmds = append(s.etcdCmds, cmd)
-	}
-	leader := ""
-	for i := 0; i < 100 && leader == ""; i++ {
-		leader = etcdLeader(ctx, endpoints)
-		if leader == "" {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}
-	if leader == "" {
-		return errors.New("etcd elected no leader (logs: " + dir + ")")
-	}
-	follower := ""
-	for _, u := range endpoints {
-		if u != leader {
-			follower = u
-			break
-		}
-	}
+	leader, follower, endpoints := s.etcd.leader, s.etcd.follower, s.etcd.endpoints
 	if _, err := s.kb.run(ctx, filepath.Join(s.c.outDir, fmt.Sprintf("r%d-etcd-preload.json", round)),
 		"-target", "etcd", "-endpoints", leader, "-keys", strconv.Itoa(s.c.keys), "-preload-only"); err != nil {
 		return err
@@ -462,35 +397,4 @@ func (s *session) runEtcd(ctx context.Context, round int) error {
 	}
 	s.stopEtcd()
 	return nil
-}
-
-// etcdLeader asks each endpoint's v3 JSON gateway for its status and returns
-// the endpoint whose member is the leader, "" when none says so yet.
-func etcdLeader(ctx context.Context, endpoints []string) string {
-	for _, u := range endpoints {
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+"/v3/maintenance/status", strings.NewReader("{}"))
-		if err != nil {
-			cancel()
-			continue
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			cancel()
-			continue
-		}
-		var st struct {
-			Header struct {
-				MemberID string `json:"member_id"`
-			} `json:"header"`
-			Leader string `json:"leader"`
-		}
-		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st)
-		resp.Body.Close()
-		cancel()
-		if err == nil && st.Leader != "" && st.Header.MemberID == st.Leader {
-			return u
-		}
-	}
-	return ""
 }
