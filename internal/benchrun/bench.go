@@ -35,7 +35,7 @@ Usage: scripts/bench.sh [--compare-etcd] [--memory-keys N] [--no-write] [--quick
   4. --memory-keys N: preloads N more keys and measures RSS and restart time
      again (the 1,000,000-key target: --memory-keys 1000000), then
      write p99 in 2 s open-loop windows with and without a raft snapshot
-     running (scripts/snapshot-p99.sh, BENCH_SNAP_SECONDS (120) at
+     running (as scripts/snapshot-p99.sh, BENCH_SNAP_SECONDS (120) at
      BENCH_SNAP_RATE (1000) writes/s)
   5. --compare-etcd: installs etcd from Debian's packages when missing, starts
      a local three-member etcd (client ports BENCH_ETCD_BASE+1..3, peer ports
@@ -556,15 +556,14 @@ func (b *benchRun) run(ctx context.Context) (string, error) {
 		memRows = append(memRows, fmt.Sprintf("| %d | %s | %s%s", total, rssBig, restartBig, restartNote))
 		b.e.logf("RSS with %d keys: %s; follower restart: %ss", total, rssBig, restartBig)
 		b.e.logf("write p99 with and without raft snapshots (%d keys, %ss)", total, c.snapSeconds)
-		cmd := exec.CommandContext(ctx, filepath.Join(b.e.Repo, "scripts", "snapshot-p99.sh"), b.kb.path, c.snapSeconds, c.snapRate)
-		cmd.Env = append(os.Environ(), "KV_CLUSTER_DIR="+dir, "KV_CLUSTER_HTTP_BASE="+strconv.Itoa(c.httpBase))
-		cmd.Stderr = b.e.Err
-		out, err := cmd.Output()
-		if err != nil {
-			return "", fmt.Errorf("scripts/snapshot-p99.sh: %w", err)
+		secs, _ := strconv.Atoi(c.snapSeconds)
+		var snapOut strings.Builder
+		if err := snapshotP99(ctx, &snapOut, b.kb, b.cl, time.Duration(secs)*time.Second, c.snapRate); err != nil {
+			return "", fmt.Errorf("snapshot windows: %w", err)
 		}
-		_ = os.WriteFile(filepath.Join(b.jsonDir, "snapshot-p99.txt"), out, 0o644)
-		for _, line := range strings.Split(string(out), "\n") {
+		out := snapOut.String()
+		_ = os.WriteFile(filepath.Join(b.jsonDir, "snapshot-p99.txt"), []byte(out), 0o644)
+		for _, line := range strings.Split(out, "\n") {
 			if strings.HasPrefix(line, "none:") || strings.HasPrefix(line, "leader:") || strings.HasPrefix(line, "follower:") {
 				b.notes = append(b.notes, fmt.Sprintf("snapshot windows (%d keys, open loop %s/s PUT on the leader): %s", total, c.snapRate, line))
 			}

@@ -34,6 +34,7 @@ var Procedures = map[string]func(ctx context.Context, e Env, args []string) erro
 	"session-median": SessionMedian,
 	"bench-expiry":   BenchExpiry,
 	"bench":          Bench,
+	"snapshot-p99":   SnapshotP99,
 }
 
 // Main runs procedure name with args and returns the exit status.
