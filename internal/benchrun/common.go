@@ -35,6 +35,7 @@ var Procedures = map[string]func(ctx context.Context, e Env, args []string) erro
 	"bench-expiry":   BenchExpiry,
 	"bench":          Bench,
 	"snapshot-p99":   SnapshotP99,
+	"raftlog-ab":     RaftlogAB,
 }
 
 // Main runs procedure name with args and returns the exit status.
