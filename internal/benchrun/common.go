@@ -36,6 +36,7 @@ var Procedures = map[string]func(ctx context.Context, e Env, args []string) erro
 	"bench":          Bench,
 	"snapshot-p99":   SnapshotP99,
 	"raftlog-ab":     RaftlogAB,
+	"peers-median":   PeersMedian,
 }
 
 // Main runs procedure name with args and returns the exit status.
