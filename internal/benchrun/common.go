@@ -37,6 +37,7 @@ var Procedures = map[string]func(ctx context.Context, e Env, args []string) erro
 	"snapshot-p99":   SnapshotP99,
 	"raftlog-ab":     RaftlogAB,
 	"peers-median":   PeersMedian,
+	"gc-p99":         GCP99,
 }
 
 // Main runs procedure name with args and returns the exit status.
