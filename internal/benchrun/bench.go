@@ -405,38 +405,19 @@ func (b *benchRun) run(ctx context.Context) (string, error) {
 	c := b.c
 	dir := filepath.Join(b.work, "cluster")
 	b.e.logf("starting a three-node cluster in %s (HTTP %d-%d)", dir, c.httpBase+1, c.httpBase+3)
-	env := map[string]string{"KV_CLUSTER_DIR": dir, "KV_CLUSTER_HTTP_BASE": strconv.Itoa(c.httpBase),
-		"KV_CLUSTER_PEER_BASE": strconv.Itoa(c.peerBase), "KV_API_KEY": ""}
-	cfg, err := devcluster.FromEnv(func(k string) string {
-		if v, ok := env[k]; ok {
-			return v
-		}
-		return b.e.Getenv(k)
-	}, b.e.Repo)
-	if err != nil {
-		return "", err
-	}
 	var clusterLog strings.Builder
-	cfg.Out, cfg.Err = &clusterLog, &clusterLog
-	if b.cl, err = devcluster.Open(cfg); err != nil {
+	var err error
+	if b.cl, err = startCluster(b.e, dir, c.httpBase, c.peerBase, nil, &clusterLog); err != nil {
 		return "", err
 	}
 	b.clusterU = true
-	if err := b.cl.Start(false); err != nil {
-		fmt.Fprint(b.e.Err, clusterLog.String())
-		return "", fmt.Errorf("cluster did not start: %w", err)
-	}
 	if b.key, err = b.cl.APIKey(); err != nil {
 		return "", err
 	}
 	b.kb.env = append(os.Environ(), "KV_API_KEY="+b.key)
-	st, err := b.cl.Status(1)
+	ln, _, err := leaderOf(b.cl)
 	if err != nil {
 		return "", err
-	}
-	ln, err := strconv.Atoi(strings.TrimPrefix(st.LeaderID, "n"))
-	if err != nil || ln < 1 || ln > 3 {
-		return "", fmt.Errorf("no leader: %q", st.LeaderID)
 	}
 	fn := ln%3 + 1
 	leaderURL, followerURL := b.cl.URL(ln), b.cl.URL(fn)

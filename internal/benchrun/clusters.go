@@ -62,3 +62,37 @@ func clusterNodeState(ctx context.Context, cl *devcluster.Cluster, n int) (nodeS
 }
 
 func mkdirTemp(pattern string) (string, error) { return os.MkdirTemp("", pattern) }
+
+// leaderOf asks node 1 of cl for the leader: its number and raft id.
+func leaderOf(cl *devcluster.Cluster) (int, string, error) {
+	st, err := cl.Status(1)
+	if err != nil {
+		return 0, "", err
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(st.LeaderID, "n"))
+	if err != nil || n < 1 || n > devcluster.MaxNode {
+		return 0, "", fmt.Errorf("no leader (%q)", st.LeaderID)
+	}
+	return n, st.LeaderID, nil
+}
+
+// envOnly handles the arguments of a procedure that takes none: --help
+// prints usage (done), anything else is a usage error.
+func envOnly(e Env, args []string, usage string) (done bool, err error) {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(e.Out, usage)
+		return true, nil
+	}
+	if len(args) > 0 {
+		return false, fmt.Errorf("%w: unknown argument '%s' (settings are environment variables; see --help)", errUsage, args[0])
+	}
+	return false, nil
+}
+
+// outputDir is dir, created, or a new temporary directory when dir is "".
+func outputDir(dir, pattern string) (string, error) {
+	if dir == "" {
+		return os.MkdirTemp("", pattern)
+	}
+	return dir, os.MkdirAll(dir, 0o755)
+}

@@ -144,12 +144,8 @@ type expiry struct {
 
 // BenchExpiry is scripts/bench-expiry.sh.
 func BenchExpiry(ctx context.Context, e Env, args []string) error {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprint(e.Out, expiryUsage)
-		return nil
-	}
-	if len(args) > 0 {
-		return fmt.Errorf("%w: unknown argument '%s' (see --help)", errUsage, args[0])
+	if done, err := envOnly(e, args, expiryUsage); done || err != nil {
+		return err
 	}
 	c, err := parseExpiryEnv(e.Getenv)
 	if err != nil {
@@ -251,21 +247,9 @@ func (x *expiry) oneRun(ctx context.Context, run int) error {
 	dir := filepath.Join(x.work, "cluster")
 	x.e.logf("run %d: starting a three-node cluster in %s (HTTP %d-%d)", run, dir, c.httpBase+1, c.httpBase+3)
 	os.RemoveAll(dir)
-	env := map[string]string{"KV_CLUSTER_DIR": dir, "KV_CLUSTER_HTTP_BASE": strconv.Itoa(c.httpBase),
-		"KV_CLUSTER_PEER_BASE": strconv.Itoa(c.peerBase), "KV_API_KEY": ""}
-	cfg, err := devcluster.FromEnv(func(k string) string {
-		if v, ok := env[k]; ok {
-			return v
-		}
-		return x.e.Getenv(k)
-	}, x.e.Repo)
-	if err != nil {
-		return err
-	}
-	cfg.Env = append(cfg.Env, "KV_SNAPSHOT_THRESHOLD="+c.snapshotThreshold)
 	var startLog strings.Builder
-	cfg.Out, cfg.Err = &startLog, &startLog
-	if x.cl, err = devcluster.Open(cfg); err != nil {
+	var err error
+	if x.cl, err = startCluster(x.e, dir, c.httpBase, c.peerBase, []string{"KV_SNAPSHOT_THRESHOLD=" + c.snapshotThreshold}, &startLog); err != nil {
 		return err
 	}
 	defer func() {
@@ -273,21 +257,13 @@ func (x *expiry) oneRun(ctx context.Context, run int) error {
 			x.e.logf("stopping the cluster: %v", err)
 		}
 	}()
-	if err := x.cl.Start(false); err != nil {
-		fmt.Fprint(x.e.Err, startLog.String())
-		return fmt.Errorf("cluster did not start: %w", err)
-	}
 	if x.key, err = x.cl.APIKey(); err != nil {
 		return err
 	}
 	x.kb.env = append(os.Environ(), "KV_API_KEY="+x.key)
-	st, err := x.cl.Status(1)
+	leaderN, leaderID, err := leaderOf(x.cl)
 	if err != nil {
 		return err
-	}
-	leaderN, err := strconv.Atoi(strings.TrimPrefix(st.LeaderID, "n"))
-	if err != nil || leaderN < 1 || leaderN > 3 {
-		return fmt.Errorf("no leader: %q", st.LeaderID)
 	}
 	leaderURL := x.cl.URL(leaderN)
 
@@ -358,6 +334,6 @@ func (x *expiry) oneRun(ctx context.Context, run int) error {
 			rm[i].vbytes = x.metric(ctx, rm[i].node, "quorumkv_fsm_value_bytes")
 		}
 	}
-	expiryReport(x.e.Out, run, c, spread, st.LeaderID, before, during, after, rm)
+	expiryReport(x.e.Out, run, c, spread, leaderID, before, during, after, rm)
 	return nil
 }

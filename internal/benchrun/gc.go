@@ -128,12 +128,8 @@ func snapshotSummary(out string) (none, windows, all string) {
 
 // GCP99 is scripts/gc-p99.sh.
 func GCP99(ctx context.Context, e Env, args []string) error {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprint(e.Out, gcUsage)
-		return nil
-	}
-	if len(args) > 0 {
-		return fmt.Errorf("%w: unknown argument '%s' (settings are environment variables; see --help)", errUsage, args[0])
+	if done, err := envOnly(e, args, gcUsage); done || err != nil {
+		return err
 	}
 	r := &envReader{getenv: e.Getenv}
 	keys, rounds, secs := r.int("KEYS", 1000000, 1), r.int("ROUNDS", 2, 1), r.int("SECS", 40, 1)
@@ -197,17 +193,7 @@ func GCP99(ctx context.Context, e Env, args []string) error {
 		v, _ := metricValue(string(b), name)
 		return v
 	}
-	leader := func() (int, error) {
-		st, err := cl.Status(1)
-		if err != nil {
-			return 0, err
-		}
-		n, err := strconv.Atoi(strings.TrimPrefix(st.LeaderID, "n"))
-		if err != nil {
-			return 0, fmt.Errorf("no leader (%q)", st.LeaderID)
-		}
-		return n, nil
-	}
+	leader := func() (int, error) { n, _, err := leaderOf(cl); return n, err }
 	keyFile := filepath.Join(cl.Dir(), "api-key")
 	ln, err := leader()
 	if err != nil {

@@ -99,12 +99,8 @@ func peersMedianTable(w io.Writer, runs []string) {
 
 // PeersMedian is scripts/peers-median.sh.
 func PeersMedian(ctx context.Context, e Env, args []string) error {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprint(e.Out, peersUsage)
-		return nil
-	}
-	if len(args) > 0 {
-		return fmt.Errorf("%w: unknown argument '%s' (settings are environment variables; see --help)", errUsage, args[0])
+	if done, err := envOnly(e, args, peersUsage); done || err != nil {
+		return err
 	}
 	r := &envReader{getenv: e.Getenv}
 	runs := r.int("RUNS", 3, 1)
@@ -115,13 +111,8 @@ func PeersMedian(ctx context.Context, e Env, args []string) error {
 	if st, err := os.Stat(peers); err != nil || st.Mode()&0o111 == 0 {
 		return fmt.Errorf("%w: no peer harness at %s (set PEERS)", errUsage, peers)
 	}
-	outDir := e.Getenv("OUT_DIR")
-	var err error
-	if outDir == "" {
-		if outDir, err = mkdirTemp("peers-median."); err != nil {
-			return err
-		}
-	} else if err := os.MkdirAll(outDir, 0o755); err != nil {
+	outDir, err := outputDir(e.Getenv("OUT_DIR"), "peers-median.")
+	if err != nil {
 		return err
 	}
 	dir, err := mkdirTemp("peers-median-cluster.")

@@ -56,22 +56,14 @@ func raftlogTable(w io.Writer, runs int, res map[string]raftlogResult) {
 
 // RaftlogAB is scripts/raftlog-ab.sh.
 func RaftlogAB(ctx context.Context, e Env, args []string) error {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprint(e.Out, raftlogUsage)
-		return nil
-	}
-	if len(args) > 0 {
-		return fmt.Errorf("%w: unknown argument '%s' (settings are environment variables; see --help)", errUsage, args[0])
+	if done, err := envOnly(e, args, raftlogUsage); done || err != nil {
+		return err
 	}
 	c, err := parseRaftlogEnv(e.Getenv)
 	if err != nil {
 		return err
 	}
-	if c.outDir == "" {
-		if c.outDir, err = mkdirTemp("raftlog-ab."); err != nil {
-			return err
-		}
-	} else if err := os.MkdirAll(c.outDir, 0o755); err != nil {
+	if c.outDir, err = outputDir(c.outDir, "raftlog-ab."); err != nil {
 		return err
 	}
 	kb, err := buildKvbench(ctx, e.Repo, c.outDir)

@@ -181,12 +181,8 @@ type session struct {
 
 // SessionMedian is scripts/session-median.sh.
 func SessionMedian(ctx context.Context, e Env, args []string) error {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprint(e.Out, sessionUsage)
-		return nil
-	}
-	if len(args) > 0 {
-		return fmt.Errorf("%w: unknown argument '%s' (settings are environment variables; see --help)", errUsage, args[0])
+	if done, err := envOnly(e, args, sessionUsage); done || err != nil {
+		return err
 	}
 	c, err := parseSessionEnv(e.Getenv, e.Repo)
 	if err != nil {
@@ -205,11 +201,7 @@ func SessionMedian(ctx context.Context, e Env, args []string) error {
 			return err
 		}
 	}
-	if c.outDir == "" {
-		if c.outDir, err = os.MkdirTemp("", "session-median."); err != nil {
-			return err
-		}
-	} else if err := os.MkdirAll(c.outDir, 0o755); err != nil {
+	if c.outDir, err = outputDir(c.outDir, "session-median."); err != nil {
 		return err
 	}
 	s := &session{e: e, c: c, hz: clockTicks()}
@@ -334,13 +326,9 @@ func (s *session) runTree(ctx context.Context, round int, t tree) error {
 	if err != nil {
 		return err
 	}
-	st, err := cl.Status(1)
+	ln, _, err := leaderOf(cl)
 	if err != nil {
 		return fmt.Errorf("%s: %w", t.label, err)
-	}
-	ln, err := strconv.Atoi(strings.TrimPrefix(st.LeaderID, "n"))
-	if err != nil || ln < 1 || ln > 3 {
-		return fmt.Errorf("%s: no leader (%q)", t.label, st.LeaderID)
 	}
 	fn := ln%3 + 1
 	s.kb.env = append(os.Environ(), "KV_API_KEY="+key)

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/quorumkv/quorumkv/internal/devcluster"
@@ -127,13 +126,9 @@ func SnapshotP99(ctx context.Context, e Env, args []string) error {
 
 // snapshotP99 runs the windows against cl's leader and prints the report.
 func snapshotP99(ctx context.Context, out io.Writer, kb *kvbench, cl *devcluster.Cluster, d time.Duration, rate string) error {
-	st, err := cl.Status(1)
+	ln, leaderID, err := leaderOf(cl)
 	if err != nil {
 		return err
-	}
-	ln, err := strconv.Atoi(strings.TrimPrefix(st.LeaderID, "n"))
-	if err != nil || ln < 1 || ln > devcluster.MaxNode {
-		return fmt.Errorf("no leader (%q)", st.LeaderID)
 	}
 	keyFile := filepath.Join(cl.Dir(), "api-key")
 	var windows []snapWindow
@@ -156,6 +151,6 @@ func snapshotP99(ctx context.Context, out io.Writer, kb *kvbench, cl *devcluster
 		intervals = append(intervals, snapshotIntervals(filepath.Base(dir), f)...)
 		f.Close()
 	}
-	snapshotReport(out, windows, intervals, st.LeaderID)
+	snapshotReport(out, windows, intervals, leaderID)
 	return nil
 }
