@@ -93,8 +93,15 @@ func TestIdleRPCConnectionClosed(t *testing.T) {
 	}
 }
 
-// TestClientRedialsAfterIdleClose: after the server closed an idle
-// connection, the next call redials transparently and succeeds.
+// TestClientRedialsAfterIdleClose: once the client has seen the server close
+// an idle connection, the next call redials transparently and succeeds.
+//
+// The test waits for the client's reader to see the close, not only for the
+// server to make it: a call written in between goes onto a socket the server
+// has already closed, and its outcome is honestly unknown (ErrConnLost), since
+// the client cannot tell an idle close from a crash after the request was
+// read. Real clients avoid that window with their own IdleTimeout, shorter
+// than the server's (TestClientRetiresIdleConnection).
 func TestClientRedialsAfterIdleClose(t *testing.T) {
 	checkNoLeaks(t)
 	m := newMux(t, Config{IdleTimeout: 100 * time.Millisecond})
@@ -106,6 +113,12 @@ func TestClientRedialsAfterIdleClose(t *testing.T) {
 			t.Fatalf("call %d: %v", i, err)
 		}
 		waitFor(t, 5*time.Second, "the server to close the idle connection", func() bool { return m.openAccepted() == 0 })
+		s := &c.peer(m.Addr()).slots[0]
+		waitFor(t, 5*time.Second, "the client to see the close", func() bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.conn == nil || s.conn.failed.Load()
+		})
 	}
 }
 

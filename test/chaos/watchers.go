@@ -159,8 +159,10 @@ type watchReport struct {
 // gap), the same sequence as every other watcher over the indexes both
 // covered, and, replayed, the final state (listing: every live key after
 // healing, with values and versions; now: the check's clock for keys whose
-// TTL has passed but whose expire event has not come yet).
-func checkWatchers(ws *watchers, ops []Op, listing []listedItem, now time.Time) watchReport {
+// TTL has passed but whose expire event has not come yet; final: the applied
+// index read just before the listing, so a key the listing shows may have
+// expired in an entry after it, which watchers delivered before they stopped).
+func checkWatchers(ws *watchers, ops []Op, listing []listedItem, final uint64, now time.Time) watchReport {
 	rep := watchReport{Watchers: len(ws.list)}
 	written := map[string]Op{} // value written (JSON) → put
 	for _, op := range ops {
@@ -225,17 +227,35 @@ func checkWatchers(ws *watchers, ops []Op, listing []listedItem, now time.Time) 
 			}
 		}
 		state := map[string]kv.Event{}
+		// expiredLate: keys whose last event is an expiry in an entry after
+		// final, with the set it ended. The listing was read at or after
+		// final but possibly before that entry, so it may still show the
+		// set; a delete, or an expiry at or before final, has no such excuse.
+		expiredLate := map[string]kv.Event{}
 		for _, ev := range w.events {
-			if ev.Type == kv.EventSet {
+			switch {
+			case ev.Type == kv.EventSet:
 				state[ev.Key] = ev
-			} else {
+				delete(expiredLate, ev.Key)
+			case ev.Type == kv.EventExpire && ev.Index > final:
+				if prev, ok := state[ev.Key]; ok {
+					expiredLate[ev.Key] = prev
+				}
 				delete(state, ev.Key)
+			default:
+				delete(state, ev.Key)
+				delete(expiredLate, ev.Key)
 			}
 		}
 		live := map[string]listedItem{}
 		for _, it := range listing {
 			live[it.Key] = it
 			ev, ok := state[it.Key]
+			if !ok {
+				if prev, late := expiredLate[it.Key]; late && prev.Version == it.Version && bytes.Equal(prev.Value, it.Value) {
+					continue
+				}
+			}
 			if !ok || ev.Version != it.Version || !bytes.Equal(ev.Value, it.Value) {
 				problem("%s: final state of %s: watch replay has %s@%d, the cluster %s@%d", w.node, it.Key, ev.Value, ev.Version, it.Value, it.Version)
 			}
@@ -309,7 +329,7 @@ func finishWatchers(api *apiClient, nodes []*node, ws *watchers, ops []Op) watch
 	if listErr != nil {
 		return watchReport{Watchers: len(ws.list), Problems: []string{"final listing for the watch check failed: " + listErr.Error()}}
 	}
-	rep := checkWatchers(ws, ops, listing, now)
+	rep := checkWatchers(ws, ops, listing, final, now)
 	rep.Problems = append(late, rep.Problems...)
 	return rep
 }

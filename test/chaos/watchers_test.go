@@ -35,7 +35,7 @@ func TestCheckWatchers(t *testing.T) {
 		}
 		return ws
 	}
-	if rep := checkWatchers(mk(good, good), ops, listing, time.Now()); len(rep.Problems) != 0 || rep.Events != 6 {
+	if rep := checkWatchers(mk(good, good), ops, listing, 13, time.Now()); len(rep.Problems) != 0 || rep.Events != 6 {
 		t.Fatalf("clean deliveries: %+v", rep)
 	}
 	for _, c := range []struct {
@@ -49,12 +49,41 @@ func TestCheckWatchers(t *testing.T) {
 		{"uncommitted", append(append([]kv.Event{}, good...), set("k03", "refused", 14)), "whose write was refused"},
 		{"missed delete", good[:2], "still has k01"},
 	} {
-		rep := checkWatchers(mk(c.evs, good), ops, listing, time.Now())
+		rep := checkWatchers(mk(c.evs, good), ops, listing, 13, time.Now())
 		if !strings.Contains(strings.Join(rep.Problems, "\n"), c.want) {
 			t.Errorf("%s: problems %q, want one saying %q", c.name, rep.Problems, c.want)
 		}
 		if c.name == "gap" && !strings.Contains(strings.Join(rep.Problems, "\n"), "disagree") {
 			t.Errorf("gap: watchers not reported as disagreeing: %q", rep.Problems)
+		}
+	}
+
+	// The listing is read after the final index but may precede a later
+	// expiry that the watchers delivered before they stopped: k02 listed at
+	// version 12, expired at 14 > final 13, is consistent. Expired at or
+	// before the final index, or deleted, it contradicts the listing.
+	expire := func(key string, idx uint64) kv.Event {
+		return kv.Event{Type: kv.EventExpire, Key: key, Version: idx, Index: idx}
+	}
+	late := append(append([]kv.Event{}, good...), expire("k02", 14))
+	for _, c := range []struct {
+		name  string
+		evs   []kv.Event
+		final uint64
+		ok    bool
+	}{
+		{"expiry after the final index", late, 13, true},
+		{"expiry at the final index", late, 14, false},
+		{"delete after the final index", append(append([]kv.Event{}, good...), del("k02", 14)), 13, false},
+	} {
+		ws := mk(c.evs, c.evs)
+		for _, w := range ws.list {
+			w.progress = 14
+		}
+		rep := checkWatchers(ws, ops, listing, c.final, time.Now())
+		bad := strings.Contains(strings.Join(rep.Problems, "\n"), "final state of k02")
+		if bad == c.ok {
+			t.Errorf("%s: problems %q", c.name, rep.Problems)
 		}
 	}
 }
