@@ -71,11 +71,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 		*repo = r
 	}
-	if fs.Arg(0) == "bench" && fs.NArg() >= 2 {
+	if fs.Arg(0) == "bench" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		e := benchrun.Env{Repo: *repo, Name: *name, Getenv: getenv, Out: stdout, Err: stderr}
-		return benchrun.Main(ctx, e, fs.Arg(1), fs.Args()[2:])
+		return benchrun.Main(ctx, e, fs.Arg(1), fs.Args()[min(2, fs.NArg()):])
 	}
 	cfg, err := devcluster.FromEnv(getenv, *repo)
 	if err != nil {
