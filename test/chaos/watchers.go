@@ -313,6 +313,10 @@ func finishWatchers(api *apiClient, nodes []*node, ws *watchers, ops []Op) watch
 	var final uint64
 	var listing []listedItem
 	var listErr error = errors.New("no node answered")
+	// Every node's applied index first, then the listing: a linearizable
+	// listing that starts after the last status reflects every entry up to
+	// final, which the final-state check relies on. (Reading a node's status
+	// after the listing could give a final index past the listing's.)
 	for _, n := range nodes {
 		if !n.running() {
 			continue
@@ -320,7 +324,9 @@ func finishWatchers(api *apiClient, nodes []*node, ws *watchers, ops []Op) watch
 		if st, err := api.status(ctx, n.httpBase()); err == nil {
 			final = max(final, st.AppliedIndex)
 		}
-		if listErr != nil {
+	}
+	for _, n := range nodes {
+		if n.running() && listErr != nil {
 			listing, listErr = api.listAll(ctx, n.httpBase(), "")
 		}
 	}
