@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -120,6 +121,16 @@ func TestDashboardInABrowser(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	// clickNow clicks the element selector matches, inside the page in one
+	// step. The cluster table re-renders every second and the keys table on
+	// each list reload, so an element chromedp resolved a moment earlier may
+	// be gone by the time its click is dispatched; a click from the page's
+	// own script finds and clicks the element as it is now.
+	clickNow := func(within time.Duration, what, selector string) {
+		t.Helper()
+		sel, _ := json.Marshal(selector)
+		eventually(within, what, `(() => { const e = document.querySelector(`+string(sel)+`); if (!e || e.disabled) return false; e.click(); return true; })()`)
+	}
 	shot := func(name string) {
 		t.Helper()
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -187,8 +198,8 @@ func TestDashboardInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("find the follower to promote: %v", err)
 	}
+	clickNow(5*time.Second, "the transfer button of "+target, `#node-`+target+` [data-action="transfer"]`)
 	run("transfer leadership from the page",
-		chromedp.Click(chromedp.CSS(`#node-`+target+` [data-action="transfer"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#confirm`)),
 		chromedp.Click(chromedp.CSS(`#confirm-ok`)))
 	eventually(10*time.Second, "leadership on "+target+" after the transfer",
@@ -208,7 +219,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#prefix`), "dashboard/"),
 		chromedp.Click(chromedp.CSS(`#keys-form button[type=submit]`)))
 	eventually(5*time.Second, "the written key listed", `document.querySelector('#keys tr[data-key="dashboard/e2e"]') !== null`)
-	run("open the key", chromedp.Click(chromedp.CSS(`#keys tr[data-key="dashboard/e2e"] button`)))
+	clickNow(5*time.Second, "open the key", `#keys tr[data-key="dashboard/e2e"] button`)
 	eventually(5*time.Second, "its value pretty-printed, TTL and a delete control",
 		`(() => { const p = document.querySelector('#item pre'); const ttl = document.querySelector('#item .ttl');
 		  return p !== null && p.textContent.includes('"hello": "browser"') && /^\d+m \d+s$/.test(ttl.textContent) &&
@@ -258,7 +269,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	run("keys view as viewer", chromedp.Click(chromedp.CSS(`#tab-keys`)),
 		chromedp.SetValue(chromedp.CSS(`#prefix`), "dashboard/"), chromedp.Click(chromedp.CSS(`#keys-form button[type=submit]`)))
 	eventually(5*time.Second, "the key listed for the viewer", `document.querySelector('#keys tr[data-key="dashboard/e2e"]') !== null`)
-	run("open the key as viewer", chromedp.Click(chromedp.CSS(`#keys tr[data-key="dashboard/e2e"] button`)))
+	clickNow(5*time.Second, "open the key as viewer", `#keys tr[data-key="dashboard/e2e"] button`)
 	eventually(5*time.Second, "the value without a delete control",
 		`document.querySelector('#item pre') !== null && document.querySelector('#item [data-action]') === null`)
 	shot("dashboard-keys-readonly.png")
