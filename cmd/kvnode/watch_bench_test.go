@@ -155,19 +155,27 @@ func startBenchNode(b *testing.B) (*node, func()) {
 	}
 }
 
+// hotKeyClient starts a benchmark node, writes "hot/key" and returns a
+// client of the node; stop ends the node.
+func hotKeyClient(b *testing.B) (*client.Client, func()) {
+	n, stop := startBenchNode(b)
+	c, err := client.New(client.Config{Endpoints: []string{"http://" + n.httpAddr}, APIKey: "secret"})
+	if err == nil {
+		_, err = c.Put(context.Background(), "hot/key", map[string]int{"n": 1})
+	}
+	if err != nil {
+		stop()
+		b.Fatal(err)
+	}
+	return c, stop
+}
+
 // BenchmarkNearCacheHit: Cache.Get of a held key, in parallel, in-process
 // (no network on the hit path). Reports reads/s.
 func BenchmarkNearCacheHit(b *testing.B) {
-	n, stop := startBenchNode(b)
+	c, stop := hotKeyClient(b)
 	defer stop()
-	c, err := client.New(client.Config{Endpoints: []string{"http://" + n.httpAddr}, APIKey: "secret"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx := context.Background()
-	if _, err := c.Put(ctx, "hot/key", map[string]int{"n": 1}); err != nil {
-		b.Fatal(err)
-	}
 	cache, err := client.NewCache(c, client.CacheConfig{Prefix: "hot/", MaxStaleness: time.Second})
 	if err != nil {
 		b.Fatal(err)
@@ -201,16 +209,9 @@ func BenchmarkNearCacheHit(b *testing.B) {
 // Client.Get (a linearizable read over HTTP to the same in-process node),
 // for the ratio.
 func BenchmarkClusterGetForCache(b *testing.B) {
-	n, stop := startBenchNode(b)
+	c, stop := hotKeyClient(b)
 	defer stop()
-	c, err := client.New(client.Config{Endpoints: []string{"http://" + n.httpAddr}, APIKey: "secret"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx := context.Background()
-	if _, err := c.Put(ctx, "hot/key", map[string]int{"n": 1}); err != nil {
-		b.Fatal(err)
-	}
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
