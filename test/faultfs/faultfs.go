@@ -1,0 +1,198 @@
+package faultfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// FS is a fault-injecting passthrough mounted at Dir over a backing
+// directory. All methods are safe for concurrent use.
+type FS struct {
+	Dir     string // the mount point
+	backing string
+	disk    *disk
+
+	mu     sync.Mutex // guards server across remounts
+	server *fuse.Server
+
+	syncDelay atomic.Int64 // nanoseconds every fsync/fdatasync/fsyncdir blocks
+	writeEIO  atomic.Bool
+	syncEIO   atomic.Bool
+	syncs     atomic.Int64 // completed syncs, for tests that a workload really syncs
+	eios      atomic.Int64 // EIOs returned
+	stalled   atomic.Int64 // syncs delayed
+}
+
+// Available reports why this process cannot mount a FUSE file system, or
+// nil if it can: it needs root and /dev/fuse.
+func Available() error {
+	if os.Geteuid() != 0 {
+		return errors.New("faultfs needs root to mount FUSE file systems")
+	}
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("faultfs needs /dev/fuse: %w", err)
+	}
+	f.Close()
+	return nil
+}
+
+// Mount serves backing at dir (both must exist; dir should be empty). The
+// trash for entries removed since their directory's last sync is created
+// beside backing, on the same file system, as backing+".faultfs-trash".
+// Everything already in backing counts as durable.
+func Mount(dir, backing string) (*FS, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	backing, err = filepath.Abs(backing)
+	if err != nil {
+		return nil, err
+	}
+	trash := backing + ".faultfs-trash"
+	if err := os.MkdirAll(trash, 0o700); err != nil {
+		return nil, err
+	}
+	f := &FS{Dir: dir, backing: backing, disk: newDisk(backing, trash)}
+	if err := f.mount(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *FS) mount() error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(f.backing, &st); err != nil {
+		return fmt.Errorf("faultfs: backing dir: %w", err)
+	}
+	lr := &fs.LoopbackRoot{Path: f.backing, Dev: uint64(st.Dev)}
+	lr.NewNode = func(r *fs.LoopbackRoot, _ *fs.Inode, _ string, _ *syscall.Stat_t) fs.InodeEmbedder {
+		return &node{LoopbackNode: fs.LoopbackNode{RootData: r}, fsys: f}
+	}
+	root := lr.NewNode(lr, nil, "", &st)
+	lr.RootNode = root
+	// No attribute or entry caching beyond a second, no writeback cache:
+	// every write reaches the server as it is made, as to a disk.
+	srv, err := fs.Mount(f.Dir, root, &fs.Options{MountOptions: fuse.MountOptions{
+		FsName:      "faultfs:" + f.backing,
+		Name:        "faultfs",
+		DirectMount: true,
+		// The nodes run in network namespaces of their own, entered by
+		// root: the default (only the mounting user) lets them in.
+		MaxBackground: 64,
+		Debug:         os.Getenv("FAULTFS_DEBUG") != "",
+	}})
+	if err != nil {
+		return fmt.Errorf("faultfs: mount %s: %w", f.Dir, err)
+	}
+	f.mu.Lock()
+	f.server = srv
+	f.mu.Unlock()
+	return nil
+}
+
+// unmount detaches the mount; it retries while the kernel reports it busy
+// (a process that used it is still exiting) and finally detaches lazily.
+func (f *FS) unmount() error {
+	f.mu.Lock()
+	srv := f.server
+	f.server = nil
+	f.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	var err error
+	for i := 0; i < 50; i++ {
+		if err = srv.Unmount(); err == nil {
+			srv.Wait()
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if lerr := exec.Command("umount", "-l", f.Dir).Run(); lerr != nil {
+		return fmt.Errorf("faultfs: unmount %s: %v (lazy: %v)", f.Dir, err, lerr)
+	}
+	return nil
+}
+
+// Unmount detaches the file system cleanly, as an orderly shutdown would:
+// everything written is kept. Call it once every process using the mount
+// has exited.
+func (f *FS) Unmount() error {
+	err := f.unmount()
+	f.disk.forget()
+	return err
+}
+
+// PowerLoss simulates the machine losing power: it unmounts, drops every
+// write not covered by a completed fsync/fdatasync of its file and every
+// directory entry change (create, rename, unlink) not covered by an fsync
+// of its directory, and mounts again, so nothing the "disk" lost survives in
+// the kernel's page cache. Every process using the mount must have been
+// killed first. Injected faults stay as they are.
+func (f *FS) PowerLoss() (Loss, error) {
+	if err := f.unmount(); err != nil {
+		return Loss{}, err
+	}
+	loss := f.disk.revert()
+	if err := f.mount(); err != nil {
+		return loss, err
+	}
+	return loss, nil
+}
+
+// SetSyncDelay makes every fsync, fdatasync and directory fsync block for d
+// before it runs (0: no delay).
+func (f *FS) SetSyncDelay(d time.Duration) { f.syncDelay.Store(int64(d)) }
+
+// SetWriteError makes writes, truncations and allocations fail with EIO
+// (nothing is written) while on is true.
+func (f *FS) SetWriteError(on bool) { f.writeEIO.Store(on) }
+
+// SetSyncError makes fsync, fdatasync and directory fsync fail with EIO
+// (nothing becomes durable) while on is true.
+func (f *FS) SetSyncError(on bool) { f.syncEIO.Store(on) }
+
+// Stats are counters since Mount.
+type Stats struct {
+	Syncs   int64 // completed syncs (files and directories)
+	Stalled int64 // syncs held by SetSyncDelay
+	EIOs    int64 // operations failed by SetWriteError/SetSyncError
+}
+
+func (f *FS) Stats() Stats {
+	return Stats{Syncs: f.syncs.Load(), Stalled: f.stalled.Load(), EIOs: f.eios.Load()}
+}
+
+// beforeSync applies the sync faults: the delay, then the error.
+func (f *FS) beforeSync(ctx context.Context) syscall.Errno {
+	if d := time.Duration(f.syncDelay.Load()); d > 0 {
+		f.stalled.Add(1)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			// The kernel interrupted the request (the process was killed):
+			// the sync never completed.
+			t.Stop()
+			return syscall.EINTR
+		}
+	}
+	if f.syncEIO.Load() {
+		f.eios.Add(1)
+		return syscall.EIO
+	}
+	return 0
+}
