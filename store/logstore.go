@@ -130,6 +130,7 @@ func openLogStore(name, raftDir string, hlog hclog.Logger) (logStore, error) {
 		bolt, err := raftboltdb.New(raftboltdb.Options{
 			Path:        filepath.Join(raftDir, boltFile),
 			BoltOptions: &bbolt.Options{FreelistType: bbolt.FreelistMapType, NoFreelistSync: true},
+			NoSync:      noSync,
 		})
 		if err != nil {
 			return logStore{}, fmt.Errorf("store: open bolt raft log %s: %w", raftDir, err)

@@ -37,11 +37,23 @@ func (s *Store) openRaft() error {
 		ls.closer.Close()
 		return fmt.Errorf("store: log cache: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog.Named("snapshot"))
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog.Named("snapshot"))
 	if err != nil {
 		ls.closer.Close()
 		return fmt.Errorf("store: open snapshot store: %w", err)
 	}
+	snaps := durableSnapshots{FileSnapshotStore: fileSnaps, dir: filepath.Join(dir, "snapshots")}
+	// The stores created their files and directories without syncing the
+	// directories that name them (durable.go).
+	syncDirList := []string{snaps.dir, dir, s.cfg.DataDir}
+	if kind == RaftLogWAL {
+		syncDirList = append([]string{filepath.Join(dir, walDir)}, syncDirList...)
+	}
+	if err := syncDirs(syncDirList...); err != nil {
+		ls.closer.Close()
+		return err
+	}
+	syncParent(s.cfg.DataDir)
 	// MaxRPCsInFlight 1 disables raft's pipelined replication, which can stall a
 	// follower while heartbeats keep it from noticing (hashicorp/raft#612).
 	// Group commit still batches up to MaxAppendEntries entries per round trip.

@@ -37,6 +37,11 @@ var scenarios = []scenario{
 	{name: "6-restarts", description: "rolling graceful restart of every node, then SIGKILL all at once and restart", nodes: 3, build: "race", nemesis: rollingThenKillAll, raftLog: "bolt"},
 	{name: "7-membership", description: "remove a node (a follower, then the leader), wipe it, start it empty with --join, until a voter again", nodes: 3, build: "plain", nemesis: removeRejoin, raftLog: "wal"},
 	{name: "8-clock", description: "under load, the leader's clock jumps 20 min ahead, a leader's 20 min behind, a follower's 20 min ahead and it is offered leadership", nodes: 3, build: "testclock", nemesis: clockFaults, raftLog: "bolt"},
+	// Disk faults (disk.go): data dirs on faultfs mounts. Each runs on one
+	// log store here; the long profile and QKV_CHAOS_DISK_MATRIX=1 run each
+	// on both (diskMatrix).
+	{name: "9-power-loss", description: "power loss (SIGKILL and every un-fsynced write and directory change dropped) of one node, then two, then all three", nodes: 3, build: "plain", nemesis: powerLosses, raftLog: "bolt", disk: true},
+	{name: "10-sync-stall", description: "every fsync on the leader's disk blocks for 10 s, for 10 s", nodes: 3, build: "plain", nemesis: stallLeaderSync, raftLog: "wal", disk: true},
 }
 
 // selfTests run a deliberately broken kvnode (reads served from local state,
@@ -45,6 +50,7 @@ var scenarios = []scenario{
 var selfTests = []scenario{
 	{name: "selftest-pause-leader", description: "BROKEN BUILD under SIGSTOP of the leader; must be caught", nodes: 3, build: "brokenreads", nemesis: pauseLeader, expectIllegal: true},
 	{name: "selftest-isolate-leader", description: "BROKEN BUILD with the leader isolated; must be caught", nodes: 3, build: "brokenreads", nemesis: isolateLeader, expectIllegal: true},
+	{name: "selftest-power-loss", description: "BROKEN BUILD that never fsyncs its raft log (-tags nosync) under power loss; lost acknowledged writes must be reported", nodes: 3, build: "nosync", nemesis: powerLosses, raftLog: "bolt", disk: true, expectLostAcks: true},
 }
 
 var selfTestProfile = profile{name: "selftest", warmup: 4 * time.Second, faults: 14 * time.Second, after: 2 * time.Second, linLimit: 60 * time.Second}
@@ -63,7 +69,7 @@ func TestChaos(t *testing.T) {
 	only := os.Getenv("QKV_CHAOS_ONLY") // comma-separated scenario names, for local runs
 	began := time.Now()
 	var reports []*scenarioReport
-	for i, sc := range scenarios {
+	for i, sc := range diskMatrix(scenarios, prof == longProfile || os.Getenv("QKV_CHAOS_DISK_MATRIX") == "1") {
 		if only != "" && !containsName(only, sc.name) {
 			continue
 		}
@@ -95,6 +101,30 @@ func TestSelfTest(t *testing.T) {
 		})
 	}
 	writeRunReport(t, art, "selftest", selfTestProfile, seed, reports, time.Since(began))
+}
+
+// diskMatrix returns the scenarios with, when both is set, each disk
+// scenario also run on the other raft log store (named <name>-<store>).
+func diskMatrix(scs []scenario, both bool) []scenario {
+	var out []scenario
+	for _, sc := range scs {
+		out = append(out, sc)
+		if both && sc.disk {
+			other := sc
+			other.raftLog = raftLogOther(sc.raftLog)
+			other.name = sc.name + "-" + other.raftLog
+			out = append(out, other)
+		}
+	}
+	return out
+}
+
+// raftLogOther is the log store that is not s.
+func raftLogOther(s string) string {
+	if s == "wal" {
+		return "bolt"
+	}
+	return "wal"
 }
 
 func containsName(list, name string) bool {
@@ -197,6 +227,8 @@ func kvnodeBinary(t testing.TB, build string) string {
 		args = append(args, "-tags", "brokenreads")
 	case "testclock":
 		args = append(args, "-tags", "testclock")
+	case "nosync":
+		args = append(args, "-tags", "nosync")
 	}
 	args = append(args, "./cmd/kvnode")
 	start := time.Now()

@@ -46,6 +46,12 @@ type fault struct {
 	leaderMovedAfter    time.Duration
 	needTransferRefused bool
 	transferRefused     bool
+	// disk faults (disk.go): what power losses dropped (reported, not
+	// required: a node may have had nothing un-synced at that instant), and
+	// a stall held syncs
+	diskLost            int64
+	needStalled         bool
+	stalledSyncs        int64
 	Verified            bool     `json:"verified"`
 	GuardProblems       []string `json:"guardProblems,omitempty"`
 	killedObserved      []string

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/internal/devcluster"
 	"github.com/quorumkv/quorumkv/pki"
+	"github.com/quorumkv/quorumkv/test/faultfs"
 )
 
 // node is one kvnode process slot: a host, a data dir, a log file and, while
@@ -27,6 +28,7 @@ type node struct {
 	extra   []string // extra flags, e.g. --test-clock-offset
 	certs   string   // directory with ca.pem and <id>.pem/<id>-key.pem: peer mutual TLS
 	proc    devcluster.Proc
+	disk    *faultfs.FS // the data dir's mount in disk scenarios (disk.go), else nil
 
 	mu      sync.Mutex
 	join    string // --join URLs; when set, replaces --peers (see wipe)

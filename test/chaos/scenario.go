@@ -28,6 +28,11 @@ type scenario struct {
 	// expectIllegal: the self-test; the scenario passes only if porcupine
 	// rejects the history.
 	expectIllegal bool
+	// disk: every node's data dir is a faultfs mount (disk.go).
+	disk bool
+	// expectLostAcks: the no-sync self-test; the scenario passes only if
+	// acknowledged writes are reported lost.
+	expectLostAcks bool
 }
 
 // profile sets a run's lengths.
@@ -59,7 +64,7 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 		raftLog = v
 	}
 	rep := &scenarioReport{Name: sc.name, Description: sc.description, Nodes: sc.nodes, Build: sc.build, RaftLog: raftLog, Seed: seed,
-		FaultsByType: map[string]int{}, Phases: map[string]phaseStats{}, SelfTest: sc.expectIllegal}
+		FaultsByType: map[string]int{}, Phases: map[string]phaseStats{}, SelfTest: sc.expectIllegal || sc.expectLostAcks}
 	dir := t.TempDir()
 	outDir := filepath.Join(artifacts, sc.name)
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
@@ -78,6 +83,9 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 		for _, n := range nodes {
 			n.extra = append(n.extra, "--raft-log", raftLog)
 		}
+	}
+	if sc.disk {
+		mountDisks(t, dir, nodes)
 	}
 	c := &cluster{t: t, nw: nw, nodes: nodes, api: newAPIClient(apiKey, 2*time.Second), rng: mrand.New(mrand.NewSource(seed)), start: time.Now()}
 	stopped := false
@@ -236,6 +244,11 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	rep.Seconds = time.Since(began).Seconds()
 
 	failed := rep.Anomalies.total() > 0
+	if sc.expectLostAcks {
+		// The no-sync self-test needs lost acknowledged writes; the rest
+		// (divergence, history anomalies) is expected fallout.
+		failed = rep.Anomalies.LostAcks == 0 || rep.Anomalies.GuardFailures > 0
+	}
 	if sc.expectIllegal {
 		// The self-test only needs porcupine to reject the broken build; its
 		// other findings are expected fallout of the broken reads.
@@ -251,7 +264,9 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	os.WriteFile(filepath.Join(outDir, "report.txt"), []byte(rep.text()), 0o644)
 	t.Log("\n" + rep.text())
 	if failed {
-		if sc.expectIllegal {
+		if sc.expectLostAcks {
+			t.Errorf("self-test: the build that never syncs lost no acknowledged write under power loss: the power-loss scenario cannot be trusted")
+		} else if sc.expectIllegal {
 			t.Errorf("self-test: the deliberately broken build was NOT reported as non-linearizable (result %s): the checker cannot be trusted", rep.Linear.Result)
 		} else {
 			t.Errorf("scenario %s found anomalies; artifacts in %s", sc.name, outDir)
@@ -334,6 +349,9 @@ func guard(ops []Op, samples []sample, faults []*fault, firstFault int64) []stri
 		}
 		if f.needTransferRefused && !f.transferRefused {
 			fp = append(fp, "a leadership transfer to the skewed node was not refused with clock_offset")
+		}
+		if f.needStalled && f.stalledSyncs == 0 {
+			fp = append(fp, "no sync was held by the stall")
 		}
 		f.Verified = len(fp) == 0
 		f.GuardProblems = fp

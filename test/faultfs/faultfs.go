@@ -21,6 +21,7 @@ import (
 type FS struct {
 	Dir     string // the mount point
 	backing string
+	rootIno uint64 // the backing directory's inode number
 	disk    *disk
 
 	mu     sync.Mutex // guards server across remounts
@@ -77,6 +78,7 @@ func (f *FS) mount() error {
 	if err := syscall.Stat(f.backing, &st); err != nil {
 		return fmt.Errorf("faultfs: backing dir: %w", err)
 	}
+	f.rootIno = st.Ino
 	lr := &fs.LoopbackRoot{Path: f.backing, Dev: uint64(st.Dev)}
 	lr.NewNode = func(r *fs.LoopbackRoot, _ *fs.Inode, _ string, _ *syscall.Stat_t) fs.InodeEmbedder {
 		return &node{LoopbackNode: fs.LoopbackNode{RootData: r}, fsys: f}
@@ -89,10 +91,7 @@ func (f *FS) mount() error {
 		FsName:      "faultfs:" + f.backing,
 		Name:        "faultfs",
 		DirectMount: true,
-		// The nodes run in network namespaces of their own, entered by
-		// root: the default (only the mounting user) lets them in.
-		MaxBackground: 64,
-		Debug:         os.Getenv("FAULTFS_DEBUG") != "",
+		Debug: os.Getenv("FAULTFS_DEBUG") != "",
 	}})
 	if err != nil {
 		return fmt.Errorf("faultfs: mount %s: %w", f.Dir, err)
@@ -113,18 +112,49 @@ func (f *FS) unmount() error {
 	if srv == nil {
 		return nil
 	}
-	var err error
-	for i := 0; i < 50; i++ {
-		if err = srv.Unmount(); err == nil {
-			srv.Wait()
-			return nil
+	// go-fuse's Unmount returns once the kernel ends the connection, which
+	// it does only when no mount namespace holds a copy of the mount any
+	// more (see SharedDir).
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < 50; i++ {
+			if err = srv.Unmount(); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			if lerr := exec.Command("umount", "-l", f.Dir).Run(); lerr != nil {
+				return fmt.Errorf("faultfs: unmount %s: %v (lazy: %v)", f.Dir, err, lerr)
+			}
+		}
+		return nil
+	case <-time.After(15 * time.Second):
+		return fmt.Errorf("faultfs: %s unmounted, but its FUSE connection is still held 15 s later: another mount namespace "+
+			"keeps a copy of the mount (mount it under a SharedDir)", f.Dir)
 	}
-	if lerr := exec.Command("umount", "-l", f.Dir).Run(); lerr != nil {
-		return fmt.Errorf("faultfs: unmount %s: %v (lazy: %v)", f.Dir, err, lerr)
+}
+
+// SharedDir bind-mounts dir on itself as a shared mount, and returns the
+// function that undoes it. Mount namespaces created afterwards (ip netns
+// exec makes one per command, its mounts slaves of the parent's) then see
+// every FS mounted under dir come and go; without it each keeps a private
+// copy of the mounts that existed when it was made, which holds their FUSE
+// connections open after they are unmounted here.
+func SharedDir(dir string) (func() error, error) {
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		return nil, fmt.Errorf("faultfs: bind %s: %w", dir, err)
 	}
-	return nil
+	if err := syscall.Mount("", dir, "", syscall.MS_SHARED, ""); err != nil {
+		syscall.Unmount(dir, syscall.MNT_DETACH)
+		return nil, fmt.Errorf("faultfs: make %s shared: %w", dir, err)
+	}
+	return func() error { return syscall.Unmount(dir, syscall.MNT_DETACH) }, nil
 }
 
 // Unmount detaches the file system cleanly, as an orderly shutdown would:

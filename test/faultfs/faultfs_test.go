@@ -495,3 +495,36 @@ func BenchmarkSyncedWrite(b *testing.B) {
 		})
 	}
 }
+
+// The snapshot pattern of raft's FileSnapshotStore: files written and
+// synced in a temporary directory, the directory renamed and its parent
+// synced. The files' entries were never made durable in their own
+// directory, so the renamed directory comes back empty.
+func TestEntriesInRenamedDirNeedThatDirSynced(t *testing.T) {
+	f := mountT(t)
+	if err := os.Mkdir(f.path("snaps"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	syncPath(t, f.Dir)
+	for _, synced := range []bool{false, true} {
+		tmp, final := f.path("snaps/1.tmp"), f.path("snaps/1")
+		os.RemoveAll(final)
+		if err := os.Mkdir(tmp, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(tmp, "state.bin"), []byte("state"), true)
+		if err := os.Rename(tmp, final); err != nil {
+			t.Fatal(err)
+		}
+		syncPath(t, f.path("snaps"))
+		if synced {
+			syncPath(t, final)
+		}
+		powerLoss(t, f)
+		if synced {
+			wantContent(t, filepath.Join(final, "state.bin"), []byte("state"))
+		} else {
+			wantMissing(t, filepath.Join(final, "state.bin"))
+		}
+	}
+}

@@ -21,11 +21,14 @@ type node struct {
 func (n *node) rel() string     { return n.Path(nil) }
 func (n *node) backing() string { return filepath.Join(n.fsys.backing, n.rel()) }
 
-// ino is the backing inode number: the loopback root mixes in no device
-// bits when everything is on one file system.
-func (n *node) ino() uint64 { return n.StableAttr().Ino }
-
-func dirIno(e fs.InodeEmbedder) uint64 { return e.EmbeddedInode().StableAttr().Ino }
+// ino is the backing directory's inode number (the FUSE root's own number
+// is 1, whatever the backing directory's is).
+func (n *node) ino() uint64 {
+	if n.IsRoot() {
+		return n.fsys.rootIno
+	}
+	return n.StableAttr().Ino
+}
 
 func (n *node) wrap(fh fs.FileHandle) fs.FileHandle {
 	lf, ok := fh.(*fs.LoopbackFile)
@@ -70,7 +73,7 @@ var (
 func (n *node) created(name string) {
 	d := n.fsys.disk
 	d.mu.Lock()
-	d.add(&nsOp{kind: "create", path: filepath.Join(n.rel(), name)}, n.ino())
+	d.add(&nsOp{kind: "create", dir: n.ino(), name: name}, n.ino())
 	d.mu.Unlock()
 }
 
@@ -155,7 +158,7 @@ func (n *node) remove(name string, dir bool) syscall.Errno {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	op := &nsOp{kind: "unlink", path: filepath.Join(n.rel(), name), trash: d.trashPath()}
+	op := &nsOp{kind: "unlink", dir: n.ino(), name: name, trash: d.trashPath()}
 	if err := syscall.Rename(p, op.trash); err != nil {
 		return fs.ToErrno(err)
 	}
@@ -181,8 +184,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	d := n.fsys.disk
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	op := &nsOp{kind: "rename", path: filepath.Join(n.rel(), name), path2: filepath.Join(np.rel(), newName)}
-	dst := d.abs(op.path2)
+	op := &nsOp{kind: "rename", dir: n.ino(), name: name, dir2: np.ino(), name2: newName}
+	dst := filepath.Join(np.backing(), newName)
 	var st syscall.Stat_t
 	if err := syscall.Lstat(dst, &st); err == nil && flags == 0 {
 		if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {

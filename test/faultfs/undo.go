@@ -1,7 +1,6 @@
 package faultfs
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,11 +42,16 @@ type span struct {
 
 // nsOp is one namespace change. It becomes durable once every directory in
 // pending has been fsynced after it; until then a power loss undoes it.
+// Entries are named by their directory's inode and their name, so an op
+// inside a directory that was renamed later (a snapshot written in a
+// temporary directory, then renamed) is still found.
 type nsOp struct {
 	kind    string // create, unlink, rename
 	pending map[uint64]bool
-	path    string // create: the new entry; unlink: the removed entry; rename: the source
-	path2   string // rename: the destination
+	dir     uint64 // create: the new entry; unlink: the removed one; rename: the source
+	name    string
+	dir2    uint64 // rename: the destination
+	name2   string
 	trash   string // unlink, rename over an entry: where the old entry is kept
 	oldDir  bool   // rename over an empty directory: recreate it on undo
 	oldMode os.FileMode
@@ -57,7 +61,21 @@ func newDisk(root, trash string) *disk {
 	return &disk{root: root, trash: trash, files: map[uint64]*undoFile{}}
 }
 
-func (d *disk) abs(rel string) string { return filepath.Join(d.root, rel) }
+// dirPaths maps every directory under the backing root to its path now.
+func (d *disk) dirPaths() map[uint64]string {
+	out := map[uint64]string{}
+	filepath.WalkDir(d.root, func(p string, e os.DirEntry, err error) error {
+		if err != nil || !e.IsDir() {
+			return nil
+		}
+		var st syscall.Stat_t
+		if syscall.Lstat(p, &st) == nil {
+			out[st.Ino] = p
+		}
+		return nil
+	})
+	return out
+}
 
 // record returns the undo record of the file open on fd, creating it (with
 // the file's current size as its synced size) on the first change since
@@ -221,28 +239,48 @@ func (d *disk) revert() Loss {
 	defer d.mu.Unlock()
 	var loss Loss
 	note := func(err error) {
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err != nil {
 			loss.Anomalies = append(loss.Anomalies, err.Error())
 		}
 	}
 	for i := len(d.journal) - 1; i >= 0; i-- {
 		op := d.journal[i]
 		loss.Entries++
+		// Directories move as renames are undone: look them up afresh.
+		dirs := d.dirPaths()
+		at := func(dir uint64, name string) (string, bool) {
+			p, ok := dirs[dir]
+			if !ok {
+				// Its own creation was undone (or it was removed): the
+				// entry went with it.
+				return "", false
+			}
+			return filepath.Join(p, name), true
+		}
 		switch op.kind {
 		case "create":
-			note(os.RemoveAll(d.abs(op.path)))
+			if p, ok := at(op.dir, op.name); ok {
+				note(os.RemoveAll(p))
+			}
 		case "unlink":
-			note(os.Rename(op.trash, d.abs(op.path)))
+			if p, ok := at(op.dir, op.name); ok {
+				note(os.Rename(op.trash, p))
+			}
 		case "rename":
-			if err := os.Rename(d.abs(op.path2), d.abs(op.path)); err != nil {
+			from, ok1 := at(op.dir, op.name)
+			to, ok2 := at(op.dir2, op.name2)
+			if !ok1 || !ok2 {
+				continue
+			}
+			if err := os.Rename(to, from); err != nil {
 				note(err)
 				continue
 			}
 			switch {
 			case op.trash != "":
-				note(os.Rename(op.trash, d.abs(op.path2)))
+				note(os.Rename(op.trash, to))
 			case op.oldDir:
-				note(os.Mkdir(d.abs(op.path2), op.oldMode))
+				note(os.Mkdir(to, op.oldMode))
 			}
 		}
 	}

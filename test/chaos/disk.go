@@ -1,0 +1,144 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/test/faultfs"
+)
+
+// Disk faults: every node of a disk scenario keeps its data dir on a
+// faultfs mount (test/faultfs) over a backing directory, so the nemesis can
+// cut power to a node (everything it wrote but did not fsync is dropped),
+// stall its fsyncs or fail its disk I/O.
+
+// mountDisks mounts one faultfs per node over <dir>/disks/<id>/backing at
+// the node's data dir. It skips the test where FUSE cannot be used. The
+// mounts live under a shared bind mount so the nodes' mount namespaces
+// (ip netns exec) follow every unmount and remount.
+func mountDisks(t *testing.T, dir string, nodes []*node) {
+	if err := faultfs.Available(); err != nil {
+		t.Skipf("disk fault scenario: %v", err)
+	}
+	base := filepath.Join(dir, "disks")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unshare, err := faultfs.SharedDir(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unshare(); err != nil {
+			t.Errorf("unmount %s: %v", base, err)
+		}
+	})
+	for _, n := range nodes {
+		mnt, backing := filepath.Join(base, n.id, "data"), filepath.Join(base, n.id, "backing")
+		for _, d := range []string{mnt, backing} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fsys, err := faultfs.Mount(mnt, backing)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.dataDir, n.disk = mnt, fsys
+		// Registered before the nodes' own cleanup, so it runs after it:
+		// no process uses the mount any more.
+		t.Cleanup(func() {
+			if err := fsys.Unmount(); err != nil {
+				t.Errorf("unmount %s's disk: %v", n.id, err)
+			}
+		})
+	}
+}
+
+// powerLosses cuts power to one node, then two, then all of them at once
+// (then at random while time remains): each is SIGKILLed, loses every write
+// and directory change it had not fsynced, and is restarted 1-2 s later.
+// The first three rounds run even if they overrun the fault phase.
+func powerLosses(ctx context.Context, c *cluster) {
+	for round := 0; round < 3 || ctx.Err() == nil; round++ {
+		k := round + 1
+		if round >= 3 {
+			k = 1 + c.rng.Intn(len(c.nodes))
+		}
+		k = min(k, len(c.nodes))
+		var victims []*node
+		for _, i := range c.rng.Perm(len(c.nodes))[:k] {
+			victims = append(victims, c.nodes[i])
+		}
+		f := c.begin("power-loss", victims...)
+		f.needKilled = sortedIDs(victims)
+		f.needFailedOn = sortedIDs(victims)
+		for _, n := range victims {
+			if err := n.kill(); err != nil {
+				c.t.Errorf("kill %s: %v", n.id, err)
+			}
+			f.observeKilled(n)
+		}
+		for _, n := range victims {
+			loss, err := n.disk.PowerLoss()
+			if err != nil {
+				c.t.Errorf("power loss on %s: %v", n.id, err)
+			}
+			f.diskLost += loss.Bytes + int64(loss.Entries)
+			f.Detail += fmt.Sprintf("%s: %s; ", n.id, loss)
+			for _, a := range loss.Anomalies {
+				c.logf("%s: power loss could not undo exactly: %s", n.id, a)
+			}
+		}
+		sleep(context.Background(), time.Second+time.Duration(c.rng.Int63n(int64(time.Second))))
+		for _, n := range victims {
+			if err := n.start(); err != nil {
+				c.t.Errorf("restart %s: %v", n.id, err)
+			}
+		}
+		if err := c.waitHealthy(30 * time.Second); err != nil {
+			c.t.Errorf("after the power loss of %v: %v", f.Nodes, err)
+		}
+		c.end(f)
+		sleep(ctx, recovery)
+	}
+}
+
+// syncStall is how long a stalled disk holds each fsync.
+const syncStall = 10 * time.Second
+
+// stallLeaderSync makes every fsync and fdatasync on the leader's disk
+// block for 10 s, for 10 s: raft's heartbeats go on, so the leader keeps
+// its term while its log cannot be made durable; no write may be
+// acknowledged before a majority has it on disk, and no expiry stamped on
+// a clock read before the stall may delete a key rewritten since.
+func stallLeaderSync(ctx context.Context, c *cluster) {
+	for round := 0; round < 2 || ctx.Err() == nil; round++ {
+		l, _, err := c.leader(5 * time.Second)
+		if err != nil {
+			c.logf("stall: %v", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		f := c.begin("sync-stall", l)
+		f.needFailedOn = []string{l.id}
+		before := l.disk.Stats().Stalled
+		l.disk.SetSyncDelay(syncStall)
+		sleep(context.Background(), syncStall)
+		l.disk.SetSyncDelay(0)
+		f.stalledSyncs = l.disk.Stats().Stalled - before
+		f.needStalled = true
+		f.Detail = fmt.Sprintf("%d syncs held %s", f.stalledSyncs, syncStall)
+		// The syncs begun in the last moments of the stall finish up to
+		// 10 s later: the fault lasts until the cluster is whole again.
+		if err := c.waitHealthy(2*syncStall + 10*time.Second); err != nil {
+			c.t.Errorf("after the sync stall on %s: %v", l.id, err)
+		}
+		c.end(f)
+		sleep(ctx, recovery)
+	}
+}
