@@ -49,12 +49,12 @@ type fault struct {
 	// disk faults (disk.go): what power losses dropped (reported, not
 	// required: a node may have had nothing un-synced at that instant), and
 	// a stall held syncs
-	diskLost            int64
-	needStalled         bool
-	stalledSyncs        int64
-	Verified            bool     `json:"verified"`
-	GuardProblems       []string `json:"guardProblems,omitempty"`
-	killedObserved      []string
+	diskLost       int64
+	needStalled    bool
+	stalledSyncs   int64
+	Verified       bool     `json:"verified"`
+	GuardProblems  []string `json:"guardProblems,omitempty"`
+	killedObserved []string
 }
 
 func (c *cluster) since() int64 { return int64(time.Since(c.start)) }

@@ -27,6 +27,11 @@ type FS struct {
 	mu     sync.Mutex // guards server across remounts
 	server *fuse.Server
 
+	// off is non-nil from Cut to the end of PowerLoss, and closed when the
+	// requests it holds may return.
+	offMu sync.Mutex
+	off   chan struct{}
+
 	syncDelay atomic.Int64 // nanoseconds every fsync/fdatasync/fsyncdir blocks
 	writeEIO  atomic.Bool
 	syncEIO   atomic.Bool
@@ -91,7 +96,7 @@ func (f *FS) mount() error {
 		FsName:      "faultfs:" + f.backing,
 		Name:        "faultfs",
 		DirectMount: true,
-		Debug: os.Getenv("FAULTFS_DEBUG") != "",
+		Debug:       os.Getenv("FAULTFS_DEBUG") != "",
 	}})
 	if err != nil {
 		return fmt.Errorf("faultfs: mount %s: %w", f.Dir, err)
@@ -172,15 +177,64 @@ func (f *FS) Unmount() error {
 // of its directory, and mounts again, so nothing the "disk" lost survives in
 // the kernel's page cache. Every process using the mount must have been
 // killed first. Injected faults stay as they are.
+//
+// Without a Cut before the kill, the power goes at PowerLoss: syncs the
+// killed process had in flight may still complete. Call Cut first to pick
+// the instant exactly.
 func (f *FS) PowerLoss() (Loss, error) {
+	f.Cut()
+	f.offMu.Lock()
+	close(f.off) // release the requests Cut held: their process is gone
+	f.offMu.Unlock()
 	if err := f.unmount(); err != nil {
 		return Loss{}, err
 	}
 	loss := f.disk.revert()
+	f.offMu.Lock()
+	f.off = nil
+	f.offMu.Unlock()
 	if err := f.mount(); err != nil {
 		return loss, err
 	}
 	return loss, nil
+}
+
+// Cut is the instant the power goes: from now on no sync completes (one in
+// flight that finishes later makes nothing durable) and every request
+// blocks, as on a machine that stopped, until its process is killed or
+// PowerLoss runs. Kill the processes using the mount, then call PowerLoss.
+func (f *FS) Cut() {
+	f.disk.mu.Lock() // orders the cut with the syncs' records (disk.synced)
+	defer f.disk.mu.Unlock()
+	f.offMu.Lock()
+	defer f.offMu.Unlock()
+	if f.off == nil {
+		f.off = make(chan struct{})
+	}
+}
+
+// powerOff returns the channel that is non-nil while the power is off.
+func (f *FS) powerOff() chan struct{} {
+	f.offMu.Lock()
+	defer f.offMu.Unlock()
+	return f.off
+}
+
+func (f *FS) isOff() bool { return f.powerOff() != nil }
+
+// halt blocks a request while the power is off, until its process is
+// killed (the kernel interrupts it) or PowerLoss releases it; it reports
+// whether the request must fail.
+func (f *FS) halt(ctx context.Context) syscall.Errno {
+	off := f.powerOff()
+	if off == nil {
+		return 0
+	}
+	select {
+	case <-off:
+	case <-ctx.Done():
+	}
+	return syscall.EIO
 }
 
 // SetSyncDelay makes every fsync, fdatasync and directory fsync block for d
@@ -208,6 +262,9 @@ func (f *FS) Stats() Stats {
 
 // beforeSync applies the sync faults: the delay, then the error.
 func (f *FS) beforeSync(ctx context.Context) syscall.Errno {
+	if errno := f.halt(ctx); errno != 0 {
+		return errno
+	}
 	if d := time.Duration(f.syncDelay.Load()); d > 0 {
 		f.stalled.Add(1)
 		t := time.NewTimer(d)

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -527,4 +527,40 @@ func TestEntriesInRenamedDirNeedThatDirSynced(t *testing.T) {
 			wantMissing(t, filepath.Join(final, "state.bin"))
 		}
 	}
+}
+
+// After Cut nothing becomes durable: a sync issued then blocks until the
+// power loss, fails, and its data is gone.
+func TestCutStopsSyncs(t *testing.T) {
+	f := mountT(t)
+	writeFile(t, f.path("f"), []byte("before"), true)
+	syncPath(t, f.Dir)
+	h, err := os.OpenFile(f.path("f"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt([]byte("AFTER!"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Cut()
+	done := make(chan error, 1)
+	go func() {
+		err := h.Sync()
+		h.Close() // as the killed process's descriptors close
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("fsync after the cut returned (%v) before the power loss", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	loss, err := f.PowerLoss()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("fsync after the cut succeeded")
+	}
+	t.Logf("power loss: %s", loss)
+	wantContent(t, f.path("f"), []byte("before"))
 }

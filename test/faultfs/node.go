@@ -78,6 +78,9 @@ func (n *node) created(name string) {
 }
 
 func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if errno := n.fsys.halt(ctx); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	ch, fh, ff, errno := n.LoopbackNode.Create(ctx, name, flags, mode, out)
 	if errno == 0 {
 		n.created(name)
@@ -103,6 +106,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := n.fsys.halt(ctx); errno != 0 {
+		return nil, errno
+	}
 	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
 	if errno == 0 {
 		n.created(name)
@@ -166,13 +172,27 @@ func (n *node) remove(name string, dir bool) syscall.Errno {
 	return 0
 }
 
-func (n *node) Unlink(ctx context.Context, name string) syscall.Errno { return n.remove(name, false) }
-func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno  { return n.remove(name, true) }
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if errno := n.fsys.halt(ctx); errno != 0 {
+		return errno
+	}
+	return n.remove(name, false)
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if errno := n.fsys.halt(ctx); errno != 0 {
+		return errno
+	}
+	return n.remove(name, true)
+}
 
 // Rename journals the change in both directories; an entry it replaces is
 // kept (as a hard link in the trash, or by its mode if an empty directory)
 // until the change is durable.
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if errno := n.fsys.halt(ctx); errno != 0 {
+		return errno
+	}
 	np, ok := newParent.(*node)
 	if !ok {
 		return syscall.EXDEV
@@ -270,7 +290,9 @@ func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
 	if errno := h.inner.(fs.FileFsyncdirer).Fsyncdir(ctx, flags); errno != 0 {
 		return errno
 	}
-	h.n.fsys.disk.dirSynced(h.n.ino())
+	if !h.n.fsys.disk.dirSynced(h.n.ino(), h.n.fsys.isOff) { // the power went while it ran
+		return h.n.fsys.halt(ctx)
+	}
 	h.n.fsys.syncs.Add(1)
 	return 0
 }
@@ -288,6 +310,9 @@ type file struct {
 func (f *file) PassthroughFd() (int, bool) { return 0, false }
 
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if errno := f.fsys.halt(ctx); errno != 0 {
+		return 0, errno
+	}
 	if f.fsys.writeEIO.Load() {
 		f.fsys.eios.Add(1)
 		return 0, syscall.EIO
@@ -330,8 +355,12 @@ func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if err := syscall.Fdatasync(f.fd); err != nil {
 		return fs.ToErrno(err)
 	}
-	if err := f.fsys.disk.synced(f.fd); err != nil {
+	ok, err := f.fsys.disk.synced(f.fd, f.fsys.isOff)
+	if err != nil {
 		return fs.ToErrno(err)
+	}
+	if !ok { // the power went while it ran
+		return f.fsys.halt(ctx)
 	}
 	f.fsys.syncs.Add(1)
 	return 0

@@ -167,18 +167,23 @@ func (d *disk) allocate(fd int, off, n int64, mode uint32) error {
 // synced marks the file open on fd durable as it is now. The caller has
 // just fsynced it; the kernel holds the inode's lock across a FUSE fsync,
 // so no write to the same file ran in between.
-func (d *disk) synced(fd int) error {
+// It reports false, changing nothing, if the power went (off) meanwhile:
+// the check runs under the lock Cut takes.
+func (d *disk) synced(fd int, off func() bool) (bool, error) {
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
-		return err
+		return false, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if off() {
+		return false, nil
+	}
 	if u := d.files[st.Ino]; u != nil {
 		syscall.Close(u.fd)
 		delete(d.files, st.Ino)
 	}
-	return nil
+	return true, nil
 }
 
 // trashPath reserves a new name in the trash.
@@ -196,10 +201,13 @@ func (d *disk) add(op *nsOp, dirs ...uint64) {
 }
 
 // dirSynced makes every namespace change in directory ino durable that
-// touched no other unsynced directory.
-func (d *disk) dirSynced(ino uint64) {
+// touched no other unsynced directory, unless the power went (off).
+func (d *disk) dirSynced(ino uint64, off func() bool) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if off() {
+		return false
+	}
 	keep := d.journal[:0]
 	for _, op := range d.journal {
 		delete(op.pending, ino)
@@ -213,6 +221,7 @@ func (d *disk) dirSynced(ino uint64) {
 	}
 	clear(d.journal[len(keep):])
 	d.journal = keep
+	return true
 }
 
 // Loss is what a power loss dropped.
