@@ -88,6 +88,14 @@ func (g *diskGuard) refused(f *DiskFailure) error {
 	return fmt.Errorf("%w: refusing to write after an earlier failure (%s)", ErrDiskFailed, f)
 }
 
+// IsMonotonic passes on what the store beneath says: raft-wal cannot hold a
+// gap, and raft, which asks the store it was given, then clears the whole
+// log after installing a snapshot (raft.MonotonicLogStore).
+func (g *diskGuard) IsMonotonic() bool {
+	m, ok := g.log.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}
+
 func (g *diskGuard) FirstIndex() (uint64, error) {
 	i, err := g.log.FirstIndex()
 	return i, g.check("read first log index", err)

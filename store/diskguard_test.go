@@ -43,6 +43,11 @@ func (f *faultyStores) StoreLogs(logs []*raft.Log) error {
 	return f.LogStore.StoreLogs(logs)
 }
 
+func (f *faultyStores) IsMonotonic() bool {
+	m, ok := f.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}
+
 func (f *faultyStores) StoreLog(l *raft.Log) error { return f.StoreLogs([]*raft.Log{l}) }
 
 func (f *faultyStores) DeleteRange(min, max uint64) error {
@@ -271,4 +276,25 @@ func TestDiskFailureOfStableStoreDoesNotPanic(t *testing.T) {
 	}
 	checkFailStopped(t, bad, regs[bad.id], "set CurrentTerm")
 	checkSurvivors(t, c, bad, w)
+}
+
+// The guard must not hide that raft-wal is monotonic: raft asks the store it
+// was given, and without the answer it leaves a gap in a wal log after a
+// snapshot install, which raft-wal refuses.
+func TestDiskGuardKeepsMonotonic(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		log  raft.LogStore
+		want bool
+	}{
+		{"monotonic", &raft.MockMonotonicLogStore{}, true},
+		{"plain", raft.NewInmemStore(), false},
+	} {
+		g := newDiskGuard(tc.log, raft.NewInmemStore())
+		var ls raft.LogStore = g
+		m, ok := ls.(raft.MonotonicLogStore)
+		if !ok || m.IsMonotonic() != tc.want {
+			t.Errorf("%s: guard IsMonotonic = %v (implements %v), want %v", tc.name, ok && m.IsMonotonic(), ok, tc.want)
+		}
+	}
 }
