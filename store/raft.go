@@ -32,18 +32,33 @@ func (s *Store) openRaft() error {
 	if err != nil {
 		return err
 	}
-	rawLog, rawStable := ls.log, ls.stable
 	if s.cfg.WrapRaftStores != nil {
-		rawLog, rawStable = s.cfg.WrapRaftStores(rawLog, rawStable)
+		ls.log, ls.stable = s.cfg.WrapRaftStores(ls.log, ls.stable)
 	}
-	cache, err := raft.NewLogCache(1024, rawLog)
+	// Checksums on every entry and stable value (logsum.go), all verified
+	// before raft starts, with the newest snapshot (verify.go).
+	sumLog, sumStable, err := withChecksums(dir, ls)
+	if err == nil {
+		err = verifyLog(sumLog, filepath.Join(dir, logFileName(ls.name)))
+	}
+	if err == nil {
+		err = verifyStable(sumStable)
+	}
+	if err == nil {
+		err = verifySnapshots(filepath.Join(dir, "snapshots"))
+	}
+	if err != nil {
+		ls.closer.Close()
+		return err
+	}
+	cache, err := raft.NewLogCache(1024, sumLog)
 	if err != nil {
 		ls.closer.Close()
 		return fmt.Errorf("store: log cache: %w", err)
 	}
 	// raft -> diskGuard -> LogCache -> log store: the guard sees every call
 	// raft makes, including reads the cache answers (diskguard.go).
-	guard := newDiskGuard(cache, rawStable)
+	guard := newDiskGuard(cache, sumStable)
 	logs := guard
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog.Named("snapshot"))
 	if err != nil {
