@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +25,9 @@ type faultyStores struct {
 	failLogWrites    atomic.Bool // StoreLogs, DeleteRange
 	failStableWrites atomic.Bool // Set, SetUint64
 	failLogReads     atomic.Bool // GetLog
+	// corruptReads flips a bit in the data of every entry GetLog reads
+	// from disk, as a bad sector or a stray write would.
+	corruptReads atomic.Bool
 	// failed counts the calls that returned the injected error.
 	failed atomic.Int64
 }
@@ -61,7 +65,14 @@ func (f *faultyStores) GetLog(index uint64, l *raft.Log) error {
 	if err := f.fail(&f.failLogReads, "read raft.db"); err != nil {
 		return err
 	}
-	return f.LogStore.GetLog(index, l)
+	if err := f.LogStore.GetLog(index, l); err != nil {
+		return err
+	}
+	if f.corruptReads.Load() && len(l.Data) > 0 {
+		l.Data = append([]byte(nil), l.Data...)
+		l.Data[len(l.Data)/2] ^= 0x10
+	}
+	return nil
 }
 
 func (f *faultyStores) Set(k, v []byte) error {
@@ -295,6 +306,48 @@ func TestDiskGuardKeepsMonotonic(t *testing.T) {
 		m, ok := ls.(raft.MonotonicLogStore)
 		if !ok || m.IsMonotonic() != tc.want {
 			t.Errorf("%s: guard IsMonotonic = %v (implements %v), want %v", tc.name, ok && m.IsMonotonic(), ok, tc.want)
+		}
+	}
+}
+
+// A corrupt entry found while the node runs (here: read to catch up a
+// follower that fell behind the log cache) stops the node like an I/O
+// error, and never reaches a client or another node.
+func TestCorruptEntryAtRunTimeFailStops(t *testing.T) {
+	c, faults, regs := faultyCluster(t)
+	leader := c.leader()
+	lag := c.followers(leader)[0]
+	c.isolate(lag)
+	w := startAckedWriter(t, leader, leader, leader, leader, leader, leader, leader, leader)
+	// Past the 1024 entries raft's log cache holds, so catching lag up
+	// reads entries from disk.
+	waitFor(t, 60*time.Second, "1100 entries while a follower is cut off", func() bool {
+		return leader.store.raft.LastIndex() > lag.store.AppliedIndex()+1100
+	})
+	w.halt()
+	faults[leader.id].corruptReads.Store(true)
+	c.heal()
+	waitFor(t, 15*time.Second, leader.id+" to find the corrupt entry", func() bool { return leader.store.DiskFailure() != nil })
+	checkFailStopped(t, leader, regs[leader.id], leader.store.DiskFailure().Op)
+	if f := leader.store.DiskFailure(); !strings.Contains(f.Err, "fails its CRC-32C") {
+		t.Fatalf("disk failure %+v, want a checksum mismatch", f)
+	}
+	// The other two elect a leader; the lagging node catches up from it with
+	// intact entries: every acknowledged write reads back on it.
+	var alive *testNode
+	for _, nd := range c.nodes {
+		if nd != leader && nd != lag {
+			alive = nd
+		}
+	}
+	mustSet(t, alive, "after", "1", 0)
+	waitFor(t, 30*time.Second, lag.id+" to catch up", func() bool { return lag.store.AppliedIndex() >= alive.store.AppliedIndex() })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, v := range w.acked {
+		it, err := lag.store.Get(ctxTimeout(t, 5*time.Second), k, Stale)
+		if err != nil || string(it.Value) != v {
+			t.Fatalf("acknowledged %s=%s: %s holds %q, %v", k, v, lag.id, it.Value, err)
 		}
 	}
 }
