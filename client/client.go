@@ -126,7 +126,7 @@ type call struct {
 	// twice: reads, writes carrying an Idempotency-Key, and admin calls that
 	// are idempotent by contract. Other calls are retried only when the
 	// failure proves the request was not acted on (a refused connection,
-	// no_leader, shutting_down).
+	// no_leader, shutting_down, disk_error).
 	replayable bool
 
 	// streaming disables the per-attempt and per-call timeouts (snapshots
@@ -291,7 +291,7 @@ func (c *Client) retryable(cl *call, err error) bool {
 		return true
 	}
 	switch ae.Code {
-	case "no_leader", "shutting_down", "unavailable":
+	case "no_leader", "shutting_down", "disk_error", "unavailable":
 		return true // the server says nothing was done
 	}
 	return false

@@ -294,6 +294,16 @@ func TestUnsafeCallsAreNotReplayed(t *testing.T) {
 	if leader, err := c.TransferLeader(ctx, "n2"); err != nil || leader != "n2" {
 		t.Fatalf("transfer: %q %v", leader, err)
 	}
+	// So does a node whose disk failed: it answers disk_error before doing anything.
+	diskFailed := startHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"error":{"code":"disk_error","message":"m","retryable":true,"reason":"disk"}}`))
+	}))
+	c = newClient(t, []string{diskFailed, good[0].url})
+	if leader, err := c.TransferLeader(ctx, "n2"); err != nil || leader != "n2" {
+		t.Fatalf("transfer after disk_error: %q %v", leader, err)
+	}
 }
 
 func TestConfigValidation(t *testing.T) {

@@ -160,9 +160,17 @@ func TestClusterStatus(t *testing.T) {
 		`"term":3,"commitIndex":42,"appliedIndex":41,"voters":[{"id":"n1","addr":"10.0.0.1:7000"},` +
 		`{"id":"n2","addr":"10.0.0.2:7000"}],"keys":7,"authDisabled":false,"insecurePeer":false,"clusterId":"5f1c0de2","raftLog":"wal",` +
 		`"build":{"version":"0.2.0","goVersion":"` + runtime.Version() + `","revision":null,"modified":false,` +
-		`"formats":{"codec":{"min":1,"max":2},"ops":"1-9","snapshot":{"min":1,"max":4},"backup":{"min":1,"max":2}}}}}` + "\n"
+		`"formats":{"codec":{"min":1,"max":2},"ops":"1-9","snapshot":{"min":1,"max":4},"backup":{"min":1,"max":2}}},"diskFailure":null}}` + "\n"
 	if res.status != http.StatusOK || string(res.body) != want {
 		t.Errorf("got %d %s\nwant %s", res.status, res.body, want)
+	}
+
+	// A node whose disk failed says what failed and when.
+	e.st.status = store.Status{NodeID: "n1", State: "Shutdown", DiskFailure: &store.DiskFailure{
+		Op: "store log entries", Err: "write raft.db: input/output error", At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
+	res = e.do("GET", "/cluster/status", "", bearer)
+	if wantDisk := `"diskFailure":{"op":"store log entries","error":"write raft.db: input/output error","at":"2026-01-02T03:04:05Z"}`; res.status != http.StatusOK || !strings.Contains(string(res.body), wantDisk) {
+		t.Errorf("disk failed: got %d %s, want %s", res.status, res.body, wantDisk)
 	}
 
 	e.st.status = store.Status{NodeID: "n1", State: "Candidate"}

@@ -46,7 +46,10 @@ func (a *api) readyz(r *http.Request) (reply, error) {
 		reason := readyReason(err)
 		code := "not_ready"
 		msg := "This node cannot serve linearizable reads yet (" + reason + "). Send traffic to another node until it is ready."
-		if reason == "clock_offset" {
+		switch reason {
+		case "disk":
+			code, msg = "disk_error", diskErrorMessage
+		case "clock_offset":
 			// Its own code too: the operator must fix the clock, not wait.
 			code = "clock_offset"
 			msg = "This node is not ready: its clock is outside --max-clock-offset of a majority of the voters (GET /cluster/nodes shows the offsets). Fix its clock synchronisation; send traffic to another node meanwhile."
@@ -72,6 +75,13 @@ func (a *api) readyz(r *http.Request) (reply, error) {
 	}{"ready", detail})
 }
 
+// diskErrorMessage answers every request to a node whose disk failed
+// (store.ErrDiskFailed): /readyz and every read and write.
+const diskErrorMessage = "This node's disk failed (its raft log or stable store returned an I/O error or a checksum mismatch), " +
+	"so it stopped taking part in the cluster and serves nothing; the request was not processed. Send it to another node. " +
+	"Operators: GET /cluster/status shows the error; check the disk, then restart the node, and if it refuses to start " +
+	"because its files are damaged, wipe its data dir and rejoin it (docs/disk-faults.md)."
+
 // readyReason is the short, fixed code /readyz gives for why a node is not
 // ready.
 func readyReason(err error) string { return store.ReadyReason(err) }
@@ -92,6 +102,15 @@ type statusData struct {
 	ClusterID    *string     `json:"clusterId"` // null until the first leader recorded one
 	RaftLog      string      `json:"raftLog"`   // bolt or wal: the raft log store this node runs
 	Build        buildData   `json:"build"`
+	// DiskFailure is null while this node's raft storage works; once it
+	// failed (the node stopped, 503 disk_error), what failed and when.
+	DiskFailure *diskFailureData `json:"diskFailure"`
+}
+
+type diskFailureData struct {
+	Op    string    `json:"op"`
+	Error string    `json:"error"`
+	At    time.Time `json:"at"`
 }
 
 // buildData is the answering node's software: its version and toolchain
@@ -143,7 +162,15 @@ func (a *api) clusterStatus(r *http.Request) (reply, error) {
 		ClusterID:    clusterID,
 		RaftLog:      st.RaftLog,
 		Build:        localBuild(st.Build),
+		DiskFailure:  diskFailure(st.DiskFailure),
 	})
+}
+
+func diskFailure(f *store.DiskFailure) *diskFailureData {
+	if f == nil {
+		return nil
+	}
+	return &diskFailureData{Op: f.Op, Error: f.Err, At: f.At.UTC()}
 }
 
 func localBuild(b store.Build) buildData {

@@ -54,6 +54,10 @@ var storeErrors = []struct {
 		status: http.StatusNotFound, code: "not_found",
 		message: "No item exists at this key (it was never written, was deleted, or has expired).",
 	}},
+	{store.ErrDiskFailed, apiError{
+		status: http.StatusServiceUnavailable, code: "disk_error", retryable: true, retryAfter: true,
+		message: diskErrorMessage,
+	}},
 	{store.ErrNoLeader, apiError{
 		status: http.StatusServiceUnavailable, code: "no_leader", retryable: true, retryAfter: true,
 		message: "The cluster has no reachable leader right now and nothing was changed; retry after a short delay.",

@@ -40,6 +40,7 @@ func TestStoreErrorMapping(t *testing.T) {
 		{store.ErrTimeout, 503, "timeout", true, true},
 		{store.ErrQuotaExceeded, 507, "insufficient_storage", false, false},
 		{store.ErrClockOffset, 503, "clock_offset", true, true},
+		{store.ErrDiskFailed, 503, "disk_error", true, true},
 		{context.DeadlineExceeded, 503, "timeout", true, true},
 		{context.Canceled, 503, "canceled", true, false},
 		// outcome_unknown depends on the request too: TestOutcomeUnknownRetryableOnlyWhenSafe.

@@ -64,6 +64,15 @@ func TestReadyzReportsReadinessWithoutAKey(t *testing.T) {
 		strings.Contains(string(res.body), "n2") || res.header.Get("Retry-After") == "" {
 		t.Fatalf("clock out of bound: %d %s", res.status, res.body)
 	}
+	// A failed disk has its own code; the failing file and error stay out
+	// of the unauthenticated answer too.
+	e.st.setErr(fmt.Errorf("%w: store log entries failed: write /data/raft/raft.db: input/output error", store.ErrDiskFailed))
+	res = e.do("GET", "/readyz", "", "")
+	body := wantError(t, res, http.StatusServiceUnavailable, "disk_error")
+	if !strings.Contains(string(res.body), `"reason":"disk"`) || strings.Contains(string(res.body), "raft.db") ||
+		!body.Retryable || res.header.Get("Retry-After") == "" || !strings.Contains(body.Message, "wipe its data dir and rejoin") {
+		t.Fatalf("disk failed: %d %s", res.status, res.body)
+	}
 }
 
 // TestReadyzVerboseNeedsAKey: the detail stays available, to callers with a

@@ -176,6 +176,10 @@ type Config struct {
 	// WrapRaftLayer, when set, wraps the raft stream layer. Tests use it to cut
 	// raft traffic between nodes; production leaves it nil.
 	WrapRaftLayer func(raft.StreamLayer) raft.StreamLayer
+	// WrapRaftStores, when set, wraps the log store and stable store as
+	// opened from disk, beneath everything the store adds. Tests use it to
+	// inject storage errors; production leaves it nil.
+	WrapRaftStores func(raft.LogStore, raft.StableStore) (raft.LogStore, raft.StableStore)
 }
 
 // DefaultIdempotencyMaxBytes (64 MiB) holds about 230,000 entries of a

@@ -5,7 +5,10 @@
 // served by the leader, followers waiting for their own state machine to catch up),
 // the leader's expiry loop, the measured clock offset to every peer (a node whose
 // clock is outside the bound of a majority stamps no time and does not stay
-// leader), and this node's status.
+// leader), and this node's status. It also guards the node's disk: a CRC-32C on every
+// raft log entry and stable value, checks of the data dir before raft starts (a damaged
+// file is refused, ErrCorrupt), and a fail-stop on the first storage error (ErrDiskFailed:
+// raft is shut down and every request answers that error).
 //
 // Every method is safe for concurrent use. Errors wrap the sentinels in errors.go;
 // the HTTP layer maps them to status codes. The peer RPC methods are numbered and

@@ -79,6 +79,14 @@ var (
 	// transfer named a voter whose clock is not known to be within the bound.
 	// Nothing was written or changed. Safe to retry.
 	ErrClockOffset = errors.New("clock offset beyond the bound")
+
+	// ErrDiskFailed: this node's raft log or stable store returned an error
+	// (an I/O error, a failed fsync, a checksum mismatch), so the node
+	// stopped taking part in raft and serves nothing until it is restarted
+	// (Store.DiskFailure says what failed). Nothing was read or written by
+	// this call; the rest of the cluster keeps serving, so retry at another
+	// node.
+	ErrDiskFailed = errors.New("disk failed")
 )
 
 // Membership errors. Like the sentinels above, every membership error a

@@ -108,6 +108,9 @@ func throughLeader[T any](ctx context.Context, s *Store, what string,
 			return zero, ErrShuttingDown
 		default:
 		}
+		if err := s.diskErr(); err != nil {
+			return zero, err
+		}
 		var res T
 		var err error
 		addr, id := s.raft.LeaderWithID()

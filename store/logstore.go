@@ -120,6 +120,9 @@ type logStore struct {
 func openLogStore(name, raftDir string, hlog hclog.Logger) (logStore, error) {
 	switch name {
 	case RaftLogBolt:
+		if err := verifyBolt(filepath.Join(raftDir, boltFile)); err != nil {
+			return logStore{}, err
+		}
 		// The freelist as a hash map, not written on commit (as etcd runs
 		// bbolt): the default array freelist is merged into a new slice and
 		// a freelist page is written out on every commit; with a large live
@@ -146,6 +149,9 @@ func openLogStore(name, raftDir string, hlog hclog.Logger) (logStore, error) {
 		// a batch that was written after it but never committed.
 		// The meta store is ours to close: WAL.Close leaves it open (and
 		// locked), so the same process could not open the directory again.
+		if err := verifyBolt(filepath.Join(dir, metadb.FileName)); err != nil {
+			return logStore{}, err
+		}
 		meta := &metadb.BoltMetaDB{}
 		w, err := raftwal.Open(dir, raftwal.WithLogger(hlog.Named("wal")), raftwal.WithMetaStore(meta))
 		if err != nil {
@@ -153,42 +159,9 @@ func openLogStore(name, raftDir string, hlog hclog.Logger) (logStore, error) {
 			return logStore{}, fmt.Errorf("store: open wal raft log %s: %w", dir, err)
 		}
 		closer := walCloser{w, meta}
-		if err := checkReadable(w); err != nil {
-			closer.Close()
-			return logStore{}, fmt.Errorf("store: wal raft log %s: %w; raft cannot start on it (it would panic reading the log). "+
-				"Replace this node: remove it from the cluster, wipe its data dir and start it again with --join (docs/raft-log.md)", dir, err)
-		}
 		return logStore{name: name, log: w, stable: w, closer: closer}, nil
 	}
 	return logStore{}, fmt.Errorf("store: unknown raft log store %q (want %s or %s)", name, RaftLogBolt, RaftLogWAL)
-}
-
-// checkReadable reads every entry of the log once.
-//
-// Why: raft-wal v0.4.0 marks the tail segment sealed when raft truncates the
-// log's suffix (a follower dropping entries a deposed leader never
-// committed) but does not write the segment's index, so after a restart
-// every read in that segment fails ("sealed segment has no index block"),
-// and raft.NewRaft panics on the first one. Reading the log here turns that
-// into a startup error that says what to do. It costs what raft's own scan
-// of the log at startup costs: the log holds at most about
-// SnapshotThreshold+TrailingLogs entries.
-func checkReadable(s raft.LogStore) error {
-	first, err := s.FirstIndex()
-	if err != nil {
-		return err
-	}
-	last, err := s.LastIndex()
-	if err != nil {
-		return err
-	}
-	var l raft.Log
-	for i := first; i <= last && last > 0; i++ {
-		if err := s.GetLog(i, &l); err != nil {
-			return fmt.Errorf("entry %d of %d..%d unreadable: %w", i, first, last, err)
-		}
-	}
-	return nil
 }
 
 // walCloser closes a WAL, then its meta store.

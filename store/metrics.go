@@ -131,7 +131,7 @@ func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 	m.reg = reg
 	for _, c := range []prometheus.Collector{
 		m.proposals, m.applyDuration, m.applyBatch, m.writeBatch, m.forwarded, m.forwardDuration,
-		m.expirationsProposed, m.quotaExceeded, m.snapshots, m.snapshotDuration, newStoreCollector(s), newClockCollector(s), newLogStoreCollector(s), newWatchCollector(s),
+		m.expirationsProposed, m.quotaExceeded, m.snapshots, m.snapshotDuration, newStoreCollector(s), newClockCollector(s), newLogStoreCollector(s), newDiskCollector(s), newWatchCollector(s),
 	} {
 		if err := reg.Register(c); err != nil {
 			m.unregister()

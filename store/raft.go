@@ -32,11 +32,34 @@ func (s *Store) openRaft() error {
 	if err != nil {
 		return err
 	}
-	logs, err := raft.NewLogCache(1024, ls.log)
+	if s.cfg.WrapRaftStores != nil {
+		ls.log, ls.stable = s.cfg.WrapRaftStores(ls.log, ls.stable)
+	}
+	// Checksums on every entry and stable value (logsum.go), all verified
+	// before raft starts, with the newest snapshot (verify.go).
+	sumLog, sumStable, err := withChecksums(dir, ls)
+	if err == nil {
+		err = verifyLog(sumLog, filepath.Join(dir, logFileName(ls.name)))
+	}
+	if err == nil {
+		err = verifyStable(sumStable)
+	}
+	if err == nil {
+		err = verifySnapshots(filepath.Join(dir, "snapshots"))
+	}
+	if err != nil {
+		ls.closer.Close()
+		return err
+	}
+	cache, err := raft.NewLogCache(1024, sumLog)
 	if err != nil {
 		ls.closer.Close()
 		return fmt.Errorf("store: log cache: %w", err)
 	}
+	// raft -> diskGuard -> LogCache -> log store: the guard sees every call
+	// raft makes, including reads the cache answers (diskguard.go).
+	guard := newDiskGuard(cache, sumStable)
+	logs := guard
 	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog.Named("snapshot"))
 	if err != nil {
 		ls.closer.Close()
@@ -85,12 +108,12 @@ func (s *Store) openRaft() error {
 	rc.Logger = hlog
 	rc.NoLegacyTelemetry = true
 
-	existing, err := raft.HasExistingState(logs, ls.stable, snaps)
+	existing, err := raft.HasExistingState(logs, guard, snaps)
 	if err != nil {
 		ls.closer.Close()
 		return fmt.Errorf("store: inspect raft state: %w", err)
 	}
-	stable := &shutdownSafeStable{StableStore: ls.stable}
+	stable := &shutdownSafeStable{StableStore: guard}
 	r, err := raft.NewRaft(rc, instrumentedFSM{FSM: s.fsm, m: s.metrics, snapDir: filepath.Join(dir, "snapshots")}, logs, stable, snaps,
 		observedTransport{NetworkTransport: trans, view: s.repl})
 	if err != nil {
@@ -122,7 +145,7 @@ func (s *Store) openRaft() error {
 			s.log.Info("ignoring join: this node already has raft state and is a member (or was removed; wipe its data dir to join anew)")
 		}
 	}
-	s.raft, s.logStore, s.stable, s.netTrans = r, ls, stable, trans
+	s.raft, s.logStore, s.stable, s.netTrans, s.disk = r, ls, stable, trans, guard
 	s.log.Info("raft log store", "store", ls.name)
 	s.observer = raft.NewObserver(s.observerCh, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)

@@ -126,6 +126,11 @@ type remoteRead func(ctx context.Context, at readPoint) error
 // remote returns nil the read is done there, and the returned clock is not to
 // be used.
 func (s *Store) prepareRead(ctx context.Context, opts ReadOptions, get *string, remote remoteRead) (int64, ReadInfo, error) {
+	// A node whose disk failed serves nothing, not even a stale read: its
+	// state may lack entries it acknowledged to no one but could not store.
+	if err := s.diskErr(); err != nil {
+		return 0, s.readInfo(), err
+	}
 	if opts.MinIndex > 0 {
 		if err := s.fsm.WaitApplied(ctx, opts.MinIndex); err != nil {
 			return 0, s.readInfo(), fmt.Errorf("%w: index %d not applied before the deadline (applied %d)",
@@ -189,6 +194,9 @@ func (s *Store) readIndex(ctx context.Context, get *string) (readPoint, error) {
 	sawLeader := false
 	var last error
 	for attempt := 0; ; attempt++ {
+		if err := s.diskErr(); err != nil {
+			return readPoint{}, err
+		}
 		var at readPoint
 		var err error
 		addr, _ := s.raft.LeaderWithID()

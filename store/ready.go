@@ -12,9 +12,13 @@ import (
 // ErrNoLeader, ErrShuttingDown or ErrTimeout (with ErrCatchingUp when only
 // this node's apply lags) that says why. A node whose clock its samples
 // prove out of bound of a majority of the voters (clock.go) is not ready
-// either (ErrClockOffset), whoever leads. Load balancers and Kubernetes
+// either (ErrClockOffset), whoever leads, nor is a node whose disk failed
+// (ErrDiskFailed, diskguard.go). Load balancers and Kubernetes
 // readiness probes call it through GET /readyz.
 func (s *Store) Ready(ctx context.Context) error {
+	if err := s.diskErr(); err != nil {
+		return err
+	}
 	if v := s.clockWithinBound(); v.certain() {
 		return fmt.Errorf("%w: %s (bound %s)", ErrClockOffset, v, s.cfg.MaxClockOffset)
 	}

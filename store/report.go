@@ -89,10 +89,12 @@ type RequestCount struct {
 }
 
 // ReadyReason is the short, fixed code for why a node is not ready (err from
-// Ready): clock_offset, shutting_down, no_leader, catching_up or
+// Ready): disk, clock_offset, shutting_down, no_leader, catching_up or
 // leader_unconfirmed.
 func ReadyReason(err error) string {
 	switch {
+	case errors.Is(err, ErrDiskFailed):
+		return "disk"
 	case errors.Is(err, ErrClockOffset):
 		return "clock_offset"
 	case errors.Is(err, ErrShuttingDown):

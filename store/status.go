@@ -22,6 +22,7 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 		ClusterID:    s.fsm.ClusterID(),
 		RaftLog:      s.logStore.name,
 		Build:        s.localBuild(),
+		DiskFailure:  s.DiskFailure(),
 	}
 	f := s.raft.GetConfiguration()
 	if _, err := s.waitFuture(ctx, f); err != nil {

@@ -29,6 +29,9 @@ type Store struct {
 
 	logStore logStore // the raft log and stable store (logstore.go)
 	stable   *shutdownSafeStable
+	// disk stands between raft and both stores and records the first
+	// storage error (diskguard.go).
+	disk     *diskGuard
 	netTrans *raft.NetworkTransport
 
 	metrics *metrics // Prometheus metrics (metrics.go)
@@ -146,7 +149,8 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 	s.handlers = s.peerHandlers()
 	mux.SetRPCHandler(s.handleRPC)
 
-	s.wg.Add(8)
+	s.wg.Add(9)
+	go s.watchDisk()
 	go s.clockLoop()
 	go s.clockGuardLoop()
 	go s.runProposer()

@@ -152,4 +152,7 @@ type Status struct {
 	ClusterID    string // "" until the first leader has recorded one
 	RaftLog      string // the raft log store this node runs: RaftLogBolt or RaftLogWAL
 	Build        Build  // this node's version and formats
+	// DiskFailure is the storage error that stopped this node (raft is shut
+	// down, State is Shutdown), nil while its disk works.
+	DiskFailure *DiskFailure
 }

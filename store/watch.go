@@ -32,6 +32,9 @@ type WatchRequest struct {
 // (ErrNoLeader, ErrTimeout, ErrShuttingDown), watch.ErrOverloaded, or a
 // *watch.CompactedError.
 func (s *Store) Watch(ctx context.Context, req WatchRequest) (*watch.Watcher, error) {
+	if err := s.diskErr(); err != nil {
+		return nil, err
+	}
 	start := s.hub.AppliedIndex()
 	if req.Level != Stale && !brokenReads {
 		at, err := s.readIndex(ctx, nil)

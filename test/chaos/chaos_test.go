@@ -37,11 +37,12 @@ var scenarios = []scenario{
 	{name: "6-restarts", description: "rolling graceful restart of every node, then SIGKILL all at once and restart", nodes: 3, build: "race", nemesis: rollingThenKillAll, raftLog: "bolt"},
 	{name: "7-membership", description: "remove a node (a follower, then the leader), wipe it, start it empty with --join, until a voter again", nodes: 3, build: "plain", nemesis: removeRejoin, raftLog: "wal"},
 	{name: "8-clock", description: "under load, the leader's clock jumps 20 min ahead, a leader's 20 min behind, a follower's 20 min ahead and it is offered leadership", nodes: 3, build: "testclock", nemesis: clockFaults, raftLog: "bolt"},
+	{name: "9-corrupt", description: "stop a node, flip a bit in its stored term or in a log entry, start it: it must refuse; then remove it, wipe its data dir and rejoin it", nodes: 3, build: "plain", nemesis: corruptRejoin, raftLog: "bolt"},
 	// Disk faults (disk.go): data dirs on faultfs mounts. Each runs on one
 	// log store here; the long profile and QKV_CHAOS_DISK_MATRIX=1 run each
 	// on both (diskMatrix).
-	{name: "9-power-loss", description: "power loss (SIGKILL and every un-fsynced write and directory change dropped) of one node, then two, then all three", nodes: 3, build: "plain", nemesis: powerLosses, raftLog: "bolt", disk: true},
-	{name: "10-sync-stall", description: "every fsync on the leader's disk blocks for 10 s, for 10 s", nodes: 3, build: "plain", nemesis: stallLeaderSync, raftLog: "wal", disk: true},
+	{name: "10-power-loss", description: "power loss (SIGKILL and every un-fsynced write and directory change dropped) of one node, then two, then all three", nodes: 3, build: "plain", nemesis: powerLosses, raftLog: "bolt", disk: true},
+	{name: "11-sync-stall", description: "every fsync on the leader's disk blocks for 10 s, for 10 s", nodes: 3, build: "plain", nemesis: stallLeaderSync, raftLog: "wal", disk: true},
 }
 
 // selfTests run a deliberately broken kvnode (reads served from local state,

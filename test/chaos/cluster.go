@@ -37,6 +37,9 @@ type fault struct {
 	needFailedOn   []string // requests to these nodes failed during the fault
 	needKilled     []string // these nodes' processes died of SIGKILL
 	needMembership bool     // the node left the configuration, then was listed as a voter again
+	needRejoin     bool     // the same, without the membership scenario's need to remove a leader
+	needRefused    bool     // the node refused to start on its damaged data dir (corrupt.go)
+	refused        bool
 	sawAbsent      bool
 	sawVoter       bool
 	removedLeader  bool

@@ -338,10 +338,13 @@ func guard(ops []Op, samples []sample, faults []*fault, firstFault int64) []stri
 				fp = append(fp, id+" did not die of SIGKILL")
 			}
 		}
-		if f.needMembership && !f.sawAbsent {
+		if (f.needMembership || f.needRejoin) && !f.sawAbsent {
 			fp = append(fp, "the leader never listed the node as absent from the configuration")
 		}
-		if f.needMembership && !f.sawVoter {
+		if f.needRefused && !f.refused {
+			fp = append(fp, "the node did not refuse to start on its damaged data dir with an error naming the file")
+		}
+		if (f.needMembership || f.needRejoin) && !f.sawVoter {
 			fp = append(fp, "the leader never listed the rejoined node as a voter")
 		}
 		if f.needLeaderMoved && f.leaderMovedAfter == 0 {
