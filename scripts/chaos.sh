@@ -8,8 +8,10 @@
 #   scripts/chaos.sh --long --seeds 5          # five long runs with seeds S, S+1, ...
 #   scripts/chaos.sh --only 3-isolate-leader   # one scenario, CI profile
 # Scenarios: 1-kill 2-pause-leader 3-isolate-leader 4-partition 5-one-way
-#   6-restarts 7-membership 8-clock-offset; self-test: selftest-pause-leader
-#   selftest-isolate-leader.
+#   6-restarts 7-membership 8-clock-offset 9-corrupt 10-power-loss
+#   11-sync-stall 12-disk-eio (with --long also 10-power-loss-wal,
+#   11-sync-stall-bolt, 12-disk-eio-wal); self-test: selftest-pause-leader
+#   selftest-isolate-leader selftest-power-loss.
 # Reports: artifacts/chaos/<run>/{chaos,selftest}-report.{txt,json}; on a
 # failure also the porcupine visualisation and the node logs.
 set -euo pipefail
@@ -32,7 +34,7 @@ while (($#)); do
 	--seeds) seeds=${2:?--seeds needs a number}; shift ;;
 	--seed) seed=${2:?--seed needs a number}; shift ;;
 	--only) only=${2:?--only needs scenario names}; shift ;;
-	-h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,16p' "$0"; exit 0 ;;
 	*) die "unknown argument $1 (see --help)" ;;
 	esac
 	shift

@@ -43,6 +43,7 @@ var scenarios = []scenario{
 	// on both (diskMatrix).
 	{name: "10-power-loss", description: "power loss (SIGKILL and every un-fsynced write and directory change dropped) of one node, then two, then all three", nodes: 3, build: "plain", nemesis: powerLosses, raftLog: "bolt", disk: true},
 	{name: "11-sync-stall", description: "every fsync on the leader's disk blocks for 10 s, for 10 s", nodes: 3, build: "plain", nemesis: stallLeaderSync, raftLog: "wal", disk: true},
+	{name: "12-disk-eio", description: "every write and fsync on a node's disk fails with EIO (the leader's, then a follower's): it fail-stops and answers /readyz 503 reason disk; restarted once the disk is back", nodes: 3, build: "plain", nemesis: diskErrors, raftLog: "bolt", disk: true},
 }
 
 // selfTests run a deliberately broken kvnode (reads served from local state,

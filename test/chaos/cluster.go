@@ -54,6 +54,8 @@ type fault struct {
 	// a stall held syncs
 	diskLost       int64
 	needStalled    bool
+	needDiskReady  bool // /readyz answered 503 reason disk
+	diskReady      bool
 	stalledSyncs   int64
 	Verified       bool     `json:"verified"`
 	GuardProblems  []string `json:"guardProblems,omitempty"`

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -146,4 +147,83 @@ func stallLeaderSync(ctx context.Context, c *cluster) {
 		c.end(f)
 		sleep(ctx, recovery)
 	}
+}
+
+// diskErrors makes the disk fail under the leader (first round), then
+// under a follower, then under a random node: every write and sync returns
+// EIO. The node must stop acknowledging at once (fail-stop) and answer
+// /readyz 503 with reason "disk"; the other two keep serving. Healing
+// clears the fault and restarts the node, which rejoins from its files.
+func diskErrors(ctx context.Context, c *cluster) {
+	for round := 0; round < 2 || ctx.Err() == nil; round++ {
+		l, term, err := c.leader(5 * time.Second)
+		if err != nil {
+			c.logf("eio: %v", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		victim := l
+		switch {
+		case round == 1:
+			fs := c.others(l)
+			victim = fs[c.rng.Intn(len(fs))]
+		case round > 1:
+			victim = c.nodes[c.rng.Intn(len(c.nodes))]
+		}
+		f := c.begin("disk-eio", victim)
+		f.needFailedOn = []string{victim.id}
+		f.needDiskReady = true
+		if victim == l {
+			f.needTermRise = true
+			f.Detail = "on the leader"
+		} else {
+			f.Detail = "on a follower"
+		}
+		victim.disk.SetWriteError(true)
+		victim.disk.SetSyncError(true)
+		f.diskReady = c.waitDiskNotReady(victim, 15*time.Second)
+		if victim == l {
+			c.holdUntilNewLeader(l, term, time.Second, 12*time.Second)
+		} else {
+			sleep(context.Background(), 2*time.Second)
+		}
+		f.Detail += fmt.Sprintf("; %d EIOs", victim.disk.Stats().EIOs)
+		victim.disk.SetWriteError(false)
+		victim.disk.SetSyncError(false)
+		if err := victim.stop(15 * time.Second); err != nil {
+			c.t.Errorf("stop %s after its disk failed: %v", victim.id, err)
+		}
+		if err := victim.start(); err != nil {
+			c.t.Errorf("restart %s: %v", victim.id, err)
+		}
+		if err := c.waitHealthy(30 * time.Second); err != nil {
+			c.t.Errorf("after the disk errors on %s: %v", victim.id, err)
+		}
+		c.end(f)
+		sleep(ctx, recovery)
+	}
+}
+
+// waitDiskNotReady polls n's /readyz until it answers 503 with reason
+// "disk", and reports whether it did within limit.
+func (c *cluster) waitDiskNotReady(n *node, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		var body struct {
+			Error struct {
+				Code   string `json:"code"`
+				Reason string `json:"reason"`
+			} `json:"error"`
+		}
+		resp, err := c.api.do(ctx, "GET", n.httpBase()+"/readyz", nil)
+		cancel()
+		if err == nil && resp.status == 503 && json.Unmarshal(resp.body, &body) == nil && body.Error.Reason == "disk" {
+			c.logf("%s: /readyz 503 %s, reason disk", n.id, body.Error.Code)
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.logf("%s: /readyz never answered 503 with reason disk within %s", n.id, limit)
+	return false
 }

@@ -4,7 +4,9 @@
 // (veth pairs into a bridge in the root namespace), drives them with 8
 // concurrent HTTP clients from the test process, injects faults with a nemesis
 // (SIGKILL, SIGSTOP, iptables partitions, rolling restarts, membership
-// changes, clocks jumping 20 minutes),
+// changes, clocks jumping 20 minutes; and, with every node's data dir on a
+// test/faultfs mount, power loss that drops every un-synced write, stalled
+// fsyncs and EIO),
 // heals, and then checks the recorded history:
 //
 //   - linearizability of every GET/PUT/DELETE on the register keys, with
@@ -27,9 +29,9 @@
 //   - a guard: every fault took effect and the cluster did real work before the
 //     first fault.
 //
-// TestChaos runs the CI profile of every scenario; TestSelfTest builds a
-// deliberately broken kvnode (-tags brokenreads) and requires the checker to
-// reject it. Both need root (namespaces, iptables) and are skipped with -short.
+// TestChaos runs the CI profile of every scenario; TestSelfTest builds
+// deliberately broken kvnodes (-tags brokenreads; -tags nosync, run under
+// power loss) and requires the checkers to reject them. Both need root (namespaces, iptables) and are skipped with -short.
 // scripts/chaos.sh runs the long profile with several seeds. Reports (text and
 // JSON) and, on failure, porcupine's visualisation and node logs go to
 // artifacts/chaos/<run>/.

@@ -353,6 +353,9 @@ func guard(ops []Op, samples []sample, faults []*fault, firstFault int64) []stri
 		if f.needTransferRefused && !f.transferRefused {
 			fp = append(fp, "a leadership transfer to the skewed node was not refused with clock_offset")
 		}
+		if f.needDiskReady && !f.diskReady {
+			fp = append(fp, "the node whose disk failed never answered /readyz 503 with reason disk")
+		}
 		if f.needStalled && f.stalledSyncs == 0 {
 			fp = append(fp, "no sync was held by the stall")
 		}
