@@ -19,6 +19,8 @@ type cluster struct {
 	api   *apiClient
 	start time.Time
 	rng   *rand.Rand
+	// artifacts is the scenario's artifacts directory.
+	artifacts string
 
 	mu     sync.Mutex
 	faults []*fault

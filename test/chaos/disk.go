@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,7 +191,7 @@ func diskErrors(ctx context.Context, c *cluster) {
 		f.Detail += fmt.Sprintf("; %d EIOs", victim.disk.Stats().EIOs)
 		victim.disk.SetWriteError(false)
 		victim.disk.SetSyncError(false)
-		if err := victim.stop(15 * time.Second); err != nil {
+		if err := c.stopDumping(victim, 15*time.Second); err != nil {
 			c.t.Errorf("stop %s after its disk failed: %v", victim.id, err)
 		}
 		if err := victim.start(); err != nil {
@@ -226,4 +227,32 @@ func (c *cluster) waitDiskNotReady(n *node, limit time.Duration) bool {
 	}
 	c.logf("%s: /readyz never answered 503 with reason disk within %s", n.id, limit)
 	return false
+}
+
+// stopDumping sends SIGTERM and waits up to timeout for n to exit; if it
+// does not, it sends SIGQUIT (the Go runtime writes every goroutine's stack
+// to the node's log), waits for that exit, saves the log to the scenario's
+// artifacts and reports the hang.
+func (c *cluster) stopDumping(n *node, timeout time.Duration) error {
+	done, err := n.proc.Signal(syscall.SIGTERM)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(timeout):
+	}
+	if done, err = n.proc.Signal(syscall.SIGQUIT); err == nil {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			n.kill()
+		}
+	}
+	dump := filepath.Join(c.artifacts, n.id+"-hung-stop.log")
+	if err := copyFile(n.logPath, dump); err != nil {
+		dump = err.Error()
+	}
+	return fmt.Errorf("did not stop within %s of SIGTERM; its log with every goroutine's stack (SIGQUIT): %s", timeout, dump)
 }

@@ -87,7 +87,7 @@ func runScenario(t *testing.T, sc scenario, prof profile, seed int64, bin string
 	if sc.disk {
 		mountDisks(t, dir, nodes)
 	}
-	c := &cluster{t: t, nw: nw, nodes: nodes, api: newAPIClient(apiKey, 2*time.Second), rng: mrand.New(mrand.NewSource(seed)), start: time.Now()}
+	c := &cluster{t: t, nw: nw, nodes: nodes, api: newAPIClient(apiKey, 2*time.Second), rng: mrand.New(mrand.NewSource(seed)), start: time.Now(), artifacts: outDir}
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
