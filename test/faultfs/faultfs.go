@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -117,49 +116,35 @@ func (f *FS) unmount() error {
 	if srv == nil {
 		return nil
 	}
-	// go-fuse's Unmount returns once the kernel ends the connection, which
-	// it does only when no mount namespace holds a copy of the mount any
-	// more (see SharedDir).
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		for i := 0; i < 50; i++ {
-			if err = srv.Unmount(); err == nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
+	// umount(2) directly (go-fuse's Unmount runs fusermount, which a
+	// machine may lack); the serve loop ends once the kernel ends the
+	// connection, which it does only when no mount namespace holds a copy
+	// of the mount any more (see SharedDir).
+	var err error
+	for i := 0; i < 50; i++ {
+		if err = syscall.Unmount(f.Dir, 0); err != syscall.EBUSY {
+			break
 		}
-		done <- err
+		time.Sleep(100 * time.Millisecond) // a killed process is still closing its files
+	}
+	if err == syscall.EBUSY {
+		err = syscall.Unmount(f.Dir, syscall.MNT_DETACH)
+	}
+	if err != nil {
+		return fmt.Errorf("faultfs: unmount %s: %w", f.Dir, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		srv.Wait()
+		close(done)
 	}()
 	select {
-	case err := <-done:
-		if err != nil {
-			if lerr := exec.Command("umount", "-l", f.Dir).Run(); lerr != nil {
-				return fmt.Errorf("faultfs: unmount %s: %v (lazy: %v)", f.Dir, err, lerr)
-			}
-		}
+	case <-done:
 		return nil
 	case <-time.After(15 * time.Second):
 		return fmt.Errorf("faultfs: %s unmounted, but its FUSE connection is still held 15 s later: another mount namespace "+
-			"keeps a copy of the mount (mount it under a SharedDir)", f.Dir)
+			"keeps a copy of the mount (mount it under a SharedDir), or a file on it is still open", f.Dir)
 	}
-}
-
-// SharedDir bind-mounts dir on itself as a shared mount, and returns the
-// function that undoes it. Mount namespaces created afterwards (ip netns
-// exec makes one per command, its mounts slaves of the parent's) then see
-// every FS mounted under dir come and go; without it each keeps a private
-// copy of the mounts that existed when it was made, which holds their FUSE
-// connections open after they are unmounted here.
-func SharedDir(dir string) (func() error, error) {
-	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
-		return nil, fmt.Errorf("faultfs: bind %s: %w", dir, err)
-	}
-	if err := syscall.Mount("", dir, "", syscall.MS_SHARED, ""); err != nil {
-		syscall.Unmount(dir, syscall.MNT_DETACH)
-		return nil, fmt.Errorf("faultfs: make %s shared: %w", dir, err)
-	}
-	return func() error { return syscall.Unmount(dir, syscall.MNT_DETACH) }, nil
 }
 
 // Unmount detaches the file system cleanly, as an orderly shutdown would:
