@@ -147,6 +147,23 @@ func (f *FS) unmount() error {
 	}
 }
 
+// SharedDir bind-mounts dir on itself as a shared mount, and returns the
+// function that undoes it. Mount namespaces created afterwards (ip netns
+// exec makes one per command, its mounts slaves of the parent's) then see
+// every FS mounted under dir come and go; without it each keeps a private
+// copy of the mounts that existed when it was made, which holds their FUSE
+// connections open after they are unmounted here.
+func SharedDir(dir string) (func() error, error) {
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		return nil, fmt.Errorf("faultfs: bind %s: %w", dir, err)
+	}
+	if err := syscall.Mount("", dir, "", syscall.MS_SHARED, ""); err != nil {
+		syscall.Unmount(dir, syscall.MNT_DETACH)
+		return nil, fmt.Errorf("faultfs: make %s shared: %w", dir, err)
+	}
+	return func() error { return syscall.Unmount(dir, syscall.MNT_DETACH) }, nil
+}
+
 // Unmount detaches the file system cleanly, as an orderly shutdown would:
 // everything written is kept. Call it once every process using the mount
 // has exited.
