@@ -46,9 +46,11 @@ var scenarios = []scenario{
 	{name: "12-disk-eio", description: "every write and fsync on a node's disk fails with EIO (the leader's, then a follower's): it fail-stops and answers /readyz 503 reason disk; restarted once the disk is back", nodes: 3, build: "plain", nemesis: diskErrors, raftLog: "bolt", disk: true},
 }
 
-// selfTests run a deliberately broken kvnode (reads served from local state,
-// without ReadIndex) under the pause and isolation nemeses: the checker must
-// report each history as not linearizable.
+// selfTests run deliberately broken kvnodes: one serving reads from local
+// state without ReadIndex, under the pause and isolation nemeses (the
+// checker must report each history as not linearizable), and one that never
+// fsyncs its raft log, under power loss (lost acknowledged writes must be
+// reported).
 var selfTests = []scenario{
 	{name: "selftest-pause-leader", description: "BROKEN BUILD under SIGSTOP of the leader; must be caught", nodes: 3, build: "brokenreads", nemesis: pauseLeader, expectIllegal: true},
 	{name: "selftest-isolate-leader", description: "BROKEN BUILD with the leader isolated; must be caught", nodes: 3, build: "brokenreads", nemesis: isolateLeader, expectIllegal: true},
