@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -55,6 +56,9 @@ func BenchmarkStartupVerify1M(b *testing.B) {
 	entries := DefaultConfig().SnapshotThreshold + DefaultConfig().TrailingLogs
 	for _, name := range []string{RaftLogBolt, RaftLogWAL} {
 		raftDir := filepath.Join(dir, name)
+		if err := os.MkdirAll(raftDir, 0o700); err != nil {
+			b.Fatal(err)
+		}
 		ls, err := openLogStore(name, raftDir, newRaftLogger(testLogger(b, "bench")))
 		if err != nil {
 			b.Fatal(err)
