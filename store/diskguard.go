@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -165,6 +167,24 @@ func (g *diskGuard) SetUint64(key []byte, val uint64) error {
 func (g *diskGuard) GetUint64(key []byte) (uint64, error) {
 	v, err := g.stable.GetUint64(key)
 	return v, g.check("read "+string(key), err)
+}
+
+// snapshotGuard reports a snapshot raft cannot open at run time (to send it
+// to a follower that fell behind the log) to the disk guard: raft's
+// FileSnapshotStore checks the snapshot's CRC-64 when it opens it, and on a
+// mismatch raft would only log the error and try again, forever. A snapshot
+// removed meanwhile (reaped after a newer one) is not a fault.
+type snapshotGuard struct {
+	raft.SnapshotStore
+	g *diskGuard
+}
+
+func (s snapshotGuard) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	meta, rc, err := s.SnapshotStore.Open(id)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.g.check("open snapshot "+id, err)
+	}
+	return meta, rc, err
 }
 
 // keyCurrentTerm is the stable-store key under which hashicorp/raft keeps

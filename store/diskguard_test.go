@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,6 +97,11 @@ func (f *faultyStores) GetUint64(k []byte) (uint64, error) { return f.stable.Get
 // faultyCluster is a three-node cluster whose nodes' stores can be made to
 // fail, each node with its own metrics registry.
 func faultyCluster(t *testing.T) (*testCluster, map[string]*faultyStores, map[string]*prometheus.Registry) {
+	return faultyCluster2(t, nil)
+}
+
+// faultyCluster2 is faultyCluster with tweak applied to every node's Config.
+func faultyCluster2(t *testing.T, tweak func(*Config)) (*testCluster, map[string]*faultyStores, map[string]*prometheus.Registry) {
 	faults := map[string]*faultyStores{}
 	regs := map[string]*prometheus.Registry{}
 	var mu sync.Mutex
@@ -112,6 +119,9 @@ func faultyCluster(t *testing.T) (*testCluster, map[string]*faultyStores, map[st
 		mu.Lock()
 		regs[id] = reg
 		mu.Unlock()
+		if tweak != nil {
+			tweak(cfg)
+		}
 	})
 	return c, faults, regs
 }
@@ -349,5 +359,40 @@ func TestCorruptEntryAtRunTimeFailStops(t *testing.T) {
 		if err != nil || string(it.Value) != v {
 			t.Fatalf("acknowledged %s=%s: %s holds %q, %v", k, v, lag.id, it.Value, err)
 		}
+	}
+}
+
+// A snapshot that fails its CRC when the leader opens it to send to a
+// follower stops the leader; raft alone would retry forever.
+func TestCorruptSnapshotAtRunTimeFailStops(t *testing.T) {
+	c, _, regs := faultyCluster2(t, func(cfg *Config) { cfg.SnapshotThreshold = 32; cfg.TrailingLogs = 8 })
+	leader := c.leader()
+	lag := c.followers(leader)[0]
+	c.isolate(lag)
+	for i := range 150 {
+		mustSet(t, leader, fmt.Sprintf("k%d", i), fmt.Sprintf("%d", i), 0)
+	}
+	if err := leader.store.raft.Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	path := filepath.Join(newestSnapshot(t, leader.dataDir), "state.bin")
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one [1]byte
+	if _, err := f.ReadAt(one[:], 40); err != nil {
+		t.Fatal(err)
+	}
+	one[0] ^= 0x20
+	if _, err := f.WriteAt(one[:], 40); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	c.heal()
+	waitFor(t, 20*time.Second, leader.id+" to find the damaged snapshot", func() bool { return leader.store.DiskFailure() != nil })
+	checkFailStopped(t, leader, regs[leader.id], leader.store.DiskFailure().Op)
+	if f := leader.store.DiskFailure(); !strings.HasPrefix(f.Op, "open snapshot") {
+		t.Fatalf("disk failure %+v, want the snapshot open", f)
 	}
 }

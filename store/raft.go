@@ -114,7 +114,7 @@ func (s *Store) openRaft() error {
 		return fmt.Errorf("store: inspect raft state: %w", err)
 	}
 	stable := &shutdownSafeStable{StableStore: guard}
-	r, err := raft.NewRaft(rc, instrumentedFSM{FSM: s.fsm, m: s.metrics, snapDir: filepath.Join(dir, "snapshots")}, logs, stable, snaps,
+	r, err := raft.NewRaft(rc, instrumentedFSM{FSM: s.fsm, m: s.metrics, snapDir: filepath.Join(dir, "snapshots")}, logs, stable, snapshotGuard{snaps, guard},
 		observedTransport{NetworkTransport: trans, view: s.repl})
 	if err != nil {
 		trans.Close()
