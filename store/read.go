@@ -342,6 +342,30 @@ func (s *Store) readLoop() {
 	})
 }
 
+// verifyLeader runs raft's leadership check and waits for its answer, for
+// the disk failure or for the store's close, whichever comes first.
+//
+// raft queues the check on a buffered channel that only its main loop
+// reads, and the check's future, unlike the configuration future, is not
+// told when raft shuts down: a check queued as raft stops (the leader loop
+// leaving after a failed log write while watchDisk shuts raft down) is
+// never answered, and readLoop, which waits for it, would keep Close
+// waiting forever. bindToClose answers it at Close; the disk failure, which
+// stops raft without closing the store, answers it here, so the reads in
+// that batch learn at once that this node stopped.
+func (s *Store) verifyLeader() error {
+	f := s.raft.VerifyLeader()
+	s.bindToClose(f)
+	done := make(chan error, 1)
+	s.spawn(func() { done <- f.Error() })
+	select {
+	case err := <-done:
+		return err
+	case <-s.disk.failedCh:
+		return s.diskErr()
+	}
+}
+
 // submitRead queues a read-index request on queue and waits for its answer
 // or ctx. The answer channel is buffered, so the batching loop never blocks
 // on a caller that gave up.
@@ -407,7 +431,7 @@ func (s *Store) confirmReadIndex() (uint64, int64, error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w: %w", errNotReadyLeader, err)
 	}
-	if err := s.raft.VerifyLeader().Error(); err != nil {
+	if err := s.verifyLeader(); err != nil {
 		return 0, 0, fmt.Errorf("%w: leadership check failed: %v", errNotReadyLeader, err)
 	}
 	if s.raft.CurrentTerm() != term {

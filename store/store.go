@@ -290,25 +290,34 @@ func (s *Store) TransferLeadership(ctx context.Context) error {
 
 // Close stops the node: background loops, raft (waiting for it to finish),
 // every goroutine the store started (tasks.go), the forwarding client and the
-// log store. The transport Mux is the caller's to close.
+// log store. The transport Mux is the caller's to close. After a disk
+// failure it gives up waiting after diskCloseGrace (diskclose.go).
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		s.hub.Close() // ends every watch stream first
 		s.cancel()
 		s.raft.DeregisterObserver(s.observer)
-		err := s.raft.Shutdown().Error()
-		s.wg.Wait()
-		s.waitTasks()
-		s.rpc.Close()
-		if cerr := s.netTrans.Close(); err == nil {
-			err = cerr
-		}
-		s.stable.close()
-		if cerr := s.logStore.closer.Close(); err == nil {
-			err = cerr
-		}
-		s.closeErr = err
+		s.closeErr = s.boundAfterDiskFailure(func(step func(string)) error {
+			step("raft's shutdown")
+			err := s.raft.Shutdown().Error()
+			step("the store's loops (watchDisk among them waits for raft's shutdown)")
+			s.wg.Wait()
+			step("the goroutines waiting on raft futures")
+			s.waitTasks()
+			step("the peer connections")
+			s.rpc.Close()
+			if cerr := s.netTrans.Close(); err == nil {
+				err = cerr
+			}
+			step("the stable store's writers")
+			s.stable.close()
+			step("closing the raft log store")
+			if cerr := s.logStore.closer.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		})
 		s.metrics.unregister()
 		s.log.Info("store closed")
 	})
