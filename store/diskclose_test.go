@@ -177,7 +177,7 @@ func TestCloseAfterDiskFailureIsBounded(t *testing.T) {
 	leader.store.disk.check("read log entry 1", fmt.Errorf("test: read raft.db: %w", syscall.EIO))
 
 	err := closeWithin(t, leader, 10*time.Second)
-	if !errors.Is(err, ErrDiskFailed) || !strings.Contains(err.Error(), "waits for raft's shutdown") {
+	if !errors.Is(err, ErrDiskFailed) || !strings.Contains(err.Error(), "raft's shutdown") {
 		t.Errorf("Close = %v, want ErrDiskFailed naming raft's shutdown as what it abandoned", err)
 	}
 	g.open() // the dead disk answers at last: let the abandoned close finish
