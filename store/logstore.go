@@ -29,8 +29,10 @@ const (
 	// file in the same directory, written only on elections, so the log and
 	// the state raft needs with it stay in one place.
 	RaftLogWAL = "wal"
-	// DefaultRaftLog is the log store of a new data dir when none is chosen.
-	DefaultRaftLog = RaftLogBolt
+	// DefaultRaftLog is the log store of a new data dir when none is chosen:
+	// wal, for its one fsync per append (docs/raft-log.md, "Which default,
+	// and why"). An existing data dir keeps the store it has.
+	DefaultRaftLog = RaftLogWAL
 )
 
 // Paths of each log store inside <data-dir>/raft; their presence tells which
