@@ -172,7 +172,7 @@ func openLogStore(name, raftDir string, hlog hclog.Logger) (logStore, error) {
 // truncated segment's index (TestLogStoreReopensAfterSuffixTruncation), and
 // this check stays as the guard against any damage of that kind, turning it
 // into a startup error that says what to do. It reads at most about
-// SnapshotThreshold+TrailingLogs entries.
+// SnapshotThreshold+TrailingLogs entries (BenchmarkOpenLogStore).
 func checkReadable(s raft.LogStore) error {
 	first, err := s.FirstIndex()
 	if err != nil {
