@@ -62,9 +62,14 @@ func (s *Store) serveWrite(ctx context.Context, req []byte) ([]byte, error) {
 }
 
 // serveReadIndex serves methodReadIndex: a confirmed read index and the
-// leader's clock at it. It reveals no data, so it answers any caller.
-func (s *Store) serveReadIndex(ctx context.Context, _ []byte) ([]byte, error) {
-	idx, now, err := s.leaderReadIndex(ctx)
+// leader's clock at it. It reveals no data, so it answers any caller; only a
+// member's authenticated call may have it confirmed by its term (readvouch.go).
+func (s *Store) serveReadIndex(ctx context.Context, req []byte) ([]byte, error) {
+	vouch, err := decodeReadIndexRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("store: bad read index request: %w", err)
+	}
+	idx, now, err := s.readIndexFor(ctx, vouch)
 	return encodeReadIndexResponse(idx, now, toWire(err)), nil
 }
 
