@@ -49,7 +49,7 @@ type metrics struct {
 	// (confirmedByCheck, confirmedByVouch); readBatch observes the requests
 	// each read-index round carried, by loop (readBatchLeader: one leadership
 	// check; readBatchFollower: one call to the leader).
-	readConfirmed [2]prometheus.Counter
+	readConfirmed [3]prometheus.Counter
 	readBatch     [2]prometheus.Observer
 	readVecs      []prometheus.Collector // the vectors behind both, to register
 
@@ -68,6 +68,7 @@ type metrics struct {
 const (
 	confirmedByCheck  = 0
 	confirmedByVouch  = 1
+	confirmedByEcho   = 2
 	readBatchLeader   = 0
 	readBatchFollower = 1
 )
@@ -75,7 +76,7 @@ const (
 func newMetrics() *metrics {
 	readConfirmed := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "quorumkv_read_index_confirmations_total",
-		Help: "Read-index confirmations on this node as leader, by how: leadership_check (one VerifyLeader heartbeat round, shared by every read queued before it) or follower_term (a follower's call confirmed by its own term, no heartbeat).",
+		Help: "Read-index confirmations on this node as leader, by how: leadership_check (one VerifyLeader heartbeat round, shared by every read queued before it) follower_term (a follower's call confirmed by its own term, no heartbeat) or follower_echo (a round of the leader's own reads confirmed by a follower's later call, no heartbeat).",
 	}, []string{"by"})
 	readBatch := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "quorumkv_read_index_batch_size",
@@ -131,6 +132,7 @@ func newMetrics() *metrics {
 	}
 	m.readConfirmed[confirmedByCheck] = readConfirmed.WithLabelValues("leadership_check")
 	m.readConfirmed[confirmedByVouch] = readConfirmed.WithLabelValues("follower_term")
+	m.readConfirmed[confirmedByEcho] = readConfirmed.WithLabelValues("follower_echo")
 	m.readBatch[readBatchLeader] = readBatch.WithLabelValues("leader")
 	m.readBatch[readBatchFollower] = readBatch.WithLabelValues("follower")
 	m.readVecs = []prometheus.Collector{readConfirmed, readBatch}

@@ -233,6 +233,15 @@ func (s *Store) remoteReadIndexGet(ctx context.Context, addr string, vouch termV
 	if err != nil {
 		return readPoint{}, nil, err
 	}
+	if vouch != (termVouch{}) {
+		d := decoder{b: payload}
+		mark := d.seqMark()
+		if d.err != nil {
+			return readPoint{}, nil, fmt.Errorf("store: malformed read index answer: %w", d.err)
+		}
+		s.gotMark(mark)
+		payload = d.b
+	}
 	at, items, st, msg, err := decodeReadIndexGetResponse(payload, keys)
 	if err != nil {
 		return readPoint{}, nil, fmt.Errorf("store: malformed read index answer: %w", err)
@@ -251,23 +260,34 @@ func (s *Store) handleReadIndexGetRPC(ctx context.Context, req []byte) ([]byte, 
 	if err != nil {
 		return nil, fmt.Errorf("store: bad read index request: %w", err)
 	}
+	answer := s.readIndexGetAnswer(ctx, applied, keys, vouch)
+	if req[0] != rpcFormatV2 {
+		return answer, nil
+	}
+	// Format 2's answer: the answer's mark (readvouch.go), then format 1's.
+	b := appendSeqMark(make([]byte, 0, 2*binary.MaxVarintLen64+len(answer)), s.answerMark())
+	return append(b, answer...), nil
+}
+
+// readIndexGetAnswer is handleReadIndexGetRPC's answer in format 1.
+func (s *Store) readIndexGetAnswer(ctx context.Context, applied uint64, keys []string, vouch termVouch) []byte {
 	if err := s.authorizePeer(ctx, methodReadIndexGet); err != nil {
 		// The caller falls back to methodReadIndex, which reveals no data.
-		return encodeReadIndexGetResponse(readPoint{}, nil, statusOf(err), errString(err)), nil
+		return encodeReadIndexGetResponse(readPoint{}, nil, statusOf(err), errString(err))
 	}
 	idx, now, err := s.readIndexFor(ctx, vouch)
 	if err != nil {
-		return encodeReadIndexGetResponse(readPoint{}, nil, statusOf(err), errString(err)), nil
+		return encodeReadIndexGetResponse(readPoint{}, nil, statusOf(err), errString(err))
 	}
 	at := readPoint{index: idx, nowMs: now}
 	if applied >= idx {
-		return encodeReadIndexGetResponse(at, nil, statusOK, ""), nil
+		return encodeReadIndexGetResponse(at, nil, statusOK, "")
 	}
 	wctx, cancel := context.WithTimeout(ctx, readAtTimeout)
 	defer cancel()
 	if s.fsm.WaitApplied(wctx, idx) != nil {
 		// The caller will wait for its own state machine instead.
-		return encodeReadIndexGetResponse(at, nil, statusOK, ""), nil
+		return encodeReadIndexGetResponse(at, nil, statusOK, "")
 	}
 	items := make([]*Item, len(keys))
 	budget := readAtMaxAnswerBytes
@@ -282,7 +302,7 @@ func (s *Store) handleReadIndexGetRPC(ctx context.Context, req []byte) ([]byte, 
 		}
 		items[i] = &Item{Key: key, Value: e.Value, Version: e.Revision, ExpiresAt: msTime(e.ExpiresAt)}
 	}
-	return encodeReadIndexGetResponse(at, items, statusOK, ""), nil
+	return encodeReadIndexGetResponse(at, items, statusOK, "")
 }
 
 // Request: rpcFormat, applied index, key count, keys; or rpcFormatV2, the

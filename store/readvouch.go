@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -45,6 +48,9 @@ import (
 type termVouch struct {
 	term uint64
 	id   string
+	// echo is the last answer mark the sender received from the leader,
+	// read before term (zero: none).
+	echo seqMark
 }
 
 // maxVouchIDBytes bounds the node id a vouch carries.
@@ -79,6 +85,9 @@ func (s *Store) vouchedReadIndex(ctx context.Context, v termVouch) (idx uint64, 
 		return 0, 0, false
 	}
 	s.metrics.readConfirmed[confirmedByVouch].Inc()
+	if v.echo.term == term && v.echo.seq > 0 {
+		s.echo.hear(v.echo, v.id)
+	}
 	return idx, now, true
 }
 
@@ -114,10 +123,129 @@ func (s *Store) majorityWith(id string) bool {
 	return self && peer && 2*2 > voters
 }
 
+// A follower's next call confirms the leader's reads.
+//
+// The leader's own reads cannot use a follower's term as it stands: a call
+// received after such a read arrived may have been sent before. But a call
+// sent after the follower received an answer the leader sent after the read
+// arrived can. So every answer to a vouching call carries a mark (the
+// leader's term and the next number of a counter it never resets), a
+// follower's next call echoes the last mark it received (loaded before it
+// reads its term), and a leader read records the counter when it queues. An
+// accepted vouch echoing a mark of this term numbered above what a read
+// recorded proves the follower was in this term after that read arrived:
+// with the leader, a majority, as above. A leadership-check round therefore
+// waits, when such calls have been arriving (within echoRecent), up to
+// echoGrace for an echo covering all its reads, and checks leadership with
+// heartbeats only when none comes. A leader that serves its clients alone
+// never waits.
+
+// seqMark names one answer a leader sent to a vouching call: the leader's
+// term and the answer's number. A term has one leader, so the pair names
+// one node's counter.
+type seqMark struct{ term, seq uint64 }
+
+const (
+	// echoRecent: a round waits for an echo only if one was accepted this
+	// recently, i.e. followers are calling.
+	echoRecent = 10 * time.Millisecond
+	// echoGrace bounds that wait; then the round checks leadership.
+	echoGrace = 2 * time.Millisecond
+)
+
+// echoState is a node's share of the echo protocol.
+type echoState struct {
+	// Leader side: seq numbers answers; heard is the highest echo accepted,
+	// with the id of the member that sent it; heardAt (Unix ns) when;
+	// wake tells a waiting round that heard moved.
+	seq     atomic.Uint64
+	mu      sync.Mutex
+	heard   seqMark
+	heardBy string
+	heardAt atomic.Int64
+	wake    chan struct{}
+	// Follower side: the last mark received from the leader.
+	got atomic.Pointer[seqMark]
+}
+
+// hear records an echo of mark by member id and wakes a waiting round.
+func (e *echoState) hear(mark seqMark, id string) {
+	e.mu.Lock()
+	if mark.term > e.heard.term || mark.term == e.heard.term && mark.seq > e.heard.seq {
+		e.heard, e.heardBy = mark, id
+	}
+	e.mu.Unlock()
+	e.heardAt.Store(time.Now().UnixNano())
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// heardAfter returns the member whose accepted echo in term is numbered
+// above seen, if any.
+func (e *echoState) heardAfter(term, seen uint64) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.heardBy, e.heard.term == term && e.heard.seq > seen
+}
+
+// answerMark numbers an answer to a vouching call (zero when this node is
+// not a ready leader, so the echo would prove nothing).
+func (s *Store) answerMark() seqMark {
+	term := s.raft.CurrentTerm()
+	if s.raft.State() != raft.Leader || s.readyTerm.Load() != term {
+		return seqMark{}
+	}
+	return seqMark{term: term, seq: s.echo.seq.Add(1)}
+}
+
+// gotMark keeps the mark of the leader's answer for the next call's echo.
+func (s *Store) gotMark(m seqMark) {
+	if m.seq > 0 {
+		s.echo.got.Store(&m)
+	}
+}
+
+// echoConfirms waits, when followers' vouching calls have been arriving,
+// at most echoGrace for an accepted echo of term numbered above seen (the
+// counter's highest value the round's reads recorded), and reports whether
+// one came from a member that, with this node, is still a majority of the
+// voters.
+func (s *Store) echoConfirms(term, seen uint64) bool {
+	check := func() bool {
+		id, ok := s.echo.heardAfter(term, seen)
+		return ok && s.majorityWith(id)
+	}
+	if check() {
+		return true
+	}
+	if time.Since(time.Unix(0, s.echo.heardAt.Load())) > echoRecent {
+		return false
+	}
+	t := time.NewTimer(echoGrace)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.echo.wake:
+			if check() {
+				return true
+			}
+		case <-t.C:
+			return check()
+		case <-s.closing:
+			return false
+		}
+	}
+}
+
 // Wire: a methodReadIndex request is empty (no vouch; what older followers
-// send, and what older leaders ignore) or rpcFormat, term, id. A
-// methodReadIndexGet request of format rpcFormatV2 appends term and id after
-// format 1's fields.
+// send, and what older leaders ignore) or rpcFormat, term, id, echo term,
+// echo number; the answer to one with a vouch appends the answer's mark
+// (term, number; 0, 0 for none) to the older answer's fields, which older
+// followers never ask for. A methodReadIndexGet request of format rpcFormatV2
+// appends the same vouch fields after format 1's, and its answer the mark
+// after format 1's.
 
 // encodeReadIndexRequest encodes a methodReadIndex request carrying v.
 func encodeReadIndexRequest(v termVouch) []byte {
@@ -128,7 +256,40 @@ func encodeReadIndexRequest(v termVouch) []byte {
 func appendTermVouch(b []byte, v termVouch) []byte {
 	b = binary.AppendUvarint(b, v.term)
 	b = binary.AppendUvarint(b, uint64(len(v.id)))
-	return append(b, v.id...)
+	b = append(b, v.id...)
+	return appendSeqMark(b, v.echo)
+}
+
+// appendSeqMark appends m's term and number to b.
+func appendSeqMark(b []byte, m seqMark) []byte {
+	b = binary.AppendUvarint(b, m.term)
+	return binary.AppendUvarint(b, m.seq)
+}
+
+// seqMark reads what appendSeqMark appended.
+func (d *decoder) seqMark() seqMark {
+	return seqMark{term: d.uvarint(), seq: d.uvarint()}
+}
+
+// encodeReadIndexAnswer is methodReadIndex's answer to a vouching call.
+func encodeReadIndexAnswer(idx uint64, nowMs int64, w wireError, m seqMark) []byte {
+	return appendSeqMark(encodeReadIndexResponse(idx, nowMs, w), m)
+}
+
+// decodeReadIndexAnswer decodes either answer to methodReadIndex: an older
+// leader's (no mark) or encodeReadIndexAnswer's.
+func decodeReadIndexAnswer(b []byte) (uint64, int64, seqMark, wireError, error) {
+	d := decoder{b: b}
+	d.format(rpcFormat)
+	w := wireError{status: rpcStatus(d.byte())}
+	idx := d.uvarint()
+	now := d.varint()
+	w.msg = d.string()
+	var m seqMark
+	if d.err == nil && len(d.b) > 0 {
+		m = d.seqMark()
+	}
+	return idx, now, m, w, d.done()
 }
 
 // termVouch reads what appendTermVouch appended.
@@ -138,7 +299,7 @@ func (d *decoder) termVouch() termVouch {
 	if d.err == nil && len(id) > maxVouchIDBytes {
 		d.err = fmt.Errorf("node id over %d bytes", maxVouchIDBytes)
 	}
-	return termVouch{term: term, id: string(id)}
+	return termVouch{term: term, id: string(id), echo: d.seqMark()}
 }
 
 // decodeReadIndexRequest decodes a methodReadIndex request.

@@ -70,7 +70,10 @@ func (s *Store) serveReadIndex(ctx context.Context, req []byte) ([]byte, error) 
 		return nil, fmt.Errorf("store: bad read index request: %w", err)
 	}
 	idx, now, err := s.readIndexFor(ctx, vouch)
-	return encodeReadIndexResponse(idx, now, toWire(err)), nil
+	if len(req) == 0 {
+		return encodeReadIndexResponse(idx, now, toWire(err)), nil
+	}
+	return encodeReadIndexAnswer(idx, now, toWire(err), s.answerMark()), nil
 }
 
 // serveRestore serves methodRestore for an authenticated member.
