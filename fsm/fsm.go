@@ -338,7 +338,12 @@ func (f *FSM) removeHinted(index uint64, key string, t ChangeType, hint *btree.P
 	if prev.ExpiresAt != 0 {
 		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key()})
 	}
-	f.emit(Change{Type: t, Key: prev.key(), Version: index, ExpiresAt: prev.ExpiresAt, Index: index})
+	if f.observer != nil {
+		// The change outlives the entry (watch history): a copy of the key,
+		// so it does not keep the removed value's bytes, which share one
+		// allocation with the key, alive for as long.
+		f.emit(Change{Type: t, Key: strings.Clone(prev.key()), Version: index, ExpiresAt: prev.ExpiresAt, Index: index})
+	}
 	return prev, true
 }
 
