@@ -29,8 +29,10 @@ const (
 	// file in the same directory, written only on elections, so the log and
 	// the state raft needs with it stay in one place.
 	RaftLogWAL = "wal"
-	// DefaultRaftLog is the log store of a new data dir when none is chosen.
-	DefaultRaftLog = RaftLogBolt
+	// DefaultRaftLog is the log store of a new data dir when none is chosen:
+	// wal, for its one fsync per append (docs/raft-log.md, "Which default,
+	// and why"). An existing data dir keeps the store it has.
+	DefaultRaftLog = RaftLogWAL
 )
 
 // Paths of each log store inside <data-dir>/raft; their presence tells which
@@ -143,35 +145,34 @@ func openLogStore(name, raftDir string, hlog hclog.Logger) (logStore, error) {
 		// raft-wal recovers on open: it reads the open tail segment up to
 		// its last commit frame whose running checksum verifies, and ignores
 		// a batch that was written after it but never committed.
-		// The meta store is ours to close: WAL.Close leaves it open (and
-		// locked), so the same process could not open the directory again.
+		// The meta store is supplied here so that a failed open can release
+		// it (and its file lock); once the WAL is open, WAL.Close closes it.
 		meta := &metadb.BoltMetaDB{}
 		w, err := raftwal.Open(dir, raftwal.WithLogger(hlog.Named("wal")), raftwal.WithMetaStore(meta))
 		if err != nil {
 			meta.Close()
 			return logStore{}, fmt.Errorf("store: open wal raft log %s: %w", dir, err)
 		}
-		closer := walCloser{w, meta}
 		if err := checkReadable(w); err != nil {
-			closer.Close()
+			w.Close()
 			return logStore{}, fmt.Errorf("store: wal raft log %s: %w; raft cannot start on it (it would panic reading the log). "+
 				"Replace this node: remove it from the cluster, wipe its data dir and start it again with --join (docs/raft-log.md)", dir, err)
 		}
-		return logStore{name: name, log: w, stable: w, closer: closer}, nil
+		return logStore{name: name, log: w, stable: w, closer: w}, nil
 	}
 	return logStore{}, fmt.Errorf("store: unknown raft log store %q (want %s or %s)", name, RaftLogBolt, RaftLogWAL)
 }
 
 // checkReadable reads every entry of the log once.
 //
-// Why: raft-wal v0.4.0 marks the tail segment sealed when raft truncates the
-// log's suffix (a follower dropping entries a deposed leader never
-// committed) but does not write the segment's index, so after a restart
-// every read in that segment fails ("sealed segment has no index block"),
-// and raft.NewRaft panics on the first one. Reading the log here turns that
-// into a startup error that says what to do. It costs what raft's own scan
-// of the log at startup costs: the log holds at most about
-// SnapshotThreshold+TrailingLogs entries.
+// Why: raft.NewRaft panics when it cannot read an entry of its log, which
+// says nothing an operator can act on. raft-wal before v0.4.1 produced such
+// a log after raft truncated its suffix (a follower dropping entries a
+// deposed leader never committed) and a restart; v0.4.2 writes the
+// truncated segment's index (TestLogStoreReopensAfterSuffixTruncation), and
+// this check stays as the guard against any damage of that kind, turning it
+// into a startup error that says what to do. It reads at most about
+// SnapshotThreshold+TrailingLogs entries (BenchmarkOpenLogStore).
 func checkReadable(s raft.LogStore) error {
 	first, err := s.FirstIndex()
 	if err != nil {
@@ -188,16 +189,6 @@ func checkReadable(s raft.LogStore) error {
 		}
 	}
 	return nil
-}
-
-// walCloser closes a WAL, then its meta store.
-type walCloser struct {
-	w    *raftwal.WAL
-	meta *metadb.BoltMetaDB
-}
-
-func (c walCloser) Close() error {
-	return errors.Join(c.w.Close(), c.meta.Close())
 }
 
 // logStoreCollector exports which raft log store this node runs, as an info
