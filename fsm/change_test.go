@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+	"unsafe"
 
 	"github.com/hashicorp/raft"
 )
@@ -249,4 +250,22 @@ func describeChanges(cs []Change) string {
 		s += fmt.Sprintf("%s %s@%d ", c.Type, c.Key, c.Index)
 	}
 	return s
+}
+
+// TestRemovalChangeHoldsOnlyTheKey: a delete's or an expiry's change is kept
+// by the watch history after the entry is gone; its key must be a copy, not
+// a view of the entry's key-and-value allocation, which it would keep alive.
+func TestRemovalChangeHoldsOnlyTheKey(t *testing.T) {
+	f := New()
+	m := newMirror(t, f)
+	f.Apply(cmdLog(1, Command{Op: OpSet, Key: "gone", Value: []byte(`"a long value"`), Now: 1, ExpiresAt: 5}))
+	it, _ := f.data.Get(probe("gone"))
+	f.Apply(cmdLog(2, Command{Op: OpExpire, Now: 10, Items: []ExpireItem{{Key: "gone", Revision: 1}}}))
+	last := m.all[len(m.all)-1]
+	if last.Type != ChangeExpire || last.Key != "gone" {
+		t.Fatalf("last change %+v, want the expiry of gone", last)
+	}
+	if unsafe.StringData(last.Key) == unsafe.StringData(it.kv) {
+		t.Fatal("the expiry's change shares the removed entry's allocation")
+	}
 }

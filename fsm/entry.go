@@ -71,8 +71,9 @@ func (it item) Expired(nowMs int64) bool {
 func itemLess(a, b item) bool { return a.key() < b.key() }
 
 // expiryKey is an element of the expiry index (expiry.go), ordered by
-// (at, key). key shares the entry's key string. Every write to an expiring
-// entry removes and re-adds its expiryKey.
+// (at, key). The index stores a copy of the key's bytes (no pointer per
+// pair); the keys it hands out alias them. Every write to an expiring entry
+// removes and re-adds its expiryKey.
 type expiryKey struct {
 	at  int64
 	key string

@@ -3,6 +3,7 @@ package fsm
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/btree"
@@ -54,7 +55,7 @@ func checkExpiryIndex(t *testing.T, x *expiryIndex, ref *btree.BTreeG[expiryKey]
 	t.Helper()
 	want := ref.Items()
 	var got []expiryKey
-	x.Scan(func(k expiryKey) bool { got = append(got, k); return true })
+	x.Scan(func(k expiryKey) bool { k.key = strings.Clone(k.key); got = append(got, k); return true })
 	if x.Len() != len(want) || len(got) != len(want) {
 		t.Fatalf("Len %d, scanned %d, want %d", x.Len(), len(got), len(want))
 	}
@@ -64,12 +65,31 @@ func checkExpiryIndex(t *testing.T, x *expiryIndex, ref *btree.BTreeG[expiryKey]
 		}
 	}
 	for i, c := range x.chunks {
-		if len(c) == 0 || len(c) > expiryChunk {
-			t.Fatalf("chunk %d has %d pairs", i, len(c))
+		if c.len() == 0 || c.len() > expiryChunk || len(c.end) != c.len() || int(c.end[c.len()-1]) != len(c.keys) {
+			t.Fatalf("chunk %d has %d pairs, %d ends, %d key bytes", i, c.len(), len(c.end), len(c.keys))
 		}
 	}
 	if m, ok := x.Min(); ok != (len(want) > 0) || (ok && m != want[0]) {
 		t.Fatalf("Min = %+v, %v", m, ok)
+	}
+	// CountUpTo and Ascend from a few pivots, against the sorted pairs.
+	for _, j := range []int{0, len(want) / 3, len(want) / 2, len(want) - 1} {
+		if j < 0 || j >= len(want) {
+			continue
+		}
+		at := want[j].at
+		n := 0
+		for n < len(want) && want[n].at <= at {
+			n++
+		}
+		if c := x.CountUpTo(at); c != n {
+			t.Fatalf("CountUpTo(%d) = %d, want %d", at, c, n)
+		}
+		var from []expiryKey
+		x.Ascend(want[j], func(k expiryKey) bool { k.key = strings.Clone(k.key); from = append(from, k); return true })
+		if len(from) != len(want)-j || from[0] != want[j] {
+			t.Fatalf("Ascend from pair %d: %d pairs, want %d", j, len(from), len(want)-j)
+		}
 	}
 	if b := buildExpiryIndex(append([]expiryKey(nil), want...)); b.Len() != len(want) {
 		t.Fatalf("buildExpiryIndex Len %d, want %d", b.Len(), len(want))

@@ -322,7 +322,14 @@ func (f *FSM) remove(index uint64, key string) (item, bool) {
 // change of type t (ChangeDelete or ChangeExpire) at log index. It reports
 // the removed item.
 func (f *FSM) removeAs(index uint64, key string, t ChangeType) (item, bool) {
-	prev, found := f.data.Delete(probe(key))
+	return f.removeHinted(index, key, t, nil)
+}
+
+// removeHinted is removeAs with a path hint for the primary tree: a caller
+// that has just looked the key up with the same hint finds its path again
+// without a search.
+func (f *FSM) removeHinted(index uint64, key string, t ChangeType, hint *btree.PathHint) (item, bool) {
+	prev, found := f.data.DeleteHint(probe(key), hint)
 	if !found {
 		return prev, false
 	}
@@ -331,7 +338,12 @@ func (f *FSM) removeAs(index uint64, key string, t ChangeType) (item, bool) {
 	if prev.ExpiresAt != 0 {
 		f.expiry.Delete(expiryKey{at: prev.ExpiresAt, key: prev.key()})
 	}
-	f.emit(Change{Type: t, Key: prev.key(), Version: index, ExpiresAt: prev.ExpiresAt, Index: index})
+	if f.observer != nil {
+		// The change outlives the entry (watch history): a copy of the key,
+		// so it does not keep the removed value's bytes, which share one
+		// allocation with the key, alive for as long.
+		f.emit(Change{Type: t, Key: strings.Clone(prev.key()), Version: index, ExpiresAt: prev.ExpiresAt, Index: index})
+	}
 	return prev, true
 }
 
@@ -443,12 +455,16 @@ func (f *FSM) deletePrefix(index uint64, cmd *Command) DeletePrefixResult {
 // proposal from a leader with a wrong clock (or a forged item list) harmless.
 func (f *FSM) expire(index uint64, cmd *Command) ExpireResult {
 	n := 0
+	// The items come in expiry order, not key order: the hint only carries
+	// each lookup's path to the delete that follows it (one tree search per
+	// item instead of two).
+	var hint btree.PathHint
 	for _, it := range cmd.Items {
-		cur, ok := f.data.Get(probe(it.Key))
+		cur, ok := f.data.GetHint(probe(it.Key), &hint)
 		if !ok || cur.Revision != it.Revision || !cur.Expired(cmd.Now) {
 			continue
 		}
-		f.removeAs(index, it.Key, ChangeExpire)
+		f.removeHinted(index, it.Key, ChangeExpire, &hint)
 		n++
 	}
 	f.stats.expired += uint64(n)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -99,4 +101,33 @@ func BenchmarkRestore1M(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(perKey, "heap-B/key")
+}
+
+// BenchmarkGCMark1M times full collections (runtime.GC: mark the whole
+// live heap, then sweep) with the one-million-key state live: the work every
+// collection of a node at that size pays, whatever its garbage. cpu-ms/gc is
+// the process's CPU time per collection (user + system, getrusage), which a
+// loaded machine disturbs far less than ns/op, the wall time:
+//
+//	go test ./fsm -run '^$' -bench GCMark1M -benchtime 20x
+func BenchmarkGCMark1M(b *testing.B) {
+	f := memFSM(b, memKeys)
+	runtime.GC()
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	for b.Loop() {
+		runtime.GC()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(processCPU(b)-cpu0)/1e6/float64(b.N), "cpu-ms/gc")
+	runtime.KeepAlive(f)
+}
+
+// processCPU is the process's user + system CPU time so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -105,10 +105,12 @@ func (f *FSM) ExpiredItemsAfter(nowMs int64, cursor ExpiryCursor, max int) ([]Ex
 		if out == nil {
 			out = make([]ExpireItem, 0, min(max, 64))
 		}
-		// The index holds only expiring entries, each once, so the entry is there.
+		// The index holds only expiring entries, each once, so the entry is
+		// there. Its key is the primary item's (immutable) string: k.key
+		// aliases the index's bytes.
 		it, _ := f.data.Get(probe(k.key))
-		out = append(out, ExpireItem{Key: k.key, Revision: it.Revision})
-		next = ExpiryCursor{at: k.at, key: k.key, valid: true}
+		out = append(out, ExpireItem{Key: it.key(), Revision: it.Revision})
+		next = ExpiryCursor{at: k.at, key: it.key(), valid: true}
 		return len(out) < max
 	}
 	f.mu.RLock()
@@ -119,6 +121,14 @@ func (f *FSM) ExpiredItemsAfter(nowMs int64, cursor ExpiryCursor, max int) ([]Ex
 		f.expiry.Scan(visit)
 	}
 	return out, next
+}
+
+// ExpiredCount returns the number of entries in the expiry index that have
+// expired at nowMs (removal proposed or not): the backlog a proposer paces.
+func (f *FSM) ExpiredCount(nowMs int64) int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.expiry.CountUpTo(nowMs)
 }
 
 // NextExpiry returns the earliest ExpiresAt in the expiry index, or false if no

@@ -76,13 +76,20 @@ type Config struct {
 	// ExpireBatch: the most keys one expire command removes.
 	ExpireBatch int
 	// ExpirePipeline: the most expire commands the leader keeps proposed and
-	// not yet applied while it is behind (see ExpireCatchUp); otherwise it
-	// waits for each command before proposing the next. 1 never pipelines.
+	// not yet applied. The loop uses more than one only when one command of
+	// ExpireBatch keys per commit cannot remove the backlog within
+	// ExpireBudget. 1 never pipelines.
 	ExpirePipeline int
-	// ExpireCatchUp: the loop is behind when the earliest entry still in the
-	// expiry index has been due for longer than this. It then trades write
-	// latency for removal speed (store/DESIGN.md, Expiry).
-	ExpireCatchUp time.Duration
+	// ExpireBudget: how long after its expiry an entry may stay physically
+	// present (reads already hide it). The leader spreads a mass expiry's
+	// removals over this budget instead of removing them as fast as it can,
+	// so client writes committed meanwhile queue behind less expiry work
+	// per commit; once the earliest due entry is older than the budget it
+	// removes at full speed (store/DESIGN.md, Expiry).
+	ExpireBudget time.Duration
+	// ExpireMinChunk: the fewest keys a paced expire command carries when
+	// more are due (fewer commands, each with its per-entry cost).
+	ExpireMinChunk int
 
 	// DeletePrefixChunk: the most keys one log entry of a bulk delete removes
 	// (deleteprefix.go); a larger prefix takes several entries, so applying
@@ -205,7 +212,8 @@ func DefaultConfig() Config {
 		ExpireInterval:          100 * time.Millisecond,
 		ExpireBatch:             1000,
 		ExpirePipeline:          4,
-		ExpireCatchUp:           time.Second,
+		ExpireBudget:            2 * time.Second,
+		ExpireMinChunk:          100,
 		PromoteLag:              100,
 		MonitorInterval:         250 * time.Millisecond,
 		IdempotencyMaxBytes:     DefaultIdempotencyMaxBytes,
@@ -256,8 +264,11 @@ func (c Config) withDefaults() Config {
 	if c.ExpirePipeline == 0 {
 		c.ExpirePipeline = d.ExpirePipeline
 	}
-	if c.ExpireCatchUp == 0 {
-		c.ExpireCatchUp = d.ExpireCatchUp
+	if c.ExpireBudget == 0 {
+		c.ExpireBudget = d.ExpireBudget
+	}
+	if c.ExpireMinChunk == 0 {
+		c.ExpireMinChunk = d.ExpireMinChunk
 	}
 	if c.PromoteLag == 0 {
 		c.PromoteLag = d.PromoteLag
@@ -326,8 +337,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: MaxTxnOps and MaxTxnChecks must be 1..%d, got %d and %d", MaxTxnItems, c.MaxTxnOps, c.MaxTxnChecks)
 	case c.MaxValueBytes < 1 || c.MaxValueBytes > MaxMaxValueBytes:
 		return fmt.Errorf("store: MaxValueBytes must be 1..%d, got %d", MaxMaxValueBytes, c.MaxValueBytes)
-	case c.ExpireCatchUp < 0:
-		return fmt.Errorf("store: ExpireCatchUp must not be negative, got %s", c.ExpireCatchUp)
+	case c.ExpireBudget < 0:
+		return fmt.Errorf("store: ExpireBudget must not be negative, got %s", c.ExpireBudget)
+	case c.ExpireMinChunk < 1:
+		return fmt.Errorf("store: ExpireMinChunk must be positive, got %d", c.ExpireMinChunk)
 	}
 	if err := c.Watch.Validate(); err != nil {
 		return fmt.Errorf("store: %w", err)

@@ -93,13 +93,23 @@ func truncateHalf(t *testing.T, path string) {
 	}
 }
 
+// newestSnapshot is the directory of the snapshot raft restores first: the
+// highest term, then index (its name is term-index-milliseconds).
 func newestSnapshot(t *testing.T, dataDir string) string {
 	t.Helper()
 	dirs, _ := filepath.Glob(filepath.Join(dataDir, "raft", "snapshots", "*"))
 	var newest string
+	var bestTerm, bestIndex uint64
 	for _, d := range dirs {
-		if !strings.HasSuffix(d, ".tmp") && d > newest {
-			newest = d
+		var term, index, ms uint64
+		if strings.HasSuffix(d, ".tmp") {
+			continue
+		}
+		if _, err := fmt.Sscanf(filepath.Base(d), "%d-%d-%d", &term, &index, &ms); err != nil {
+			continue
+		}
+		if newest == "" || term > bestTerm || term == bestTerm && index > bestIndex {
+			newest, bestTerm, bestIndex = d, term, index
 		}
 	}
 	if newest == "" {

@@ -365,11 +365,17 @@ func TestCorruptEntryAtRunTimeFailStops(t *testing.T) {
 // A snapshot that fails its CRC when the leader opens it to send to a
 // follower stops the leader; raft alone would retry forever.
 func TestCorruptSnapshotAtRunTimeFailStops(t *testing.T) {
-	c, _, regs := faultyCluster2(t, func(cfg *Config) { cfg.SnapshotThreshold = 32; cfg.TrailingLogs = 8 })
+	// On bolt: with wal the restarted follower caught up without the leader
+	// opening its snapshot in this setup, for a reason not yet understood;
+	// the guard does not depend on the log store.
+	c, _, regs := faultyCluster2(t, func(cfg *Config) { cfg.SnapshotThreshold = 32; cfg.TrailingLogs = 8; cfg.RaftLog = RaftLogBolt })
 	leader := c.leader()
+	// Stopped, not cut off: a node cut off campaigns, and its higher term
+	// would force an election that the intact third node may win. Briefly:
+	// raft backs off from a peer that keeps failing, up to 40 s.
 	lag := c.followers(leader)[0]
-	c.isolate(lag)
-	for i := range 150 {
+	lag.stop()
+	for i := range 48 {
 		mustSet(t, leader, fmt.Sprintf("k%d", i), fmt.Sprintf("%d", i), 0)
 	}
 	if err := leader.store.raft.Snapshot().Error(); err != nil {
@@ -389,7 +395,7 @@ func TestCorruptSnapshotAtRunTimeFailStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	c.heal()
+	c.restart(lag)
 	waitFor(t, 20*time.Second, leader.id+" to find the damaged snapshot", func() bool { return leader.store.DiskFailure() != nil })
 	checkFailStopped(t, leader, regs[leader.id], leader.store.DiskFailure().Op)
 	if f := leader.store.DiskFailure(); !strings.HasPrefix(f.Op, "open snapshot") {

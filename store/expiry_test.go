@@ -19,7 +19,7 @@ import (
 // costs at least linkDelay whatever the machine's speed: proposing the 40
 // batches one commit at a time takes at least 40 x linkDelay = 6 s, over the
 // bound whatever the machine. The clocks jump an hour past the keys' expiry,
-// so the loop is behind (ExpireCatchUp) from the start and keeps several
+// so the earliest due key is past ExpireBudget from the start and the loop keeps several
 // commands in flight, sharing commits between batches (ideally 10 commits,
 // 1.5 s, with the default pipeline of 4).
 func TestMassExpiryRemovedEverywhereWithinBound(t *testing.T) {
@@ -124,4 +124,32 @@ type slowConn struct {
 func (c *slowConn) Write(p []byte) (int, error) {
 	time.Sleep(c.delay)
 	return c.Conn.Write(p)
+}
+
+// TestExpirePlan: the loop spreads a backlog over the time left in the
+// budget, one round per commit, and hurries only when it must.
+func TestExpirePlan(t *testing.T) {
+	const batch, minChunk, pipeline = 1000, 100, 4
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name         string
+		due          int
+		left, commit time.Duration
+		depth, chunk int
+	}{
+		{"a few due keys go at once", 7, 2000 * ms, 20 * ms, 1, 100},
+		{"nothing due", 0, 2000 * ms, 20 * ms, 1, 100},
+		{"mass expiry spread over the budget", 20000, 2000 * ms, 20 * ms, 1, 200},
+		{"more than one batch per commit pipelines", 100000, 1000 * ms, 40 * ms, 4, 1000},
+		{"two commands of 750", 60000, 1200 * ms, 30 * ms, 2, 750},
+		{"budget spent", 5, 0, 20 * ms, 4, 1000},
+		{"overdue", 100000, -3000 * ms, 20 * ms, 4, 1000},
+		{"less than one commit left", 3000, 10 * ms, 20 * ms, 3, 1000},
+		{"no commit estimate yet", 5000, 2000 * ms, 0, 1, 100},
+	} {
+		depth, chunk := expirePlan(tc.due, tc.left, tc.commit, batch, minChunk, pipeline)
+		if depth != tc.depth || chunk != tc.chunk {
+			t.Errorf("%s: expirePlan(%d, %s, %s) = %d x %d, want %d x %d", tc.name, tc.due, tc.left, tc.commit, depth, chunk, tc.depth, tc.chunk)
+		}
+	}
 }

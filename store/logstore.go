@@ -29,8 +29,10 @@ const (
 	// file in the same directory, written only on elections, so the log and
 	// the state raft needs with it stay in one place.
 	RaftLogWAL = "wal"
-	// DefaultRaftLog is the log store of a new data dir when none is chosen.
-	DefaultRaftLog = RaftLogBolt
+	// DefaultRaftLog is the log store of a new data dir when none is chosen:
+	// wal, for its one fsync per append (docs/raft-log.md, "Which default,
+	// and why"). An existing data dir keeps the store it has.
+	DefaultRaftLog = RaftLogWAL
 )
 
 // Paths of each log store inside <data-dir>/raft; their presence tells which
@@ -147,31 +149,20 @@ func openLogStore(name, raftDir string, hlog hclog.Logger) (logStore, error) {
 		// raft-wal recovers on open: it reads the open tail segment up to
 		// its last commit frame whose running checksum verifies, and ignores
 		// a batch that was written after it but never committed.
-		// The meta store is ours to close: WAL.Close leaves it open (and
-		// locked), so the same process could not open the directory again.
 		if err := verifyBolt(filepath.Join(dir, metadb.FileName)); err != nil {
 			return logStore{}, err
 		}
+		// The meta store is supplied here so that a failed open can release
+		// it (and its file lock); once the WAL is open, WAL.Close closes it.
 		meta := &metadb.BoltMetaDB{}
 		w, err := raftwal.Open(dir, raftwal.WithLogger(hlog.Named("wal")), raftwal.WithMetaStore(meta))
 		if err != nil {
 			meta.Close()
 			return logStore{}, fmt.Errorf("store: open wal raft log %s: %w", dir, err)
 		}
-		closer := walCloser{w, meta}
-		return logStore{name: name, log: w, stable: w, closer: closer}, nil
+		return logStore{name: name, log: w, stable: w, closer: w}, nil
 	}
 	return logStore{}, fmt.Errorf("store: unknown raft log store %q (want %s or %s)", name, RaftLogBolt, RaftLogWAL)
-}
-
-// walCloser closes a WAL, then its meta store.
-type walCloser struct {
-	w    *raftwal.WAL
-	meta *metadb.BoltMetaDB
-}
-
-func (c walCloser) Close() error {
-	return errors.Join(c.w.Close(), c.meta.Close())
 }
 
 // logStoreCollector exports which raft log store this node runs, as an info

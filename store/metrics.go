@@ -45,6 +45,14 @@ type metrics struct {
 
 	expirationsProposed prometheus.Counter
 
+	// readConfirmed counts read indexes confirmed on the leader, by how
+	// (confirmedByCheck, confirmedByVouch); readBatch observes the requests
+	// each read-index round carried, by loop (readBatchLeader: one leadership
+	// check; readBatchFollower: one call to the leader).
+	readConfirmed [3]prometheus.Counter
+	readBatch     [2]prometheus.Observer
+	readVecs      []prometheus.Collector // the vectors behind both, to register
+
 	// quotaExceeded counts writes refused by a storage quota, by limit.
 	quotaExceeded *prometheus.CounterVec
 
@@ -56,7 +64,25 @@ type metrics struct {
 	registered []prometheus.Collector
 }
 
+// Indexes of metrics.readConfirmed and metrics.readBatch.
+const (
+	confirmedByCheck  = 0
+	confirmedByVouch  = 1
+	confirmedByEcho   = 2
+	readBatchLeader   = 0
+	readBatchFollower = 1
+)
+
 func newMetrics() *metrics {
+	readConfirmed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quorumkv_read_index_confirmations_total",
+		Help: "Read-index confirmations on this node as leader, by how: leadership_check (one VerifyLeader heartbeat round, shared by every read queued before it) follower_term (a follower's call confirmed by its own term, no heartbeat) or follower_echo (a round of the leader's own reads confirmed by a follower's later call, no heartbeat).",
+	}, []string{"by"})
+	readBatch := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "quorumkv_read_index_batch_size",
+		Help:    "Read-index requests served together, by loop: leader (requests per leadership-check round, a follower's call counting as one) or follower (reads per call to the leader).",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 .. 256 (a round's batch bound)
+	}, []string{"loop"})
 	m := &metrics{
 		proposals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumkv_raft_proposals_total",
@@ -104,6 +130,12 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(.01, 2.5, 10), // 10 ms .. ~38 s
 		}),
 	}
+	m.readConfirmed[confirmedByCheck] = readConfirmed.WithLabelValues("leadership_check")
+	m.readConfirmed[confirmedByVouch] = readConfirmed.WithLabelValues("follower_term")
+	m.readConfirmed[confirmedByEcho] = readConfirmed.WithLabelValues("follower_echo")
+	m.readBatch[readBatchLeader] = readBatch.WithLabelValues("leader")
+	m.readBatch[readBatchFollower] = readBatch.WithLabelValues("follower")
+	m.readVecs = []prometheus.Collector{readConfirmed, readBatch}
 	for op := range fsm.Op(maxOp) {
 		m.byOp[op].proposals = m.proposals.WithLabelValues(op.String())
 		m.byOp[op].duration = m.applyDuration.WithLabelValues(op.String())
@@ -129,10 +161,10 @@ func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 		return nil
 	}
 	m.reg = reg
-	for _, c := range []prometheus.Collector{
+	for _, c := range append([]prometheus.Collector{
 		m.proposals, m.applyDuration, m.applyBatch, m.writeBatch, m.forwarded, m.forwardDuration,
 		m.expirationsProposed, m.quotaExceeded, m.snapshots, m.snapshotDuration, newStoreCollector(s), newClockCollector(s), newLogStoreCollector(s), newDiskCollector(s), newWatchCollector(s),
-	} {
+	}, m.readVecs...) {
 		if err := reg.Register(c); err != nil {
 			m.unregister()
 			return err

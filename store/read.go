@@ -18,7 +18,10 @@ type readIndexRequest struct {
 	// get, on a follower, names the key a GET will read: if the follower
 	// has not applied the read index yet, the leader reads the key at the
 	// read point and returns it with the index (readat.go).
-	get  *string
+	get *string
+	// seen, on the leader, is its answer counter when the request queued
+	// (readvouch.go): an echo numbered above it confirms the request.
+	seen uint64
 	done chan readIndexResult // buffered(1): the loop never blocks on it
 }
 
@@ -236,7 +239,7 @@ const remoteReadTimeout = 3 * time.Second
 // followerReadIndex queues a request for remoteReadLoop and waits for its
 // answer: concurrent reads on a follower share one call to the leader.
 func (s *Store) followerReadIndex(ctx context.Context, get *string) (readPoint, error) {
-	return submitRead(ctx, s.remoteReads, s.closing, get)
+	return submitRead(ctx, s.remoteReads, s.closing, &readIndexRequest{get: get})
 }
 
 // remoteReadLoop batches a follower's read-index requests: every request
@@ -261,6 +264,15 @@ func (s *Store) remoteReadLoop() {
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, remoteReadTimeout)
 		defer cancel()
+		// This node's term, read after every request of the batch arrived:
+		// the leader may confirm the index with it instead of a leadership
+		// check (termVouch).
+		var vouch termVouch
+		if m := s.echo.got.Load(); m != nil {
+			vouch.echo = *m // before the term: the echo must precede it
+		}
+		vouch.term, vouch.id = s.raft.CurrentTerm(), s.cfg.NodeID
+		s.metrics.readBatch[readBatchFollower].Observe(float64(len(batch)))
 		var keys []string
 		seen := make(map[string]bool)
 		for _, req := range batch {
@@ -274,7 +286,7 @@ func (s *Store) remoteReadLoop() {
 			// brings the GETs' answers (readat.go). Should it fail (a
 			// leader without the method, a refusal), the plain call below
 			// still confirms the index.
-			at, got, err := s.remoteReadIndexGet(ctx, string(addr), keys)
+			at, got, err := s.remoteReadIndexGet(ctx, string(addr), vouch, keys)
 			if err == nil {
 				for _, req := range batch {
 					res := readIndexResult{readPoint: at}
@@ -288,24 +300,25 @@ func (s *Store) remoteReadLoop() {
 			s.log.Debug("read index with GETs failed; asking for the index alone", "err", err)
 		}
 		var res readIndexResult
-		res.index, res.nowMs, res.err = s.remoteReadIndex(ctx, string(addr))
+		res.index, res.nowMs, res.err = s.remoteReadIndex(ctx, string(addr), vouch)
 		res.from = string(addr)
 		answer(res)
 	})
 }
 
-func (s *Store) remoteReadIndex(ctx context.Context, addr string) (uint64, int64, error) {
-	payload, err := s.callLeader(ctx, addr, methodReadIndex, nil)
+func (s *Store) remoteReadIndex(ctx context.Context, addr string, vouch termVouch) (uint64, int64, error) {
+	payload, err := s.callLeader(ctx, addr, methodReadIndex, encodeReadIndexRequest(vouch))
 	if err != nil {
 		if errors.Is(err, transport.ErrNotSent) {
 			return 0, 0, fmt.Errorf("%w: %v", errNotReadyLeader, err)
 		}
 		return 0, 0, err
 	}
-	idx, now, w, err := decodeReadIndexResponse(payload)
+	idx, now, mark, w, err := decodeReadIndexAnswer(payload)
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: malformed read index answer: %w", err)
 	}
+	s.gotMark(mark)
 	if w.status == statusClockOffset {
 		return 0, 0, fmt.Errorf("%w: %w: leader: %s", errNotReadyLeader, ErrClockOffset, w.msg)
 	}
@@ -324,7 +337,7 @@ func (s *Store) leaderReadIndex(ctx context.Context) (uint64, int64, error) {
 		}
 		return 0, 0, errNotReadyLeader
 	}
-	at, err := submitRead(ctx, s.reads, s.closing, nil)
+	at, err := submitRead(ctx, s.reads, s.closing, &readIndexRequest{seen: s.echo.seq.Load()})
 	return at.index, at.nowMs, err
 }
 
@@ -334,8 +347,13 @@ func (s *Store) leaderReadIndex(ctx context.Context) (uint64, int64, error) {
 func (s *Store) readLoop() {
 	defer s.wg.Done()
 	batchReads(s.reads, s.closing, func(batch []*readIndexRequest) {
+		s.metrics.readBatch[readBatchLeader].Observe(float64(len(batch)))
+		var seen uint64
+		for _, req := range batch {
+			seen = max(seen, req.seen)
+		}
 		var res readIndexResult
-		res.index, res.nowMs, res.err = s.confirmReadIndex()
+		res.index, res.nowMs, res.err = s.confirmReadIndex(seen)
 		for _, req := range batch {
 			req.done <- res
 		}
@@ -366,11 +384,11 @@ func (s *Store) verifyLeader() error {
 	}
 }
 
-// submitRead queues a read-index request on queue and waits for its answer
+// submitRead queues req on queue and waits for its answer
 // or ctx. The answer channel is buffered, so the batching loop never blocks
 // on a caller that gave up.
-func submitRead(ctx context.Context, queue chan<- *readIndexRequest, closing <-chan struct{}, get *string) (readPoint, error) {
-	req := &readIndexRequest{get: get, done: make(chan readIndexResult, 1)}
+func submitRead(ctx context.Context, queue chan<- *readIndexRequest, closing <-chan struct{}, req *readIndexRequest) (readPoint, error) {
+	req.done = make(chan readIndexResult, 1)
 	select {
 	case queue <- req:
 	case <-ctx.Done():
@@ -416,9 +434,11 @@ func batchReads(queue <-chan *readIndexRequest, closing <-chan struct{}, confirm
 }
 
 // confirmReadIndex takes the commit index and proves this node was still the
-// leader after taking it. The term's barrier must have committed first, so the
-// commit index covers every entry acknowledged by earlier leaders.
-func (s *Store) confirmReadIndex() (uint64, int64, error) {
+// leader after taking it, by a follower's echo of an answer numbered above
+// seen (readvouch.go) or else a leadership check. The term's barrier must have
+// committed first, so the commit index covers every entry acknowledged by
+// earlier leaders.
+func (s *Store) confirmReadIndex(seen uint64) (uint64, int64, error) {
 	term := s.raft.CurrentTerm()
 	if s.raft.State() != raft.Leader || s.readyTerm.Load() != term {
 		return 0, 0, errNotReadyLeader
@@ -431,6 +451,11 @@ func (s *Store) confirmReadIndex() (uint64, int64, error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w: %w", errNotReadyLeader, err)
 	}
+	if s.echoConfirms(term, seen) && s.raft.CurrentTerm() == term && s.raft.State() == raft.Leader {
+		s.metrics.readConfirmed[confirmedByEcho].Inc()
+		return idx, now, nil
+	}
+	s.metrics.readConfirmed[confirmedByCheck].Inc()
 	if err := s.verifyLeader(); err != nil {
 		return 0, 0, fmt.Errorf("%w: leadership check failed: %v", errNotReadyLeader, err)
 	}

@@ -228,10 +228,19 @@ func decodeReadAtResponse(b []byte) (readAtResult, rpcStatus, string, error) {
 // of reads that includes GETs of keys. got maps each key the leader read
 // (because this node had not applied the index) to its answer; it is nil when
 // the leader found this node caught up.
-func (s *Store) remoteReadIndexGet(ctx context.Context, addr string, keys []string) (readPoint, map[string]*readAtResult, error) {
-	payload, err := s.callLeader(ctx, addr, methodReadIndexGet, encodeReadIndexGetRequest(s.fsm.AppliedIndex(), keys))
+func (s *Store) remoteReadIndexGet(ctx context.Context, addr string, vouch termVouch, keys []string) (readPoint, map[string]*readAtResult, error) {
+	payload, err := s.callLeader(ctx, addr, methodReadIndexGet, encodeReadIndexGetRequest(s.fsm.AppliedIndex(), keys, vouch))
 	if err != nil {
 		return readPoint{}, nil, err
+	}
+	if vouch != (termVouch{}) {
+		d := decoder{b: payload}
+		mark := d.seqMark()
+		if d.err != nil {
+			return readPoint{}, nil, fmt.Errorf("store: malformed read index answer: %w", d.err)
+		}
+		s.gotMark(mark)
+		payload = d.b
 	}
 	at, items, st, msg, err := decodeReadIndexGetResponse(payload, keys)
 	if err != nil {
@@ -247,27 +256,38 @@ func (s *Store) remoteReadIndexGet(ctx context.Context, addr string, keys []stri
 // handleReadIndexGetRPC confirms a read index like methodReadIndex, and reads
 // the request's keys at it when the caller has not applied it.
 func (s *Store) handleReadIndexGetRPC(ctx context.Context, req []byte) ([]byte, error) {
-	applied, keys, err := decodeReadIndexGetRequest(req)
+	applied, keys, vouch, err := decodeReadIndexGetRequest(req)
 	if err != nil {
 		return nil, fmt.Errorf("store: bad read index request: %w", err)
 	}
+	answer := s.readIndexGetAnswer(ctx, applied, keys, vouch)
+	if req[0] != rpcFormatV2 {
+		return answer, nil
+	}
+	// Format 2's answer: the answer's mark (readvouch.go), then format 1's.
+	b := appendSeqMark(make([]byte, 0, 2*binary.MaxVarintLen64+len(answer)), s.answerMark())
+	return append(b, answer...), nil
+}
+
+// readIndexGetAnswer is handleReadIndexGetRPC's answer in format 1.
+func (s *Store) readIndexGetAnswer(ctx context.Context, applied uint64, keys []string, vouch termVouch) []byte {
 	if err := s.authorizePeer(ctx, methodReadIndexGet); err != nil {
 		// The caller falls back to methodReadIndex, which reveals no data.
-		return encodeReadIndexGetResponse(readPoint{}, nil, statusOf(err), errString(err)), nil
+		return encodeReadIndexGetResponse(readPoint{}, nil, statusOf(err), errString(err))
 	}
-	idx, now, err := s.leaderReadIndex(ctx)
+	idx, now, err := s.readIndexFor(ctx, vouch)
 	if err != nil {
-		return encodeReadIndexGetResponse(readPoint{}, nil, statusOf(err), errString(err)), nil
+		return encodeReadIndexGetResponse(readPoint{}, nil, statusOf(err), errString(err))
 	}
 	at := readPoint{index: idx, nowMs: now}
 	if applied >= idx {
-		return encodeReadIndexGetResponse(at, nil, statusOK, ""), nil
+		return encodeReadIndexGetResponse(at, nil, statusOK, "")
 	}
 	wctx, cancel := context.WithTimeout(ctx, readAtTimeout)
 	defer cancel()
 	if s.fsm.WaitApplied(wctx, idx) != nil {
 		// The caller will wait for its own state machine instead.
-		return encodeReadIndexGetResponse(at, nil, statusOK, ""), nil
+		return encodeReadIndexGetResponse(at, nil, statusOK, "")
 	}
 	items := make([]*Item, len(keys))
 	budget := readAtMaxAnswerBytes
@@ -282,55 +302,70 @@ func (s *Store) handleReadIndexGetRPC(ctx context.Context, req []byte) ([]byte, 
 		}
 		items[i] = &Item{Key: key, Value: e.Value, Version: e.Revision, ExpiresAt: msTime(e.ExpiresAt)}
 	}
-	return encodeReadIndexGetResponse(at, items, statusOK, ""), nil
+	return encodeReadIndexGetResponse(at, items, statusOK, "")
 }
 
-// Request: rpcFormat, applied index, key count, keys. Answer: rpcFormat,
+// Request: rpcFormat, applied index, key count, keys; or rpcFormatV2, the
+// same fields, then the sender's term and id (readvouch.go). Answer: rpcFormat,
 // status, index, nowMs, message, then 0 (no items) or 1 and per requested key
 // one byte (0 left out, 1 missing or expired, 2 found) and for a found key its
 // value, version and expiresAt (Unix ms, 0 = never).
 
-func encodeReadIndexGetRequest(applied uint64, keys []string) []byte {
-	n := 16
+// encodeReadIndexGetRequest encodes format 1 when vouch is zero, else
+// format 2 with it.
+func encodeReadIndexGetRequest(applied uint64, keys []string, vouch termVouch) []byte {
+	n := 32 + len(vouch.id)
 	for _, k := range keys {
 		n += len(k) + binary.MaxVarintLen64
 	}
 	b := make([]byte, 0, n)
-	b = append(b, rpcFormat)
+	if vouch == (termVouch{}) {
+		b = append(b, rpcFormat)
+	} else {
+		b = append(b, rpcFormatV2)
+	}
 	b = binary.AppendUvarint(b, applied)
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
 		b = binary.AppendUvarint(b, uint64(len(k)))
 		b = append(b, k...)
 	}
+	if vouch != (termVouch{}) {
+		b = appendTermVouch(b, vouch)
+	}
 	return b
 }
 
-func decodeReadIndexGetRequest(b []byte) (uint64, []string, error) {
+func decodeReadIndexGetRequest(b []byte) (uint64, []string, termVouch, error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != rpcFormat && d.err == nil {
-		return 0, nil, fmt.Errorf("unsupported format %d", v)
+	format := d.byte()
+	if format != rpcFormat && format != rpcFormatV2 && d.err == nil {
+		return 0, nil, termVouch{}, fmt.Errorf("unsupported format %d", format)
 	}
 	applied := d.uvarint()
 	n := d.uvarint()
 	if d.err == nil && (n < 1 || n > readAtMaxLimit) {
-		return 0, nil, fmt.Errorf("%d keys: want 1..%d", n, readAtMaxLimit)
+		return 0, nil, termVouch{}, fmt.Errorf("%d keys: want 1..%d", n, readAtMaxLimit)
 	}
 	keys := make([]string, 0, n)
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		k := d.bytes()
 		if len(k) > readAtMaxKeyBytes {
-			return 0, nil, fmt.Errorf("key over %d bytes", readAtMaxKeyBytes)
+			return 0, nil, termVouch{}, fmt.Errorf("key over %d bytes", readAtMaxKeyBytes)
 		}
 		keys = append(keys, string(k))
 	}
+	var vouch termVouch
+	if format == rpcFormatV2 {
+		vouch = d.termVouch()
+	}
 	switch {
 	case d.err != nil:
-		return 0, nil, d.err
+		return 0, nil, termVouch{}, d.err
 	case len(d.b) != 0:
-		return 0, nil, errors.New("trailing bytes")
+		return 0, nil, termVouch{}, errors.New("trailing bytes")
 	}
-	return applied, keys, nil
+	return applied, keys, vouch, nil
 }
 
 // encodeReadIndexGetResponse encodes items (nil: none) in the request's key

@@ -162,19 +162,31 @@ func TestReadAtWireFormat(t *testing.T) {
 
 func TestReadIndexGetWireFormat(t *testing.T) {
 	keys := []string{"a", "b", "c"}
-	applied, got, err := decodeReadIndexGetRequest(encodeReadIndexGetRequest(7, keys))
-	if err != nil || applied != 7 || !slices.Equal(got, keys) {
-		t.Fatalf("request round trip: %d %v %v", applied, got, err)
+	applied, got, vouch, err := decodeReadIndexGetRequest(encodeReadIndexGetRequest(7, keys, termVouch{}))
+	if err != nil || applied != 7 || !slices.Equal(got, keys) || vouch != (termVouch{}) {
+		t.Fatalf("request round trip: %d %v %+v %v", applied, got, vouch, err)
+	}
+	v := termVouch{term: 12, id: "n2"}
+	b := encodeReadIndexGetRequest(7, keys, v)
+	if b[0] != rpcFormatV2 {
+		t.Fatalf("a request with a vouch is format %d, want %d", b[0], rpcFormatV2)
+	}
+	applied, got, vouch, err = decodeReadIndexGetRequest(b)
+	if err != nil || applied != 7 || !slices.Equal(got, keys) || vouch != v {
+		t.Fatalf("request with vouch round trip: %d %v %+v %v", applied, got, vouch, err)
 	}
 	for name, b := range map[string][]byte{
-		"empty":     nil,
-		"no keys":   encodeReadIndexGetRequest(7, nil),
-		"long key":  encodeReadIndexGetRequest(7, []string{strings.Repeat("k", readAtMaxKeyBytes+1)}),
-		"trailing":  append(encodeReadIndexGetRequest(7, keys), 0),
-		"truncated": encodeReadIndexGetRequest(7, keys)[:4],
-		"format":    append([]byte{9}, encodeReadIndexGetRequest(7, keys)[1:]...),
+		"empty":       nil,
+		"no keys":     encodeReadIndexGetRequest(7, nil, termVouch{}),
+		"long key":    encodeReadIndexGetRequest(7, []string{strings.Repeat("k", readAtMaxKeyBytes+1)}, termVouch{}),
+		"trailing":    append(encodeReadIndexGetRequest(7, keys, termVouch{}), 0),
+		"truncated":   encodeReadIndexGetRequest(7, keys, termVouch{})[:4],
+		"format":      append([]byte{9}, encodeReadIndexGetRequest(7, keys, termVouch{})[1:]...),
+		"no vouch":    append([]byte{rpcFormatV2}, encodeReadIndexGetRequest(7, keys, termVouch{})[1:]...),
+		"long id":     encodeReadIndexGetRequest(7, keys, termVouch{term: 1, id: strings.Repeat("n", maxVouchIDBytes+1)}),
+		"vouch trail": append(encodeReadIndexGetRequest(7, keys, v), 0),
 	} {
-		if _, _, err := decodeReadIndexGetRequest(b); err == nil {
+		if _, _, _, err := decodeReadIndexGetRequest(b); err == nil {
 			t.Errorf("%s: decoded", name)
 		}
 	}
@@ -216,7 +228,9 @@ func FuzzDecodeReadAt(f *testing.F) {
 	at := readPoint{index: 9, nowMs: 1_700_000_000_000}
 	f.Add(encodeReadAtRequest(readAtRequest{readPoint: at, key: "k"}))
 	f.Add(encodeReadAtRequest(readAtRequest{readPoint: at, list: true, key: "p/", after: "p/a", limit: 10}))
-	f.Add(encodeReadIndexGetRequest(3, []string{"a", "b"}))
+	f.Add(encodeReadIndexGetRequest(3, []string{"a", "b"}, termVouch{}))
+	f.Add(encodeReadIndexGetRequest(3, []string{"a", "b"}, termVouch{term: 4, id: "n1"}))
+	f.Add(encodeReadIndexRequest(termVouch{term: 4, id: "n1"}))
 	f.Add(encodeReadAtResponse(readAtResult{items: []Item{{Key: "a", Value: []byte("1"), Version: 2}}}, statusOK, ""))
 	f.Add(encodeReadIndexGetResponse(at, []*Item{{Key: "a", Value: []byte("1")}, {}, nil}, statusOK, ""))
 	f.Add([]byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
@@ -227,10 +241,15 @@ func FuzzDecodeReadAt(f *testing.F) {
 				t.Fatalf("read request round trip: %+v -> %+v, %v", r, again, err)
 			}
 		}
-		if applied, keys, err := decodeReadIndexGetRequest(b); err == nil {
-			a2, k2, err := decodeReadIndexGetRequest(encodeReadIndexGetRequest(applied, keys))
-			if err != nil || a2 != applied || !slices.Equal(k2, keys) {
-				t.Fatalf("read index request round trip: %d %q -> %d %q, %v", applied, keys, a2, k2, err)
+		if applied, keys, v, err := decodeReadIndexGetRequest(b); err == nil {
+			a2, k2, v2, err := decodeReadIndexGetRequest(encodeReadIndexGetRequest(applied, keys, v))
+			if err != nil || a2 != applied || !slices.Equal(k2, keys) || v2 != v {
+				t.Fatalf("read index request round trip: %d %q %+v -> %d %q %+v, %v", applied, keys, v, a2, k2, v2, err)
+			}
+		}
+		if v, err := decodeReadIndexRequest(b); err == nil && len(b) > 0 {
+			if v2, err := decodeReadIndexRequest(encodeReadIndexRequest(v)); err != nil || v2 != v {
+				t.Fatalf("plain read index request round trip: %+v -> %+v, %v", v, v2, err)
 			}
 		}
 		decodeReadAtResponse(b)
@@ -267,7 +286,7 @@ func TestForwardedReadsNeedAnAuthenticatedPeer(t *testing.T) {
 	s := leader.store
 	ctx := ctxTimeout(t, 5*time.Second)
 
-	payload, err := s.handleReadIndexGetRPC(ctx, encodeReadIndexGetRequest(0, []string{"secret"}))
+	payload, err := s.handleReadIndexGetRPC(ctx, encodeReadIndexGetRequest(0, []string{"secret"}, termVouch{}))
 	if err != nil {
 		t.Fatal(err)
 	}

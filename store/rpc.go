@@ -62,10 +62,18 @@ func (s *Store) serveWrite(ctx context.Context, req []byte) ([]byte, error) {
 }
 
 // serveReadIndex serves methodReadIndex: a confirmed read index and the
-// leader's clock at it. It reveals no data, so it answers any caller.
-func (s *Store) serveReadIndex(ctx context.Context, _ []byte) ([]byte, error) {
-	idx, now, err := s.leaderReadIndex(ctx)
-	return encodeReadIndexResponse(idx, now, toWire(err)), nil
+// leader's clock at it. It reveals no data, so it answers any caller; only a
+// member's authenticated call may have it confirmed by its term (readvouch.go).
+func (s *Store) serveReadIndex(ctx context.Context, req []byte) ([]byte, error) {
+	vouch, err := decodeReadIndexRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("store: bad read index request: %w", err)
+	}
+	idx, now, err := s.readIndexFor(ctx, vouch)
+	if len(req) == 0 {
+		return encodeReadIndexResponse(idx, now, toWire(err)), nil
+	}
+	return encodeReadIndexAnswer(idx, now, toWire(err), s.answerMark()), nil
 }
 
 // serveRestore serves methodRestore for an authenticated member.

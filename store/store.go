@@ -44,6 +44,9 @@ type Store struct {
 	// remoteReads carries a follower's read-index requests to
 	// remoteReadLoop, which asks the leader once per batch.
 	remoteReads chan *readIndexRequest
+	// echo is the state behind leader reads confirmed by followers' calls
+	// (readvouch.go, "A follower's next call confirms the leader's reads").
+	echo echoState
 
 	// readyTerm is the term in which this node, as leader, has committed its
 	// barrier command; 0 when it is not a ready leader. Read by readLoop.
@@ -116,6 +119,7 @@ func Open(cfg Config, mux *transport.Mux) (*Store, error) {
 		rpc:           transport.NewClient(transport.ClientConfig{Logger: cfg.Logger, TLS: mux.PeerTLS(), MaxFrameBytes: mux.MaxFrameBytes()}),
 		reads:         make(chan *readIndexRequest, 1024),
 		remoteReads:   make(chan *readIndexRequest, 1024),
+		echo:          echoState{wake: make(chan struct{}, 1)},
 		leaderChanged: make(chan struct{}),
 		observerCh:    make(chan raft.Observation, 64),
 		notifyCh:      make(chan bool, 16),

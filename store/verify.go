@@ -63,13 +63,12 @@ func verifyBolt(path string) error {
 
 // verifyLog reads every entry of the log once, through its checksums.
 //
-// It also catches what raft-wal v0.4.0 leaves behind when raft truncates the
-// log's suffix (a follower dropping entries a deposed leader never
-// committed): the tail segment is marked sealed without its index, so after
-// a restart every read in it fails ("sealed segment has no index block"),
-// and raft.NewRaft would panic on the first one. It costs what raft's own
-// scan of the log at startup costs: the log holds at most about
-// SnapshotThreshold+TrailingLogs entries.
+// Besides damaged entries it turns an unreadable log into a refusal that
+// says what to do, where raft.NewRaft would panic on the first entry it
+// cannot read (raft-wal before v0.4.1 left such a log after raft truncated
+// its suffix and the node restarted). It reads at most about
+// SnapshotThreshold+TrailingLogs entries (BenchmarkOpenLogStore,
+// BenchmarkStartupVerify1M).
 func verifyLog(s raft.LogStore, file string) error {
 	first, err := s.FirstIndex()
 	if err != nil {

@@ -27,7 +27,9 @@ func TestCorruptNodeRefusesThenWipeAndRejoin(t *testing.T) {
 	waitUntil(t, 15*time.Second, "n1 leads", n1.store.IsLeader)
 	dir3 := t.TempDir()
 	n2, _ := startTestNode(t, nil, "--api-key", "secret", "--id", "n2", "--data-dir", t.TempDir(), "--join", base1)
-	n3, stop3 := startTestNode(t, nil, "--api-key", "secret", "--id", "n3", "--data-dir", dir3, "--join", base1)
+	// n3 on bolt, whose file the test edits (the wal store is damaged in
+	// the store's tests).
+	n3, stop3 := startTestNode(t, nil, "--api-key", "secret", "--id", "n3", "--data-dir", dir3, "--join", base1, "--raft-log", "bolt")
 	waitVoters(t, base1, 3)
 
 	acked := map[string]string{}

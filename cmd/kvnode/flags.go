@@ -26,7 +26,7 @@ import (
 const defaultMaxDataBytes = 2 << 30
 
 // raftLogHelp is --raft-log's help text.
-const raftLogHelp = "raft log store of a new data dir: bolt (raft-boltdb, two fsyncs per append) or wal (raft-wal, one fsync per append: up to x2 PUT throughput in BENCHMARKS.md, but its v0.4.0 cannot reopen a log whose tail raft truncated, so a node may need replacing after a partition and a restart); empty = the store the data dir already has, or " +
+const raftLogHelp = "raft log store of a new data dir: bolt (raft-boltdb, two fsyncs per append) or wal (raft-wal, one fsync per append; BENCHMARKS.md compares them); empty = the store the data dir already has, or " +
 	store.DefaultRaftLog + " for a new one. A data dir keeps the store it was created with: naming the other one is a startup error; to move a node, replace it (remove, wipe the data dir, rejoin; see docs/raft-log.md)"
 
 // options is everything kvnode reads from its command line and environment.

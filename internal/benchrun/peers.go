@@ -15,7 +15,9 @@ const peersUsage = `peers-median.sh - the peer comparison: the shared peer harne
 (../shared/bench/peers.sh: etcd and our cluster under the same wrk load)
 run RUNS times (default 3) against a fresh local three-node cluster, then a
 table of medians per target row: our req/s, etcd's, the ratio (median of the
-per-run ratios) and both p99s.
+per-run ratios) and both p99s; then our PUT rows against the same run's Redis
+SET with appendonly yes and appendfsync always (the durability-matched
+single-node ceiling), medians the same way.
 
   scripts/peers-median.sh                 # 3 runs, ~10 minutes
   RUNS=1 scripts/peers-median.sh          # one run
@@ -39,8 +41,12 @@ func peersMedianTable(w io.Writer, runs []string) {
 	ours := map[key][]peerCell{}
 	theirs := map[key][]peerCell{}
 	ratios := map[key][]float64{}
+	redis := map[key][]peerCell{}      // the run's Redis SET (appendfsync always), per PUT row
+	redisRatios := map[key][]float64{} // our PUT req/s over it
+	oursR := map[key][]peerCell{}      // our PUT rows of the runs that have it
 	for _, table := range runs {
 		etcd := map[key]peerCell{}
+		redisSet, haveRedis := redisAlwaysSet(table)
 		for _, line := range strings.Split(table, "\n") {
 			f := strings.Split(line, "|")
 			if len(f) < 9 || !(strings.HasPrefix(line, "| etcd") || strings.HasPrefix(line, "| ours")) {
@@ -68,6 +74,11 @@ func peersMedianTable(w io.Writer, runs []string) {
 				theirs[k] = append(theirs[k], e)
 				ratios[k] = append(ratios[k], rps/e.rps)
 			}
+			if k.op == "kv-put" && haveRedis {
+				oursR[k] = append(oursR[k], peerCell{rps, p99})
+				redis[k] = append(redis[k], redisSet)
+				redisRatios[k] = append(redisRatios[k], rps/redisSet.rps)
+			}
 		}
 	}
 	med := func(cs []peerCell, p99 bool) float64 {
@@ -81,20 +92,71 @@ func peersMedianTable(w io.Writer, runs []string) {
 		}
 		return Median(v)
 	}
+	// perRun prints ratios with three decimals; their median is taken of
+	// the printed values, so a reader can check it against the column.
+	perRun := func(ratios []float64) (string, float64) {
+		var per []string
+		var rs []float64
+		for _, r := range ratios {
+			s := fmt.Sprintf("%.3f", r)
+			per = append(per, s)
+			v, _ := strconv.ParseFloat(s, 64)
+			rs = append(rs, v)
+		}
+		return strings.Join(per, " "), Median(rs)
+	}
 	fmt.Fprintf(w, "| op | node | conns | ours req/s | etcd req/s | ratio (median of %d) | ratios per run | p99 ours ms | p99 etcd ms |\n", len(runs))
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, k := range order {
-		var per []string
-		var rs []float64
-		for _, r := range ratios[k] {
-			s := fmt.Sprintf("%.3f", r)
-			per = append(per, s)
-			v, _ := strconv.ParseFloat(s, 64) // the median is of the printed ratios
-			rs = append(rs, v)
-		}
+		per, m := perRun(ratios[k])
 		fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.0f | ×%.2f | %s | %.1f | %.1f |\n", k.op, k.node, k.conns, med(ours[k], false),
-			med(theirs[k], false), Median(rs), strings.Join(per, " "), med(ours[k], true), med(theirs[k], true))
+			med(theirs[k], false), m, per, med(ours[k], true), med(theirs[k], true))
 	}
+	if len(redis) == 0 {
+		return
+	}
+	nRedis := 0
+	for _, cs := range redis {
+		nRedis = max(nRedis, len(cs))
+	}
+	// Redis with appendfsync always (one fsync per write, no replication)
+	// is the durability-matched single-node ceiling; redis-benchmark runs it
+	// at 64 connections, so the c64 rows are the like-for-like ones.
+	fmt.Fprintf(w, "\n| op | node | conns | ours req/s | Redis SET (appendfsync always, c64) req/s | ratio (median of %d) | ratios per run | p99 ours ms | p99 Redis ms |\n", nRedis)
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	for _, k := range order {
+		if len(redis[k]) == 0 {
+			continue
+		}
+		per, m := perRun(redisRatios[k])
+		fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.0f | ×%.2f | %s | %.1f | %.1f |\n", k.op, k.node, k.conns, med(oursR[k], false),
+			med(redis[k], false), m, per, med(oursR[k], true), med(redis[k], true))
+	}
+}
+
+// redisAlwaysSet finds the SET row of the Redis run with appendonly yes and
+// appendfsync always in one peers.sh table ("| redis 7.0.15 (aof-always) |
+// set | single | 64 | 41000 | 0.9 | 2.1 | ...").
+func redisAlwaysSet(table string) (peerCell, bool) {
+	for _, line := range strings.Split(table, "\n") {
+		f := strings.Split(line, "|")
+		if len(f) < 9 || !strings.HasPrefix(line, "| redis") {
+			continue
+		}
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		if !strings.Contains(f[1], "(aof-always)") || f[2] != "set" {
+			continue
+		}
+		rps, err := strconv.ParseFloat(f[5], 64)
+		if err != nil || rps <= 0 {
+			return peerCell{}, false
+		}
+		p99, _ := strconv.ParseFloat(f[7], 64)
+		return peerCell{rps, p99}, true
+	}
+	return peerCell{}, false
 }
 
 // PeersMedian is scripts/peers-median.sh.
