@@ -50,10 +50,15 @@ type diskGuard struct {
 	failed *DiskFailure
 	// failedCh is closed when failed is set.
 	failedCh chan struct{}
+	// stoppedCh is closed once raft has shut down after the failure. It, not
+	// raft.State, says raft stopped: raft's leader loop sets Follower after
+	// a failed write, and that can overwrite the Shutdown state a concurrent
+	// Shutdown has just set.
+	stoppedCh chan struct{}
 }
 
 func newDiskGuard(log raft.LogStore, stable raft.StableStore) *diskGuard {
-	return &diskGuard{log: log, stable: stable, failedCh: make(chan struct{})}
+	return &diskGuard{log: log, stable: stable, failedCh: make(chan struct{}), stoppedCh: make(chan struct{})}
 }
 
 // failure returns the failure that stopped the node, or nil.
@@ -200,6 +205,19 @@ func (s *Store) DiskFailure() *DiskFailure {
 	return s.disk.failure()
 }
 
+// raftStoppedByDisk reports whether raft has shut down after a disk failure.
+func (s *Store) raftStoppedByDisk() bool {
+	if s.disk == nil {
+		return false
+	}
+	select {
+	case <-s.disk.stoppedCh:
+		return true
+	default:
+		return false
+	}
+}
+
 // diskErr is ErrDiskFailed with what happened and what to do, or nil.
 func (s *Store) diskErr() error {
 	f := s.DiskFailure()
@@ -228,6 +246,7 @@ func (s *Store) watchDisk() {
 	if err := s.raft.Shutdown().Error(); err != nil {
 		s.log.Warn("raft shutdown after the disk failure", "err", err)
 	}
+	close(s.disk.stoppedCh)
 	s.log.Info("raft stopped after the disk failure; the node keeps answering HTTP with 503 disk_error until it is restarted")
 }
 

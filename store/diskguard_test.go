@@ -186,7 +186,7 @@ func (w *ackedWriter) count() int {
 func checkFailStopped(t *testing.T, nd *testNode, reg *prometheus.Registry, op string) {
 	t.Helper()
 	waitFor(t, 10*time.Second, nd.id+" to stop raft after its disk failed", func() bool {
-		return nd.store.DiskFailure() != nil && nd.store.raft.State() == raft.Shutdown
+		return nd.store.DiskFailure() != nil && nd.store.raftStoppedByDisk()
 	})
 	if f := nd.store.DiskFailure(); f.Op != op || f.Err == "" {
 		t.Errorf("DiskFailure = %+v, want op %q", f, op)

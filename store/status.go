@@ -24,6 +24,9 @@ func (s *Store) Status(ctx context.Context) (Status, error) {
 		Build:        s.localBuild(),
 		DiskFailure:  s.DiskFailure(),
 	}
+	if s.raftStoppedByDisk() {
+		st.State = raft.Shutdown.String() // see diskGuard.stoppedCh
+	}
 	f := s.raft.GetConfiguration()
 	if _, err := s.waitFuture(ctx, f); err != nil {
 		return Status{}, fmt.Errorf("store: read configuration: %w", err)
