@@ -239,16 +239,6 @@ func encodeReadIndexResponse(idx uint64, nowMs int64, w wireError) []byte {
 	return appendString(b, w.msg)
 }
 
-func decodeReadIndexResponse(b []byte) (uint64, int64, wireError, error) {
-	d := decoder{b: b}
-	d.format(rpcFormat)
-	w := wireError{status: rpcStatus(d.byte())}
-	idx := d.uvarint()
-	now := d.varint()
-	w.msg = d.string()
-	return idx, now, w, d.err
-}
-
 func flag(v bool) byte {
 	if v {
 		return 1

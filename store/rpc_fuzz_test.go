@@ -58,6 +58,6 @@ func FuzzDecodeResponses(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeWriteResponse(b)
-		decodeReadIndexResponse(b)
+		decodeReadIndexAnswer(b)
 	})
 }

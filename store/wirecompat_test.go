@@ -126,12 +126,12 @@ func TestOldAnswerFramesDecode(t *testing.T) {
 		sameBytes(t, name, encodeWriteResponse(writeResult{}, toWire(c.err), rpcFormatV2))
 	}
 
-	idx, now, w, err := decodeReadIndexResponse(oldFrame(t, "readIndexResp"))
+	idx, now, _, w, err := decodeReadIndexAnswer(oldFrame(t, "readIndexResp"))
 	if err != nil || idx != 99 || now != 1700000000123 || w.err() != nil {
 		t.Errorf("read index answer: %d %d %+v %v", idx, now, w, err)
 	}
 	sameBytes(t, "readIndexResp", encodeReadIndexResponse(99, 1700000000123, wireError{}))
-	if _, _, w, err = decodeReadIndexResponse(oldFrame(t, "readIndexRespClock")); err != nil || w.status != statusClockOffset {
+	if _, _, _, w, err = decodeReadIndexAnswer(oldFrame(t, "readIndexRespClock")); err != nil || w.status != statusClockOffset {
 		t.Errorf("read index refused for the clock: %+v %v", w, err)
 	}
 
