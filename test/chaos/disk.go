@@ -19,9 +19,9 @@ import (
 // stall its fsyncs or fail its disk I/O.
 
 // mountDisks mounts one faultfs per node over <dir>/disks/<id>/backing at
-// the node's data dir. It skips the test where FUSE cannot be used. The
-// mounts live under a shared bind mount so the nodes' mount namespaces
-// (ip netns exec) follow every unmount and remount.
+// the node's data dir. It skips the test where FUSE cannot be used. Each
+// mount is shared (faultfs.Mount), so the nodes' mount namespaces (ip netns
+// exec) follow every unmount and remount.
 func mountDisks(t *testing.T, dir string, nodes []*node) {
 	if err := faultfs.Available(); err != nil {
 		t.Skipf("disk fault scenario: %v", err)
@@ -30,15 +30,6 @@ func mountDisks(t *testing.T, dir string, nodes []*node) {
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	unshare, err := faultfs.SharedDir(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := unshare(); err != nil {
-			t.Errorf("unmount %s: %v", base, err)
-		}
-	})
 	for _, n := range nodes {
 		mnt, backing := filepath.Join(base, n.id, "data"), filepath.Join(base, n.id, "backing")
 		for _, d := range []string{mnt, backing} {

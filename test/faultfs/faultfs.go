@@ -25,6 +25,7 @@ type FS struct {
 
 	mu     sync.Mutex // guards server across remounts
 	server *fuse.Server
+	shared bool // Dir is bind-mounted on itself as a shared mount (see share)
 
 	// off is non-nil from Cut to the end of PowerLoss, and closed when the
 	// requests it holds may return.
@@ -71,10 +72,48 @@ func Mount(dir, backing string) (*FS, error) {
 		return nil, err
 	}
 	f := &FS{Dir: dir, backing: backing, disk: newDisk(backing, trash)}
+	if err := f.share(); err != nil {
+		return nil, err
+	}
 	if err := f.mount(); err != nil {
+		f.unshare()
 		return nil, err
 	}
 	return f, nil
+}
+
+// share bind-mounts Dir on itself and makes that mount shared, so the FUSE
+// mount made on it is shared too. Any process may create a mount namespace
+// while the file system is mounted (ip netns exec makes one per command, a
+// container runtime one per container, another test in the same run among
+// them); the namespace gets a copy of every mount, and the kernel keeps a
+// FUSE connection open while any copy exists. On a host whose / is a
+// private mount a copy of a private mount never sees our unmount, so the
+// connection, and unmount, would wait for that namespace to end. Copies of
+// a shared mount are its peers (or, after ip netns exec turns everything
+// into slaves, its slaves), and an unmount here reaches them all.
+func (f *FS) share() error {
+	if err := syscall.Mount(f.Dir, f.Dir, "", syscall.MS_BIND, ""); err != nil {
+		return fmt.Errorf("faultfs: bind %s on itself: %w", f.Dir, err)
+	}
+	if err := syscall.Mount("", f.Dir, "", syscall.MS_SHARED, ""); err != nil {
+		syscall.Unmount(f.Dir, syscall.MNT_DETACH)
+		return fmt.Errorf("faultfs: make %s shared: %w", f.Dir, err)
+	}
+	f.shared = true
+	return nil
+}
+
+// unshare removes share's bind mount once the FUSE mount on it is gone.
+func (f *FS) unshare() error {
+	if !f.shared {
+		return nil
+	}
+	f.shared = false
+	if err := syscall.Unmount(f.Dir, syscall.MNT_DETACH); err != nil {
+		return fmt.Errorf("faultfs: unmount the bind of %s: %w", f.Dir, err)
+	}
+	return nil
 }
 
 func (f *FS) mount() error {
@@ -119,7 +158,7 @@ func (f *FS) unmount() error {
 	// umount(2) directly (go-fuse's Unmount runs fusermount, which a
 	// machine may lack); the serve loop ends once the kernel ends the
 	// connection, which it does only when no mount namespace holds a copy
-	// of the mount any more (see SharedDir).
+	// of the mount any more (see share).
 	var err error
 	for i := 0; i < 50; i++ {
 		if err = syscall.Unmount(f.Dir, 0); err != syscall.EBUSY {
@@ -143,25 +182,8 @@ func (f *FS) unmount() error {
 		return nil
 	case <-time.After(15 * time.Second):
 		return fmt.Errorf("faultfs: %s unmounted, but its FUSE connection is still held 15 s later: another mount namespace "+
-			"keeps a copy of the mount (mount it under a SharedDir), or a file on it is still open", f.Dir)
+			"keeps a private copy of the mount, or a file on it is still open", f.Dir)
 	}
-}
-
-// SharedDir bind-mounts dir on itself as a shared mount, and returns the
-// function that undoes it. Mount namespaces created afterwards (ip netns
-// exec makes one per command, its mounts slaves of the parent's) then see
-// every FS mounted under dir come and go; without it each keeps a private
-// copy of the mounts that existed when it was made, which holds their FUSE
-// connections open after they are unmounted here.
-func SharedDir(dir string) (func() error, error) {
-	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
-		return nil, fmt.Errorf("faultfs: bind %s: %w", dir, err)
-	}
-	if err := syscall.Mount("", dir, "", syscall.MS_SHARED, ""); err != nil {
-		syscall.Unmount(dir, syscall.MNT_DETACH)
-		return nil, fmt.Errorf("faultfs: make %s shared: %w", dir, err)
-	}
-	return func() error { return syscall.Unmount(dir, syscall.MNT_DETACH) }, nil
 }
 
 // Unmount detaches the file system cleanly, as an orderly shutdown would:
@@ -169,6 +191,9 @@ func SharedDir(dir string) (func() error, error) {
 // has exited.
 func (f *FS) Unmount() error {
 	err := f.unmount()
+	if uerr := f.unshare(); err == nil {
+		err = uerr
+	}
 	f.disk.forget()
 	return err
 }

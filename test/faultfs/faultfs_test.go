@@ -564,3 +564,93 @@ func TestCutStopsSyncs(t *testing.T) {
 	t.Logf("power loss: %s", loss)
 	wantContent(t, f.path("f"), []byte("before"))
 }
+
+// A mount namespace made while the file system is mounted (here by
+// unshare, as ip netns exec and container runtimes do, by another test of
+// the same run) holds a copy of the mount. The power loss's remount and the
+// final unmount must reach that copy instead of waiting for the namespace
+// to end: on a host whose / is private, a private copy would keep the FUSE
+// connection open and both would fail after their 15 s wait.
+func TestUnmountReachesOtherMountNamespaces(t *testing.T) {
+	f := mountT(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1) from util-linux")
+	}
+	writeFile(t, f.path("a"), []byte("synced"), true)
+	syncPath(t, f.Dir)
+
+	// The propagation ip netns exec gives its namespaces: every mount a
+	// slave of the one it copies.
+	ns := exec.Command("unshare", "--mount", "--propagation", "slave", "sleep", "600")
+	if err := ns.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ns.Process.Kill()
+		ns.Wait()
+	})
+	// fuseMounts lists the devices (major:minor, one per connection) of
+	// the FUSE mounts at f.Dir in the mount namespace of pid. (The bind
+	// under it stays in the other namespace after Unmount: its parent
+	// mount is not shared, so its unmount does not propagate. It holds no
+	// connection.)
+	fuseMounts := func(pid string) []string {
+		b, err := os.ReadFile("/proc/" + pid + "/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var devs []string
+		for _, line := range strings.Split(string(b), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 5 || fields[4] != f.Dir {
+				continue
+			}
+			if _, after, ok := strings.Cut(line, " - "); ok && strings.HasPrefix(after, "fuse") {
+				devs = append(devs, fields[2])
+			}
+		}
+		return devs
+	}
+	other := fmt.Sprint(ns.Process.Pid)
+	// sameMounts reports whether the other namespace has exactly our FUSE
+	// mount at f.Dir, and not a stale copy of an earlier one.
+	sameMounts := func() bool {
+		return fmt.Sprint(fuseMounts(other)) == fmt.Sprint(fuseMounts("self"))
+	}
+	// Wait until unshare has made the namespace, set its propagation and
+	// run sleep in it (before that its mounts are ours).
+	waitFor(t, func() bool {
+		comm, _ := os.ReadFile("/proc/" + other + "/comm")
+		theirs, _ := os.Readlink("/proc/" + other + "/ns/mnt")
+		ours, _ := os.Readlink("/proc/self/ns/mnt")
+		return string(comm) == "sleep\n" && theirs != ours
+	}, "unshare to run sleep in a new mount namespace")
+	if !sameMounts() {
+		t.Fatalf("the new namespace has FUSE mounts %v at %s, want a copy of ours %v", fuseMounts(other), f.Dir, fuseMounts("self"))
+	}
+
+	powerLoss(t, f)
+	wantContent(t, f.path("a"), []byte("synced"))
+	if !sameMounts() {
+		t.Fatalf("after the power loss the other namespace has FUSE mounts %v at %s, want ours %v",
+			fuseMounts(other), f.Dir, fuseMounts("self"))
+	}
+	if err := f.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	if devs := fuseMounts(other); len(devs) != 0 {
+		t.Fatalf("after Unmount the other namespace still has FUSE mounts %v at %s", devs, f.Dir)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
