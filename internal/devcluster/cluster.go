@@ -206,13 +206,52 @@ func (c *Cluster) Pid(n int) (int, bool) {
 
 // paused reports whether pid is stopped (state T or t in /proc/PID/stat).
 func paused(pid int) bool {
+	state, _, ok := procStat(pid)
+	return ok && (state == 'T' || state == 't')
+}
+
+// procStat reads a process's state letter and start time (clock ticks
+// after boot) from /proc/PID/stat.
+func procStat(pid int) (state byte, start string, ok bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return 0, "", false
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')') // the command name may hold spaces and parentheses
-	return i >= 0 && len(s) > i+2 && (s[i+2] == 'T' || s[i+2] == 't')
+	if i < 0 {
+		return 0, "", false
+	}
+	// After the name: state (field 3), ..., starttime (field 22).
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 || len(f[0]) != 1 {
+		return 0, "", false
+	}
+	return f[0][0], f[19], true
+}
+
+// proc names one process: its pid and its start time, which tells it from
+// a later process given the same pid.
+type proc struct {
+	pid   int
+	start string
+}
+
+// procOf names the running process pid; false if there is none.
+func procOf(pid int) (proc, bool) {
+	state, start, ok := procStat(pid)
+	if !ok || state == 'Z' || state == 'X' {
+		return proc{}, false
+	}
+	return proc{pid, start}, true
+}
+
+// gone reports whether the process has exited: /proc no longer lists it,
+// it is a zombie (its files, listeners included, are closed by then), or
+// its pid now names another process.
+func (p proc) gone() bool {
+	state, start, ok := procStat(p.pid)
+	return !ok || state == 'Z' || state == 'X' || start != p.start
 }
 
 // Lock takes the state directory's lock, waiting up to two minutes for

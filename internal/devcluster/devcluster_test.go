@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -194,5 +196,52 @@ func TestPortInUseIsNamed(t *testing.T) {
 	l.Close()
 	if err := portFree(2, port); err != nil {
 		t.Fatalf("portFree after the listener closed: %v", err)
+	}
+}
+
+// A process counts as gone only once it has really exited (no /proc entry,
+// or a zombie, whose files are closed) or its pid names another process;
+// a stopped or running one is not gone, whatever its cmdline reads.
+func TestProcGone(t *testing.T) {
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	p, ok := procOf(cmd.Process.Pid)
+	if !ok || p.gone() {
+		t.Fatalf("procOf(running sleep) = %+v, %v; gone %v", p, ok, p.gone())
+	}
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if p.gone() {
+		t.Fatal("a stopped process counts as gone")
+	}
+	other := p
+	other.start += "0"
+	if !other.gone() {
+		t.Fatal("a pid whose start time changed (reused) does not count as gone")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Not waited for yet: a zombie until Wait reaps it.
+	deadline := time.Now().Add(10 * time.Second)
+	for !p.gone() {
+		if time.Now().After(deadline) {
+			t.Fatal("a killed, unreaped process never counted as gone")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if state, _, ok := procStat(p.pid); !ok || state != 'Z' {
+		t.Fatalf("killed, unreaped child: state %q, listed %v; want a zombie", state, ok)
+	}
+	if _, ok := procOf(p.pid); ok {
+		t.Fatal("procOf names a zombie as running")
+	}
+	cmd.Wait()
+	if !p.gone() {
+		t.Fatal("a reaped process does not count as gone")
 	}
 }

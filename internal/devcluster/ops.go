@@ -307,27 +307,30 @@ func (c *Cluster) Start(withTLS bool) error {
 // stopNodes resumes, SIGTERMs and waits for the listed nodes, SIGKILLing any
 // still running after StopTimeout, and removes their pid files.
 func (c *Cluster) stopNodes(nodes ...int) error {
-	var running []int
+	var running []nodeProc
 	for _, n := range nodes {
 		if pid, ok := c.Pid(n); ok {
+			p, alive := procOf(pid)
 			_ = syscall.Kill(pid, syscall.SIGCONT)
 			_ = syscall.Kill(pid, syscall.SIGTERM)
-			running = append(running, n)
+			if alive {
+				running = append(running, nodeProc{n, p})
+			}
 			fmt.Fprintf(c.cfg.Out, "stopping n%d (pid %d)\n", n, pid)
 		}
 	}
 	deadline := time.Now().Add(StopTimeout)
 	for len(running) > 0 && time.Now().Before(deadline) {
-		running = slices.DeleteFunc(running, func(n int) bool { _, ok := c.Pid(n); return !ok })
+		running = slices.DeleteFunc(running, func(r nodeProc) bool { return r.p.gone() })
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, n := range running {
-		if pid, ok := c.Pid(n); ok {
-			fmt.Fprintf(c.cfg.Err, "n%d did not stop within %s; sending SIGKILL\n", n, StopTimeout)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+	for _, r := range running {
+		if !r.p.gone() {
+			fmt.Fprintf(c.cfg.Err, "n%d did not stop within %s; sending SIGKILL\n", r.n, StopTimeout)
+			_ = syscall.Kill(r.p.pid, syscall.SIGKILL)
 		}
 	}
-	if err := c.waitGone(running...); err != nil {
+	if err := waitGone(running...); err != nil {
 		return err
 	}
 	for _, n := range nodes {
@@ -337,18 +340,26 @@ func (c *Cluster) stopNodes(nodes ...int) error {
 	return nil
 }
 
-// waitGone waits (five seconds at most) until the nodes' processes are gone.
-func (c *Cluster) waitGone(nodes ...int) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for _, n := range nodes {
-		for {
-			if _, ok := c.Pid(n); !ok {
-				break
-			}
+// nodeProc is node n's process, named before it was signalled.
+type nodeProc struct {
+	n int
+	p proc
+}
+
+// waitGone waits (ten seconds at most) until the processes have exited.
+// It waits on the processes named before the signal, not on Pid: while a
+// process exits, the kernel frees its memory before it closes its files,
+// and in between /proc/PID/cmdline reads empty, so Pid already reports the
+// node gone while its listeners still hold their ports (at a million keys
+// that window is long enough for a restart to find its port taken).
+func waitGone(procs ...nodeProc) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for _, r := range procs {
+		for !r.p.gone() {
 			if time.Now().After(deadline) {
-				return fmt.Errorf("n%d is still running after SIGKILL", n)
+				return fmt.Errorf("n%d (pid %d) is still running after SIGKILL", r.n, r.p.pid)
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	return nil
@@ -488,10 +499,16 @@ func (c *Cluster) Kill(n int) error {
 		return err
 	}
 	defer c.Unlock()
+	var procs []nodeProc
+	if pid, ok := c.Pid(n); ok {
+		if p, alive := procOf(pid); alive {
+			procs = append(procs, nodeProc{n, p})
+		}
+	}
 	if err := c.Signal(n, syscall.SIGKILL, "killed"); err != nil {
 		return err
 	}
-	if err := c.waitGone(n); err != nil {
+	if err := waitGone(procs...); err != nil {
 		return err
 	}
 	return os.Remove(c.pidFile(n))
