@@ -361,13 +361,58 @@ func PeerTLSArgs(dir, id string) []string {
 		"--peer-cert", filepath.Join(dir, id+".pem"), "--peer-key", filepath.Join(dir, id+"-key.pem")}
 }
 
-// portFree fails when something already listens on 127.0.0.1:port.
+// portFree fails when 127.0.0.1:port cannot be bound for PortWait: a node
+// that was just stopped may still be releasing its sockets. The error lists
+// the TCP states of the sockets on the port, from /proc/net/tcp.
 func portFree(n, port int) error {
-	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		return fmt.Errorf("n%d cannot start: 127.0.0.1:%d is already in use by another process", n, port)
+	deadline := time.Now().Add(PortWait)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			return l.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("n%d cannot start: 127.0.0.1:%d is already in use by another process (sockets on it: %s; ss -tlnp names a listener's process)",
+				n, port, portStates(port))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return l.Close()
+}
+
+// PortWait is how long portFree waits for a port to come free.
+var PortWait = 3 * time.Second
+
+// tcpStates names /proc/net/tcp's state codes.
+var tcpStates = map[string]string{"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+	"05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+// portStates counts, by TCP state, the sockets whose local port is port.
+func portStates(port int) string {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	suffix := fmt.Sprintf(":%04X", port)
+	counts := map[string]int{}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 3 && strings.HasSuffix(f[1], suffix) {
+			name := tcpStates[f[3]]
+			if name == "" {
+				name = f[3]
+			}
+			counts[name]++
+		}
+	}
+	if len(counts) == 0 {
+		return "none in /proc/net/tcp"
+	}
+	var parts []string
+	for name, k := range counts {
+		parts = append(parts, fmt.Sprintf("%d %s", k, name))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
 }
 
 // envWithout returns env minus the named variables.

@@ -189,13 +189,30 @@ func TestPortInUseIsNamed(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
+	defer func(w time.Duration) { PortWait = w }(PortWait)
+	PortWait = 100 * time.Millisecond
 	err = portFree(2, port)
-	if err == nil || !strings.Contains(err.Error(), "n2 cannot start: 127.0.0.1:"+strconv.Itoa(port)+" is already in use") {
+	if err == nil || !strings.Contains(err.Error(), "n2 cannot start: 127.0.0.1:"+strconv.Itoa(port)+" is already in use") ||
+		!strings.Contains(err.Error(), "1 LISTEN") {
 		t.Fatalf("portFree on a bound port: %v", err)
 	}
 	l.Close()
 	if err := portFree(2, port); err != nil {
 		t.Fatalf("portFree after the listener closed: %v", err)
+	}
+
+	// A port released while portFree waits (a stopped node's sockets going
+	// away) counts as free.
+	if l, err = net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err != nil {
+		t.Skipf("port %d was taken meanwhile: %v", port, err)
+	}
+	PortWait = 10 * time.Second
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		l.Close()
+	}()
+	if err := portFree(2, port); err != nil {
+		t.Fatalf("portFree while the listener closes: %v", err)
 	}
 }
 
